@@ -1,0 +1,205 @@
+"""JobContext: what a driver uses to report on its job, and the only door to the store it has."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from distributed import Client, Future, as_completed
+from sqlalchemy import Engine
+
+from jobstore import transitions
+from jobstore.models import StageStatus
+from jobstore.transitions import Lease, Report, StageUpdate
+from runlab.errors import JobCancelled, LostJob
+
+log = logging.getLogger(__name__)
+
+LEVELS = ("debug", "info", "warning", "error")
+
+
+class JobContext:
+    """Buffers a driver's reports and writes them, throttled, behind the attempt's fence.
+
+    Progress, metrics and log lines are written at most once per `write_interval`; a stage
+    change is written at once. A write that finds the attempt fenced out marks the context
+    lost, and the driver's next call raises `LostJob`.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        lease: Lease,
+        client: Client | None,
+        *,
+        stage_names: list[str],
+        write_interval: float = 0.25,
+        lease_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine = engine
+        self.lease = lease
+        self.client = client
+        self._stage_names = list(stage_names)
+        self._interval = write_interval
+        self._lease_seconds = lease_seconds
+        self._clock = clock
+        self._lock = threading.Lock()  # guards _pending and the counters
+        self._flush_lock = threading.Lock()  # keeps batches in order
+        self._pending = Report()
+        self._last_write = float("-inf")
+        self._stage: tuple[int, str] | None = None
+        self._progress = 0.0
+        self.cancel_requested = threading.Event()
+        self.lost = threading.Event()
+        self._db_trouble = False
+
+    @property
+    def job_id(self) -> str:
+        return self.lease.public_id
+
+    @property
+    def attempt(self) -> int:
+        return self.lease.attempt
+
+    # --- reporting ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Mark a named stage running for the block, and done when it exits cleanly."""
+        self.check_cancelled()
+        with self._lock:
+            idx = (
+                self._stage_names.index(name)
+                if name in self._stage_names
+                else len(self._stage_names)
+            )
+            if idx == len(self._stage_names):
+                self._stage_names.append(name)
+            self._stage = (idx, name)
+            self._pending.stage = name
+            self._pending.stage_updates.append(
+                StageUpdate(idx, name, StageStatus.RUNNING, 0.0, started=True)
+            )
+            self._set_progress(idx, 0.0)
+        self.flush()
+        yield
+        with self._lock:
+            self._pending.stage_updates.append(
+                StageUpdate(idx, name, StageStatus.DONE, 1.0, finished=True)
+            )
+            self._set_progress(idx, 1.0)
+            self._stage = None
+        self.flush()
+
+    def progress(self, done: float, total: float) -> None:
+        """Progress within the current stage (or the whole job outside any stage)."""
+        frac = 0.0 if total <= 0 else min(1.0, max(0.0, done / total))
+        with self._lock:
+            if self._stage is None:
+                self._progress = max(self._progress, frac)
+                self._pending.progress = self._progress
+            else:
+                idx, name = self._stage
+                self._pending.stage_updates.append(StageUpdate(idx, name, progress=frac))
+                self._set_progress(idx, frac)
+        self._maybe_flush()
+
+    def metric(self, name: str, step: float, value: float) -> None:
+        """One point of a series that the job page draws live."""
+        with self._lock:
+            self._pending.metrics.append((name, float(step), float(value)))
+        self._maybe_flush()
+
+    def log(self, level: str, message: str) -> None:
+        level = level.lower()
+        if level not in LEVELS:
+            level = "info"
+        log.log(logging.getLevelName(level.upper()), "[%s] %s", self.job_id, message)
+        with self._lock:
+            self._pending.logs.append((level, str(message)))
+        self._maybe_flush()
+
+    def check_cancelled(self) -> None:
+        """Raise if the driver should stop: the job was cancelled or this attempt lost it."""
+        self._maybe_flush()
+        if self.lost.is_set():
+            raise LostJob(self.lease.job_id, self.lease.attempt)
+        if self.cancel_requested.is_set():
+            raise JobCancelled(f"job {self.job_id} was cancelled")
+
+    def as_completed(self, futures: Iterable[Future]) -> Iterator[tuple[Future, Any]]:
+        """Yield (future, result) as Dask finishes them, checking for cancel in between.
+
+        Whatever way the loop ends, the futures still pending are cancelled on the cluster.
+        """
+        futures = list(futures)
+        try:
+            for fut in as_completed(futures):
+                self.check_cancelled()
+                yield fut, fut.result()
+                self.check_cancelled()
+        finally:
+            pending = [f for f in futures if not f.done()]
+            if pending and self.client is not None:
+                self.client.cancel(pending)
+
+    # --- writing --------------------------------------------------------------------------------
+
+    def _set_progress(self, idx: int, frac: float) -> None:
+        n = max(1, len(self._stage_names))
+        overall = min(1.0, (idx + frac) / n)
+        if overall > self._progress:
+            self._progress = overall
+            self._pending.progress = overall
+
+    def _maybe_flush(self) -> None:
+        if self._clock() - self._last_write >= self._interval:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is pending now. Raises LostJob if the attempt has been fenced out."""
+        with self._flush_lock:
+            with self._lock:
+                batch, self._pending = self._pending, Report()
+            if batch.empty():
+                return
+            try:
+                cancel = transitions.report(
+                    self._engine, self.lease, batch, lease_seconds=self._lease_seconds
+                )
+            except LostJob:
+                self.lost.set()
+                raise
+            except Exception:
+                if not self._db_trouble:
+                    log.warning("could not write progress of %s; will retry", self.job_id)
+                    self._db_trouble = True
+                self._merge_back(batch)
+                return
+            self._db_trouble = False
+            self._last_write = self._clock()
+            if cancel:
+                self.cancel_requested.set()
+
+    def _merge_back(self, batch: Report) -> None:
+        with self._lock:
+            newer = self._pending
+            batch.stage_updates.extend(newer.stage_updates)
+            batch.metrics.extend(newer.metrics)
+            batch.logs.extend(newer.logs)
+            if newer.progress is not None:
+                batch.progress = newer.progress
+            if newer.stage is not None:
+                batch.stage = newer.stage
+            self._pending = batch
+
+    def take_pending(self) -> Report:
+        """What is left unwritten, for the final transition to write in its own transaction."""
+        with self._flush_lock, self._lock:
+            batch, self._pending = self._pending, Report()
+            return batch

@@ -1,0 +1,235 @@
+"""The kinds of job Runlab can run: built-ins, entry points (`runlab.kinds`) and extra modules.
+
+A kind is one module that calls `register(...)` with its parameter model, its stage names and its
+driver. Parameter errors become field-level messages here, once, for every edge.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
+
+import annotated_types
+from pydantic import BaseModel, ValidationError
+
+from runlab.errors import InvalidParams, UnknownKind
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from compute.context import JobContext
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "runlab.kinds"
+BUILTIN = ("compute.kinds.monte_carlo_pi", "compute.kinds.demo_stages")
+
+Driver = Callable[["JobContext", Any], dict[str, Any]]
+Figure = Callable[[dict[str, Any], Mapping[str, tuple[list[float], list[float]]]], "go.Figure"]
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    title: str
+    description: str
+    params: type[BaseModel]
+    stages: Callable[[Any], list[str]]
+    run: Driver
+    figure: Figure | None = None
+
+    def parse(self, params: Mapping[str, Any]) -> BaseModel:
+        """The typed parameters, or InvalidParams naming each bad field."""
+        try:
+            return self.params.model_validate(dict(params))
+        except ValidationError as exc:
+            raise InvalidParams(field_errors(self.params, exc)) from None
+
+    def stage_names(self, clean: Mapping[str, Any]) -> list[str]:
+        return list(self.stages(self.parse(clean)))
+
+
+_KINDS: dict[str, Kind] = {}
+_loaded: set[str] = set()
+
+
+def register(
+    name: str,
+    *,
+    title: str,
+    description: str,
+    params: type[BaseModel],
+    stages: Iterable[str] | Callable[[Any], list[str]],
+    figure: Figure | None = None,
+) -> Callable[[Driver], Driver]:
+    """Decorate a driver `run(ctx, params) -> result` to make it a kind."""
+    stage_fn = stages if callable(stages) else (lambda _p, fixed=tuple(stages): list(fixed))
+
+    def deco(run: Driver) -> Driver:
+        _KINDS[name] = Kind(name, title, description, params, stage_fn, run, figure)
+        return run
+
+    return deco
+
+
+def load(extra_modules: Iterable[str] = ()) -> None:
+    """Import the built-in kinds, the installed plugins and any extra modules, once each."""
+    for module in (*BUILTIN, *extra_modules):
+        if module not in _loaded:
+            importlib.import_module(module)
+            _loaded.add(module)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        key = f"ep:{ep.value}"
+        if key not in _loaded:
+            try:
+                ep.load()
+            except Exception:
+                log.exception("could not load kind plugin %s", ep.value)
+            _loaded.add(key)
+
+
+def get(name: str) -> Kind:
+    load()
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise UnknownKind(name, sorted(_KINDS)) from None
+
+
+def all_kinds() -> list[Kind]:
+    load()
+    return [_KINDS[k] for k in sorted(_KINDS)]
+
+
+def validate(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Check parameters against the kind's model; return them complete and JSON-ready."""
+    return get(kind).parse(params).model_dump(mode="json")
+
+
+# --- field-level messages -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """What a form or `runlab kinds` needs to know of one parameter."""
+
+    name: str
+    type: str  # "int", "float", "bool", "str" or "choice"
+    required: bool
+    default: Any
+    minimum: float | None
+    maximum: float | None
+    choices: tuple[Any, ...]
+    optional: bool
+    description: str
+
+
+def describe(model: type[BaseModel]) -> list[FieldInfo]:
+    out = []
+    for name, f in model.model_fields.items():
+        ann = f.annotation
+        optional = False
+        args = get_args(ann)
+        if type(None) in args:
+            optional = True
+            ann = next(a for a in args if a is not type(None))
+        choices: tuple[Any, ...] = ()
+        if get_origin(ann) is Literal:
+            kind, choices = "choice", get_args(ann)
+        elif ann is bool:
+            kind = "bool"
+        elif ann is int:
+            kind = "int"
+        elif ann is float:
+            kind = "float"
+        else:
+            kind = "str"
+        lo = hi = None
+        for m in f.metadata:
+            if isinstance(m, annotated_types.Ge):
+                lo = m.ge
+            elif isinstance(m, annotated_types.Gt):
+                lo = m.gt
+            elif isinstance(m, annotated_types.Le):
+                hi = m.le
+            elif isinstance(m, annotated_types.Lt):
+                hi = m.lt
+        required = f.is_required()
+        default = None if required or f.default_factory is not None else f.default
+        out.append(
+            FieldInfo(
+                name,
+                kind,
+                required,
+                default,
+                lo,
+                hi,
+                choices,
+                optional,
+                f.description or "",
+            )
+        )
+    return out
+
+
+def _num(x: float) -> str:
+    if isinstance(x, int) or (isinstance(x, float) and x.is_integer() and abs(x) < 1e16):
+        return str(int(x))
+    return f"{x:g}"
+
+
+def rule(info: FieldInfo) -> str:
+    """The one-line rule for a field, as used in every message about it."""
+    if info.type == "choice":
+        return "must be one of " + ", ".join(str(c) for c in info.choices)
+    noun = {"int": "an integer", "float": "a number", "bool": "true or false"}.get(
+        info.type, "text"
+    )
+    if info.minimum is not None and info.maximum is not None:
+        return f"must be {noun} between {_num(info.minimum)} and {_num(info.maximum)}"
+    if info.minimum is not None:
+        return f"must be {noun} of at least {_num(info.minimum)}"
+    if info.maximum is not None:
+        return f"must be {noun} of at most {_num(info.maximum)}"
+    return f"must be {noun}"
+
+
+_RULE_ERRORS = (
+    "type",
+    "parsing",
+    "greater_than",
+    "less_than",
+    "from_float",
+    "finite_number",
+    "literal_error",
+    "bool",
+    "int",
+    "float",
+)
+
+
+def field_errors(model: type[BaseModel], exc: ValidationError) -> dict[str, str]:
+    infos = {i.name: i for i in describe(model)}
+    out: dict[str, str] = {}
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"] if not isinstance(p, int)]
+        name = loc[0] if loc else "params"
+        if name in out:
+            continue
+        etype = err["type"]
+        if etype == "missing":
+            msg = "is required"
+        elif etype == "extra_forbidden":
+            msg = "is not a parameter of this kind; known: " + ", ".join(infos)
+        elif etype == "value_error":
+            msg = str(err.get("ctx", {}).get("error", err["msg"]))
+        elif name in infos and any(k in etype for k in _RULE_ERRORS):
+            msg = rule(infos[name])
+        else:
+            msg = err["msg"]
+        out[name] = msg
+    return out

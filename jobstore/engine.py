@@ -1,0 +1,125 @@
+"""One engine per process, set up for its backend, plus the database clock and migrations."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, DateTime, Engine, create_engine, event, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_BUSY_MS = 30_000
+READONLY = "runlab_readonly"
+_MIGRATE_LOCK = threading.Lock()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; a SQLite file's folder is made if missing."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
+        _setup_sqlite(engine)
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _setup_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Hand transaction control to the "begin" hook below instead of pysqlite's own.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # BEGIN IMMEDIATE for writers: a deferred transaction that reads and then writes gets
+        # SQLITE_BUSY at once, whatever busy_timeout says. Readers stay deferred so that they
+        # never wait for a writer under WAL.
+        if conn.get_execution_options().get(READONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextlib.contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A consistent read-only snapshot that never takes SQLite's write lock."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(**{READONLY: True})
+        with conn.begin():
+            yield conn
+
+
+def is_postgres(engine: Engine | Connection) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+class db_now(FunctionElement[Any]):
+    """The database's clock: the one clock that leases compare across processes."""
+
+    type = DateTime(timezone=True)
+    inherit_cache = True
+
+
+class db_later(FunctionElement[Any]):
+    """The database's clock plus a number of seconds (a bound parameter)."""
+
+    type = DateTime(timezone=True)
+    inherit_cache = True
+
+
+@compiles(db_now, "sqlite")
+def _now_sqlite(element: db_now, compiler: Any, **kw: Any) -> str:
+    return "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+
+
+@compiles(db_now, "postgresql")
+def _now_pg(element: db_now, compiler: Any, **kw: Any) -> str:
+    return "clock_timestamp()"
+
+
+@compiles(db_later, "sqlite")
+def _later_sqlite(element: db_later, compiler: Any, **kw: Any) -> str:
+    secs = compiler.process(element.clauses, **kw)
+    return f"strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', {secs}))"
+
+
+@compiles(db_later, "postgresql")
+def _later_pg(element: db_later, compiler: Any, **kw: Any) -> str:
+    secs = compiler.process(element.clauses, **kw)
+    return f"(clock_timestamp() + make_interval(secs => {secs}))"
+
+
+def migrate(engine: Engine) -> None:
+    """`alembic upgrade head`, safe when several processes start at once.
+
+    SQLite serialises the upgrade through BEGIN IMMEDIATE, PostgreSQL through an advisory
+    lock taken in env.py; the loser then finds the schema at head and does nothing.
+    """
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    # Alembic keeps its context in module globals, so threads of one process take turns.
+    with _MIGRATE_LOCK, engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def database_time(conn: Connection) -> Any:
+    return conn.execute(select(db_now())).scalar_one()

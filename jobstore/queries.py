@@ -1,0 +1,308 @@
+"""Every read the pages and the CLI make, each returning plain records from `views`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, func, or_, select
+
+from jobstore.engine import db_now, reading
+from jobstore.models import (
+    Job,
+    JobEvent,
+    JobMetric,
+    JobResult,
+    JobStage,
+    Runner,
+    Status,
+)
+from jobstore.views import (
+    ErrorView,
+    JobDetail,
+    JobPage,
+    JobSummary,
+    LogLine,
+    Overview,
+    RunnerView,
+    StageView,
+    as_utc,
+)
+from runlab.errors import JobNotFound
+
+jobs = Job.__table__
+PUBLIC_ID = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
+SUMMARY_COLUMNS = (
+    jobs.c.public_id,
+    jobs.c.kind,
+    jobs.c.name,
+    jobs.c.owner,
+    jobs.c.status,
+    jobs.c.attempt,
+    jobs.c.progress,
+    jobs.c.stage,
+    jobs.c.created_at,
+    jobs.c.started_at,
+    jobs.c.finished_at,
+)
+
+
+def _summary(r: Any) -> JobSummary:
+    return JobSummary(
+        id=r.public_id,
+        kind=r.kind,
+        name=r.name,
+        owner=r.owner,
+        status=Status(r.status),
+        attempt=r.attempt,
+        progress=float(r.progress),
+        stage=r.stage,
+        created_at=as_utc(r.created_at),
+        started_at=as_utc(r.started_at),
+        finished_at=as_utc(r.finished_at),
+    )
+
+
+def get_job(
+    engine: Engine, public_id: str, *, log_lines: int = 50, max_points: int = 2000
+) -> JobDetail:
+    """One job with its stages, latest metrics, last log lines and result."""
+    if not isinstance(public_id, str) or not PUBLIC_ID.match(public_id):
+        raise JobNotFound(str(public_id))
+    with reading(engine) as conn:
+        row = conn.execute(select(jobs).where(jobs.c.public_id == public_id)).first()
+        if row is None:
+            raise JobNotFound(public_id)
+        stages = conn.execute(
+            select(JobStage.__table__).where(JobStage.job_id == row.id).order_by(JobStage.idx)
+        ).all()
+        result = conn.execute(
+            select(JobResult.summary, JobResult.chart).where(JobResult.job_id == row.id)
+        ).first()
+        logs = conn.execute(
+            select(JobEvent.at, JobEvent.attempt, JobEvent.level, JobEvent.message)
+            .where(JobEvent.job_id == row.id, JobEvent.kind == "log")
+            .order_by(JobEvent.id.desc())
+            .limit(log_lines)
+        ).all()
+        traceback = None
+        if row.status == Status.FAILED:
+            traceback = conn.execute(
+                select(JobEvent.detail)
+                .where(JobEvent.job_id == row.id, JobEvent.to_status == Status.FAILED)
+                .order_by(JobEvent.id.desc())
+                .limit(1)
+            ).scalar()
+        series = _series(conn, row.id, max_points)
+        position = (
+            _queue_position(conn, row.id, row.priority) if row.status == Status.QUEUED else None
+        )
+    base = _summary(row)
+    return JobDetail(
+        **base.__dict__,
+        tags=list(row.tags or []),
+        params=dict(row.params or {}),
+        max_attempts=row.max_attempts,
+        cancel_requested=bool(row.cancel_requested),
+        error=(
+            ErrorView(row.error_type or "Error", row.error_message or "")
+            if row.error_type or row.error_message
+            else None
+        ),
+        traceback=traceback,
+        stages=[
+            StageView(
+                s.idx,
+                s.name,
+                s.status,
+                float(s.progress),
+                as_utc(s.started_at),
+                as_utc(s.finished_at),
+            )
+            for s in stages
+        ],
+        result=None if result is None else result.summary,
+        chart=None if result is None else result.chart,
+        series=series,
+        logs=[
+            LogLine(as_utc(x.at), x.attempt, x.level or "info", x.message) for x in reversed(logs)
+        ],
+        queue_position=position,
+    )
+
+
+def _series(
+    conn: Connection, job_id: int, max_points: int
+) -> dict[str, tuple[list[float], list[float]]]:
+    """The metric series of the latest attempt that wrote any, thinned to `max_points` each."""
+    latest = conn.execute(
+        select(func.max(JobMetric.attempt)).where(JobMetric.job_id == job_id)
+    ).scalar()
+    if latest is None:
+        return {}
+    rows = conn.execute(
+        select(JobMetric.name, JobMetric.step, JobMetric.value)
+        .where(JobMetric.job_id == job_id, JobMetric.attempt == latest)
+        .order_by(JobMetric.name, JobMetric.step, JobMetric.id)
+    ).all()
+    out: dict[str, tuple[list[float], list[float]]] = {}
+    for name, step, value in rows:
+        xs, ys = out.setdefault(name, ([], []))
+        xs.append(step)
+        ys.append(value)
+    for name, (xs, ys) in out.items():
+        if len(xs) > max_points:
+            k = -(-len(xs) // max_points)
+            out[name] = (xs[::k] + xs[-1:], ys[::k] + ys[-1:])
+    return out
+
+
+def _queue_position(conn: Connection, job_id: int, priority: int) -> int:
+    """1 for the next job to be claimed: jobs of higher priority, then older ones, go first."""
+    ahead = conn.execute(
+        select(func.count())
+        .select_from(jobs)
+        .where(
+            jobs.c.status == Status.QUEUED,
+            or_(
+                jobs.c.priority > priority,
+                and_(jobs.c.priority == priority, jobs.c.id < job_id),
+            ),
+        )
+    ).scalar_one()
+    return int(ahead) + 1
+
+
+def queue_position(engine: Engine, public_id: str) -> int | None:
+    """Position of a queued job in the queue, or None once it has left it."""
+    with reading(engine) as conn:
+        row = conn.execute(
+            select(jobs.c.id, jobs.c.status, jobs.c.priority).where(jobs.c.public_id == public_id)
+        ).first()
+        if row is None:
+            raise JobNotFound(public_id)
+        if row.status != Status.QUEUED:
+            return None
+        return _queue_position(conn, row.id, row.priority)
+
+
+def _filters(status: Sequence[str] | None, kind: Sequence[str] | None) -> list[Any]:
+    where = []
+    if status:
+        where.append(jobs.c.status.in_([Status(s) for s in status]))
+    if kind:
+        where.append(jobs.c.kind.in_(list(kind)))
+    return where
+
+
+def list_jobs(
+    engine: Engine,
+    *,
+    status: Sequence[str] | None = None,
+    kind: Sequence[str] | None = None,
+    limit: int = 25,
+    offset: int = 0,
+) -> JobPage:
+    """A page of jobs, newest first, filtered and paged in the database."""
+    limit = max(1, min(limit, 500))
+    offset = max(0, offset)
+    where = _filters(status, kind)
+    with reading(engine) as conn:
+        rows = conn.execute(
+            select(*SUMMARY_COLUMNS)
+            .where(*where)
+            .order_by(jobs.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        ).all()
+        total = conn.execute(select(func.count()).select_from(jobs).where(*where)).scalar_one()
+    return JobPage([_summary(r) for r in rows], int(total), offset, limit)
+
+
+def queued_jobs(engine: Engine, *, limit: int = 50) -> list[tuple[int, JobSummary]]:
+    """The queue in claim order, with each job's position."""
+    with reading(engine) as conn:
+        rows = conn.execute(
+            select(*SUMMARY_COLUMNS)
+            .where(jobs.c.status == Status.QUEUED)
+            .order_by(jobs.c.priority.desc(), jobs.c.id)
+            .limit(limit)
+        ).all()
+    return [(i, _summary(r)) for i, r in enumerate(rows, start=1)]
+
+
+def running_jobs(engine: Engine, *, limit: int = 100) -> list[JobSummary]:
+    with reading(engine) as conn:
+        rows = conn.execute(
+            select(*SUMMARY_COLUMNS)
+            .where(jobs.c.status == Status.RUNNING)
+            .order_by(jobs.c.id)
+            .limit(limit)
+        ).all()
+    return [_summary(r) for r in rows]
+
+
+def runners(engine: Engine, *, alive_within: float) -> list[RunnerView]:
+    """Runners that have not said they stopped; silent ones are reported as not alive."""
+    r = Runner.__table__
+    with reading(engine) as conn:
+        now = as_utc(conn.execute(select(db_now())).scalar_one())
+        rows = conn.execute(
+            select(r).where(r.c.stopped_at.is_(None)).order_by(r.c.started_at.desc())
+        ).all()
+        counts = dict(
+            conn.execute(
+                select(jobs.c.runner_id, func.count())
+                .where(jobs.c.status == Status.RUNNING)
+                .group_by(jobs.c.runner_id)
+            ).all()
+        )
+    out = []
+    for x in rows:
+        beat = as_utc(x.heartbeat_at)
+        age = max(0.0, (now - beat).total_seconds())
+        out.append(
+            RunnerView(
+                id=x.id,
+                host=x.host,
+                pid=x.pid,
+                concurrency=x.concurrency,
+                started_at=as_utc(x.started_at),
+                heartbeat_at=beat,
+                heartbeat_age=age,
+                alive=age <= alive_within,
+                running_jobs=int(counts.get(x.id, 0)),
+                scheduler_address=x.scheduler_address,
+                dashboard_link=x.dashboard_link,
+            )
+        )
+    return out
+
+
+def overview(engine: Engine, *, alive_within: float, recent: int = 10) -> Overview:
+    with reading(engine) as conn:
+        counts = dict(
+            conn.execute(
+                select(jobs.c.status, func.count())
+                .where(jobs.c.status.in_([Status.QUEUED, Status.RUNNING]))
+                .group_by(jobs.c.status)
+            ).all()
+        )
+        running = conn.execute(
+            select(*SUMMARY_COLUMNS)
+            .where(jobs.c.status == Status.RUNNING)
+            .order_by(jobs.c.id)
+            .limit(20)
+        ).all()
+        latest = conn.execute(
+            select(*SUMMARY_COLUMNS).order_by(jobs.c.id.desc()).limit(recent)
+        ).all()
+    alive = sum(1 for r in runners(engine, alive_within=alive_within) if r.alive)
+    return Overview(
+        queued=int(counts.get(Status.QUEUED, 0)),
+        running=int(counts.get(Status.RUNNING, 0)),
+        runners_alive=alive,
+        running_jobs=[_summary(r) for r in running],
+        recent_jobs=[_summary(r) for r in latest],
+    )

@@ -1,0 +1,577 @@
+"""Every write that changes a job's state, each one a single fenced statement.
+
+Pages, the CLI and the runner call these verbs; none of them writes `status` itself. A runner's
+write names the attempt it belongs to (`WHERE id = :id AND status = :expected AND attempt =
+:attempt`). When that matches no row the job was cancelled or claimed again, so the caller gets
+`LostJob` and must stop: a stale attempt can never write over the current one.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, and_, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from jobstore.engine import db_later, db_now, is_postgres
+from jobstore.models import (
+    Job,
+    JobEvent,
+    JobMetric,
+    JobResult,
+    JobStage,
+    Runner,
+    StageStatus,
+    Status,
+)
+from runlab.errors import InvalidParams, JobNotFound, LostJob
+
+log = logging.getLogger(__name__)
+
+jobs = Job.__table__
+stages_t = JobStage.__table__
+events_t = JobEvent.__table__
+metrics_t = JobMetric.__table__
+results_t = JobResult.__table__
+runners_t = Runner.__table__
+
+NOTIFY_CHANNEL = "runlab_jobs"
+
+# The only moves a job can make; a pair missing here cannot happen.
+ALLOWED: dict[tuple[Status, Status], str] = {
+    (Status.QUEUED, Status.RUNNING): "claimed",
+    (Status.QUEUED, Status.CANCELLED): "cancelled while queued",
+    (Status.RUNNING, Status.SUCCEEDED): "succeeded",
+    (Status.RUNNING, Status.FAILED): "failed",
+    (Status.RUNNING, Status.CANCELLED): "cancelled while running",
+    (Status.RUNNING, Status.QUEUED): "requeued",
+}
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What a runner holds while it runs one attempt of a job."""
+
+    job_id: int
+    public_id: str
+    kind: str
+    params: dict[str, Any]
+    attempt: int
+    runner_id: str
+
+
+@dataclass
+class Report:
+    """A batch of a running job's writes, flushed in one fenced transaction."""
+
+    progress: float | None = None
+    stage: str | None = None
+    stage_updates: list[StageUpdate] = field(default_factory=list)
+    metrics: list[tuple[str, float, float]] = field(default_factory=list)
+    logs: list[tuple[str, str]] = field(default_factory=list)
+
+    def empty(self) -> bool:
+        return (
+            self.progress is None
+            and self.stage is None
+            and not (self.stage_updates or self.metrics or self.logs)
+        )
+
+
+@dataclass(frozen=True)
+class StageUpdate:
+    idx: int
+    name: str
+    status: StageStatus | None = None
+    progress: float | None = None
+    started: bool = False
+    finished: bool = False
+
+
+class CancelOutcome(enum.StrEnum):
+    CANCELLED = "cancelled"
+    REQUESTED = "requested"
+    ALREADY_FINISHED = "already finished"
+
+
+def new_public_id() -> str:
+    """96 random bits, URL-safe: the only id shown or shared."""
+    return secrets.token_urlsafe(12)
+
+
+def _event(
+    conn: Connection,
+    job_id: int,
+    attempt: int,
+    message: str,
+    *,
+    kind: str = "transition",
+    runner_id: str | None = None,
+    from_status: Status | None = None,
+    to_status: Status | None = None,
+    level: str | None = None,
+    detail: str | None = None,
+) -> None:
+    conn.execute(
+        insert(events_t).values(
+            job_id=job_id,
+            at=db_now(),
+            attempt=attempt,
+            runner_id=runner_id,
+            kind=kind,
+            from_status=from_status,
+            to_status=to_status,
+            level=level,
+            message=message,
+            detail=detail,
+        )
+    )
+
+
+def _transition(
+    conn: Connection,
+    job_id: int,
+    attempt: int,
+    src: Status,
+    dst: Status,
+    *,
+    runner_id: str | None = None,
+    detail: str | None = None,
+    **values: Any,
+) -> Row[Any]:
+    """The one fenced status write. Zero rows matched means the caller lost the job."""
+    if (src, dst) not in ALLOWED:
+        raise ValueError(f"no transition from {src} to {dst}")
+    row = conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.status == src, jobs.c.attempt == attempt)
+        .values(status=dst, **values)
+        .returning(jobs.c.id, jobs.c.status)
+    ).first()
+    if row is None:
+        raise LostJob(job_id, attempt)
+    _event(
+        conn,
+        job_id,
+        attempt,
+        ALLOWED[(src, dst)],
+        runner_id=runner_id,
+        from_status=src,
+        to_status=dst,
+        detail=detail,
+    )
+    return row
+
+
+def _notify(conn: Connection) -> None:
+    if is_postgres(conn):
+        conn.execute(text("SELECT pg_notify(:ch, '')"), {"ch": NOTIFY_CHANNEL})
+
+
+# --- submit -------------------------------------------------------------------------------------
+
+
+def submit(
+    engine: Engine,
+    kind: str,
+    params: Mapping[str, Any],
+    *,
+    name: str | None = None,
+    idempotency_key: str | None = None,
+    owner: str = "",
+    tags: Sequence[str] = (),
+    priority: int = 0,
+    max_attempts: int = 3,
+) -> str:
+    """Validate, store and queue a job; return its public id once it is committed."""
+    from compute import registry  # the kinds own their parameter models
+
+    spec = registry.get(kind)
+    clean = registry.validate(kind, params)
+    stage_names = spec.stage_names(clean)
+    name = (name or "").strip()
+    if len(name) > 200:
+        raise InvalidParams({"name": "must be at most 200 characters"})
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
+        raise InvalidParams({"idempotency_key": "must be 1 to 200 characters"})
+    if idempotency_key is not None:
+        existing = _by_idempotency_key(engine, idempotency_key)
+        if existing is not None:
+            return existing
+    public_id = new_public_id()
+    try:
+        with engine.begin() as conn:
+            job_id = conn.execute(
+                insert(jobs)
+                .values(
+                    public_id=public_id,
+                    kind=kind,
+                    name=name or f"{kind} {public_id[:6]}",
+                    owner=owner,
+                    tags=list(tags),
+                    params=clean,
+                    idempotency_key=idempotency_key,
+                    priority=priority,
+                    queue="default",
+                    status=Status.QUEUED,
+                    attempt=0,
+                    max_attempts=max_attempts,
+                    run_after=db_now(),
+                    created_at=db_now(),
+                    progress=0.0,
+                    cancel_requested=False,
+                )
+                .returning(jobs.c.id)
+            ).scalar_one()
+            if stage_names:
+                conn.execute(
+                    insert(stages_t),
+                    [
+                        {"job_id": job_id, "idx": i, "name": s, "status": StageStatus.PENDING}
+                        for i, s in enumerate(stage_names)
+                    ],
+                )
+            _event(conn, job_id, 0, "submitted", to_status=Status.QUEUED)
+            _notify(conn)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        existing = _by_idempotency_key(engine, idempotency_key)
+        if existing is None:
+            raise
+        return existing
+    return public_id
+
+
+def _by_idempotency_key(engine: Engine, key: str) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(jobs.c.public_id).where(jobs.c.idempotency_key == key)
+        ).scalar_one_or_none()
+
+
+# --- claim and lease ----------------------------------------------------------------------------
+
+
+def claim(
+    engine: Engine, runner_id: str, *, limit: int = 1, lease_seconds: float = 30.0
+) -> list[Lease]:
+    """Move up to `limit` due jobs from queued to running, each exactly once across runners."""
+    if limit <= 0:
+        return []
+    due = (
+        select(jobs.c.id)
+        .where(jobs.c.status == Status.QUEUED, jobs.c.run_after <= db_now())
+        .order_by(jobs.c.priority.desc(), jobs.c.id)
+        .limit(limit)
+    )
+    if engine.dialect.name == "postgresql":
+        # SKIP LOCKED: concurrent claimers pass over each other's rows instead of queueing.
+        due = due.with_for_update(skip_locked=True)
+    stmt = (
+        update(jobs)
+        .where(jobs.c.id.in_(due.scalar_subquery()), jobs.c.status == Status.QUEUED)
+        .values(
+            status=Status.RUNNING,
+            attempt=jobs.c.attempt + 1,
+            runner_id=runner_id,
+            lease_until=db_later(lease_seconds),
+            started_at=db_now(),
+            cancel_requested=False,
+        )
+        .returning(jobs.c.id, jobs.c.public_id, jobs.c.kind, jobs.c.params, jobs.c.attempt)
+    )
+    with engine.begin() as conn:
+        rows = conn.execute(stmt).all()
+        for r in rows:
+            _event(
+                conn,
+                r.id,
+                r.attempt,
+                ALLOWED[(Status.QUEUED, Status.RUNNING)],
+                runner_id=runner_id,
+                from_status=Status.QUEUED,
+                to_status=Status.RUNNING,
+            )
+    leases = [Lease(r.id, r.public_id, r.kind, dict(r.params), r.attempt, runner_id) for r in rows]
+    leases.sort(key=lambda lease: lease.job_id)
+    return leases
+
+
+def _fence(lease: Lease) -> Any:
+    return and_(
+        jobs.c.id == lease.job_id,
+        jobs.c.status == Status.RUNNING,
+        jobs.c.attempt == lease.attempt,
+    )
+
+
+def heartbeat(
+    engine: Engine, runner_id: str, leases: Iterable[Lease], *, lease_seconds: float
+) -> dict[int, bool | None]:
+    """Renew the runner's heartbeat and each lease.
+
+    Returns, per job id, whether a cancel was requested, or None when the attempt lost the job.
+    """
+    out: dict[int, bool | None] = {}
+    with engine.begin() as conn:
+        conn.execute(
+            update(runners_t).where(runners_t.c.id == runner_id).values(heartbeat_at=db_now())
+        )
+        for lease in leases:
+            row = conn.execute(
+                update(jobs)
+                .where(_fence(lease))
+                .values(lease_until=db_later(lease_seconds))
+                .returning(jobs.c.cancel_requested)
+            ).first()
+            out[lease.job_id] = None if row is None else bool(row.cancel_requested)
+    return out
+
+
+def report(engine: Engine, lease: Lease, batch: Report, *, lease_seconds: float) -> bool:
+    """Write a batch of progress, stage changes, metrics and log lines for one attempt.
+
+    Everything goes in one transaction behind the fence, so a stale attempt writes nothing.
+    Returns whether a cancel was requested.
+    """
+    values: dict[str, Any] = {"lease_until": db_later(lease_seconds)}
+    if batch.progress is not None:
+        values["progress"] = min(1.0, max(0.0, batch.progress))
+    if batch.stage is not None:
+        values["stage"] = batch.stage
+    with engine.begin() as conn:
+        row = conn.execute(
+            update(jobs).where(_fence(lease)).values(**values).returning(jobs.c.cancel_requested)
+        ).first()
+        if row is None:
+            raise LostJob(lease.job_id, lease.attempt)
+        _write_batch(conn, lease, batch)
+        return bool(row.cancel_requested)
+
+
+def _write_stage(conn: Connection, job_id: int, su: StageUpdate) -> None:
+    values: dict[str, Any] = {"name": su.name}
+    if su.status is not None:
+        values["status"] = su.status
+    if su.progress is not None:
+        values["progress"] = min(1.0, max(0.0, su.progress))
+    if su.started:
+        values["started_at"] = db_now()
+    if su.finished:
+        values["finished_at"] = db_now()
+    done = conn.execute(
+        update(stages_t)
+        .where(stages_t.c.job_id == job_id, stages_t.c.idx == su.idx)
+        .values(**values)
+        .returning(stages_t.c.id)
+    ).first()
+    if done is None:  # a stage the kind did not declare up front
+        values.setdefault("status", StageStatus.RUNNING)
+        conn.execute(insert(stages_t).values(job_id=job_id, idx=su.idx, **values))
+
+
+# --- ends of an attempt -------------------------------------------------------------------------
+
+
+def succeed(
+    engine: Engine,
+    lease: Lease,
+    summary: dict[str, Any],
+    chart: dict[str, Any] | None = None,
+    batch: Report | None = None,
+) -> None:
+    """Store the result and end the job in one transaction: no result without `succeeded`."""
+    with engine.begin() as conn:
+        _transition(
+            conn,
+            lease.job_id,
+            lease.attempt,
+            Status.RUNNING,
+            Status.SUCCEEDED,
+            runner_id=lease.runner_id,
+            progress=1.0,
+            stage=None,
+            finished_at=db_now(),
+            lease_until=None,
+        )
+        _write_batch(conn, lease, batch)
+        conn.execute(
+            update(stages_t)
+            .where(stages_t.c.job_id == lease.job_id, stages_t.c.status != StageStatus.DONE)
+            .values(status=StageStatus.DONE, progress=1.0, finished_at=db_now())
+        )
+        conn.execute(
+            insert(results_t).values(
+                job_id=lease.job_id,
+                attempt=lease.attempt,
+                summary=summary,
+                chart=chart,
+                created_at=db_now(),
+            )
+        )
+
+
+def fail(
+    engine: Engine,
+    lease: Lease,
+    error_type: str,
+    message: str,
+    traceback: str | None = None,
+    batch: Report | None = None,
+) -> None:
+    with engine.begin() as conn:
+        _transition(
+            conn,
+            lease.job_id,
+            lease.attempt,
+            Status.RUNNING,
+            Status.FAILED,
+            runner_id=lease.runner_id,
+            detail=traceback,
+            finished_at=db_now(),
+            lease_until=None,
+            error_type=error_type[:200],
+            error_message=message,
+        )
+        _write_batch(conn, lease, batch)
+        _close_open_stages(conn, lease.job_id, StageStatus.FAILED)
+
+
+def cancelled(engine: Engine, lease: Lease, batch: Report | None = None) -> None:
+    """The driver saw the cancel request and stopped: end the running job as cancelled."""
+    with engine.begin() as conn:
+        _transition(
+            conn,
+            lease.job_id,
+            lease.attempt,
+            Status.RUNNING,
+            Status.CANCELLED,
+            runner_id=lease.runner_id,
+            finished_at=db_now(),
+            lease_until=None,
+        )
+        _write_batch(conn, lease, batch)
+        _close_open_stages(conn, lease.job_id, StageStatus.FAILED)
+
+
+def _write_batch(conn: Connection, lease: Lease, batch: Report | None) -> None:
+    """Stage changes, metrics and log lines of one attempt; the caller has passed the fence."""
+    if batch is None:
+        return
+    for su in batch.stage_updates:
+        _write_stage(conn, lease.job_id, su)
+    if batch.metrics:
+        conn.execute(
+            insert(metrics_t),
+            [
+                {"job_id": lease.job_id, "attempt": lease.attempt, "name": n, "step": s, "value": v}
+                for n, s, v in batch.metrics
+            ],
+        )
+    if batch.logs:
+        # Multi-row VALUES rather than executemany, so that each row may carry db_now().
+        conn.execute(
+            insert(events_t).values(
+                [
+                    {
+                        "job_id": lease.job_id,
+                        "at": db_now(),
+                        "attempt": lease.attempt,
+                        "runner_id": lease.runner_id,
+                        "kind": "log",
+                        "level": level,
+                        "message": msg,
+                    }
+                    for level, msg in batch.logs
+                ]
+            )
+        )
+
+
+def _close_open_stages(conn: Connection, job_id: int, status: StageStatus) -> None:
+    conn.execute(
+        update(stages_t)
+        .where(stages_t.c.job_id == job_id, stages_t.c.status == StageStatus.RUNNING)
+        .values(status=status, finished_at=db_now())
+    )
+
+
+def request_cancel(engine: Engine, public_id: str) -> CancelOutcome:
+    """Cancel a queued job at once; ask a running one to stop at its next check."""
+    for _ in range(5):  # the job may move between our read and our fenced write
+        with engine.begin() as conn:
+            row = conn.execute(
+                select(jobs.c.id, jobs.c.status, jobs.c.attempt).where(
+                    jobs.c.public_id == public_id
+                )
+            ).first()
+            if row is None:
+                raise JobNotFound(public_id)
+            status = Status(row.status)
+            if status.terminal:
+                return CancelOutcome.ALREADY_FINISHED
+            if status is Status.QUEUED:
+                try:
+                    _transition(
+                        conn,
+                        row.id,
+                        row.attempt,
+                        Status.QUEUED,
+                        Status.CANCELLED,
+                        finished_at=db_now(),
+                    )
+                except LostJob:
+                    continue
+                return CancelOutcome.CANCELLED
+            hit = conn.execute(
+                update(jobs)
+                .where(jobs.c.id == row.id, jobs.c.status == Status.RUNNING)
+                .values(cancel_requested=True)
+                .returning(jobs.c.id)
+            ).first()
+            if hit is None:
+                continue
+            _event(conn, row.id, row.attempt, "cancel requested", kind="request")
+            return CancelOutcome.REQUESTED
+    raise RuntimeError(f"job {public_id} kept changing state while being cancelled")
+
+
+# --- runners ------------------------------------------------------------------------------------
+
+
+def register_runner(
+    engine: Engine,
+    runner_id: str,
+    *,
+    host: str,
+    pid: int,
+    concurrency: int,
+    scheduler_address: str | None,
+    dashboard_link: str | None,
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            insert(runners_t).values(
+                id=runner_id,
+                host=host,
+                pid=pid,
+                started_at=db_now(),
+                heartbeat_at=db_now(),
+                concurrency=concurrency,
+                scheduler_address=scheduler_address,
+                dashboard_link=dashboard_link,
+            )
+        )
+
+
+def runner_stopped(engine: Engine, runner_id: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(runners_t).where(runners_t.c.id == runner_id).values(stopped_at=db_now())
+        )

@@ -1,0 +1,144 @@
+"""Plain, detached records that the store hands to pages and the CLI (never ORM objects)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from jobstore.models import Status
+
+
+def as_utc(ts: datetime | None) -> datetime | None:
+    """SQLite hands back naive UTC times, PostgreSQL aware ones: make them all aware."""
+    if ts is None:
+        return None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class StageView:
+    idx: int
+    name: str
+    status: str
+    progress: float
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ErrorView:
+    type: str
+    message: str
+
+
+@dataclass(frozen=True)
+class LogLine:
+    at: datetime
+    attempt: int
+    level: str
+    message: str
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """One row of a job list."""
+
+    id: str
+    kind: str
+    name: str
+    owner: str
+    status: Status
+    attempt: int
+    progress: float
+    stage: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or datetime.now(UTC)
+        return max(0.0, (end - self.started_at).total_seconds())
+
+
+@dataclass(frozen=True)
+class JobDetail(JobSummary):
+    """One job with everything its page shows."""
+
+    tags: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    max_attempts: int = 1
+    cancel_requested: bool = False
+    error: ErrorView | None = None
+    traceback: str | None = None
+    stages: list[StageView] = field(default_factory=list)
+    result: dict[str, Any] | None = None
+    chart: dict[str, Any] | None = None
+    series: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
+    logs: list[LogLine] = field(default_factory=list)
+    queue_position: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The public shape of `runlab show --json`: a contract, so change it with care."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "name": self.name,
+            "owner": self.owner,
+            "tags": list(self.tags),
+            "status": str(self.status),
+            "attempt": self.attempt,
+            "progress": self.progress,
+            "stage": self.stage,
+            "stages": [
+                {"name": s.name, "status": s.status, "progress": s.progress} for s in self.stages
+            ],
+            "params": self.params,
+            "result": self.result,
+            "error": None if self.error is None else asdict(self.error),
+            "queue_position": self.queue_position,
+            "created_at": _iso(self.created_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+        }
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.isoformat()
+
+
+@dataclass(frozen=True)
+class JobPage:
+    rows: list[JobSummary]
+    total: int
+    offset: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class RunnerView:
+    id: str
+    host: str
+    pid: int
+    concurrency: int
+    started_at: datetime
+    heartbeat_at: datetime
+    heartbeat_age: float
+    alive: bool
+    running_jobs: int
+    scheduler_address: str | None
+    dashboard_link: str | None
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The home page's numbers, read in one snapshot."""
+
+    queued: int
+    running: int
+    runners_alive: int
+    running_jobs: list[JobSummary]
+    recent_jobs: list[JobSummary]

@@ -1,0 +1,52 @@
+"""The small error tree that every edge (CLI, UI, runner) maps in one place."""
+
+from __future__ import annotations
+
+
+class RunlabError(Exception):
+    """Base of every error Runlab raises on purpose; anything else is a bug."""
+
+    exit_code = 1
+
+
+class InvalidParams(RunlabError):
+    """Bad input, rejected before anything is stored.
+
+    `errors` maps a field name to its message, so that a form can show each one at its field.
+    """
+
+    exit_code = 2
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{field}: {msg}" for field, msg in self.errors.items()))
+
+
+class UnknownKind(InvalidParams):
+    def __init__(self, kind: str, known: list[str]) -> None:
+        super().__init__({"kind": f"unknown kind {kind!r}; known kinds: {', '.join(known)}"})
+
+
+class JobNotFound(RunlabError):
+    exit_code = 1
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"no such job: {job_id}")
+
+
+class LostJob(RunlabError):
+    """A fenced write matched no row: the job was cancelled or reclaimed, so this attempt stops."""
+
+    def __init__(self, job_id: int, attempt: int) -> None:
+        self.job_id = job_id
+        self.attempt = attempt
+        super().__init__(f"job {job_id} attempt {attempt} no longer owns the job")
+
+
+class JobCancelled(RunlabError):
+    """Raised inside a driver by `check_cancelled()` once a cancel was requested."""
+
+
+class BadResult(RunlabError):
+    """A driver returned something that cannot be stored as a result."""

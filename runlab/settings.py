@@ -1,0 +1,65 @@
+"""One settings object, read once: environment, then `.streamlit/secrets.toml`, then defaults."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+SECRETS_FILE = Path(".streamlit/secrets.toml")
+ENV_PREFIX = "RUNLAB_"
+
+
+class Settings(BaseModel):
+    database_url: str = "sqlite:///data/runlab.db"
+    scheduler: str = Field("", description="Dask scheduler address; empty starts a LocalCluster")
+    artifacts: str = "data/artifacts"
+    user: str = ""
+    lease_seconds: float = Field(30.0, gt=0)
+    heartbeat_seconds: float = Field(5.0, gt=0)
+    poll_seconds: float = Field(0.2, gt=0, description="idle runner's poll period on SQLite")
+    progress_write_seconds: float = Field(0.25, gt=0, description="throttle of a job's writes")
+    kind_modules: str = Field("", description="comma-separated modules that register more kinds")
+
+    @property
+    def owner(self) -> str:
+        if self.user:
+            return self.user
+        try:
+            return getpass.getuser()
+        except Exception:  # no passwd entry, as in some containers
+            return "unknown"
+
+    @property
+    def extra_kind_modules(self) -> list[str]:
+        return [m.strip() for m in self.kind_modules.split(",") if m.strip()]
+
+
+def _secrets(path: Path) -> dict[str, object]:
+    if not path.is_file():
+        return {}
+    with path.open("rb") as fh:
+        data = tomllib.load(fh)
+    section = data.get("runlab", data)
+    return {k.lower(): v for k, v in section.items() if isinstance(k, str)}
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, secrets_path: Path = SECRETS_FILE
+) -> Settings:
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    known = set(Settings.model_fields)
+    for key, value in _secrets(secrets_path).items():
+        if key in known:
+            values[key] = value
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX):
+            key = name[len(ENV_PREFIX) :].lower()
+            if key in known:
+                values[key] = value
+    return Settings.model_validate(values)
