@@ -37,6 +37,7 @@ class JobContext:
         client: Client | None,
         *,
         stage_names: list[str],
+        stage_weights: list[float] | None = None,
         write_interval: float = 0.25,
         lease_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
@@ -45,6 +46,11 @@ class JobContext:
         self.lease = lease
         self.client = client
         self._stage_names = list(stage_names)
+        weights = list(stage_weights or [1.0] * len(stage_names))
+        total = sum(weights) or 1.0
+        # Where each declared stage starts on the overall bar, and its share of it.
+        self._shares = [w / total for w in weights]
+        self._starts = [sum(self._shares[:i]) for i in range(len(self._shares))]
         self._interval = write_interval
         self._lease_seconds = lease_seconds
         self._clock = clock
@@ -151,8 +157,9 @@ class JobContext:
     # --- writing --------------------------------------------------------------------------------
 
     def _set_progress(self, idx: int, frac: float) -> None:
-        n = max(1, len(self._stage_names))
-        overall = min(1.0, (idx + frac) / n)
+        if idx >= len(self._shares):  # an undeclared stage: no share of the bar to move
+            return
+        overall = min(1.0, self._starts[idx] + frac * self._shares[idx])
         if overall > self._progress:
             self._progress = overall
             self._pending.progress = overall

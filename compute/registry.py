@@ -41,6 +41,7 @@ class Kind:
     stages: Callable[[Any], list[str]]
     run: Driver
     figure: Figure | None = None
+    weights: Callable[[Any], list[float]] | None = None
 
     def parse(self, params: Mapping[str, Any]) -> BaseModel:
         """The typed parameters, or InvalidParams naming each bad field."""
@@ -51,6 +52,13 @@ class Kind:
 
     def stage_names(self, clean: Mapping[str, Any]) -> list[str]:
         return list(self.stages(self.parse(clean)))
+
+    def stage_weights(self, params: BaseModel) -> list[float]:
+        """Each stage's share of the job's progress bar; equal unless the kind says otherwise."""
+        names = self.stages(params)
+        if self.weights is None:
+            return [1.0] * len(names)
+        return [float(w) for w in self.weights(params)]
 
 
 _KINDS: dict[str, Kind] = {}
@@ -65,12 +73,22 @@ def register(
     params: type[BaseModel],
     stages: Iterable[str] | Callable[[Any], list[str]],
     figure: Figure | None = None,
+    weights: Iterable[float] | Callable[[Any], list[float]] | None = None,
 ) -> Callable[[Driver], Driver]:
-    """Decorate a driver `run(ctx, params) -> result` to make it a kind."""
+    """Decorate a driver `run(ctx, params) -> result` to make it a kind.
+
+    `weights` gives each stage's share of the overall progress, so that a job whose work is
+    all in one stage does not sit at a third while that stage runs.
+    """
     stage_fn = stages if callable(stages) else (lambda _p, fixed=tuple(stages): list(fixed))
+    weight_fn = (
+        weights
+        if weights is None or callable(weights)
+        else (lambda _p, fixed=tuple(weights): list(fixed))
+    )
 
     def deco(run: Driver) -> Driver:
-        _KINDS[name] = Kind(name, title, description, params, stage_fn, run, figure)
+        _KINDS[name] = Kind(name, title, description, params, stage_fn, run, figure, weight_fn)
         return run
 
     return deco

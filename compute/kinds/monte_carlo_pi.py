@@ -113,6 +113,7 @@ def figure(result: Mapping[str, Any], series: Mapping[str, tuple[list[float], li
     description="Estimate π from random points in the unit square, in parallel on Dask.",
     params=PiParams,
     stages=["plan", "sample", "reduce"],
+    weights=[1, 98, 1],
     figure=figure,
 )
 def run(ctx: JobContext, p: PiParams) -> dict[str, Any]:

@@ -1,0 +1,56 @@
+"""The runner's one Dask client: to a LocalCluster it starts, or to an existing scheduler."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from distributed import Client, LocalCluster
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Cluster:
+    client: Client
+    local: LocalCluster | None
+
+    @property
+    def scheduler_address(self) -> str:
+        return str(self.client.scheduler.address)
+
+    @property
+    def dashboard_link(self) -> str | None:
+        try:
+            return str(self.client.dashboard_link)
+        except Exception:  # no dashboard (bokeh is not installed): nothing to link to
+            return None
+
+    def close(self) -> None:
+        try:
+            self.client.close(timeout=10)
+        finally:
+            if self.local is not None:
+                self.local.close(timeout=10)
+
+
+def connect(scheduler: str | None = None, n_workers: int | None = None) -> Cluster:
+    """A client to `scheduler`, or to a new LocalCluster of one single-threaded process per core.
+
+    One thread per worker process: the kernels are NumPy loops that hold the GIL between calls,
+    so processes, not threads, use the cores.
+    """
+    if scheduler:
+        log.info("connecting to Dask scheduler %s", scheduler)
+        return Cluster(Client(scheduler, timeout="30s"), None)
+    workers = n_workers or os.cpu_count() or 1
+    local = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.WARNING,
+    )
+    log.info("started a LocalCluster with %d workers at %s", workers, local.scheduler_address)
+    return Cluster(Client(local), local)

@@ -1,0 +1,246 @@
+"""The runner: claims jobs from the store and runs each one's driver in a thread of its own.
+
+Threads: the claim loop (the caller's), one heartbeat thread that renews the runner's row and
+every lease it holds, an optional LISTEN thread on PostgreSQL, and one thread per running job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import threading
+import traceback
+from dataclasses import dataclass
+
+import psycopg
+from sqlalchemy import Engine
+
+from compute import registry
+from compute.context import JobContext
+from compute.results import clean_result
+from jobstore import transitions
+from jobstore.engine import is_postgres
+from jobstore.transitions import Lease
+from runlab.errors import JobCancelled, LostJob
+from runlab.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PG_FALLBACK_POLL = 2.0  # seconds: LISTEN wakes us; this only covers a missed notification
+
+
+@dataclass
+class _Running:
+    lease: Lease
+    ctx: JobContext | None
+    thread: threading.Thread
+
+
+class Runner:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        client: object | None,
+        *,
+        concurrency: int = 2,
+        scheduler_address: str | None = None,
+        dashboard_link: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.client = client
+        self.concurrency = max(1, concurrency)
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._scheduler_address = scheduler_address
+        self._dashboard_link = dashboard_link
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._running: dict[int, _Running] = {}
+        self._db_down = False
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Claim and run jobs until `stop()`; then leave held jobs to their leases."""
+        transitions.register_runner(
+            self.engine,
+            self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            concurrency=self.concurrency,
+            scheduler_address=self._scheduler_address,
+            dashboard_link=self._dashboard_link,
+        )
+        log.info("runner %s started, concurrency %d", self.id, self.concurrency)
+        beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        beat.start()
+        if is_postgres(self.engine):
+            threading.Thread(target=self._listen_loop, name="listen", daemon=True).start()
+        idle = PG_FALLBACK_POLL if is_postgres(self.engine) else self.settings.poll_seconds
+        try:
+            while not self._stop.is_set():
+                got = self._claim_some()
+                if not got:
+                    self._wake.wait(idle)
+                    self._wake.clear()
+        finally:
+            self._shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def _shutdown(self) -> None:
+        with self._lock:
+            held = list(self._running.values())
+        for r in held:
+            # The jobs stay `running` until their leases lapse; the drivers write nothing more.
+            if r.ctx is not None:
+                r.ctx.lost.set()
+        for r in held:
+            r.thread.join(timeout=2)
+        try:
+            transitions.runner_stopped(self.engine, self.id)
+        except Exception:
+            log.warning("could not mark runner %s stopped", self.id, exc_info=True)
+        log.info("runner %s stopped; %d job(s) left to their leases", self.id, len(held))
+
+    # --- claiming -------------------------------------------------------------------------------
+
+    def _claim_some(self) -> int:
+        with self._lock:
+            free = self.concurrency - len(self._running)
+        if free <= 0:
+            return 0
+        try:
+            leases = transitions.claim(
+                self.engine, self.id, limit=free, lease_seconds=self.settings.lease_seconds
+            )
+        except Exception:
+            self._db_trouble("claim")
+            return 0
+        self._db_ok()
+        for lease in leases:
+            t = threading.Thread(
+                target=self._execute, args=(lease,), name=f"job-{lease.public_id}", daemon=True
+            )
+            with self._lock:
+                self._running[lease.job_id] = _Running(lease, None, t)
+            t.start()
+        return len(leases)
+
+    def _listen_loop(self) -> None:
+        """Wake the claim loop as soon as a job is submitted (PostgreSQL NOTIFY)."""
+        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {transitions.NOTIFY_CHANNEL}")
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self._wake.set()
+            except Exception:
+                log.debug("LISTEN connection lost; polling until it is back", exc_info=True)
+                self._stop.wait(PG_FALLBACK_POLL)
+
+    # --- one job --------------------------------------------------------------------------------
+
+    def _execute(self, lease: Lease) -> None:
+        ctx: JobContext | None = None
+        try:
+            kind = registry.get(lease.kind)
+            params = kind.parse(lease.params)
+            ctx = JobContext(
+                self.engine,
+                lease,
+                self.client,  # type: ignore[arg-type]
+                stage_names=kind.stages(params),
+                stage_weights=kind.stage_weights(params),
+                write_interval=self.settings.progress_write_seconds,
+                lease_seconds=self.settings.lease_seconds,
+            )
+            with self._lock:
+                self._running[lease.job_id].ctx = ctx
+            result = clean_result(kind.run(ctx, params))
+            pending = ctx.take_pending()
+            if ctx.lost.is_set():
+                raise LostJob(lease.job_id, lease.attempt)
+            transitions.succeed(self.engine, lease, result, None, pending)
+            log.info("job %s succeeded", lease.public_id)
+        except JobCancelled:
+            self._end(lease, "cancelled", ctx)
+        except LostJob:
+            log.warning("job %s attempt %d lost its lease; stopped", lease.public_id, lease.attempt)
+        except Exception as exc:
+            self._end(lease, "failed", ctx, exc)
+        finally:
+            with self._lock:
+                self._running.pop(lease.job_id, None)
+            self._wake.set()
+
+    def _end(
+        self, lease: Lease, how: str, ctx: JobContext | None, exc: BaseException | None = None
+    ) -> None:
+        pending = ctx.take_pending() if ctx is not None else None
+        try:
+            if exc is None:
+                transitions.cancelled(self.engine, lease, pending)
+            else:
+                message = str(exc) or type(exc).__name__
+                transitions.fail(
+                    self.engine,
+                    lease,
+                    type(exc).__name__,
+                    message,
+                    "".join(traceback.format_exception(exc)),
+                    pending,
+                )
+            log.info("job %s %s", lease.public_id, how)
+        except LostJob:
+            log.warning("job %s was lost before it could be marked %s", lease.public_id, how)
+        except Exception:
+            log.exception("could not mark job %s %s; its lease will lapse", lease.public_id, how)
+
+    # --- heartbeat ------------------------------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        period = self.settings.heartbeat_seconds
+        while not self._stop.wait(period):
+            with self._lock:
+                held = [(r.lease, r.ctx) for r in self._running.values()]
+            try:
+                states = transitions.heartbeat(
+                    self.engine,
+                    self.id,
+                    [lease for lease, _ in held],
+                    lease_seconds=self.settings.lease_seconds,
+                )
+            except Exception:
+                self._db_trouble("heartbeat")
+                continue
+            self._db_ok()
+            for lease, ctx in held:
+                if ctx is None:
+                    continue
+                state = states.get(lease.job_id)
+                if state is None:
+                    ctx.lost.set()
+                elif state:
+                    ctx.cancel_requested.set()
+                with contextlib.suppress(LostJob):
+                    ctx.flush()  # a quiet driver's trailing reports still reach the page
+
+    def _db_trouble(self, what: str) -> None:
+        if not self._db_down:
+            log.warning("the store did not answer (%s); retrying", what, exc_info=True)
+            self._db_down = True
+
+    def _db_ok(self) -> None:
+        if self._db_down:
+            log.info("the store answers again")
+            self._db_down = False

@@ -1,0 +1,324 @@
+"""`runlab`: the command line. Owns argument parsing, output shapes and exit codes.
+
+Exit codes: 0 success, 1 unknown id or a job that did not succeed (with --wait), 2 bad input.
+Errors are mapped to one-line messages in one place, `RunlabGroup.invoke`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import click
+from sqlalchemy import Engine
+
+from compute import registry
+from jobstore import queries, transitions
+from jobstore.engine import make_engine, migrate
+from jobstore.models import Status
+from jobstore.views import JobDetail
+from runlab.errors import InvalidParams, RunlabError
+from runlab.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+class RunlabGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RunlabError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+class _State:
+    """Settings and engine, made once per command and only when the command needs them."""
+
+    def __init__(self) -> None:
+        self.settings: Settings = load_settings()
+        self._engine: Engine | None = None
+        registry.load(self.settings.extra_kind_modules)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.settings.database_url)
+            migrate(self._engine)
+        return self._engine
+
+
+pass_state = click.make_pass_decorator(_State, ensure=True)
+
+
+@click.group(cls=RunlabGroup)
+@click.option("-v", "--verbose", is_flag=True, help="Log what is happening to stderr.")
+def cli(verbose: bool) -> None:
+    """Runlab: run long simulations on Dask, watch them live, share the results."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main() -> None:
+    cli(prog_name="runlab")
+
+
+# --- kinds and parameters -----------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the kinds as JSON.")
+@pass_state
+def kinds(state: _State, as_json: bool) -> None:
+    """List the kinds of job, with their parameters, defaults and bounds."""
+    out = []
+    for k in registry.all_kinds():
+        fields = registry.describe(k.params)
+        out.append(
+            {
+                "kind": k.name,
+                "title": k.title,
+                "description": k.description,
+                "params": [
+                    {
+                        "name": f.name,
+                        "type": f.type,
+                        "default": f.default,
+                        "required": f.required,
+                        "optional": f.optional,
+                        "minimum": f.minimum,
+                        "maximum": f.maximum,
+                        "choices": list(f.choices),
+                        "rule": registry.rule(f),
+                        "description": f.description,
+                    }
+                    for f in fields
+                ],
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    for k in out:
+        click.echo(f"{k['kind']}: {k['description']}")
+        for p in k["params"]:
+            default = "automatic" if p["default"] is None and p["optional"] else p["default"]
+            click.echo(f"  {p['name']:<20} {p['rule']}; default {default}")
+            if p["description"]:
+                click.echo(f"  {'':<20} {p['description']}")
+
+
+def parse_params(kind: str, pairs: Sequence[str]) -> dict[str, Any]:
+    """`key=value` pairs, each value read as its field's type; the model has the last word."""
+    fields = {f.name: f for f in registry.describe(registry.get(kind).params)}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InvalidParams({"-p": f"expected key=value, got {pair!r}"})
+        info = fields.get(key)
+        out[key] = _coerce(raw.strip(), info.type if info else "str")
+    return out
+
+
+def _coerce(raw: str, type_: str) -> Any:
+    if raw.lower() in ("", "none", "null") and type_ != "str":
+        return None
+    try:
+        if type_ == "int":
+            if raw.lstrip("+-").isdigit():
+                return int(raw)
+            as_float = float(raw.replace("_", ""))  # 1e9 and 2_000 are integers to a person
+            return int(as_float) if as_float.is_integer() else raw
+        if type_ == "float":
+            return float(raw)
+        if type_ == "bool":
+            low = raw.lower()
+            return {"true": True, "false": False, "1": True, "0": False}.get(low, raw)
+        if type_ == "choice":
+            return raw
+    except ValueError:
+        return raw
+    return raw
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("kind")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="A parameter.")
+@click.option("--name", default=None, help="A name to find the job by.")
+@click.option("--tag", "tags", multiple=True, help="A tag; repeat for more.")
+@click.option(
+    "--idempotency-key", default=None, help="Submitting the same key twice makes one job."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the job as `show --json` does.")
+@click.option("--wait", is_flag=True, help="Wait for the job to end, with progress on stderr.")
+@pass_state
+def submit(
+    state: _State,
+    kind: str,
+    params: tuple[str, ...],
+    name: str | None,
+    tags: tuple[str, ...],
+    idempotency_key: str | None,
+    as_json: bool,
+    wait: bool,
+) -> None:
+    """Submit a job of KIND; print its id (the last line of stdout)."""
+    values = parse_params(kind, params)
+    public_id = transitions.submit(
+        state.engine,
+        kind,
+        values,
+        name=name,
+        idempotency_key=idempotency_key,
+        owner=state.settings.owner,
+        tags=tags,
+    )
+    job = queries.get_job(state.engine, public_id)
+    if wait:
+        job = _wait(state.engine, public_id)
+    if as_json:
+        click.echo(json.dumps(job.to_json(), indent=2))
+    else:
+        click.echo(public_id)
+    if wait and job.status is not Status.SUCCEEDED:
+        sys.exit(1)
+
+
+def _wait(engine: Engine, public_id: str) -> JobDetail:
+    """Poll the job until it ends, drawing a one-line progress bar on stderr."""
+    width = 30
+    shown = ""
+    while True:
+        job = queries.get_job(engine, public_id, log_lines=0, max_points=1)
+        filled = int(job.progress * width)
+        where = f"position {job.queue_position}" if job.queue_position else job.stage or ""
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {job.progress:4.0%} {job.status} {where}"
+        if line != shown:
+            click.echo(f"\r{line:<72}", err=True, nl=False)
+            shown = line
+        if job.status.terminal:
+            click.echo("", err=True)
+            if job.error is not None:
+                click.echo(f"{job.error.type}: {job.error.message}", err=True)
+            return job
+        time.sleep(0.2)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_state
+def show(state: _State, job_id: str, as_json: bool) -> None:
+    """Show one job."""
+    job = queries.get_job(state.engine, job_id)
+    if as_json:
+        click.echo(json.dumps(job.to_json(), indent=2))
+        return
+    click.echo(f"{job.name}  ({job.kind}, {job.id})")
+    click.echo(f"status    {job.status}  attempt {job.attempt}  progress {job.progress:.0%}")
+    if job.queue_position:
+        click.echo(f"queue     position {job.queue_position}")
+    for s in job.stages:
+        click.echo(f"  stage   {s.name:<20} {s.status:<8} {s.progress:.0%}")
+    click.echo(f"params    {json.dumps(job.params)}")
+    if job.result is not None:
+        click.echo(f"result    {json.dumps(job.result)}")
+    if job.error is not None:
+        click.echo(f"error     {job.error.type}: {job.error.message}")
+
+
+@cli.command("ls")
+@click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in Status]))
+@click.option("--kind", "kinds_", multiple=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+def ls(
+    state: _State, statuses: tuple[str, ...], kinds_: tuple[str, ...], limit: int, as_json: bool
+) -> None:
+    """List jobs, newest first."""
+    page = queries.list_jobs(state.engine, status=statuses, kind=kinds_, limit=limit)
+    if as_json:
+        rows = [
+            {
+                "id": j.id,
+                "kind": j.kind,
+                "name": j.name,
+                "status": str(j.status),
+                "progress": j.progress,
+                "created_at": j.created_at.isoformat(),
+            }
+            for j in page.rows
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'ID':<17} {'STATUS':<10} {'PROG':>5} {'KIND':<16} {'CREATED':<20} NAME")
+    for j in page.rows:
+        created = j.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(
+            f"{j.id:<17} {j.status:<10} {j.progress:>5.0%} {j.kind:<16} {created:<20} {j.name}"
+        )
+    if page.total > len(page.rows):
+        click.echo(f"({len(page.rows)} of {page.total} jobs; --limit shows more)", err=True)
+
+
+@cli.command()
+@click.argument("job_id")
+@pass_state
+def cancel(state: _State, job_id: str) -> None:
+    """Cancel a queued job at once, or ask a running one to stop."""
+    outcome = transitions.request_cancel(state.engine, job_id)
+    messages = {
+        transitions.CancelOutcome.CANCELLED: f"{job_id}: cancelled",
+        transitions.CancelOutcome.REQUESTED: f"{job_id}: cancel requested; it stops soon",
+        transitions.CancelOutcome.ALREADY_FINISHED: f"{job_id}: already finished; nothing changed",
+    }
+    click.echo(messages[outcome])
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 256))
+@click.option("--scheduler", default=None, help="tcp://host:port of a Dask scheduler.")
+@click.option("--workers", default=None, type=click.IntRange(1, 1024), help="LocalCluster size.")
+@pass_state
+def runner(state: _State, concurrency: int, scheduler: str | None, workers: int | None) -> None:
+    """Claim jobs and run them on Dask until Ctrl-C or SIGTERM."""
+    from runlab.processes import serve_runner
+
+    serve_runner(
+        state.engine,
+        state.settings,
+        concurrency=concurrency,
+        scheduler=scheduler or state.settings.scheduler or None,
+        workers=workers,
+    )
+
+
+@cli.command()
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 256))
+@pass_state
+def up(state: _State, port: int, concurrency: int) -> None:
+    """Start a runner and the web app together; Ctrl-C stops both."""
+    from runlab.processes import serve_up
+
+    migrate(state.engine)
+    sys.exit(serve_up(state.settings, port=port, concurrency=concurrency))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""The long-lived processes: `runlab runner`, and `runlab up`, which supervises a runner and
+the Streamlit server and leaves no process behind when it stops."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from types import FrameType
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from runlab.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "app.py"
+STOP_GRACE = 15.0
+
+
+def serve_runner(
+    engine: Engine,
+    settings: Settings,
+    *,
+    concurrency: int,
+    scheduler: str | None,
+    workers: int | None,
+) -> None:
+    from compute.cluster import connect
+    from compute.runner import Runner
+
+    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    cluster = connect(scheduler, workers)
+    runner = Runner(
+        engine,
+        settings,
+        cluster.client,
+        concurrency=concurrency,
+        scheduler_address=cluster.scheduler_address,
+        dashboard_link=cluster.dashboard_link,
+    )
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        runner.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        runner.run()
+    finally:
+        cluster.close()
+
+
+def absolute_database_url(url: str, cwd: Path) -> str:
+    """A relative SQLite path made absolute, so that every child process opens the same file."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database).expanduser()
+        if not path.is_absolute():
+            return parsed.set(database=str((cwd / path).resolve())).render_as_string(
+                hide_password=False
+            )
+    return url
+
+
+def serve_up(settings: Settings, *, port: int, concurrency: int) -> int:
+    """Run a runner and the web app until Ctrl-C or SIGTERM; 1 if either died on its own."""
+    env = dict(os.environ)
+    env["RUNLAB_DATABASE_URL"] = absolute_database_url(settings.database_url, Path.cwd())
+    children = {
+        "runner": subprocess.Popen(
+            [sys.executable, "-m", "runlab.cli", "runner", "--concurrency", str(concurrency)],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+        ),
+        "app": subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(APP),
+                "--server.port",
+                str(port),
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+        ),
+    }
+    stop = threading.Event()
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    url = f"http://localhost:{port}"
+    announced = False
+    died: str | None = None
+    try:
+        while not stop.is_set():
+            for name, proc in children.items():
+                if proc.poll() is not None:
+                    died = name
+                    break
+            if died:
+                click.echo(f"the {died} exited with code {children[died].returncode}", err=True)
+                break
+            if not announced and _healthy(url):
+                click.echo(f"Runlab is up: open {url}  (Ctrl-C stops it)")
+                announced = True
+            stop.wait(0.2)
+    finally:
+        _terminate(children)
+    return 1 if died else 0
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def _terminate(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each child's process group (the runner's Dask workers included), then SIGKILL."""
+    for proc in children.values():
+        _signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE
+    for proc in children.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("process %d did not stop in time; killing it", proc.pid)
+    for proc in children.values():
+        # Whatever is left in the group (a worker that outlived its parent) goes too.
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
