@@ -1,0 +1,86 @@
+"""Real runner subprocesses, each with its own Dask LocalCluster, against a fresh store."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from jobstore import queries
+from tests.polling import wait_for
+from tests.runner import sample_kinds  # noqa: F401 - the test process submits these kinds
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class RunnerProcess:
+    def __init__(self, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.proc = proc
+        self.log_path = log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self.kill()
+
+    def kill(self) -> None:
+        """Whatever is left of the process group, Dask workers included."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+@pytest.fixture
+def start_runner(
+    db_url: str, engine: Engine, tmp_path: Path
+) -> Iterator[Callable[..., RunnerProcess]]:
+    started: list[RunnerProcess] = []
+
+    def start(*args: str, workers: int = 2, **env: str) -> RunnerProcess:
+        log_path = tmp_path / f"runner-{len(started)}.log"
+        full_env = {
+            **os.environ,
+            "RUNLAB_DATABASE_URL": db_url,
+            "RUNLAB_KIND_MODULES": "tests.runner.sample_kinds",
+            "RUNLAB_HEARTBEAT_SECONDS": "0.5",
+            "RUNLAB_LEASE_SECONDS": "5",
+            "PYTHONPATH": str(ROOT),
+            **env,
+        }
+        with log_path.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "runlab.cli", "runner", "--workers", str(workers), *args],
+                cwd=ROOT,
+                env=full_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        runner = RunnerProcess(proc, log_path)
+        started.append(runner)
+        before = {r.id for r in queries.runners(engine, alive_within=60)}
+
+        def registered() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"runner exited early:\n{runner.log()}")
+            return any(r.id not in before for r in queries.runners(engine, alive_within=60))
+
+        wait_for(registered, timeout=60, what="the runner to register")
+        return runner
+
+    yield start
+    for r in started:
+        r.kill()

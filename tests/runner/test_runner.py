@@ -1,0 +1,146 @@
+"""End to end through a real runner process and a real Dask LocalCluster."""
+
+from __future__ import annotations
+
+import math
+import signal
+
+import numpy as np
+import psutil
+from sqlalchemy import Engine, select
+
+from compute.kinds.monte_carlo_pi import chunk_sizes, count_inside
+from jobstore import queries, transitions
+from jobstore.models import JobEvent, Status
+from jobstore.views import JobDetail
+from tests.polling import wait_for
+
+
+def watch(engine: Engine, public_id: str, timeout: float) -> list[JobDetail]:
+    """Every distinct state the job passes through, polled until it ends."""
+    seen: list[JobDetail] = []
+
+    def ended() -> bool:
+        job = queries.get_job(engine, public_id)
+        if not seen or (job.progress, job.status, job.stage) != (
+            seen[-1].progress,
+            seen[-1].status,
+            seen[-1].stage,
+        ):
+            seen.append(job)
+        return job.status.terminal
+
+    wait_for(ended, timeout=timeout, what=f"job {public_id} to end", interval=0.02)
+    return seen
+
+
+def test_runner_runs_both_kinds_to_succeeded_with_rising_progress(engine, start_runner):
+    start_runner()
+    pi = transitions.submit(
+        engine, "monte_carlo_pi", {"samples": 40_000_000, "chunks": 8, "seed": 7}
+    )
+    demo = transitions.submit(engine, "demo_stages", {"stages": 3, "seconds_per_stage": 0.6})
+
+    for public_id, stages in (
+        (pi, ["plan", "sample", "reduce"]),
+        (demo, ["stage 1", "stage 2", "stage 3"]),
+    ):
+        states = watch(engine, public_id, timeout=120)
+        final = states[-1]
+        assert final.status is Status.SUCCEEDED, final.error
+        progress = [s.progress for s in states]
+        assert progress == sorted(progress), f"progress went down: {progress}"
+        assert progress[-1] == 1.0
+        assert [s.name for s in final.stages] == stages
+        assert all(s.status == "done" for s in final.stages)
+        # Stages ran in their order: each started after the one before it had finished.
+        for before, after in zip(final.stages, final.stages[1:], strict=False):
+            assert before.finished_at <= after.started_at, (before, after)
+
+    job = queries.get_job(engine, pi)
+    # The same seed gives the same count, computed here without Dask or the store.
+    seeds = np.random.SeedSequence(7).spawn(8)
+    expected = sum(
+        count_inside(n, s) for n, s in zip(chunk_sizes(40_000_000, 8), seeds, strict=True)
+    )
+    assert job.result["inside"] == expected
+    assert job.result["samples"] == 40_000_000 and job.result["seed"] == 7
+    assert abs(job.result["estimate"] - math.pi) < 5 * job.result["standard_error"]
+    steps, _values = job.series["estimate"]
+    assert len(steps) == 8 and steps == sorted(steps) and steps[-1] == 40_000_000
+    assert any("8 chunks" in line.message for line in job.logs)
+
+    demo_job = queries.get_job(engine, demo)
+    assert [s["name"] for s in demo_job.result["stages"]] == ["stage 1", "stage 2", "stage 3"]
+    assert all(s["seconds"] >= 0.6 for s in demo_job.result["stages"])
+
+
+def test_driver_exception_fails_the_job_and_the_runner_goes_on(engine, start_runner):
+    runner = start_runner("--concurrency", "1")
+    bad = transitions.submit(engine, "test_raises", {"message": "the model diverged"})
+    good = transitions.submit(engine, "monte_carlo_pi", {"samples": 1000, "seed": 1})
+    failed = watch(engine, bad, timeout=60)[-1]
+    assert failed.status is Status.FAILED
+    assert failed.error.type == "ValueError"
+    assert failed.error.message == "the model diverged"
+    assert "Traceback" in failed.traceback and "the model diverged" in failed.traceback
+    assert [s.status for s in failed.stages] == ["failed"]
+    assert [line.message for line in failed.logs] == ["about to fail"]
+    assert watch(engine, good, timeout=60)[-1].status is Status.SUCCEEDED
+    assert runner.proc.poll() is None
+
+
+def test_bad_results_fail_with_a_clear_message(engine, start_runner):
+    start_runner()
+    nan = transitions.submit(engine, "test_nan", {})
+    obj = transitions.submit(engine, "test_unserialisable", {})
+    nan_job = watch(engine, nan, timeout=60)[-1]
+    obj_job = watch(engine, obj, timeout=60)[-1]
+    assert nan_job.status is Status.FAILED and nan_job.error.type == "BadResult"
+    assert "'value' is nan" in nan_job.error.message
+    assert obj_job.status is Status.FAILED and obj_job.error.type == "BadResult"
+    assert "cannot be stored as JSON" in obj_job.error.message
+    assert nan_job.result is None and obj_job.result is None
+
+
+def test_cancel_stops_a_running_job_and_keeps_its_partial_metrics(engine, start_runner):
+    start_runner()
+    job = transitions.submit(engine, "demo_stages", {"stages": 20, "seconds_per_stage": 1.0})
+    wait_for(
+        lambda: queries.get_job(engine, job).series.get("stage_seconds"),
+        timeout=60,
+        what="the first stage to finish",
+    )
+    assert transitions.request_cancel(engine, job) is transitions.CancelOutcome.REQUESTED
+    final = watch(engine, job, timeout=10)[-1]
+    assert final.status is Status.CANCELLED
+    assert final.series["stage_seconds"][0][0] == 1.0
+    assert final.result is None
+
+
+def test_sigterm_stops_the_runner_and_leaves_its_job_to_the_lease(engine, start_runner):
+    runner = start_runner()
+    job = transitions.submit(engine, "demo_stages", {"stages": 5, "seconds_per_stage": 20})
+    wait_for(
+        lambda: queries.get_job(engine, job).status is Status.RUNNING,
+        timeout=60,
+        what="the job to start",
+    )
+    workers = psutil.Process(runner.proc.pid).children(recursive=True)
+    assert workers, "the runner should have started Dask worker processes"
+    assert runner.stop(signal.SIGTERM, timeout=30) == 0
+    assert "stopped" in runner.log()
+    # No worker outlives its runner.
+    wait_for(
+        lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers),
+        timeout=20,
+        what="the Dask workers to exit",
+    )
+    after = queries.get_job(engine, job)
+    assert after.status is Status.RUNNING  # held until its lease lapses; nothing more written
+    assert not any(r.alive for r in queries.runners(engine, alive_within=60))
+    with engine.connect() as conn:
+        ends = conn.execute(
+            select(JobEvent.to_status).where(JobEvent.to_status.in_(["failed", "cancelled"]))
+        ).all()
+    assert ends == []
