@@ -1,0 +1,158 @@
+"""The CLI's output shapes and exit codes are a public contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from jobstore import queries
+from jobstore.engine import make_engine, migrate
+from runlab.cli import cli
+
+JSON_KEYS = {
+    "id",
+    "kind",
+    "name",
+    "status",
+    "attempt",
+    "progress",
+    "stage",
+    "stages",
+    "params",
+    "result",
+    "error",
+    "created_at",
+    "started_at",
+    "finished_at",
+}
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("RUNLAB_DATABASE_URL", url)
+    return url
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def job_count(url: str) -> int:
+    engine = make_engine(url)
+    migrate(engine)  # the command may have failed before it ever opened the store
+    return queries.list_jobs(engine).total
+
+
+def test_bad_parameter_exits_2_naming_the_field_and_stores_nothing(db):
+    code, out, err = run("submit", "monte_carlo_pi", "-p", "samples=0")
+    assert code == 2
+    assert err.strip() == "error: samples: must be an integer between 1 and 100000000000"
+    assert "Traceback" not in out + err
+    assert job_count(db) == 0
+
+
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [
+        ("samples=abc", "samples: must be an integer between 1 and 100000000000"),
+        ("samples=1.5", "samples: must be an integer between 1 and 100000000000"),
+        ("bogus=1", "bogus: is not a parameter of this kind"),
+        ("samples", "-p: expected key=value"),
+    ],
+)
+def test_each_kind_of_bad_input_gets_a_field_level_message(db, param, message):
+    code, _, err = run("submit", "monte_carlo_pi", "-p", param)
+    assert code == 2
+    assert message in err
+    assert job_count(db) == 0
+
+
+def test_unknown_kind_exits_2(db):
+    code, _, err = run("submit", "no_such_kind")
+    assert code == 2
+    assert "unknown kind 'no_such_kind'" in err
+
+
+def test_unknown_id_exits_1_naming_the_id(db):
+    for command in ("show", "cancel"):
+        code, _, err = run(command, "nOsUcHjOb123")
+        assert code == 1
+        assert err.strip() == "error: no such job: nOsUcHjOb123"
+
+
+def test_submit_prints_the_public_id_as_its_last_line(db):
+    code, out, _ = run("submit", "monte_carlo_pi", "-p", "samples=1e6", "--name", "first")
+    assert code == 0
+    public_id = out.strip().splitlines()[-1]
+    job = queries.get_job(make_engine(db), public_id)
+    assert job.name == "first"
+    assert job.params["samples"] == 1_000_000
+
+
+def test_submit_json_and_show_json_print_the_same_public_shape(db):
+    code, out, _ = run("submit", "demo_stages", "-p", "stages=2", "--json")
+    assert code == 0
+    submitted = json.loads(out)
+    assert set(submitted) >= JSON_KEYS
+    assert submitted["status"] == "queued" and submitted["attempt"] == 0
+    assert [s["name"] for s in submitted["stages"]] == ["stage 1", "stage 2"]
+    code, out, _ = run("show", submitted["id"], "--json")
+    assert code == 0
+    assert json.loads(out) == submitted
+
+
+def test_the_same_idempotency_key_makes_one_job(db):
+    first = run("submit", "monte_carlo_pi", "--idempotency-key", "nightly-7")[1].strip()
+    second = run("submit", "monte_carlo_pi", "--idempotency-key", "nightly-7")[1].strip()
+    assert first == second
+    assert job_count(db) == 1
+
+
+def test_cancel_a_queued_job_then_again(db):
+    public_id = run("submit", "monte_carlo_pi")[1].strip()
+    assert run("cancel", public_id) == (0, f"{public_id}: cancelled\n", "")
+    code, out, _ = run("cancel", public_id)
+    assert code == 0 and "already finished" in out
+    assert json.loads(run("show", public_id, "--json")[1])["status"] == "cancelled"
+
+
+def test_ls_filters_by_kind_and_status(db):
+    pi = run("submit", "monte_carlo_pi")[1].strip()
+    demo = run("submit", "demo_stages")[1].strip()
+    run("cancel", demo)
+    rows = json.loads(run("ls", "--json", "--kind", "monte_carlo_pi")[1])
+    assert [r["id"] for r in rows] == [pi]
+    rows = json.loads(run("ls", "--json", "--status", "cancelled")[1])
+    assert [r["id"] for r in rows] == [demo]
+    code, out, _ = run("ls")
+    assert code == 0 and pi in out and demo in out
+
+
+def test_kinds_lists_parameters_with_defaults_and_bounds(db):
+    code, out, _ = run("kinds", "--json")
+    assert code == 0
+    kinds = {k["kind"]: k for k in json.loads(out)}
+    assert set(kinds) >= {"monte_carlo_pi", "demo_stages"}
+    samples = next(p for p in kinds["monte_carlo_pi"]["params"] if p["name"] == "samples")
+    assert samples["minimum"] == 1 and samples["maximum"] == 10**11
+    assert samples["default"] == 100_000_000
+
+
+def test_the_installed_command_maps_errors_to_exit_codes(db):
+    """The same contract through a real process: no traceback reaches the user."""
+    cmd = [sys.executable, "-m", "runlab.cli"]
+    bad = subprocess.run(
+        [*cmd, "submit", "monte_carlo_pi", "-p", "chunks=0"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: chunks: must be an integer between 1 and 100000"
+    missing = subprocess.run([*cmd, "show", "zzzzzzzzzzzz"], capture_output=True, text=True)
+    assert missing.returncode == 1
+    assert "zzzzzzzzzzzz" in missing.stderr and "Traceback" not in missing.stderr
