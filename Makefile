@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/runlab up
 
+# pytest exits 5 when it collected no tests: that must fail, not pass quietly.
 test: install
-	$(BIN)/pytest
+	@$(BIN)/pytest $(PYTEST_ARGS); code=$$?; \
+	if [ $$code -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$code
 
 lint: install
 	$(BIN)/ruff check .
