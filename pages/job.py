@@ -1,0 +1,88 @@
+"""/job?id=<public_id>: one job, live while it runs, and the link people share.
+
+The live part is a fragment that re-reads the job about once a second. Its timer is chosen
+when the page runs: none once the job is terminal. When the fragment sees the job finish, it
+reruns the whole page, which then drops the Cancel button and stops refreshing.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from sqlalchemy import Engine
+
+from jobstore import queries, transitions
+from jobstore.models import Status
+from runlab.errors import JobNotFound
+from ui import job_view, notices, resources, sidebar
+
+OUTCOME_KEY = "job.cancel_outcome"
+OUTCOME_TEXT = {
+    transitions.CancelOutcome.CANCELLED: "Cancelled before it started.",
+    transitions.CancelOutcome.REQUESTED: "Cancel requested: the job stops at its next check.",
+    transitions.CancelOutcome.ALREADY_FINISHED: "The job had already finished.",
+}
+
+sidebar.page("Job")
+settings = resources.settings()
+engine = resources.engine(settings)
+public_id = st.query_params.get("id", "")
+
+try:
+    job = queries.get_job(engine, public_id)
+except JobNotFound:
+    notices.no_such_job()
+    st.stop()
+
+kind = job_view.kind_of(job)
+
+
+def _cancel(engine: Engine, public_id: str) -> None:
+    """A callback, so that the page drawn right after already shows the new state."""
+    st.session_state[OUTCOME_KEY] = transitions.request_cancel(engine, public_id)
+
+
+title, action = st.columns([5, 1], vertical_alignment="center")
+with title:
+    job_view.header(job, kind)
+if not job.status.terminal:
+    action.button(
+        "Cancel job",
+        icon=":material/cancel:",
+        on_click=_cancel,
+        args=(engine, job.id),
+        disabled=job.cancel_requested,
+        help="Queued jobs stop at once; running ones at their next check.",
+    )
+if OUTCOME_KEY in st.session_state:
+    st.toast(OUTCOME_TEXT[st.session_state.pop(OUTCOME_KEY)], icon=":material/cancel:")
+
+
+@st.fragment(run_every=job_view.refresh_every(job.status))
+def live(was_terminal: bool) -> None:
+    """Status, outcome, progress, the live chart and the log, re-read on every tick."""
+    try:
+        now = queries.get_job(engine, public_id)
+    except JobNotFound:  # deleted meanwhile: let the page say so
+        st.rerun()
+    if now.status.terminal and not was_terminal:
+        st.rerun()  # the whole page: no Cancel button, no timer
+    job_view.status_row(now)
+    if now.status is Status.QUEUED and not any(
+        r.alive for r in queries.runners(engine, alive_within=resources.alive_within(settings))
+    ):
+        notices.no_runner()
+    # The outcome first: once a job has ended, that is what its visitors came for.
+    if now.status is Status.SUCCEEDED:
+        job_view.result(now, kind)
+    elif now.status is Status.FAILED:
+        job_view.failure(now)
+    elif now.status is Status.CANCELLED:
+        job_view.cancelled(now)
+    job_view.progress(now)
+    if now.status is not Status.SUCCEEDED:  # a finished job's chart is drawn with its result
+        job_view.live_chart(now)
+    job_view.logs(now)
+
+
+live(job.status.terminal)
+job_view.parameters(job)

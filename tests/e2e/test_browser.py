@@ -1,0 +1,165 @@
+"""Runlab as a user meets it: `runlab up`, a π job submitted on /new, watched live on /job,
+and the shared link opened in a fresh browser context."""
+
+from __future__ import annotations
+
+import math
+import re
+import signal
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlparse
+
+import psutil
+import pytest
+
+from jobstore import queries
+from jobstore.models import Status
+from tests.e2e.conftest import RunlabUp, alive
+from tests.polling import wait_for
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page
+
+pytestmark = pytest.mark.e2e
+
+KIND = "monte_carlo_pi"
+KIND_TITLE = "Monte Carlo π"
+# 15 chunks of 1e8 (about 0.6 s each per core): long enough for the bar to move several
+# times, short enough to finish well within a minute on two cores.
+SAMPLES = 1_500_000_000
+JOB_NAME = "e2e pi"
+JOB_TIMEOUT = 90.0
+POLL = 0.1  # between two readings of the page, while a deadline is running
+
+
+def command_line(p: psutil.Process) -> str:
+    try:
+        return " ".join(p.cmdline())
+    except psutil.Error:
+        return ""
+
+
+def overall_bar(page: Page) -> Locator:
+    """The job's overall progress bar (the stage bars come after it)."""
+    return (
+        page.get_by_test_id("stProgress")
+        .filter(has_text="Overall")
+        .get_by_role("progressbar")
+        .first
+    )
+
+
+def status_badge(page: Page, status: str) -> Locator:
+    """The job's status badge (`st.badge`: an icon, then the status)."""
+    return page.locator(".stMarkdownBadge", has_text=re.compile(rf"\b{status}\s*$")).first
+
+
+def estimate_metric(page: Page) -> Locator:
+    label = page.get_by_test_id("stMetricLabel").get_by_text("Estimate", exact=True)
+    return page.get_by_test_id("stMetric").filter(has=label).get_by_test_id("stMetricValue")
+
+
+def submit_pi_job(page: Page, base_url: str) -> str:
+    """Fill the π form on /new and submit it; the public id of the job it opens."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{base_url}/new?kind={KIND}")
+    # The URL picks the kind: the selectbox shows its title, and the form its fields.
+    expect(page.get_by_role("combobox", name="Kind")).to_have_value(KIND_TITLE)
+    form = page.get_by_test_id("stForm")
+    samples = form.get_by_label("Samples", exact=True)
+    samples.wait_for(state="visible")
+
+    form.get_by_label("Name", exact=True).fill(JOB_NAME)
+    samples.fill(str(SAMPLES))
+    samples.press("Tab")  # a number input commits its value when it loses focus
+    form.get_by_role("button", name=re.compile(r"Submit")).click()
+
+    page.wait_for_url(re.compile(r"/job\?(.*&)?id="), timeout=30_000)
+    ids = parse_qs(urlparse(page.url).query).get("id")
+    assert ids, f"no id in the job page's URL {page.url}"
+    return ids[0]
+
+
+def watch_progress(page: Page, app: RunlabUp, public_id: str) -> list[float]:
+    """The values the overall bar shows until the page says `succeeded`, in order of sight."""
+    bar = overall_bar(page)
+    done = status_badge(page, "succeeded")
+    seen: list[float] = []
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while True:
+        try:
+            raw = bar.get_attribute("aria-valuenow", timeout=1_000)
+        except Exception:  # the fragment redraws it, or the page reruns as the job ends
+            raw = None
+        if raw is not None and (not seen or float(raw) != seen[-1]):
+            seen.append(float(raw))
+        if done.is_visible():
+            return seen
+        if time.monotonic() > deadline:
+            job = queries.get_job(app.engine, public_id, log_lines=20)
+            raise AssertionError(
+                f"the page did not show `succeeded` within {JOB_TIMEOUT:.0f}s; "
+                f"the store says {job.status} at {job.progress:.0%}; bar values seen: {seen}"
+            )
+        time.sleep(POLL)
+
+
+def assert_result_page(page: Page) -> str:
+    """`succeeded`, a Plotly chart and an estimate of π; the estimate's text."""
+    status_badge(page, "succeeded").wait_for(state="visible", timeout=30_000)
+    page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=30_000)
+    metric = estimate_metric(page)
+    metric.wait_for(state="visible", timeout=15_000)
+    return metric.inner_text().strip()
+
+
+def test_submit_watch_progress_and_share_the_link(
+    runlab_app: RunlabUp, new_page: Callable[[], Page]
+) -> None:
+    page = new_page()
+    public_id = submit_pi_job(page, runlab_app.url)
+    job_url = page.url
+
+    # What the form sent is what the store holds.
+    submitted = queries.get_job(runlab_app.engine, public_id, log_lines=0)
+    assert submitted.kind == KIND
+    assert submitted.name == JOB_NAME
+    assert submitted.params["samples"] == SAMPLES, submitted.params
+
+    values = watch_progress(page, runlab_app, public_id)
+    print(f"overall progress seen: {values}")
+    assert len(set(values)) >= 3, f"the progress bar took fewer than 3 values: {values}"
+    assert values == sorted(values), f"the progress bar went backwards: {values}"
+
+    shown = assert_result_page(page)
+    job = queries.get_job(runlab_app.engine, public_id, log_lines=0)
+    assert job.status is Status.SUCCEEDED
+    assert job.result is not None
+    estimate = job.result["estimate"]
+    assert abs(estimate - math.pi) < 1e-3, job.result
+    assert math.isclose(float(shown.replace(",", "")), estimate, rel_tol=1e-8), (shown, estimate)
+
+    # The shared link, opened by somebody else: no cookies, no session, same result.
+    other = new_page()
+    other.goto(job_url)
+    assert assert_result_page(other) == shown
+    assert other.get_by_text(JOB_NAME, exact=True).first.is_visible()
+
+
+def test_ctrl_c_stops_the_app_and_the_runner(runlab_app: RunlabUp) -> None:
+    """Ctrl-C (SIGINT to the process group) stops everything, and `runlab up` exits 0."""
+    below = runlab_app.descendants()
+    commands = [command_line(p) for p in below]
+    assert any("streamlit" in c for c in commands), commands
+    assert any("runner" in c for c in commands), commands
+
+    code = runlab_app.stop(signal.SIGINT)
+    assert code == 0, f"`runlab up` stopped with {code}:\n{runlab_app.log_tail()}"
+    try:
+        wait_for(lambda: not alive(below), timeout=10, what="every child process to exit")
+    except AssertionError:
+        left = [(p.pid, command_line(p)) for p in alive(below)]
+        raise AssertionError(f"processes left behind: {left}") from None

@@ -1,0 +1,165 @@
+"""Submitting: validation before anything is stored, public ids, idempotency, commit on return."""
+
+from __future__ import annotations
+
+import re
+import threading
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from jobstore.engine import make_engine, reading
+from jobstore.models import JobEvent, JobStage, Status
+from jobstore.queries import get_job, list_jobs, queue_position
+from jobstore.transitions import submit
+from runlab.errors import InvalidParams, UnknownKind
+
+URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
+SMALL_PI = {"samples": 1000, "chunks": 2, "seed": 7}
+
+
+def stored_rows(engine: Engine) -> tuple[int, int, int]:
+    """Jobs, stages and events in the store: what a rejected submit must leave at zero."""
+    with reading(engine) as conn:
+        stages = conn.execute(select(func.count()).select_from(JobStage)).scalar_one()
+        events = conn.execute(select(func.count()).select_from(JobEvent)).scalar_one()
+    return list_jobs(engine).total, stages, events
+
+
+def test_submit_queues_job_with_validated_params_and_declared_stages(engine: Engine) -> None:
+    public_id = submit(
+        engine, "monte_carlo_pi", {"samples": 1000}, owner="ana", tags=["a", "b"], priority=2
+    )
+
+    job = get_job(engine, public_id)
+    assert job.status is Status.QUEUED
+    assert job.attempt == 0
+    assert job.owner == "ana"
+    assert job.tags == ["a", "b"]
+    assert job.name == f"monte_carlo_pi {public_id[:6]}"
+    # The model fills chunks and seed, and the store keeps them: a rerun is reproducible.
+    assert job.params["samples"] == 1000
+    assert job.params["chunks"] == 1
+    assert isinstance(job.params["seed"], int)
+    assert [(s.name, s.status) for s in job.stages] == [
+        ("plan", "pending"),
+        ("sample", "pending"),
+        ("reduce", "pending"),
+    ]
+    assert job.created_at is not None and job.started_at is None
+
+
+def test_submit_without_idempotency_key_makes_a_new_job_each_time(engine: Engine) -> None:
+    first = submit(engine, "monte_carlo_pi", SMALL_PI)
+    second = submit(engine, "monte_carlo_pi", SMALL_PI)
+
+    assert first != second
+    assert list_jobs(engine).total == 2
+
+
+def test_same_idempotency_key_returns_the_same_job_and_stores_one_row(engine: Engine) -> None:
+    first = submit(engine, "monte_carlo_pi", SMALL_PI, idempotency_key="nightly-2024-01-01")
+    again = submit(engine, "monte_carlo_pi", SMALL_PI, idempotency_key="nightly-2024-01-01")
+    # The key alone decides: different parameters under a used key still name the first job.
+    other = submit(engine, "demo_stages", {}, idempotency_key="nightly-2024-01-01")
+
+    assert first == again == other
+    assert list_jobs(engine).total == 1
+    assert get_job(engine, first).kind == "monte_carlo_pi"
+
+
+def test_concurrent_submits_with_one_idempotency_key_make_one_job(engine: Engine) -> None:
+    threads = 6
+    barrier = threading.Barrier(threads)
+    ids: list[str] = []
+    errors: list[BaseException] = []
+
+    def go() -> None:
+        try:
+            barrier.wait(timeout=30)
+            ids.append(submit(engine, "monte_carlo_pi", SMALL_PI, idempotency_key="once"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=go) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=60)
+
+    assert not errors
+    assert len(ids) == threads
+    assert len(set(ids)) == 1
+    assert list_jobs(engine).total == 1
+
+
+def test_public_ids_are_distinct_url_safe_and_at_least_64_bits(engine: Engine) -> None:
+    ids = [submit(engine, "demo_stages", {}) for _ in range(40)]
+
+    assert len(set(ids)) == len(ids)
+    for public_id in ids:
+        assert URL_SAFE.match(public_id), public_id
+        assert quote(public_id, safe="") == public_id
+        # token_urlsafe(8), 64 bits, is 11 characters: anything shorter carries fewer bits.
+        assert len(public_id) >= 11
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"samples": 0}, "samples"),
+        ({"samples": "5"}, "samples"),
+        ({"samples": 10, "chunks": 11}, "chunks"),
+        ({"seed": -1}, "seed"),
+        ({"wat": 1}, "wat"),
+    ],
+)
+def test_submit_with_bad_params_names_the_field_and_stores_nothing(
+    engine: Engine, params: dict[str, object], field: str
+) -> None:
+    with pytest.raises(InvalidParams) as caught:
+        submit(engine, "monte_carlo_pi", params, idempotency_key="k1")
+
+    assert set(caught.value.errors) == {field}
+    assert str(caught.value).startswith(f"{field}: ")
+    assert stored_rows(engine) == (0, 0, 0)
+    # The rejected key was not spent: a good submit may use it.
+    assert submit(engine, "monte_carlo_pi", SMALL_PI, idempotency_key="k1")
+
+
+def test_submit_of_unknown_kind_raises_and_stores_nothing(engine: Engine) -> None:
+    with pytest.raises(UnknownKind) as caught:
+        submit(engine, "no_such_kind", {})
+
+    assert isinstance(caught.value, InvalidParams)
+    assert set(caught.value.errors) == {"kind"}
+    assert "monte_carlo_pi" in caught.value.errors["kind"]
+    assert stored_rows(engine) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"name": "x" * 201}, "name"), ({"idempotency_key": ""}, "idempotency_key")],
+)
+def test_submit_rejects_oversized_name_and_empty_key(
+    engine: Engine, kwargs: dict[str, str], field: str
+) -> None:
+    with pytest.raises(InvalidParams) as caught:
+        submit(engine, "demo_stages", {}, **kwargs)  # type: ignore[arg-type]
+
+    assert set(caught.value.errors) == {field}
+    assert stored_rows(engine) == (0, 0, 0)
+
+
+def test_submit_returns_only_after_commit(engine: Engine, db_url: str) -> None:
+    public_id = submit(engine, "demo_stages", {"stages": 2, "seconds_per_stage": 0.5})
+
+    fresh = make_engine(db_url)
+    try:
+        job = get_job(fresh, public_id)
+        assert job.status is Status.QUEUED
+        assert queue_position(fresh, public_id) == 1
+        assert [s.name for s in job.stages] == ["stage 1", "stage 2"]
+    finally:
+        fresh.dispose()

@@ -1,0 +1,89 @@
+"""A store in a given state, reached through the same verbs the runner uses."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from jobstore import transitions as T
+from jobstore.models import StageStatus
+
+RUNNER = "r1"
+PI_RESULT = {
+    "estimate": 3.1416,
+    "standard_error": 0.0016,
+    "inside": 785_400,
+    "samples": 1_000_000,
+    "seed": 7,
+}
+
+
+def runner(engine: Engine, runner_id: str = RUNNER) -> None:
+    T.register_runner(
+        engine,
+        runner_id,
+        host="h",
+        pid=1,
+        concurrency=2,
+        scheduler_address=None,
+        dashboard_link=None,
+    )
+
+
+def queued(engine: Engine, name: str = "", samples: int = 1_000_000, **params: object) -> str:
+    return T.submit(engine, "monte_carlo_pi", {"samples": samples, **params}, name=name)
+
+
+def running(
+    engine: Engine,
+    name: str = "",
+    *,
+    progress: float = 0.5,
+    log: str = "sampling",
+) -> tuple[str, T.Lease]:
+    """A π job halfway through its `sample` stage, with two points of its live series.
+
+    Claims the oldest queued job, so call it before seeding other queued jobs.
+    """
+    public_id = queued(engine, name)
+    [lease] = T.claim(engine, RUNNER, limit=1)
+    assert lease.public_id == public_id, "seed running jobs before queued ones"
+    T.report(
+        engine,
+        lease,
+        T.Report(
+            progress=progress,
+            stage="sample",
+            stage_updates=[
+                T.StageUpdate(0, "plan", StageStatus.DONE, 1.0, started=True, finished=True),
+                T.StageUpdate(1, "sample", StageStatus.RUNNING, progress, started=True),
+            ],
+            metrics=[("estimate", 500_000, 3.1372), ("estimate", 1_000_000, 3.1391)],
+            logs=[("info", log)],
+        ),
+        lease_seconds=30,
+    )
+    return public_id, lease
+
+
+def succeeded(engine: Engine, name: str = "") -> str:
+    public_id, lease = running(engine, name)
+    T.succeed(engine, lease, dict(PI_RESULT), None)
+    return public_id
+
+
+def failed(engine: Engine, name: str = "", *, message: str = "boom") -> str:
+    public_id, lease = running(engine, name)
+    T.fail(
+        engine,
+        lease,
+        "ValueError",
+        message,
+        'Traceback (most recent call last):\n  File "driver.py", line 1\nValueError: boom',
+    )
+    return public_id
+
+
+def cancelled(engine: Engine, name: str = "") -> str:
+    public_id, lease = running(engine, name)
+    T.cancelled(engine, lease)
+    return public_id

@@ -1,0 +1,144 @@
+"""/new: a form built from each kind's model; bad values are shown at their field, unstored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Engine
+from streamlit.testing.v1 import AppTest
+
+from jobstore import queries
+from tests.ui.conftest import open_page
+from ui.text import md_escape
+
+PI = "new.monte_carlo_pi"
+
+
+def leaves(node: Any) -> Iterator[Any]:
+    """The page's elements in the order the browser shows them."""
+    children = getattr(node, "children", None)
+    if children is None:
+        yield node
+        return
+    for key in sorted(children):
+        yield from leaves(children[key])
+
+
+def after(at: AppTest, key: str) -> Any:
+    """The element drawn right below the widget with `key`: where its message goes."""
+    flat = list(leaves(at.main))
+    index = next(i for i, el in enumerate(flat) if getattr(el, "key", None) == key)
+    return flat[index + 1]
+
+
+def submit(at: AppTest) -> AppTest:
+    next(b for b in at.button if b.label == "Submit").click()
+    return at.run()
+
+
+def test_chunks_above_samples_is_shown_under_chunks_and_nothing_is_stored(store: Engine) -> None:
+    at = open_page("pages/new.py", kind="monte_carlo_pi")
+    at.number_input(key=f"{PI}.samples").set_value(10)
+    at.number_input(key=f"{PI}.chunks").set_value(20)
+    submit(at)
+
+    below = after(at, f"{PI}.chunks")
+    assert (below.type, below.value) == ("error", md_escape("must not exceed samples (10)"))
+    assert len(at.error) == 1
+    assert queries.list_jobs(store).total == 0
+    # The form keeps what was typed, so it can be corrected.
+    assert at.number_input(key=f"{PI}.chunks").value == 20
+
+
+def test_errors_without_a_field_go_above_the_form_and_field_errors_below_their_field(
+    store: Engine,
+) -> None:
+    def script() -> None:
+        from compute import registry
+        from ui import forms
+
+        form = forms.job_form(registry.get("monte_carlo_pi"))
+        if form is not None:
+            form.show_errors({"budget": "too much work", "seed": "must be at least 0"})
+
+    at = AppTest.from_function(script, default_timeout=15).run()
+    next(b for b in at.button if b.label == "Submit").click()
+    at.run()
+
+    flat = list(leaves(at.main))
+    first_widget = next(i for i, el in enumerate(flat) if getattr(el, "key", None))
+    assert [el.value for el in flat[:first_widget] if el.type == "error"] == [
+        "Budget: too much work"
+    ]
+    below = after(at, f"{PI}.seed")
+    assert (below.type, below.value) == ("error", md_escape("must be at least 0"))
+    assert len(at.error) == 2
+
+
+def test_form_carries_the_model_bounds_defaults_and_rules(store: Engine) -> None:
+    at = open_page("pages/new.py", kind="demo_stages")
+
+    stages = at.number_input(key="new.demo_stages.stages")
+    assert (stages.min, stages.max, stages.value) == (1, 20, 3)
+    assert "must be an integer between 1 and 20" in stages.help
+    assert "How many stages" in stages.help
+    seconds = at.number_input(key="new.demo_stages.seconds_per_stage")
+    assert (seconds.min, seconds.max, seconds.value) == (0, 600, 2.0)
+
+
+def test_out_of_bounds_value_cannot_reach_the_store(store: Engine) -> None:
+    at = open_page("pages/new.py", kind="demo_stages")
+    at.number_input(key="new.demo_stages.stages").set_value(50)
+    submit(at)
+
+    page = queries.list_jobs(store)
+    assert page.total == 1
+    assert queries.get_job(store, page.rows[0].id).params["stages"] <= 20
+
+
+def test_optional_fields_start_empty_and_mean_automatic(store: Engine) -> None:
+    at = open_page("pages/new.py", kind="monte_carlo_pi")
+    assert at.number_input(key=f"{PI}.chunks").value is None
+    assert at.number_input(key=f"{PI}.seed").value is None
+    assert "Leave empty for automatic" in at.number_input(key=f"{PI}.seed").help
+
+    at.number_input(key=f"{PI}.samples").set_value(1000)
+    submit(at)
+
+    [row] = queries.list_jobs(store).rows
+    params = queries.get_job(store, row.id).params
+    assert params["samples"] == 1000
+    assert params["chunks"] >= 1
+    assert isinstance(params["seed"], int)
+
+
+def test_good_submit_stores_one_job_and_opens_its_page(store: Engine) -> None:
+    at = open_page("pages/new.py", kind="monte_carlo_pi")
+    at.text_input(key=f"{PI}.__name").input("first run")
+    at.text_input(key=f"{PI}.__tags").input("paper, draft")
+    at.number_input(key=f"{PI}.samples").set_value(5000)
+    at.number_input(key=f"{PI}.chunks").set_value(5)
+    at.number_input(key=f"{PI}.seed").set_value(42)
+    submit(at)
+
+    page = queries.list_jobs(store)
+    assert page.total == 1
+    job = queries.get_job(store, page.rows[0].id)
+    assert (job.kind, job.name, job.tags) == ("monte_carlo_pi", "first run", ["paper", "draft"])
+    assert job.params == {"samples": 5000, "chunks": 5, "seed": 42}
+    assert at.query_params["id"] in (job.id, [job.id])
+    assert [t.value for t in at.title] == ["first run"]
+
+
+def test_kind_in_the_url_opens_its_form(store: Engine) -> None:
+    at = open_page("pages/new.py", kind="demo_stages")
+    assert at.selectbox(key="new.kind").value == "demo_stages"
+    assert {n.key for n in at.number_input} == {
+        "new.demo_stages.stages",
+        "new.demo_stages.seconds_per_stage",
+    }
+
+    at.selectbox(key="new.kind").select("monte_carlo_pi").run()
+    assert f"{PI}.samples" in {n.key for n in at.number_input}
+    assert at.query_params["kind"] in ("monte_carlo_pi", ["monte_carlo_pi"])

@@ -1,0 +1,138 @@
+"""The ui helpers that decide how user text and numbers read on every page."""
+
+from __future__ import annotations
+
+import re
+import string
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ui import format as fmt
+from ui.text import md_escape, one_line
+
+# What a CommonMark renderer does with a backslash before ASCII punctuation: drops it.
+_UNESCAPE = re.compile(r"\\([" + re.escape(string.punctuation) + r"])")
+OPENERS = "\\`*_{}[]<>#|~$:&=!+-/"
+
+
+def rendered(markdown: str) -> str:
+    return _UNESCAPE.sub(r"\1", markdown)
+
+
+def bare_openers(markdown: str) -> list[str]:
+    """Characters of OPENERS that no backslash escapes, read left to right as a parser does."""
+    bare, i = [], 0
+    while i < len(markdown):
+        if markdown[i] == "\\" and i + 1 < len(markdown):
+            i += 2
+            continue
+        if markdown[i] in OPENERS:
+            bare.append(markdown[i])
+        i += 1
+    return bare
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "<img src=x onerror=alert(1)>",
+        "**bold** _it_ `code` ~~gone~~",
+        "[click](javascript:alert(1)) ![img](x.png)",
+        ":red[alarm] :material/home: $x^2$",
+        "# heading",
+        "> quote",
+        "- item",
+        "1. first",
+        "a | b\n--|--",
+        "&lt;b&gt;",
+        "back\\slash",
+    ],
+)
+def test_md_escape_leaves_no_markdown_opener_unescaped(raw: str) -> None:
+    escaped = md_escape(raw)
+    assert bare_openers(escaped) == []
+    assert rendered(escaped) == raw
+
+
+def test_md_escape_hides_icon_shortcodes_from_streamlits_source_rewrite() -> None:
+    # Streamlit replaces ":material/" in the Markdown source before any escape is parsed.
+    assert ":material/" not in md_escape("home :material/home: sweet")
+
+
+def test_md_escape_breaks_ordered_lists_at_line_starts_only() -> None:
+    assert md_escape("1. first\n  22) second\r3. third") == "1\\. first\n  22\\) second\r3\\. third"
+    assert md_escape("pi is 3.14 (roughly)") == "pi is 3.14 (roughly)"
+
+
+@given(st.text())
+def test_md_escape_renders_back_to_the_same_text_and_leaves_nothing_bare(raw: str) -> None:
+    escaped = md_escape(raw)
+    assert rendered(escaped) == raw
+    assert bare_openers(escaped) == []
+
+
+def test_plain_words_are_left_alone() -> None:
+    assert md_escape("Monte Carlo π run 7") == "Monte Carlo π run 7"
+
+
+def test_one_line_flattens_and_shortens() -> None:
+    assert one_line("a\nb\t c") == "a b c"
+    assert one_line("x" * 300, limit=10) == "x" * 9 + "…"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "—"),
+        (0.25, "250 ms"),
+        (3.456, "3.5 s"),
+        (42, "42 s"),
+        (185, "3 min 05 s"),
+        (2 * 3600 + 4 * 60, "2 h 04 min"),
+        (3 * 86400 + 4 * 3600, "3 d 4 h"),
+        (-1, "0 ms"),
+    ],
+)
+def test_duration_reads_compactly(seconds: float | None, text: str) -> None:
+    assert fmt.duration(seconds) == text
+
+
+def test_ago_counts_back_from_now() -> None:
+    now = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
+    assert fmt.ago(now - timedelta(seconds=2), now) == "just now"
+    assert fmt.ago(now - timedelta(seconds=30), now) == "30 s ago"
+    assert fmt.ago(now - timedelta(minutes=5), now) == "5 min ago"
+    assert fmt.ago(now - timedelta(hours=3), now) == "3 h ago"
+    assert fmt.ago(now - timedelta(days=2), now) == "2 d ago"
+    assert fmt.ago(now - timedelta(days=30), now) == "2025-02-02"
+    assert fmt.ago(None, now) == "—"
+
+
+def test_elapsed_runs_to_now_until_finished() -> None:
+    start = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
+    assert fmt.elapsed(start, None, start + timedelta(seconds=42)) == "42 s"
+    assert fmt.elapsed(start, start + timedelta(seconds=5), start + timedelta(hours=1)) == "5.0 s"
+    assert fmt.elapsed(None, None) == "—"
+
+
+def test_numbers_keep_the_digits_that_matter() -> None:
+    assert fmt.number(1_000_000) == "1,000,000"
+    assert fmt.number(3.14159265358979) == "3.141592654"
+    assert fmt.number(1.5e-7) == "1.5000e-07"
+    assert fmt.percent(0.456) == "46 %"
+    assert fmt.label("seconds_per_stage") == "Seconds per stage"
+
+
+def test_browser_json_keeps_every_digit_of_big_integers() -> None:
+    seed = 2936024911900542511  # a double would show 2936024911900542500
+    value = {"seed": seed, "n": 7, "ok": True, "xs": [seed, 1.5], "nested": {"s": -seed}}
+    assert fmt.browser_json(value) == {
+        "seed": str(seed),
+        "n": 7,
+        "ok": True,
+        "xs": [str(seed), 1.5],
+        "nested": {"s": str(-seed)},
+    }

@@ -1,0 +1,127 @@
+"""How times, durations and numbers read on every page, so that no page formats its own."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import streamlit as st
+
+DASH = "—"
+# Browsers parse JSON numbers as doubles: integers beyond this lose their last digits.
+JS_SAFE_INT = 2**53 - 1
+
+
+def duration(seconds: float | None) -> str:
+    """A compact duration: `850 ms`, `42 s`, `3 min 05 s`, `2 h 04 min`, `3 d 4 h`."""
+    if seconds is None or not math.isfinite(seconds):
+        return DASH
+    seconds = max(0.0, seconds)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    whole = int(seconds)
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def ago(ts: datetime | None, now: datetime | None = None) -> str:
+    """How long ago `ts` was, in words a person scans quickly: `12 s ago`, `3 h ago`."""
+    if ts is None:
+        return DASH
+    now = now or datetime.now(UTC)
+    seconds = (now - ts).total_seconds()
+    if seconds < 5:
+        return "just now"
+    if seconds < 60:
+        return f"{seconds:.0f} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600:.0f} h ago"
+    if seconds < 7 * 86400:
+        return f"{seconds // 86400:.0f} d ago"
+    return ts.strftime("%Y-%m-%d")
+
+
+def elapsed(
+    started: datetime | None, finished: datetime | None, now: datetime | None = None
+) -> str:
+    """Run time so far, or in total once finished."""
+    if started is None:
+        return DASH
+    end = finished or now or datetime.now(UTC)
+    return duration((end - started).total_seconds())
+
+
+def browser_zone() -> tzinfo:
+    """The viewer's time zone as the browser reports it; UTC when it is unknown or bogus."""
+    name = st.context.timezone
+    if not name:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def clock(ts: datetime, zone: tzinfo = UTC) -> str:
+    """Time of day, for log lines: `14:03:07`."""
+    return ts.astimezone(zone).strftime("%H:%M:%S")
+
+
+def timestamp(ts: datetime | None, zone: tzinfo = UTC) -> str:
+    """Date and time with the zone's abbreviation: `2025-03-04 14:03:07 CET`."""
+    if ts is None:
+        return DASH
+    local = ts.astimezone(zone)
+    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname() or ''}".rstrip()
+
+
+def number(value: float | int) -> str:
+    """A result number: integers with separators, floats to ten significant digits."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if not math.isfinite(value):
+        return str(value)
+    if value != 0 and (abs(value) >= 1e12 or abs(value) < 1e-4):
+        return f"{value:.4e}"
+    return f"{value:.10g}"
+
+
+def percent(fraction: float) -> str:
+    return f"{100 * max(0.0, min(1.0, fraction)):.0f} %"
+
+
+def label(field: str) -> str:
+    """A parameter or result key as a label: `seconds_per_stage` -> `Seconds per stage`."""
+    words = field.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
+def browser_json(value: object) -> object:
+    """`value` for st.json with every integer shown exactly.
+
+    A 63-bit seed such as 2936024911900542511 would otherwise display as
+    2936024911900542500, and a copied seed would not reproduce the run.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and abs(value) > JS_SAFE_INT:
+        return str(value)
+    if isinstance(value, Mapping):
+        return {k: browser_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [browser_json(v) for v in value]
+    return value

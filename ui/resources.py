@@ -1,0 +1,41 @@
+"""The store behind every page: settings read per run, one engine per database URL per process.
+
+Settings are cheap to read and may differ between runs (tests point RUNLAB_DATABASE_URL at a
+fresh file each time), so only the engine is cached, and it is keyed by its URL.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from sqlalchemy import Engine
+
+from compute import registry
+from jobstore.engine import make_engine, migrate
+from runlab.settings import Settings, load_settings
+
+# A runner beats every heartbeat_seconds; missing three beats in a row means it is gone.
+MISSED_BEATS = 3
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+@st.cache_resource(show_spinner=False)
+def _engine(url: str, kind_modules: tuple[str, ...]) -> Engine:
+    """Made once per URL: migrating and loading the kinds belong to start-up, not to a page."""
+    engine = make_engine(url)
+    migrate(engine)
+    registry.load(kind_modules)
+    return engine
+
+
+def engine(current: Settings | None = None) -> Engine:
+    s = current or settings()
+    return _engine(s.database_url, tuple(s.extra_kind_modules))
+
+
+def alive_within(current: Settings | None = None) -> float:
+    """Seconds since its last heartbeat within which a runner counts as alive."""
+    s = current or settings()
+    return MISSED_BEATS * s.heartbeat_seconds

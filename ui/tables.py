@@ -1,0 +1,85 @@
+"""Lists of jobs as dataframes: the one table the home page and /jobs both draw.
+
+A dataframe shows every cell as plain text, so names typed by users need no escaping here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import streamlit as st
+
+from jobstore.views import JobSummary
+from ui import badges
+from ui import format as fmt
+
+Column = Literal[
+    "position", "job", "status", "name", "kind", "stage", "progress", "created", "duration"
+]
+# The link is relative, so that it also works under a server.baseUrlPath.
+LINK_PREFIX = "job?id="
+
+
+def job_link(public_id: str) -> str:
+    return f"{LINK_PREFIX}{public_id}"
+
+
+def _config(zone: str) -> dict[str, Any]:
+    return {
+        "position": st.column_config.NumberColumn("Position", format="%d", width="small"),
+        "job": st.column_config.LinkColumn(
+            "Job", display_text=r"id=(.*)$", width=150, help="Open the job's page"
+        ),
+        "status": st.column_config.TextColumn("Status", width="small"),
+        "name": st.column_config.TextColumn("Name", width="medium"),
+        "kind": st.column_config.TextColumn("Kind", width="small"),
+        "stage": st.column_config.TextColumn("Stage", width="small"),
+        "progress": st.column_config.ProgressColumn(
+            "Progress", min_value=0.0, max_value=1.0, format="percent", width="medium"
+        ),
+        "created": st.column_config.DatetimeColumn(
+            "Created", format="YYYY-MM-DD HH:mm:ss", timezone=zone
+        ),
+        "duration": st.column_config.TextColumn("Duration", width="small"),
+    }
+
+
+def _row(job: JobSummary, now: datetime) -> dict[str, Any]:
+    return {
+        "job": job_link(job.id),
+        "status": badges.status_text(job.status),
+        "name": job.name,
+        "kind": job.kind,
+        "stage": job.stage or "",
+        "progress": job.progress,
+        "created": job.created_at,
+        "duration": fmt.elapsed(job.started_at, job.finished_at, now),
+    }
+
+
+def job_table(
+    jobs: Sequence[JobSummary],
+    columns: Sequence[Column],
+    *,
+    positions: Mapping[str, int] | None = None,
+    key: str | None = None,
+) -> None:
+    """Draw `jobs` with the given columns, in the given order; `positions` maps id to place.
+
+    `key` names the table's container, which tests and CSS can find it by.
+    """
+    now = datetime.now(UTC)
+    rows = [_row(job, now) for job in jobs]
+    if positions is not None:
+        for row, job in zip(rows, jobs, strict=True):
+            row["position"] = positions.get(job.id)
+    zone = st.context.timezone or "UTC"
+    with st.container(key=key):
+        st.dataframe(
+            rows,
+            column_order=list(columns),
+            column_config={c: cfg for c, cfg in _config(zone).items() if c in columns},
+            hide_index=True,
+        )
