@@ -63,6 +63,7 @@ class Kind:
 
 _KINDS: dict[str, Kind] = {}
 _loaded: set[str] = set()
+_plugins_loaded = False
 
 
 def register(
@@ -100,14 +101,15 @@ def load(extra_modules: Iterable[str] = ()) -> None:
         if module not in _loaded:
             importlib.import_module(module)
             _loaded.add(module)
+    global _plugins_loaded
+    if _plugins_loaded:  # scanning entry points costs milliseconds: once per process
+        return
+    _plugins_loaded = True
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        key = f"ep:{ep.value}"
-        if key not in _loaded:
-            try:
-                ep.load()
-            except Exception:
-                log.exception("could not load kind plugin %s", ep.value)
-            _loaded.add(key)
+        try:
+            ep.load()
+        except Exception:
+            log.exception("could not load kind plugin %s", ep.value)
 
 
 def get(name: str) -> Kind:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, and_, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from jobstore.engine import db_later, db_now, is_postgres
+from jobstore.engine import db_later, db_now, is_postgres, reading
 from jobstore.models import (
     Job,
     JobEvent,
@@ -249,7 +249,7 @@ def submit(
 
 
 def _by_idempotency_key(engine: Engine, key: str) -> str | None:
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         return conn.execute(
             select(jobs.c.public_id).where(jobs.c.idempotency_key == key)
         ).scalar_one_or_none()
@@ -270,20 +270,26 @@ def claim(
         .order_by(jobs.c.priority.desc(), jobs.c.id)
         .limit(limit)
     )
-    if engine.dialect.name == "postgresql":
+    values = {
+        "status": Status.RUNNING,
+        "attempt": jobs.c.attempt + 1,
+        "runner_id": runner_id,
+        "lease_until": db_later(lease_seconds),
+        "started_at": db_now(),
+        "cancel_requested": False,
+    }
+    if is_postgres(engine):
         # SKIP LOCKED: concurrent claimers pass over each other's rows instead of queueing.
-        due = due.with_for_update(skip_locked=True)
+        # MATERIALIZED: evaluated once; as a plain `IN (subquery)` PostgreSQL may re-run the
+        # LIMIT per outer row and claim the whole queue.
+        picked = due.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
+        target = jobs.c.id == picked.c.id
+    else:
+        target = jobs.c.id.in_(due.scalar_subquery())
     stmt = (
         update(jobs)
-        .where(jobs.c.id.in_(due.scalar_subquery()), jobs.c.status == Status.QUEUED)
-        .values(
-            status=Status.RUNNING,
-            attempt=jobs.c.attempt + 1,
-            runner_id=runner_id,
-            lease_until=db_later(lease_seconds),
-            started_at=db_now(),
-            cancel_requested=False,
-        )
+        .where(target, jobs.c.status == Status.QUEUED)
+        .values(**values)
         .returning(jobs.c.id, jobs.c.public_id, jobs.c.kind, jobs.c.params, jobs.c.attempt)
     )
     with engine.begin() as conn:
