@@ -385,6 +385,31 @@ def _write_stage(conn: Connection, job_id: int, su: StageUpdate) -> None:
 # --- ends of an attempt -------------------------------------------------------------------------
 
 
+def _end_attempt(
+    conn: Connection,
+    lease: Lease,
+    dst: Status,
+    batch: Report | None,
+    *,
+    detail: str | None = None,
+    **values: Any,
+) -> None:
+    """Move a running attempt to its terminal state, with its last unwritten reports."""
+    _transition(
+        conn,
+        lease.job_id,
+        lease.attempt,
+        Status.RUNNING,
+        dst,
+        runner_id=lease.runner_id,
+        detail=detail,
+        finished_at=db_now(),
+        lease_until=None,
+        **values,
+    )
+    _write_batch(conn, lease, batch)
+
+
 def succeed(
     engine: Engine,
     lease: Lease,
@@ -394,19 +419,7 @@ def succeed(
 ) -> None:
     """Store the result and end the job in one transaction: no result without `succeeded`."""
     with engine.begin() as conn:
-        _transition(
-            conn,
-            lease.job_id,
-            lease.attempt,
-            Status.RUNNING,
-            Status.SUCCEEDED,
-            runner_id=lease.runner_id,
-            progress=1.0,
-            stage=None,
-            finished_at=db_now(),
-            lease_until=None,
-        )
-        _write_batch(conn, lease, batch)
+        _end_attempt(conn, lease, Status.SUCCEEDED, batch, progress=1.0, stage=None)
         conn.execute(
             update(stages_t)
             .where(stages_t.c.job_id == lease.job_id, stages_t.c.status != StageStatus.DONE)
@@ -432,37 +445,22 @@ def fail(
     batch: Report | None = None,
 ) -> None:
     with engine.begin() as conn:
-        _transition(
+        _end_attempt(
             conn,
-            lease.job_id,
-            lease.attempt,
-            Status.RUNNING,
+            lease,
             Status.FAILED,
-            runner_id=lease.runner_id,
+            batch,
             detail=traceback,
-            finished_at=db_now(),
-            lease_until=None,
             error_type=error_type[:200],
             error_message=message,
         )
-        _write_batch(conn, lease, batch)
         _close_open_stages(conn, lease.job_id, StageStatus.FAILED)
 
 
 def cancelled(engine: Engine, lease: Lease, batch: Report | None = None) -> None:
     """The driver saw the cancel request and stopped: end the running job as cancelled."""
     with engine.begin() as conn:
-        _transition(
-            conn,
-            lease.job_id,
-            lease.attempt,
-            Status.RUNNING,
-            Status.CANCELLED,
-            runner_id=lease.runner_id,
-            finished_at=db_now(),
-            lease_until=None,
-        )
-        _write_batch(conn, lease, batch)
+        _end_attempt(conn, lease, Status.CANCELLED, batch)
         _close_open_stages(conn, lease.job_id, StageStatus.FAILED)
 
 
