@@ -8,7 +8,9 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from runlab.errors import InvalidParams
 
 SECRETS_FILE = Path(".streamlit/secrets.toml")
 ENV_PREFIX = "RUNLAB_"
@@ -24,6 +26,16 @@ class Settings(BaseModel):
     poll_seconds: float = Field(0.2, gt=0, description="idle runner's poll period on SQLite")
     progress_write_seconds: float = Field(0.25, gt=0, description="throttle of a job's writes")
     kind_modules: str = Field("", description="comma-separated modules that register more kinds")
+
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeats(self) -> Settings:
+        # A lease that lapses between two heartbeats would let a healthy job be taken away.
+        if self.lease_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError(
+                f"lease_seconds ({self.lease_seconds:g}) must be at least twice "
+                f"heartbeat_seconds ({self.heartbeat_seconds:g})"
+            )
+        return self
 
     @property
     def owner(self) -> str:
@@ -62,4 +74,12 @@ def load_settings(
             key = name[len(ENV_PREFIX) :].lower()
             if key in known:
                 values[key] = value
-    return Settings.model_validate(values)
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        errors = {}
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "settings"
+            name = f"{ENV_PREFIX}{field.upper()}" if field != "settings" else field
+            errors[name] = str(err.get("ctx", {}).get("error", err["msg"]))
+        raise InvalidParams(errors) from None

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
+from runlab.errors import InvalidParams
 from runlab.settings import load_settings
 
 DEFAULT_URL = "sqlite:///data/runlab.db"
@@ -47,7 +47,7 @@ def test_environment_beats_secrets_and_defaults(tmp_path: Path) -> None:
     )
     environ = {
         "RUNLAB_DATABASE_URL": "sqlite:///elsewhere.db",
-        "RUNLAB_LEASE_SECONDS": "7.5",
+        "RUNLAB_LEASE_SECONDS": "12.5",
         "DATABASE_URL": "ignored: no RUNLAB_ prefix",
         "RUNLAB_NOT_A_SETTING": "ignored",
     }
@@ -55,7 +55,7 @@ def test_environment_beats_secrets_and_defaults(tmp_path: Path) -> None:
     s = load_settings(environ=environ, secrets_path=path)
 
     assert s.database_url == "sqlite:///elsewhere.db"
-    assert s.lease_seconds == 7.5
+    assert s.lease_seconds == 12.5
     assert s.scheduler == "tcp://a:8786"
     assert s.artifacts == "data/artifacts"
 
@@ -73,7 +73,7 @@ def test_secrets_may_be_top_level_and_in_any_case(tmp_path: Path) -> None:
 
 
 def test_bad_value_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match="lease_seconds"):
+    with pytest.raises(InvalidParams, match="RUNLAB_LEASE_SECONDS"):
         load_settings(environ={"RUNLAB_LEASE_SECONDS": "0"}, secrets_path=tmp_path / "none")
 
 
@@ -83,3 +83,17 @@ def test_extra_kind_modules_are_split_on_commas(tmp_path: Path) -> None:
     )
 
     assert s.extra_kind_modules == ["a.kinds", "b.more"]
+
+
+def test_a_bad_setting_names_its_variable(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParams) as caught:
+        load_settings(environ={"RUNLAB_LEASE_SECONDS": "abc"}, secrets_path=tmp_path / "none")
+    assert list(caught.value.errors) == ["RUNLAB_LEASE_SECONDS"]
+
+
+def test_a_lease_shorter_than_two_heartbeats_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParams, match="at least twice heartbeat_seconds"):
+        load_settings(
+            environ={"RUNLAB_LEASE_SECONDS": "4", "RUNLAB_HEARTBEAT_SECONDS": "3"},
+            secrets_path=tmp_path / "none",
+        )
