@@ -26,7 +26,11 @@ class PiParams(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
     samples: int = Field(
-        100_000_000, ge=1, le=MAX_SAMPLES, description="How many random points to throw."
+        # A few seconds on two cores: long enough to watch the estimate settle.
+        1_000_000_000,
+        ge=1,
+        le=MAX_SAMPLES,
+        description="How many random points to throw.",
     )
     chunks: int | None = Field(
         None,

@@ -142,7 +142,7 @@ def test_kinds_lists_parameters_with_defaults_and_bounds(db):
     assert set(kinds) >= {"monte_carlo_pi", "demo_stages"}
     samples = next(p for p in kinds["monte_carlo_pi"]["params"] if p["name"] == "samples")
     assert samples["minimum"] == 1 and samples["maximum"] == 10**11
-    assert samples["default"] == 100_000_000
+    assert samples["default"] == 1_000_000_000
 
 
 def test_the_installed_command_maps_errors_to_exit_codes(db):

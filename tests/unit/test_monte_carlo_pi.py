@@ -36,8 +36,8 @@ def rejected(params: dict[str, Any]) -> InvalidParams:
 def test_defaults_fill_samples_chunks_and_seed() -> None:
     clean = registry.validate(KIND, {})
 
-    assert clean["samples"] == 100_000_000
-    assert clean["chunks"] == 1
+    assert clean["samples"] == 1_000_000_000
+    assert clean["chunks"] == 10
     assert isinstance(clean["seed"], int) and 0 <= clean["seed"] < 2**63
 
 

@@ -54,7 +54,7 @@ def test_describe_reads_type_bounds_defaults_and_optionality() -> None:
         "samples",
         "int",
         False,
-        100_000_000,
+        1_000_000_000,
     )
     assert (samples.minimum, samples.maximum, samples.optional) == (1, 10**11, False)
     assert (chunks.type, chunks.optional, chunks.default, chunks.maximum) == (
