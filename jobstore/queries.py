@@ -29,7 +29,7 @@ from jobstore.views import (
     StageView,
     as_utc,
 )
-from runlab.errors import JobNotFound
+from runlab.errors import InvalidParams, JobNotFound
 
 jobs = Job.__table__
 PUBLIC_ID = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
@@ -190,7 +190,11 @@ def queue_position(engine: Engine, public_id: str) -> int | None:
 def _filters(status: Sequence[str] | None, kind: Sequence[str] | None) -> list[Any]:
     where = []
     if status:
-        where.append(jobs.c.status.in_([Status(s) for s in status]))
+        known = {s.value for s in Status}
+        bad = [s for s in status if s not in known]
+        if bad:
+            raise InvalidParams({"status": f"unknown status {bad[0]!r}; one of {', '.join(known)}"})
+        where.append(jobs.c.status.in_(list(status)))
     if kind:
         where.append(jobs.c.kind.in_(list(kind)))
     return where

@@ -41,6 +41,8 @@ results_t = JobResult.__table__
 runners_t = Runner.__table__
 
 NOTIFY_CHANNEL = "runlab_jobs"
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 50
 
 # The only moves a job can make; a pair missing here cannot happen.
 ALLOWED: dict[tuple[Status, Status], str] = {
@@ -197,6 +199,11 @@ def submit(
     name = (name or "").strip()
     if len(name) > 200:
         raise InvalidParams({"name": "must be at most 200 characters"})
+    tags = [str(t).strip() for t in tags if str(t).strip()]
+    if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG_LENGTH for t in tags):
+        raise InvalidParams(
+            {"tags": f"at most {MAX_TAGS} tags of at most {MAX_TAG_LENGTH} characters each"}
+        )
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
         raise InvalidParams({"idempotency_key": "must be 1 to 200 characters"})
     if idempotency_key is not None:
@@ -213,7 +220,7 @@ def submit(
                     kind=kind,
                     name=name or f"{kind} {public_id[:6]}",
                     owner=owner,
-                    tags=list(tags),
+                    tags=tags,
                     params=clean,
                     idempotency_key=idempotency_key,
                     priority=priority,

@@ -163,3 +163,16 @@ def test_submit_returns_only_after_commit(engine: Engine, db_url: str) -> None:
         assert [s.name for s in job.stages] == ["stage 1", "stage 2"]
     finally:
         fresh.dispose()
+
+
+def test_too_many_or_too_long_tags_are_refused_before_storing(engine: Engine) -> None:
+    for tags in (["t"] * 21, ["x" * 51]):
+        with pytest.raises(InvalidParams) as caught:
+            submit(engine, "demo_stages", {}, tags=tags)
+        assert list(caught.value.errors) == ["tags"]
+    assert list_jobs(engine).total == 0
+
+
+def test_listing_by_an_unknown_status_names_it(engine: Engine) -> None:
+    with pytest.raises(InvalidParams, match="unknown status 'bogus'"):
+        list_jobs(engine, status=["bogus"])
