@@ -224,6 +224,7 @@ class Runner:
                 self._db_trouble("heartbeat")
                 continue
             self._db_ok()
+            self._reap()
             for lease, ctx in held:
                 if ctx is None:
                     continue
@@ -234,6 +235,20 @@ class Runner:
                     ctx.cancel_requested.set()
                 with contextlib.suppress(LostJob):
                     ctx.flush()  # a quiet driver's trailing reports still reach the page
+
+    def _reap(self) -> None:
+        """Every runner is also a reaper: jobs of runners that went silent come back here."""
+        try:
+            reaped = transitions.reap(self.engine, backoff_base=self.settings.retry_backoff_seconds)
+        except Exception:
+            self._db_trouble("reap")
+            return
+        for r in reaped:
+            log.warning(
+                "job %s attempt %d lost its runner: now %s", r.public_id, r.attempt, r.status
+            )
+        if reaped:
+            self._wake.set()
 
     def _db_trouble(self, what: str) -> None:
         if not self._db_down:

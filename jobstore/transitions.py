@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import random
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -144,16 +145,21 @@ def _transition(
     *,
     runner_id: str | None = None,
     detail: str | None = None,
+    message: str | None = None,
+    also: Any = None,
     **values: Any,
 ) -> Row[Any]:
-    """The one fenced status write. Zero rows matched means the caller lost the job."""
+    """The one fenced status write. Zero rows matched means the caller lost the job.
+
+    `also` adds a condition to the fence, such as "the lease has lapsed" for the reaper.
+    """
     if (src, dst) not in ALLOWED:
         raise ValueError(f"no transition from {src} to {dst}")
+    fence = [jobs.c.id == job_id, jobs.c.status == src, jobs.c.attempt == attempt]
+    if also is not None:
+        fence.append(also)
     row = conn.execute(
-        update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.status == src, jobs.c.attempt == attempt)
-        .values(status=dst, **values)
-        .returning(jobs.c.id, jobs.c.status)
+        update(jobs).where(*fence).values(status=dst, **values).returning(jobs.c.id, jobs.c.status)
     ).first()
     if row is None:
         raise LostJob(job_id, attempt)
@@ -161,7 +167,7 @@ def _transition(
         conn,
         job_id,
         attempt,
-        ALLOWED[(src, dst)],
+        message or ALLOWED[(src, dst)],
         runner_id=runner_id,
         from_status=src,
         to_status=dst,
@@ -551,6 +557,96 @@ def request_cancel(engine: Engine, public_id: str) -> CancelOutcome:
             _event(conn, row.id, row.attempt, "cancel requested", kind="request")
             return CancelOutcome.REQUESTED
     raise RuntimeError(f"job {public_id} kept changing state while being cancelled")
+
+
+# --- the reaper ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reaped:
+    public_id: str
+    attempt: int
+    status: Status
+
+
+def backoff_seconds(attempt: int, base: float, cap: float = 600.0) -> float:
+    """Exponential backoff with jitter: attempt 1 waits about `base`, each next one twice that.
+
+    The jitter (50-100 %) spreads out jobs that lapsed together, so they do not return together.
+    """
+    return min(cap, base * 2 ** max(0, attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+def reap(engine: Engine, *, backoff_base: float = 5.0, limit: int = 100) -> list[Reaped]:
+    """Take back running jobs whose lease has lapsed in the database's clock.
+
+    Each goes back to `queued` for its next attempt after a backoff, or to `failed` once
+    `max_attempts` is used up, or to `cancelled` if a cancel was asked for. The fence includes
+    the lapsed lease, so a job whose heartbeat came back in time is left alone.
+    """
+    lapsed = and_(jobs.c.lease_until.is_not(None), jobs.c.lease_until < db_now())
+    out: list[Reaped] = []
+    with engine.begin() as conn:
+        rows = conn.execute(
+            select(
+                jobs.c.id,
+                jobs.c.public_id,
+                jobs.c.attempt,
+                jobs.c.max_attempts,
+                jobs.c.runner_id,
+                jobs.c.cancel_requested,
+            )
+            .where(jobs.c.status == Status.RUNNING, lapsed)
+            .order_by(jobs.c.id)
+            .limit(limit)
+        ).all()
+        for r in rows:
+            why = f"lease lapsed on runner {r.runner_id} (attempt {r.attempt} of {r.max_attempts})"
+            if r.cancel_requested:
+                dst, values = Status.CANCELLED, {"finished_at": db_now()}
+            elif r.attempt >= r.max_attempts:
+                dst = Status.FAILED
+                values = {
+                    "finished_at": db_now(),
+                    "error_type": "LeaseExpired",
+                    "error_message": f"the runner stopped renewing its lease; {why}",
+                }
+            else:
+                dst = Status.QUEUED
+                values = {
+                    "run_after": db_later(backoff_seconds(r.attempt, backoff_base)),
+                    "runner_id": None,
+                    "progress": 0.0,
+                    "stage": None,
+                }
+            try:
+                _transition(
+                    conn,
+                    r.id,
+                    r.attempt,
+                    Status.RUNNING,
+                    dst,
+                    message=why,
+                    also=lapsed,
+                    lease_until=None,
+                    **values,
+                )
+            except LostJob:  # renewed or finished meanwhile: not ours to take
+                continue
+            if dst is Status.QUEUED:
+                # The next attempt starts over, so its stages do too.
+                conn.execute(
+                    update(stages_t)
+                    .where(stages_t.c.job_id == r.id)
+                    .values(
+                        status=StageStatus.PENDING, progress=0.0, started_at=None, finished_at=None
+                    )
+                )
+                _notify(conn)
+            else:
+                _close_open_stages(conn, r.id, StageStatus.FAILED)
+            out.append(Reaped(r.public_id, r.attempt, dst))
+    return out
 
 
 # --- runners ------------------------------------------------------------------------------------

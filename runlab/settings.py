@@ -25,6 +25,9 @@ class Settings(BaseModel):
     heartbeat_seconds: float = Field(5.0, gt=0)
     poll_seconds: float = Field(0.2, gt=0, description="idle runner's poll period on SQLite")
     progress_write_seconds: float = Field(0.25, gt=0, description="throttle of a job's writes")
+    retry_backoff_seconds: float = Field(
+        5.0, ge=0, description="first wait before a job whose lease lapsed runs again"
+    )
     kind_modules: str = Field("", description="comma-separated modules that register more kinds")
 
     @model_validator(mode="after")

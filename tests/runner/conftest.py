@@ -57,6 +57,7 @@ def start_runner(
             "RUNLAB_KIND_MODULES": "tests.runner.sample_kinds",
             "RUNLAB_HEARTBEAT_SECONDS": "0.5",
             "RUNLAB_LEASE_SECONDS": "5",
+            "RUNLAB_RETRY_BACKOFF_SECONDS": "0.5",
             "PYTHONPATH": str(ROOT),
             **env,
         }

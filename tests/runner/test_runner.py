@@ -144,3 +144,37 @@ def test_sigterm_stops_the_runner_and_leaves_its_job_to_the_lease(engine, start_
             select(JobEvent.to_status).where(JobEvent.to_status.in_(["failed", "cancelled"]))
         ).all()
     assert ends == []
+
+
+def test_kill_9_mid_job_then_a_new_runner_finishes_it_as_attempt_2(engine, start_runner):
+    first = start_runner("--concurrency", "1")
+    params = {"samples": 600_000_000, "chunks": 12, "seed": 11}
+    job = transitions.submit(engine, "monte_carlo_pi", params)
+    wait_for(
+        lambda: queries.get_job(engine, job).progress > 0.2,
+        timeout=60,
+        what="the job to be well under way",
+    )
+    first.kill()  # SIGKILL to the runner and its Dask workers: no goodbye, no writes
+    assert queries.get_job(engine, job).status is Status.RUNNING
+    start_runner("--concurrency", "1")
+    final = watch(engine, job, timeout=120)[-1]
+    assert final.status is Status.SUCCEEDED and final.attempt == 2
+    seeds = np.random.SeedSequence(11).spawn(12)
+    expected = sum(
+        count_inside(n, s) for n, s in zip(chunk_sizes(600_000_000, 12), seeds, strict=True)
+    )
+    assert final.result["inside"] == expected
+    with engine.connect() as conn:
+        moves = conn.execute(
+            select(JobEvent.attempt, JobEvent.to_status)
+            .where(JobEvent.kind == "transition")
+            .order_by(JobEvent.id)
+        ).all()
+    assert [tuple(m) for m in moves] == [
+        (0, "queued"),
+        (1, "running"),
+        (1, "queued"),
+        (2, "running"),
+        (2, "succeeded"),
+    ]
