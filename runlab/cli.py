@@ -287,6 +287,28 @@ def cancel(state: _State, job_id: str) -> None:
     click.echo(messages[outcome])
 
 
+@cli.command()
+@click.option(
+    "--lease-grace",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds a lapsed lease is forgiven, for a store whose reaper has not passed yet.",
+)
+@pass_state
+def doctor(state: _State, lease_grace: float) -> None:
+    """Check the store against Runlab's invariants; exit 1 if any is broken."""
+    from jobstore.doctor import check
+
+    found = check(state.engine, lease_grace=lease_grace)
+    for v in found:
+        click.echo(str(v))
+    total = queries.list_jobs(state.engine, limit=1).total
+    click.echo(f"{len(found)} violation(s) in {total} job(s)", err=True)
+    if found:
+        sys.exit(1)
+
+
 # --- processes ----------------------------------------------------------------------------------
 
 

@@ -11,9 +11,15 @@ from sqlalchemy import Engine, select
 
 from compute.kinds.monte_carlo_pi import chunk_sizes, count_inside
 from jobstore import queries, transitions
+from jobstore.doctor import check
 from jobstore.models import JobEvent, Status
 from jobstore.views import JobDetail
 from tests.polling import wait_for
+
+
+def assert_sound(engine: Engine, lease_grace: float = 0.0) -> None:
+    """Every fault test ends here: the store still keeps every invariant."""
+    assert [str(v) for v in check(engine, lease_grace=lease_grace)] == []
 
 
 def watch(engine: Engine, public_id: str, timeout: float) -> list[JobDetail]:
@@ -73,6 +79,7 @@ def test_runner_runs_both_kinds_to_succeeded_with_rising_progress(engine, start_
     demo_job = queries.get_job(engine, demo)
     assert [s["name"] for s in demo_job.result["stages"]] == ["stage 1", "stage 2", "stage 3"]
     assert all(s["seconds"] >= 0.6 for s in demo_job.result["stages"])
+    assert_sound(engine)
 
 
 def test_driver_exception_fails_the_job_and_the_runner_goes_on(engine, start_runner):
@@ -88,6 +95,7 @@ def test_driver_exception_fails_the_job_and_the_runner_goes_on(engine, start_run
     assert [line.message for line in failed.logs] == ["about to fail"]
     assert watch(engine, good, timeout=60)[-1].status is Status.SUCCEEDED
     assert runner.proc.poll() is None
+    assert_sound(engine)
 
 
 def test_bad_results_fail_with_a_clear_message(engine, start_runner):
@@ -101,6 +109,7 @@ def test_bad_results_fail_with_a_clear_message(engine, start_runner):
     assert obj_job.status is Status.FAILED and obj_job.error.type == "BadResult"
     assert "cannot be stored as JSON" in obj_job.error.message
     assert nan_job.result is None and obj_job.result is None
+    assert_sound(engine)
 
 
 def test_cancel_stops_a_running_job_and_keeps_its_partial_metrics(engine, start_runner):
@@ -116,6 +125,7 @@ def test_cancel_stops_a_running_job_and_keeps_its_partial_metrics(engine, start_
     assert final.status is Status.CANCELLED
     assert final.series["stage_seconds"][0][0] == 1.0
     assert final.result is None
+    assert_sound(engine)
 
 
 def test_sigterm_stops_the_runner_and_leaves_its_job_to_the_lease(engine, start_runner):
@@ -144,6 +154,7 @@ def test_sigterm_stops_the_runner_and_leaves_its_job_to_the_lease(engine, start_
             select(JobEvent.to_status).where(JobEvent.to_status.in_(["failed", "cancelled"]))
         ).all()
     assert ends == []
+    assert_sound(engine, lease_grace=60)
 
 
 def test_kill_9_mid_job_then_a_new_runner_finishes_it_as_attempt_2(engine, start_runner):
@@ -178,3 +189,4 @@ def test_kill_9_mid_job_then_a_new_runner_finishes_it_as_attempt_2(engine, start
         (2, "running"),
         (2, "succeeded"),
     ]
+    assert_sound(engine)

@@ -1,0 +1,108 @@
+"""Checks a store against the invariants of the design, and names every violation.
+
+Fault tests end with it, and `runlab doctor` runs it on a live store. It only reads.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from jobstore.engine import db_now, reading
+from jobstore.models import TERMINAL, Job, JobEvent, JobResult, Status
+
+jobs = Job.__table__
+events = JobEvent.__table__
+results = JobResult.__table__
+
+
+@dataclass(frozen=True)
+class Violation:
+    job: str
+    rule: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.job}: {self.rule}: {self.detail}"
+
+
+def check(engine: Engine, *, lease_grace: float = 0.0) -> list[Violation]:
+    """Every violation in the store; an empty list means it is sound.
+
+    `lease_grace` forgives leases that lapsed less than that many seconds ago, for a store whose
+    reaper has not passed yet.
+    """
+    out: list[Violation] = []
+    with reading(engine) as conn:
+        now = conn.execute(select(db_now())).scalar_one()
+        job_rows = conn.execute(
+            select(
+                jobs.c.id,
+                jobs.c.public_id,
+                jobs.c.status,
+                jobs.c.attempt,
+                jobs.c.max_attempts,
+                jobs.c.lease_until,
+                jobs.c.finished_at,
+            ).order_by(jobs.c.id)
+        ).all()
+        moves: dict[int, list[Any]] = defaultdict(list)
+        for e in conn.execute(
+            select(events.c.job_id, events.c.attempt, events.c.to_status)
+            .where(events.c.kind == "transition")
+            .order_by(events.c.job_id, events.c.id)
+        ):
+            moves[e.job_id].append(e)
+        result_count = dict(
+            conn.execute(select(results.c.job_id, func.count()).group_by(results.c.job_id)).all()
+        )
+    known = {s.value for s in Status}
+    for j in job_rows:
+
+        def bad(rule: str, detail: str, j: Any = j) -> None:
+            out.append(Violation(j.public_id, rule, detail))
+
+        if j.status not in known:
+            bad("one known state", f"status is {j.status!r}")
+            continue
+        status = Status(j.status)
+        trail = moves.get(j.id, [])
+        ends = [m for m in trail if m.to_status in TERMINAL]
+        if status in TERMINAL:
+            if len(ends) != 1:
+                bad("exactly one terminal state", f"{len(ends)} terminal events for a {status} job")
+            if j.finished_at is None:
+                bad("exactly one terminal state", f"{status} without a finished time")
+        else:
+            if ends:
+                bad("exactly one terminal state", f"{status} after a terminal event")
+            if j.finished_at is not None:
+                bad("exactly one terminal state", f"{status} with a finished time")
+        n_results = result_count.get(j.id, 0)
+        if n_results > 1:
+            bad("at most one result", f"{n_results} results")
+        if n_results and status is not Status.SUCCEEDED:
+            bad("a result only beside succeeded", f"a result on a {status} job")
+        if status is Status.SUCCEEDED and not n_results:
+            bad("a result only beside succeeded", "succeeded without a result")
+        if status is Status.RUNNING and j.lease_until is not None:
+            overdue = (now - j.lease_until).total_seconds()
+            if overdue > lease_grace:
+                bad("no running job with a lapsed lease", f"lease lapsed {overdue:.1f} s ago")
+        if status is Status.RUNNING and j.lease_until is None:
+            bad("no running job with a lapsed lease", "running without a lease")
+        claims = [m.attempt for m in trail if m.to_status == Status.RUNNING]
+        if claims != list(range(1, len(claims) + 1)):
+            bad("attempts strictly increasing", f"claims numbered {claims}")
+        if (claims[-1] if claims else 0) != j.attempt:
+            bad("attempts strictly increasing", f"attempt {j.attempt}, last claim {claims[-1:]}")
+        attempts = [m.attempt for m in trail]
+        if attempts != sorted(attempts):
+            bad("attempts strictly increasing", f"events go back in attempts: {attempts}")
+        if not trail or trail[-1].to_status != status:
+            last = trail[-1].to_status if trail else None
+            bad("events match the status", f"status {status}, last transition to {last}")
+    return out

@@ -1,0 +1,151 @@
+"""The invariant checker: silent on a sound store, precise on a corrupted one."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import Engine, insert, update
+
+from jobstore.doctor import check
+from jobstore.engine import db_now
+from jobstore.models import Job, JobEvent, JobResult, Status
+from jobstore.transitions import (
+    Report,
+    cancelled,
+    claim,
+    fail,
+    reap,
+    request_cancel,
+    submit,
+    succeed,
+)
+from runlab.cli import cli
+from tests.polling import wait_for
+
+
+def sound_store(engine: Engine) -> dict[str, str]:
+    """One job in every state, each reached through the verbs."""
+    ids = {
+        name: submit(engine, "demo_stages", {}, name=name)
+        for name in (
+            "queued",
+            "succeeded",
+            "failed",
+            "cancelled",
+            "cancelled_queued",
+            "retried",
+            "running",
+        )
+    }
+    request_cancel(engine, ids["cancelled_queued"])
+    leases = {lease.public_id: lease for lease in claim(engine, "r1", limit=10, lease_seconds=30)}
+    by_name = {name: leases.get(pid) for name, pid in ids.items()}
+    succeed(engine, by_name["succeeded"], {"x": 1}, None, Report(logs=[("info", "done")]))
+    fail(engine, by_name["failed"], "ValueError", "boom", "Traceback")
+    cancelled(engine, by_name["cancelled"])
+    succeed(engine, by_name["queued"], {"x": 2})  # "queued" was claimed too: finish it
+    return ids
+
+
+def test_a_sound_store_has_no_violations(engine: Engine) -> None:
+    sound_store(engine)
+    assert check(engine) == []
+
+
+def test_a_reaped_and_reclaimed_job_is_sound(engine: Engine) -> None:
+    submit(engine, "demo_stages", {})
+    claim(engine, "r1", lease_seconds=0.05)
+    wait_for(lambda: reap(engine, backoff_base=0), timeout=10, what="the reaper")
+    [lease] = claim(engine, "r2", lease_seconds=30)
+    succeed(engine, lease, {"x": 1})
+    assert check(engine) == []
+
+
+def test_a_lapsed_lease_is_reported_until_the_reaper_passes(engine: Engine) -> None:
+    submit(engine, "demo_stages", {})
+    claim(engine, "r1", lease_seconds=0.05)
+    wait_for(
+        lambda: [v.rule for v in check(engine)] == ["no running job with a lapsed lease"],
+        timeout=10,
+        what="the lapsed lease to show",
+    )
+    assert check(engine, lease_grace=3600) == []
+    wait_for(lambda: reap(engine, backoff_base=0), timeout=10, what="the reaper")
+    assert check(engine) == []
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "rule"),
+    [
+        ("status_without_event", "events match the status|exactly one terminal state"),
+        ("second_result_job", "a result only beside succeeded"),
+        ("succeeded_without_result", "a result only beside succeeded"),
+        ("two_terminal_events", "exactly one terminal state"),
+        ("unknown_status", "one known state"),
+        ("attempt_skipped", "attempts strictly increasing"),
+    ],
+)
+def test_each_kind_of_corruption_is_named(engine: Engine, corrupt: str, rule: str) -> None:
+    ids = sound_store(engine)
+    jobs = Job.__table__
+    with engine.begin() as conn:
+
+        def job_id(name: str) -> int:
+            return conn.execute(
+                jobs.select().with_only_columns(jobs.c.id).where(jobs.c.public_id == ids[name])
+            ).scalar_one()
+
+        if corrupt == "status_without_event":
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id("cancelled"))
+                .values(status=Status.QUEUED, finished_at=None)
+            )
+        elif corrupt == "second_result_job":
+            conn.execute(
+                insert(JobResult.__table__).values(
+                    job_id=job_id("failed"), attempt=1, summary={}, created_at=db_now()
+                )
+            )
+        elif corrupt == "succeeded_without_result":
+            conn.execute(
+                JobResult.__table__.delete().where(
+                    JobResult.__table__.c.job_id == job_id("succeeded")
+                )
+            )
+        elif corrupt == "two_terminal_events":
+            conn.execute(
+                insert(JobEvent.__table__).values(
+                    job_id=job_id("failed"),
+                    at=db_now(),
+                    attempt=1,
+                    kind="transition",
+                    from_status="running",
+                    to_status="failed",
+                    message="again",
+                )
+            )
+        elif corrupt == "unknown_status":
+            conn.execute(update(jobs).where(jobs.c.id == job_id("failed")).values(status="zombie"))
+        elif corrupt == "attempt_skipped":
+            conn.execute(update(jobs).where(jobs.c.id == job_id("succeeded")).values(attempt=3))
+    found = check(engine)
+    assert found, "the corruption went unnoticed"
+    assert {v.rule for v in found} == set(rule.split("|"))
+
+
+def test_runlab_doctor_exits_1_and_prints_the_violations(
+    engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNLAB_DATABASE_URL", db_url)
+    sound_store(engine)
+    clean = CliRunner().invoke(cli, ["doctor"])
+    assert clean.exit_code == 0, clean.output
+    assert "0 violation(s) in 7 job(s)" in clean.stderr
+    jobs = Job.__table__
+    with engine.begin() as conn:
+        conn.execute(update(jobs).where(jobs.c.name == "failed").values(status=Status.SUCCEEDED))
+    broken = CliRunner().invoke(cli, ["doctor"])
+    assert broken.exit_code == 1
+    assert "succeeded without a result" in broken.stdout
+    assert "violation(s) in 7 job(s)" in broken.stderr
