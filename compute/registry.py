@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 import annotated_types
 from pydantic import BaseModel, ValidationError
 
-from runlab.errors import InvalidParams, UnknownKind
+from runlab.errors import InvalidParams, Retryable, UnknownKind
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -42,6 +42,11 @@ class Kind:
     run: Driver
     figure: Figure | None = None
     weights: Callable[[Any], list[float]] | None = None
+    retry_on: tuple[type[BaseException], ...] = ()
+
+    def retryable(self, exc: BaseException) -> bool:
+        """Whether a failure deserves another attempt: `Retryable`, or a type the kind names."""
+        return isinstance(exc, (Retryable, *self.retry_on))
 
     def parse(self, params: Mapping[str, Any]) -> BaseModel:
         """The typed parameters, or InvalidParams naming each bad field."""
@@ -75,6 +80,7 @@ def register(
     stages: Iterable[str] | Callable[[Any], list[str]],
     figure: Figure | None = None,
     weights: Iterable[float] | Callable[[Any], list[float]] | None = None,
+    retry_on: Iterable[type[BaseException]] = (),
 ) -> Callable[[Driver], Driver]:
     """Decorate a driver `run(ctx, params) -> result` to make it a kind.
 
@@ -89,7 +95,9 @@ def register(
     )
 
     def deco(run: Driver) -> Driver:
-        _KINDS[name] = Kind(name, title, description, params, stage_fn, run, figure, weight_fn)
+        _KINDS[name] = Kind(
+            name, title, description, params, stage_fn, run, figure, weight_fn, tuple(retry_on)
+        )
         return run
 
     return deco

@@ -23,6 +23,7 @@ from compute.context import JobContext
 from compute.results import clean_result
 from jobstore import transitions
 from jobstore.engine import is_postgres
+from jobstore.models import Status
 from jobstore.transitions import Lease
 from runlab.errors import JobCancelled, LostJob
 from runlab.settings import Settings
@@ -152,6 +153,7 @@ class Runner:
 
     def _execute(self, lease: Lease) -> None:
         ctx: JobContext | None = None
+        kind: registry.Kind | None = None
         try:
             kind = registry.get(lease.kind)
             params = kind.parse(lease.params)
@@ -177,7 +179,8 @@ class Runner:
         except LostJob:
             log.warning("job %s attempt %d lost its lease; stopped", lease.public_id, lease.attempt)
         except Exception as exc:
-            self._end(lease, "failed", ctx, exc)
+            retry = kind is not None and kind.retryable(exc)
+            self._end(lease, "retried" if retry else "failed", ctx, exc)
         finally:
             with self._lock:
                 self._running.pop(lease.job_id, None)
@@ -191,15 +194,22 @@ class Runner:
             if exc is None:
                 transitions.cancelled(self.engine, lease, pending)
             else:
-                message = str(exc) or type(exc).__name__
-                transitions.fail(
-                    self.engine,
-                    lease,
+                error = (
                     type(exc).__name__,
-                    message,
+                    str(exc) or type(exc).__name__,
                     "".join(traceback.format_exception(exc)),
-                    pending,
                 )
+                if how == "retried":
+                    status = transitions.retry(
+                        self.engine,
+                        lease,
+                        *error,
+                        pending,
+                        backoff_base=self.settings.retry_backoff_seconds,
+                    )
+                    how = "queued for another attempt" if status is Status.QUEUED else "failed"
+                else:
+                    transitions.fail(self.engine, lease, *error, pending)
             log.info("job %s %s", lease.public_id, how)
         except LostJob:
             log.warning("job %s was lost before it could be marked %s", lease.public_id, how)

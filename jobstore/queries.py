@@ -19,6 +19,7 @@ from jobstore.models import (
     Status,
 )
 from jobstore.views import (
+    AttemptView,
     ErrorView,
     JobDetail,
     JobPage,
@@ -95,6 +96,7 @@ def get_job(
                 .limit(1)
             ).scalar()
         series = _series(conn, row.id, max_points)
+        attempts = _attempts(conn, row.id)
         position = (
             _queue_position(conn, row.id, row.priority) if row.status == Status.QUEUED else None
         )
@@ -129,7 +131,36 @@ def get_job(
             LogLine(as_utc(x.at), x.attempt, x.level or "info", x.message) for x in reversed(logs)
         ],
         queue_position=position,
+        attempts=attempts,
+        lease_until=as_utc(row.lease_until),
     )
+
+
+def _attempts(conn: Connection, job_id: int) -> list[AttemptView]:
+    """Each attempt from the ledger: its claim, and the transition that ended it."""
+    rows = conn.execute(
+        select(
+            JobEvent.attempt,
+            JobEvent.runner_id,
+            JobEvent.at,
+            JobEvent.from_status,
+            JobEvent.to_status,
+            JobEvent.message,
+        )
+        .where(JobEvent.job_id == job_id, JobEvent.kind == "transition")
+        .order_by(JobEvent.id)
+    ).all()
+    out: list[AttemptView] = []
+    for r in rows:
+        if r.to_status == Status.RUNNING:
+            out.append(AttemptView(r.attempt, r.runner_id, as_utc(r.at), None, "running", None))
+        elif r.from_status == Status.RUNNING and out and out[-1].attempt == r.attempt:
+            outcome = "requeued" if r.to_status == Status.QUEUED else r.to_status
+            last = out[-1]
+            out[-1] = AttemptView(
+                last.attempt, last.runner_id, last.started_at, as_utc(r.at), outcome, r.message
+            )
+    return out
 
 
 def _series(

@@ -143,7 +143,7 @@ def _transition(
     src: Status,
     dst: Status,
     *,
-    runner_id: str | None = None,
+    actor: str | None = None,
     detail: str | None = None,
     message: str | None = None,
     also: Any = None,
@@ -168,7 +168,7 @@ def _transition(
         job_id,
         attempt,
         message or ALLOWED[(src, dst)],
-        runner_id=runner_id,
+        runner_id=actor,
         from_status=src,
         to_status=dst,
         detail=detail,
@@ -414,7 +414,7 @@ def _end_attempt(
         lease.attempt,
         Status.RUNNING,
         dst,
-        runner_id=lease.runner_id,
+        actor=lease.runner_id,
         detail=detail,
         finished_at=db_now(),
         lease_until=None,
@@ -470,6 +470,47 @@ def fail(
         _close_open_stages(conn, lease.job_id, StageStatus.FAILED)
 
 
+def retry(
+    engine: Engine,
+    lease: Lease,
+    error_type: str,
+    message: str,
+    traceback: str | None = None,
+    batch: Report | None = None,
+    *,
+    backoff_base: float = 5.0,
+) -> Status:
+    """A retryable failure: back to the queue after a backoff, or failed on the last attempt.
+
+    Returns the status the job ended up in. The error of every attempt stays in the events.
+    """
+    with engine.begin() as conn:
+        max_attempts = conn.execute(
+            select(jobs.c.max_attempts).where(jobs.c.id == lease.job_id)
+        ).scalar_one()
+    if lease.attempt >= max_attempts:
+        fail(engine, lease, error_type, message, traceback, batch)
+        return Status.FAILED
+    with engine.begin() as conn:
+        _transition(
+            conn,
+            lease.job_id,
+            lease.attempt,
+            Status.RUNNING,
+            Status.QUEUED,
+            actor=lease.runner_id,
+            detail=traceback,
+            message=f"retrying after {error_type}: {message}",
+            lease_until=None,
+            runner_id=None,
+            run_after=db_later(backoff_seconds(lease.attempt, backoff_base)),
+        )
+        _write_batch(conn, lease, batch)
+        _restart_stages(conn, lease.job_id)
+        _notify(conn)
+    return Status.QUEUED
+
+
 def cancelled(engine: Engine, lease: Lease, batch: Report | None = None) -> None:
     """The driver saw the cancel request and stopped: end the running job as cancelled."""
     with engine.begin() as conn:
@@ -509,6 +550,15 @@ def _write_batch(conn: Connection, lease: Lease, batch: Report | None) -> None:
                 ]
             )
         )
+
+
+def _restart_stages(conn: Connection, job_id: int) -> None:
+    """The next attempt starts over, so its stages do too."""
+    conn.execute(
+        update(stages_t)
+        .where(stages_t.c.job_id == job_id)
+        .values(status=StageStatus.PENDING, progress=0.0, started_at=None, finished_at=None)
+    )
 
 
 def _close_open_stages(conn: Connection, job_id: int, status: StageStatus) -> None:
@@ -634,14 +684,7 @@ def reap(engine: Engine, *, backoff_base: float = 5.0, limit: int = 100) -> list
             except LostJob:  # renewed or finished meanwhile: not ours to take
                 continue
             if dst is Status.QUEUED:
-                # The next attempt starts over, so its stages do too.
-                conn.execute(
-                    update(stages_t)
-                    .where(stages_t.c.job_id == r.id)
-                    .values(
-                        status=StageStatus.PENDING, progress=0.0, started_at=None, finished_at=None
-                    )
-                )
+                _restart_stages(conn, r.id)
                 _notify(conn)
             else:
                 _close_open_stages(conn, r.id, StageStatus.FAILED)

@@ -41,6 +41,28 @@ class LogLine:
 
 
 @dataclass(frozen=True)
+class AttemptView:
+    """One claim of a job and how it ended (None while it runs)."""
+
+    attempt: int
+    runner_id: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: str  # running, succeeded, failed, cancelled or requeued
+    note: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt,
+            "runner": self.runner_id,
+            "started_at": _iso(self.started_at),
+            "ended_at": _iso(self.ended_at),
+            "outcome": self.outcome,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
 class JobSummary:
     """One row of a job list."""
 
@@ -80,6 +102,8 @@ class JobDetail(JobSummary):
     series: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
     logs: list[LogLine] = field(default_factory=list)
     queue_position: int | None = None
+    attempts: list[AttemptView] = field(default_factory=list)
+    lease_until: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The public shape of `runlab show --json`: a contract, so change it with care."""
@@ -100,6 +124,7 @@ class JobDetail(JobSummary):
             "result": self.result,
             "error": None if self.error is None else asdict(self.error),
             "queue_position": self.queue_position,
+            "attempts": [a.to_json() for a in self.attempts],
             "created_at": _iso(self.created_at),
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),

@@ -66,7 +66,7 @@ def live(was_terminal: bool) -> None:
         st.rerun()
     if now.status.terminal and not was_terminal:
         st.rerun()  # the whole page: no Cancel button, no timer
-    job_view.status_row(now)
+    job_view.status_row(now, lease_seconds=settings.lease_seconds)
     if now.status is Status.QUEUED and not any(
         r.alive for r in queries.runners(engine, alive_within=resources.alive_within(settings))
     ):
@@ -81,6 +81,7 @@ def live(was_terminal: bool) -> None:
     job_view.progress(now)
     if now.status is not Status.SUCCEEDED:  # a finished job's chart is drawn with its result
         job_view.live_chart(now)
+    job_view.attempts(now)
     job_view.logs(now)
 
 

@@ -48,5 +48,12 @@ class JobCancelled(RunlabError):
     """Raised inside a driver by `check_cancelled()` once a cancel was requested."""
 
 
+class Retryable(RunlabError):
+    """Raised by a driver for a failure worth another attempt (a flaky source, a lost worker).
+
+    The job goes back to the queue with backoff until `max_attempts` is used up.
+    """
+
+
 class BadResult(RunlabError):
     """A driver returned something that cannot be stored as a result."""

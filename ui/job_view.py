@@ -6,7 +6,7 @@ through `md_escape`, never as Markdown of its own.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
@@ -59,11 +59,17 @@ def header(job: JobDetail, kind: Kind | None) -> None:
         st.caption("Tags: " + ", ".join(md_escape(one_line(t, 50)) for t in job.tags))
 
 
-def status_row(job: JobDetail, *, now: datetime | None = None) -> None:
+def status_row(
+    job: JobDetail, *, now: datetime | None = None, lease_seconds: float | None = None
+) -> None:
     """Badge, time so far and place in the queue: the numbers that change while one waits."""
     now = now or datetime.now(UTC)
     with st.container(horizontal=True, vertical_alignment="center"):
         badges.status_badge(job.status, cancel_requested=job.cancel_requested)
+        if job.status is Status.RUNNING and job.lease_until and lease_seconds:
+            # Each heartbeat sets the lease to now + lease_seconds, so this is the beat's age.
+            beat = job.lease_until - timedelta(seconds=lease_seconds)
+            st.caption(f"last heartbeat {fmt.duration(max(0.0, (now - beat).total_seconds()))} ago")
     cols = st.columns(3)
     cols[0].metric("Progress", fmt.percent(job.progress))
     if job.status is Status.QUEUED:
@@ -147,6 +153,27 @@ def failure(job: JobDetail) -> None:
 def cancelled(job: JobDetail) -> None:
     when = fmt.timestamp(job.finished_at, fmt.browser_zone())
     st.warning(f"Cancelled at {when}.", icon=":material/block:")
+
+
+def attempts(job: JobDetail) -> None:
+    """Every attempt: who ran it, when, and how it ended. Shown once there is a second one."""
+    if len(job.attempts) < 2:
+        return
+    with st.expander(f"Attempts · {len(job.attempts)}", icon=":material/replay:"):
+        st.dataframe(
+            [
+                {
+                    "Attempt": a.attempt,
+                    "Runner": a.runner_id or "",
+                    "Started": fmt.timestamp(a.started_at),
+                    "Took": fmt.elapsed(a.started_at, a.ended_at),
+                    "Outcome": a.outcome,
+                    "Note": a.note or "",
+                }
+                for a in job.attempts
+            ],
+            hide_index=True,
+        )
 
 
 def parameters(job: JobDetail) -> None:

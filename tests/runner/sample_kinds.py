@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from compute.context import JobContext
 from compute.registry import register
+from runlab.errors import Retryable
 
 
 class Nothing(BaseModel):
@@ -38,3 +39,17 @@ def nan(ctx: JobContext, p: Nothing) -> dict[str, Any]:
 )
 def unserialisable(ctx: JobContext, p: Nothing) -> dict[str, Any]:
     return {"value": object()}
+
+
+@register(
+    "test_flaky",
+    title="Flaky",
+    description="Fails with a retryable error until its last attempt.",
+    params=Nothing,
+    stages=["only"],
+)
+def flaky(ctx: JobContext, p: Nothing) -> dict[str, Any]:
+    with ctx.stage("only"):
+        if p.message == "always" or ctx.attempt < 3:
+            raise Retryable(f"{p.message} on attempt {ctx.attempt}")
+        return {"attempt": ctx.attempt}

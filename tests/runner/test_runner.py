@@ -190,3 +190,35 @@ def test_kill_9_mid_job_then_a_new_runner_finishes_it_as_attempt_2(engine, start
         (2, "succeeded"),
     ]
     assert_sound(engine)
+
+
+def test_retryable_failure_runs_again_and_every_attempt_is_kept(engine, start_runner):
+    start_runner()
+    job = transitions.submit(engine, "test_flaky", {"message": "flaky source"})
+    final = watch(engine, job, timeout=60)[-1]
+    assert final.status is Status.SUCCEEDED
+    assert final.result == {"attempt": 3}
+    assert [(a.attempt, a.outcome) for a in final.attempts] == [
+        (1, "requeued"),
+        (2, "requeued"),
+        (3, "succeeded"),
+    ]
+    assert "retrying after Retryable: flaky source on attempt 1" in final.attempts[0].note
+    assert final.to_json()["attempts"][2]["outcome"] == "succeeded"
+    assert_sound(engine)
+
+
+def test_a_poison_job_fails_after_max_attempts_while_others_run(engine, start_runner):
+    start_runner("--concurrency", "1")
+    poison = transitions.submit(engine, "test_flaky", {"message": "always"}, max_attempts=3)
+    other = transitions.submit(engine, "monte_carlo_pi", {"samples": 1000, "seed": 3})
+    assert watch(engine, other, timeout=60)[-1].status is Status.SUCCEEDED
+    final = watch(engine, poison, timeout=60)[-1]
+    assert final.status is Status.FAILED
+    assert final.error.type == "Retryable"
+    assert final.error.message == "always on attempt 3"
+    assert [a.outcome for a in final.attempts] == ["requeued", "requeued", "failed"]
+    # Backoff: each attempt starts after the one before it ended, with a pause between.
+    for before, after in zip(final.attempts, final.attempts[1:], strict=False):
+        assert (after.started_at - before.ended_at).total_seconds() >= 0.2
+    assert_sound(engine)

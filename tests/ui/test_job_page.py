@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from jobstore import queries
 from jobstore import transitions as T
 from jobstore.models import Status
+from tests.polling import wait_for
 from tests.ui import seed
 from tests.ui.conftest import markdown_texts, open_page
 from ui import badges, job_view
@@ -220,3 +221,19 @@ def test_page_refreshes_only_while_the_job_can_change(status: Status, live: bool
     assert (every is not None) == live
     if live:
         assert every is not None and 0.25 <= every <= 1.0
+
+
+def test_a_retried_running_job_lists_its_attempts_and_heartbeat_age(store: Engine) -> None:
+    public_id = T.submit(store, "demo_stages", {"stages": 2})
+    T.claim(store, "runner-gone", lease_seconds=0.05)
+    wait_for(lambda: T.reap(store, backoff_base=0), timeout=10, what="the reaper")
+    T.claim(store, "runner-new", lease_seconds=30)
+
+    at = job_page(public_id)
+
+    assert metric(at, "Attempt") == "2 of 3"
+    assert "Attempts · 2" in [e.label for e in at.expander]
+    [table] = [d.value for d in at.dataframe if "Outcome" in d.value.columns]
+    assert list(table["Outcome"]) == ["requeued", "running"]
+    assert list(table["Runner"]) == ["runner-gone", "runner-new"]
+    assert any(c.value.startswith("last heartbeat") for c in at.caption)
