@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
+import os
 import signal
 
 import numpy as np
 import psutil
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from compute.kinds.monte_carlo_pi import chunk_sizes, count_inside
 from jobstore import queries, transitions
 from jobstore.doctor import check
-from jobstore.models import JobEvent, Status
+from jobstore.models import JobEvent, JobMetric, Status
 from jobstore.views import JobDetail
 from tests.polling import wait_for
 
@@ -222,3 +223,45 @@ def test_a_poison_job_fails_after_max_attempts_while_others_run(engine, start_ru
     for before, after in zip(final.attempts, final.attempts[1:], strict=False):
         assert (after.started_at - before.ended_at).total_seconds() >= 0.2
     assert_sound(engine)
+
+
+def test_a_runner_woken_from_sigstop_after_its_job_moved_on_writes_nothing(engine, start_runner):
+    stale = start_runner("--concurrency", "1")
+    params = {"samples": 800_000_000, "chunks": 16, "seed": 5}
+    job = transitions.submit(engine, "monte_carlo_pi", params)
+    wait_for(
+        lambda: queries.get_job(engine, job).progress > 0.1,
+        timeout=60,
+        what="the job to be under way",
+    )
+    os.killpg(stale.proc.pid, signal.SIGSTOP)  # the runner and its workers freeze mid-job
+    try:
+        start_runner("--concurrency", "1")
+        final = watch(engine, job, timeout=120)[-1]
+        assert final.status is Status.SUCCEEDED and final.attempt == 2
+        before = ledger_of_attempt(engine, 1)
+    finally:
+        os.killpg(stale.proc.pid, signal.SIGCONT)
+    wait_for(
+        lambda: "lost its lease" in stale.log(),
+        timeout=60,
+        what="the woken runner to notice it lost the job",
+    )
+    assert ledger_of_attempt(engine, 1) == before  # not a progress value, log line or result
+    after = queries.get_job(engine, job)
+    assert after.status is Status.SUCCEEDED and after.attempt == 2
+    assert after.result == final.result
+    assert stale.proc.poll() is None  # it carries on, and may take new work
+    assert_sound(engine)
+
+
+def ledger_of_attempt(engine: Engine, attempt: int) -> tuple[int, int]:
+    """How many metric points and events an attempt has written."""
+    with engine.connect() as conn:
+        metrics = conn.execute(
+            select(func.count()).select_from(JobMetric).where(JobMetric.attempt == attempt)
+        ).scalar_one()
+        events = conn.execute(
+            select(func.count()).select_from(JobEvent).where(JobEvent.attempt == attempt)
+        ).scalar_one()
+    return metrics, events
