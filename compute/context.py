@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from jobstore import transitions
 from jobstore.models import StageStatus
 from jobstore.transitions import Lease, Report, StageUpdate
-from runlab.errors import JobCancelled, LostJob
+from runlab.errors import JobCancelled, JobTimedOut, LostJob
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class JobContext:
         self._last_write = float("-inf")
         self._stage: tuple[int, str] | None = None
         self._progress = 0.0
+        self._deadline = None if lease.timeout_seconds is None else clock() + lease.timeout_seconds
         self.cancel_requested = threading.Event()
         self.lost = threading.Event()
         self._db_trouble = False
@@ -131,12 +132,17 @@ class JobContext:
         self._maybe_flush()
 
     def check_cancelled(self) -> None:
-        """Raise if the driver should stop: the job was cancelled or this attempt lost it."""
+        """Raise if the driver should stop: cancelled, out of time, or no longer this attempt's."""
         self._maybe_flush()
         if self.lost.is_set():
             raise LostJob(self.lease.job_id, self.lease.attempt)
         if self.cancel_requested.is_set():
             raise JobCancelled(f"job {self.job_id} was cancelled")
+        if self._deadline is not None and self._clock() >= self._deadline:
+            raise JobTimedOut(
+                f"the job ran past its timeout of {self.lease.timeout_seconds:g} s "
+                f"(attempt {self.attempt})"
+            )
 
     def as_completed(self, futures: Iterable[Future]) -> Iterator[tuple[Future, Any]]:
         """Yield (future, result) as Dask finishes them, checking for cancel in between.

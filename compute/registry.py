@@ -43,6 +43,7 @@ class Kind:
     figure: Figure | None = None
     weights: Callable[[Any], list[float]] | None = None
     retry_on: tuple[type[BaseException], ...] = ()
+    timeout_seconds: float | None = None
 
     def retryable(self, exc: BaseException) -> bool:
         """Whether a failure deserves another attempt: `Retryable`, or a type the kind names."""
@@ -81,6 +82,7 @@ def register(
     figure: Figure | None = None,
     weights: Iterable[float] | Callable[[Any], list[float]] | None = None,
     retry_on: Iterable[type[BaseException]] = (),
+    timeout_seconds: float | None = None,
 ) -> Callable[[Driver], Driver]:
     """Decorate a driver `run(ctx, params) -> result` to make it a kind.
 
@@ -96,7 +98,16 @@ def register(
 
     def deco(run: Driver) -> Driver:
         _KINDS[name] = Kind(
-            name, title, description, params, stage_fn, run, figure, weight_fn, tuple(retry_on)
+            name,
+            title,
+            description,
+            params,
+            stage_fn,
+            run,
+            figure,
+            weight_fn,
+            tuple(retry_on),
+            timeout_seconds,
         )
         return run
 

@@ -86,6 +86,7 @@ class Job(Base):
     error_type: Mapped[str | None] = mapped_column(String(200))
     error_message: Mapped[str | None] = mapped_column(Text)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    timeout_seconds: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
         Index("ix_jobs_claim", "status", "queue", "priority", "run_after", "id"),

@@ -106,6 +106,7 @@ def get_job(
         tags=list(row.tags or []),
         params=dict(row.params or {}),
         max_attempts=row.max_attempts,
+        timeout_seconds=row.timeout_seconds,
         cancel_requested=bool(row.cancel_requested),
         error=(
             ErrorView(row.error_type or "Error", row.error_message or "")

@@ -66,6 +66,7 @@ class Lease:
     params: dict[str, Any]
     attempt: int
     runner_id: str
+    timeout_seconds: float | None = None
 
 
 @dataclass
@@ -195,6 +196,7 @@ def submit(
     tags: Sequence[str] = (),
     priority: int = 0,
     max_attempts: int = 3,
+    timeout_seconds: float | None = None,
 ) -> str:
     """Validate, store and queue a job; return its public id once it is committed."""
     from compute import registry  # the kinds own their parameter models
@@ -210,6 +212,12 @@ def submit(
         raise InvalidParams(
             {"tags": f"at most {MAX_TAGS} tags of at most {MAX_TAG_LENGTH} characters each"}
         )
+    if not 1 <= max_attempts <= 100:
+        raise InvalidParams({"max_attempts": "must be an integer between 1 and 100"})
+    if timeout_seconds is None:
+        timeout_seconds = spec.timeout_seconds
+    if timeout_seconds is not None and not 1 <= timeout_seconds <= 30 * 86400:
+        raise InvalidParams({"timeout_seconds": "must be a number between 1 and 2592000"})
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
         raise InvalidParams({"idempotency_key": "must be 1 to 200 characters"})
     if idempotency_key is not None:
@@ -234,6 +242,7 @@ def submit(
                     status=Status.QUEUED,
                     attempt=0,
                     max_attempts=max_attempts,
+                    timeout_seconds=timeout_seconds,
                     run_after=db_now(),
                     created_at=db_now(),
                     progress=0.0,
@@ -303,7 +312,14 @@ def claim(
         update(jobs)
         .where(target, jobs.c.status == Status.QUEUED)
         .values(**values)
-        .returning(jobs.c.id, jobs.c.public_id, jobs.c.kind, jobs.c.params, jobs.c.attempt)
+        .returning(
+            jobs.c.id,
+            jobs.c.public_id,
+            jobs.c.kind,
+            jobs.c.params,
+            jobs.c.attempt,
+            jobs.c.timeout_seconds,
+        )
     )
     with engine.begin() as conn:
         rows = conn.execute(stmt).all()
@@ -317,7 +333,10 @@ def claim(
                 from_status=Status.QUEUED,
                 to_status=Status.RUNNING,
             )
-    leases = [Lease(r.id, r.public_id, r.kind, dict(r.params), r.attempt, runner_id) for r in rows]
+    leases = [
+        Lease(r.id, r.public_id, r.kind, dict(r.params), r.attempt, runner_id, r.timeout_seconds)
+        for r in rows
+    ]
     leases.sort(key=lambda lease: lease.job_id)
     return leases
 

@@ -93,6 +93,7 @@ class JobDetail(JobSummary):
     tags: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     max_attempts: int = 1
+    timeout_seconds: float | None = None
     cancel_requested: bool = False
     error: ErrorView | None = None
     traceback: str | None = None
@@ -115,6 +116,8 @@ class JobDetail(JobSummary):
             "tags": list(self.tags),
             "status": str(self.status),
             "attempt": self.attempt,
+            "max_attempts": self.max_attempts,
+            "timeout_seconds": self.timeout_seconds,
             "progress": self.progress,
             "stage": self.stage,
             "stages": [

@@ -160,6 +160,12 @@ def _coerce(raw: str, type_: str) -> Any:
 @click.option(
     "--idempotency-key", default=None, help="Submitting the same key twice makes one job."
 )
+@click.option(
+    "--max-attempts", default=3, show_default=True, type=int, help="Runs before it fails for good."
+)
+@click.option(
+    "--timeout", "timeout_seconds", default=None, type=float, help="Seconds one attempt may run."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the job as `show --json` does.")
 @click.option("--wait", is_flag=True, help="Wait for the job to end, with progress on stderr.")
 @pass_state
@@ -170,6 +176,8 @@ def submit(
     name: str | None,
     tags: tuple[str, ...],
     idempotency_key: str | None,
+    max_attempts: int,
+    timeout_seconds: float | None,
     as_json: bool,
     wait: bool,
 ) -> None:
@@ -183,6 +191,8 @@ def submit(
         idempotency_key=idempotency_key,
         owner=state.settings.owner,
         tags=tags,
+        max_attempts=max_attempts,
+        timeout_seconds=timeout_seconds,
     )
     job = queries.get_job(state.engine, public_id)
     if wait:

@@ -55,5 +55,9 @@ class Retryable(RunlabError):
     """
 
 
+class JobTimedOut(RunlabError):
+    """Raised inside a driver by `check_cancelled()` once the job has run past its timeout."""
+
+
 class BadResult(RunlabError):
     """A driver returned something that cannot be stored as a result."""

@@ -265,3 +265,18 @@ def ledger_of_attempt(engine: Engine, attempt: int) -> tuple[int, int]:
             select(func.count()).select_from(JobEvent).where(JobEvent.attempt == attempt)
         ).scalar_one()
     return metrics, events
+
+
+def test_a_job_past_its_timeout_fails_within_seconds_of_the_limit(engine, start_runner):
+    start_runner()
+    job = transitions.submit(
+        engine, "demo_stages", {"stages": 20, "seconds_per_stage": 1.0}, timeout_seconds=2
+    )
+    final = watch(engine, job, timeout=60)[-1]
+    assert final.status is Status.FAILED
+    assert final.error.type == "JobTimedOut"
+    assert "timeout of 2 s" in final.error.message
+    ran = (final.finished_at - final.started_at).total_seconds()
+    assert 2 <= ran < 6, ran
+    assert [a.outcome for a in final.attempts] == ["failed"]  # a timeout is not retried
+    assert_sound(engine)

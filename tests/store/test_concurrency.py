@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, func, inspect, select, text
 
@@ -192,3 +194,10 @@ def test_four_processes_claim_each_of_500_jobs_exactly_once(engine: Engine, db_u
     for public_id, status, attempt, runner_id in rows:
         assert (status, attempt, runner_id) == (Status.RUNNING, 1, owner[public_id]), public_id
     assert claim_events == JOBS
+
+
+def test_the_migrations_build_exactly_the_models_schema(engine: Engine) -> None:
+    """A model change without its migration (or the reverse) fails here."""
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select
 from jobstore.engine import make_engine, reading
 from jobstore.models import JobEvent, JobStage, Status
 from jobstore.queries import get_job, list_jobs, queue_position
-from jobstore.transitions import submit
+from jobstore.transitions import claim, submit
 from runlab.errors import InvalidParams, UnknownKind
 
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -176,3 +176,15 @@ def test_too_many_or_too_long_tags_are_refused_before_storing(engine: Engine) ->
 def test_listing_by_an_unknown_status_names_it(engine: Engine) -> None:
     with pytest.raises(InvalidParams, match="unknown status 'bogus'"):
         list_jobs(engine, status=["bogus"])
+
+
+def test_timeout_and_max_attempts_are_checked_and_reach_the_lease(engine: Engine) -> None:
+    for bad in ({"timeout_seconds": 0.5}, {"max_attempts": 0}):
+        with pytest.raises(InvalidParams) as caught:
+            submit(engine, "demo_stages", {}, **bad)
+        assert list(caught.value.errors) == list(bad)
+    public_id = submit(engine, "demo_stages", {}, timeout_seconds=90, max_attempts=5)
+    job = get_job(engine, public_id)
+    assert (job.timeout_seconds, job.max_attempts) == (90, 5)
+    [lease] = claim(engine, "r1")
+    assert lease.timeout_seconds == 90
