@@ -23,6 +23,17 @@ def assert_sound(engine: Engine, lease_grace: float = 0.0) -> None:
     assert [str(v) for v in check(engine, lease_grace=lease_grace)] == []
 
 
+def pi_under_way(engine: Engine, params: dict[str, int], *, past: float) -> str:
+    """Submit a π job and return once its progress is past `past`: a job to interrupt."""
+    job = transitions.submit(engine, "monte_carlo_pi", params)
+    wait_for(
+        lambda: queries.get_job(engine, job).progress > past,
+        timeout=60,
+        what=f"the job to pass {past:.0%}",
+    )
+    return job
+
+
 def watch(engine: Engine, public_id: str, timeout: float) -> list[JobDetail]:
     """Every distinct state the job passes through, polled until it ends."""
     seen: list[JobDetail] = []
@@ -160,13 +171,7 @@ def test_sigterm_stops_the_runner_and_leaves_its_job_to_the_lease(engine, start_
 
 def test_kill_9_mid_job_then_a_new_runner_finishes_it_as_attempt_2(engine, start_runner):
     first = start_runner("--concurrency", "1")
-    params = {"samples": 600_000_000, "chunks": 12, "seed": 11}
-    job = transitions.submit(engine, "monte_carlo_pi", params)
-    wait_for(
-        lambda: queries.get_job(engine, job).progress > 0.2,
-        timeout=60,
-        what="the job to be well under way",
-    )
+    job = pi_under_way(engine, {"samples": 600_000_000, "chunks": 12, "seed": 11}, past=0.2)
     first.kill()  # SIGKILL to the runner and its Dask workers: no goodbye, no writes
     assert queries.get_job(engine, job).status is Status.RUNNING
     start_runner("--concurrency", "1")
@@ -227,13 +232,7 @@ def test_a_poison_job_fails_after_max_attempts_while_others_run(engine, start_ru
 
 def test_a_runner_woken_from_sigstop_after_its_job_moved_on_writes_nothing(engine, start_runner):
     stale = start_runner("--concurrency", "1")
-    params = {"samples": 800_000_000, "chunks": 16, "seed": 5}
-    job = transitions.submit(engine, "monte_carlo_pi", params)
-    wait_for(
-        lambda: queries.get_job(engine, job).progress > 0.1,
-        timeout=60,
-        what="the job to be under way",
-    )
+    job = pi_under_way(engine, {"samples": 800_000_000, "chunks": 16, "seed": 5}, past=0.1)
     os.killpg(stale.proc.pid, signal.SIGSTOP)  # the runner and its workers freeze mid-job
     try:
         start_runner("--concurrency", "1")
