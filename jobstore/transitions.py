@@ -67,6 +67,7 @@ class Lease:
     attempt: int
     runner_id: str
     timeout_seconds: float | None = None
+    max_attempts: int = 3
 
 
 @dataclass
@@ -319,6 +320,7 @@ def claim(
             jobs.c.params,
             jobs.c.attempt,
             jobs.c.timeout_seconds,
+            jobs.c.max_attempts,
         )
     )
     with engine.begin() as conn:
@@ -334,7 +336,16 @@ def claim(
                 to_status=Status.RUNNING,
             )
     leases = [
-        Lease(r.id, r.public_id, r.kind, dict(r.params), r.attempt, runner_id, r.timeout_seconds)
+        Lease(
+            r.id,
+            r.public_id,
+            r.kind,
+            dict(r.params),
+            r.attempt,
+            runner_id,
+            r.timeout_seconds,
+            r.max_attempts,
+        )
         for r in rows
     ]
     leases.sort(key=lambda lease: lease.job_id)
@@ -503,30 +514,20 @@ def retry(
 
     Returns the status the job ended up in. The error of every attempt stays in the events.
     """
-    with engine.begin() as conn:
-        max_attempts = conn.execute(
-            select(jobs.c.max_attempts).where(jobs.c.id == lease.job_id)
-        ).scalar_one()
-    if lease.attempt >= max_attempts:
+    if lease.attempt >= lease.max_attempts:
         fail(engine, lease, error_type, message, traceback, batch)
         return Status.FAILED
     with engine.begin() as conn:
-        _transition(
+        _requeue(
             conn,
             lease.job_id,
             lease.attempt,
-            Status.RUNNING,
-            Status.QUEUED,
+            backoff_base=backoff_base,
+            message=f"retrying after {error_type}: {message}",
             actor=lease.runner_id,
             detail=traceback,
-            message=f"retrying after {error_type}: {message}",
-            lease_until=None,
-            runner_id=None,
-            run_after=db_later(backoff_seconds(lease.attempt, backoff_base)),
+            batch=(lease, batch),
         )
-        _write_batch(conn, lease, batch)
-        _restart_stages(conn, lease.job_id)
-        _notify(conn)
     return Status.QUEUED
 
 
@@ -569,6 +570,41 @@ def _write_batch(conn: Connection, lease: Lease, batch: Report | None) -> None:
                 ]
             )
         )
+
+
+def _requeue(
+    conn: Connection,
+    job_id: int,
+    attempt: int,
+    *,
+    backoff_base: float,
+    message: str,
+    actor: str | None = None,
+    detail: str | None = None,
+    also: Any = None,
+    batch: tuple[Lease, Report | None] | None = None,
+) -> None:
+    """Running back to queued for the next attempt, after a backoff; the one way back."""
+    _transition(
+        conn,
+        job_id,
+        attempt,
+        Status.RUNNING,
+        Status.QUEUED,
+        actor=actor,
+        detail=detail,
+        message=message,
+        also=also,
+        run_after=db_later(backoff_seconds(attempt, backoff_base)),
+        runner_id=None,
+        lease_until=None,
+        progress=0.0,
+        stage=None,
+    )
+    if batch is not None:
+        _write_batch(conn, *batch)  # the ending attempt's last metrics and log lines
+    _restart_stages(conn, job_id)
+    _notify(conn)
 
 
 def _restart_stages(conn: Connection, job_id: int) -> None:
@@ -671,42 +707,33 @@ def reap(engine: Engine, *, backoff_base: float = 5.0, limit: int = 100) -> list
         ).all()
         for r in rows:
             why = f"lease lapsed on runner {r.runner_id} (attempt {r.attempt} of {r.max_attempts})"
-            if r.cancel_requested:
-                dst, values = Status.CANCELLED, {"finished_at": db_now()}
-            elif r.attempt >= r.max_attempts:
-                dst = Status.FAILED
-                values = {
-                    "finished_at": db_now(),
-                    "error_type": "LeaseExpired",
-                    "error_message": f"the runner stopped renewing its lease; {why}",
-                }
-            else:
-                dst = Status.QUEUED
-                values = {
-                    "run_after": db_later(backoff_seconds(r.attempt, backoff_base)),
-                    "runner_id": None,
-                    "progress": 0.0,
-                    "stage": None,
-                }
             try:
-                _transition(
-                    conn,
-                    r.id,
-                    r.attempt,
-                    Status.RUNNING,
-                    dst,
-                    message=why,
-                    also=lapsed,
-                    lease_until=None,
-                    **values,
-                )
+                if r.cancel_requested or r.attempt >= r.max_attempts:
+                    dst = Status.CANCELLED if r.cancel_requested else Status.FAILED
+                    error = {
+                        "error_type": "LeaseExpired",
+                        "error_message": f"the runner stopped renewing its lease; {why}",
+                    }
+                    _transition(
+                        conn,
+                        r.id,
+                        r.attempt,
+                        Status.RUNNING,
+                        dst,
+                        message=why,
+                        also=lapsed,
+                        lease_until=None,
+                        finished_at=db_now(),
+                        **(error if dst is Status.FAILED else {}),
+                    )
+                    _close_open_stages(conn, r.id, StageStatus.FAILED)
+                else:
+                    dst = Status.QUEUED
+                    _requeue(
+                        conn, r.id, r.attempt, backoff_base=backoff_base, message=why, also=lapsed
+                    )
             except LostJob:  # renewed or finished meanwhile: not ours to take
                 continue
-            if dst is Status.QUEUED:
-                _restart_stages(conn, r.id)
-                _notify(conn)
-            else:
-                _close_open_stages(conn, r.id, StageStatus.FAILED)
             out.append(Reaped(r.public_id, r.attempt, dst))
     return out
 
