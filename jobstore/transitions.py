@@ -691,7 +691,9 @@ def reap(engine: Engine, *, backoff_base: float = 5.0, limit: int = 100) -> list
     """
     lapsed = and_(jobs.c.lease_until.is_not(None), jobs.c.lease_until < db_now())
     out: list[Reaped] = []
-    with engine.begin() as conn:
+    # Looked for in a read-only snapshot: on most heartbeats there is nothing to reap, and a
+    # reader never takes SQLite's write lock. The fenced writes below re-check every row.
+    with reading(engine) as conn:
         rows = conn.execute(
             select(
                 jobs.c.id,
@@ -705,6 +707,9 @@ def reap(engine: Engine, *, backoff_base: float = 5.0, limit: int = 100) -> list
             .order_by(jobs.c.id)
             .limit(limit)
         ).all()
+    if not rows:
+        return out
+    with engine.begin() as conn:
         for r in rows:
             why = f"lease lapsed on runner {r.runner_id} (attempt {r.attempt} of {r.max_attempts})"
             try:
