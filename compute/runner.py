@@ -12,6 +12,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 
@@ -58,7 +59,10 @@ class Runner:
         self.id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._scheduler_address = scheduler_address
         self._dashboard_link = dashboard_link
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # no more claims
+        self._hurry = threading.Event()  # a second stop: hand back now, skip the grace period
+        self._handing_back = threading.Event()  # grace is over: drivers still running stop
+        self._closed = threading.Event()  # shut down: the heartbeat ends
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._running: dict[int, _Running] = {}
@@ -67,7 +71,7 @@ class Runner:
     # --- lifecycle ------------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Claim and run jobs until `stop()`; then leave held jobs to their leases."""
+        """Claim and run jobs until `stop()`; then finish or hand back what is running."""
         transitions.register_runner(
             self.engine,
             self.id,
@@ -93,23 +97,64 @@ class Runner:
             self._shutdown()
 
     def stop(self) -> None:
+        """Stop claiming and let running jobs finish; called again, hand them back at once."""
+        if self._stop.is_set():
+            self._hurry.set()
         self._stop.set()
         self._wake.set()
 
-    def _shutdown(self) -> None:
+    def _held(self) -> list[_Running]:
         with self._lock:
-            held = list(self._running.values())
-        for r in held:
-            # The jobs stay `running` until their leases lapse; the drivers write nothing more.
+            return list(self._running.values())
+
+    def _shutdown(self) -> None:
+        """Graceful stop: wait out the grace period, then requeue what is still running.
+
+        Heartbeats go on meanwhile, so no lease lapses while its job is finishing.
+        """
+        grace = self.settings.grace_seconds
+        deadline = time.monotonic() + grace
+        if self._held():
+            log.info(
+                "stopping: %d job(s) running; waiting up to %g s for them to finish "
+                "(stop again to hand them back now)",
+                len(self._held()),
+                grace,
+            )
+        while self._held() and not self._hurry.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._wake.wait(left)
+            self._wake.clear()
+        left_over = self._held()
+        self._handing_back.set()
+        for r in left_over:
             if r.ctx is not None:
-                r.ctx.lost.set()
-        for r in held:
-            r.thread.join(timeout=2)
+                r.ctx.lost.set()  # the driver stops at its next check and writes nothing more
+        for r in left_over:
+            r.thread.join(timeout=5)
+            self._hand_back(r)
+        self._closed.set()
         try:
             transitions.runner_stopped(self.engine, self.id)
         except Exception:
             log.warning("could not mark runner %s stopped", self.id, exc_info=True)
-        log.info("runner %s stopped; %d job(s) left to their leases", self.id, len(held))
+        log.info("runner %s stopped; %d job(s) handed back", self.id, len(left_over))
+
+    def _hand_back(self, r: _Running) -> None:
+        pending = r.ctx.take_pending() if r.ctx is not None else None
+        try:
+            transitions.hand_back(self.engine, r.lease, pending)
+            log.info("job %s handed back to the queue", r.lease.public_id)
+        except LostJob:
+            log.info("job %s had already ended or moved on", r.lease.public_id)
+        except Exception:
+            log.warning(
+                "could not hand back job %s; it returns when its lease lapses",
+                r.lease.public_id,
+                exc_info=True,
+            )
 
     # --- claiming -------------------------------------------------------------------------------
 
@@ -177,7 +222,12 @@ class Runner:
         except JobCancelled:
             self._end(lease, "cancelled", ctx)
         except LostJob:
-            log.warning("job %s attempt %d lost its lease; stopped", lease.public_id, lease.attempt)
+            if self._handing_back.is_set():
+                log.info("job %s stopped for the shutdown", lease.public_id)
+            else:
+                log.warning(
+                    "job %s attempt %d lost its lease; stopped", lease.public_id, lease.attempt
+                )
         except Exception as exc:
             retry = kind is not None and kind.retryable(exc)
             self._end(lease, "retried" if retry else "failed", ctx, exc)
@@ -220,7 +270,7 @@ class Runner:
 
     def _heartbeat_loop(self) -> None:
         period = self.settings.heartbeat_seconds
-        while not self._stop.wait(period):
+        while not self._closed.wait(period):
             with self._lock:
                 held = [(r.lease, r.ctx) for r in self._running.values()]
             try:

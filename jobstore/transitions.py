@@ -531,6 +531,28 @@ def retry(
     return Status.QUEUED
 
 
+def hand_back(engine: Engine, lease: Lease, batch: Report | None = None) -> None:
+    """A runner shutting down returns a job it cannot finish in its grace period.
+
+    The job is queued again at once. The attempt stays in the ledger but is not charged:
+    `max_attempts` grows by one, so the job keeps every retry it had.
+    """
+    with engine.begin() as conn:
+        _requeue(
+            conn,
+            lease.job_id,
+            lease.attempt,
+            backoff_base=0.0,
+            message=(
+                f"handed back by runner {lease.runner_id} as it shut down; "
+                "this attempt is not charged"
+            ),
+            actor=lease.runner_id,
+            batch=(lease, batch),
+            max_attempts=jobs.c.max_attempts + 1,
+        )
+
+
 def cancelled(engine: Engine, lease: Lease, batch: Report | None = None) -> None:
     """The driver saw the cancel request and stopped: end the running job as cancelled."""
     with engine.begin() as conn:
@@ -583,6 +605,7 @@ def _requeue(
     detail: str | None = None,
     also: Any = None,
     batch: tuple[Lease, Report | None] | None = None,
+    **values: Any,
 ) -> None:
     """Running back to queued for the next attempt, after a backoff; the one way back."""
     _transition(
@@ -600,6 +623,7 @@ def _requeue(
         lease_until=None,
         progress=0.0,
         stage=None,
+        **values,
     )
     if batch is not None:
         _write_batch(conn, *batch)  # the ending attempt's last metrics and log lines

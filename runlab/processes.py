@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"
-STOP_GRACE = 15.0
+STOP_MARGIN = 15.0  # beyond the runner's grace period, for its Dask cluster to close
 
 
 def serve_runner(
@@ -108,6 +108,10 @@ def serve_up(settings: Settings, *, port: int, concurrency: int) -> int:
     stop = threading.Event()
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():  # asked twice: the runner hands its jobs back without waiting
+            click.echo("handing running jobs back to the queue now", err=True)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(children["runner"].pid, signal.SIGTERM)
         stop.set()
 
     signal.signal(signal.SIGTERM, _stop)
@@ -129,7 +133,13 @@ def serve_up(settings: Settings, *, port: int, concurrency: int) -> int:
                 announced = True
             stop.wait(0.2)
     finally:
-        _terminate(children)
+        if stop.is_set():
+            click.echo(
+                f"stopping: running jobs get up to {settings.grace_seconds:g} s to finish, then go "
+                "back to the queue (Ctrl-C again to hand them back now)",
+                err=True,
+            )
+        _terminate(children, settings.grace_seconds + STOP_MARGIN)
     return 1 if died else 0
 
 
@@ -141,11 +151,16 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _terminate(children: dict[str, subprocess.Popen[bytes]]) -> None:
-    """SIGTERM each child's process group (the runner's Dask workers included), then SIGKILL."""
+def _terminate(children: dict[str, subprocess.Popen[bytes]], grace: float) -> None:
+    """SIGTERM each child, wait up to `grace`, then SIGKILL what is left of each process group.
+
+    Only the leaders get SIGTERM: the runner's Dask workers must keep computing through its
+    grace period, and it closes them itself.
+    """
     for proc in children.values():
-        _signal_group(proc, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
     for proc in children.values():
         try:
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))

@@ -28,6 +28,9 @@ class Settings(BaseModel):
     retry_backoff_seconds: float = Field(
         5.0, ge=0, description="first wait before a job whose lease lapsed runs again"
     )
+    grace_seconds: float = Field(
+        30.0, ge=0, description="on SIGTERM, how long running jobs may take before handed back"
+    )
     kind_modules: str = Field("", description="comma-separated modules that register more kinds")
 
     @model_validator(mode="after")

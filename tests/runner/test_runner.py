@@ -140,33 +140,49 @@ def test_cancel_stops_a_running_job_and_keeps_its_partial_metrics(engine, start_
     assert_sound(engine)
 
 
-def test_sigterm_stops_the_runner_and_leaves_its_job_to_the_lease(engine, start_runner):
-    runner = start_runner()
-    job = transitions.submit(engine, "demo_stages", {"stages": 5, "seconds_per_stage": 20})
+def test_sigterm_finishes_the_short_job_hands_back_the_long_one_and_exits_0(engine, start_runner):
+    runner = start_runner(RUNLAB_GRACE_SECONDS="4")
+    short = transitions.submit(engine, "demo_stages", {"stages": 2, "seconds_per_stage": 1.0})
+    long = transitions.submit(engine, "demo_stages", {"stages": 3, "seconds_per_stage": 4.0})
     wait_for(
-        lambda: queries.get_job(engine, job).status is Status.RUNNING,
+        lambda: all(queries.get_job(engine, j).status is Status.RUNNING for j in (short, long)),
         timeout=60,
-        what="the job to start",
+        what="both jobs to start",
     )
     workers = psutil.Process(runner.proc.pid).children(recursive=True)
     assert workers, "the runner should have started Dask worker processes"
-    assert runner.stop(signal.SIGTERM, timeout=30) == 0
-    assert "stopped" in runner.log()
+    runner.proc.send_signal(signal.SIGTERM)
+    # The short job finishes inside the grace period, on the workers the runner keeps running.
+    assert watch(engine, short, timeout=30)[-1].status is Status.SUCCEEDED
+    assert runner.proc.wait(timeout=60) == 0  # one SIGTERM: a second would skip the grace
+    assert "handed back" in runner.log()
     # No worker outlives its runner.
     wait_for(
         lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers),
         timeout=20,
         what="the Dask workers to exit",
     )
-    after = queries.get_job(engine, job)
-    assert after.status is Status.RUNNING  # held until its lease lapses; nothing more written
+    back = queries.get_job(engine, long)
+    assert back.status is Status.QUEUED
+    assert back.attempt == 1
+    # Handing back is not a failure: the job keeps all three of its tries.
+    assert back.max_attempts == 4
+    assert [(a.attempt, a.outcome) for a in back.attempts] == [(1, "requeued")]
+    assert "not charged" in (back.attempts[0].note or "")
     assert not any(r.alive for r in queries.runners(engine, alive_within=60))
     with engine.connect() as conn:
         ends = conn.execute(
             select(JobEvent.to_status).where(JobEvent.to_status.in_(["failed", "cancelled"]))
         ).all()
     assert ends == []
-    assert_sound(engine, lease_grace=60)
+    assert_sound(engine)
+
+    # Nothing is lost: the next runner takes the job straight away and finishes it.
+    start_runner()
+    final = watch(engine, long, timeout=90)[-1]
+    assert final.status is Status.SUCCEEDED, final.error
+    assert final.attempt == 2
+    assert_sound(engine)
 
 
 def test_kill_9_mid_job_then_a_new_runner_finishes_it_as_attempt_2(engine, start_runner):
