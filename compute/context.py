@@ -13,6 +13,7 @@ from distributed import Client, Future, as_completed
 from sqlalchemy import Engine
 
 from jobstore import transitions
+from jobstore.artifacts import ArtifactStore
 from jobstore.models import StageStatus
 from jobstore.transitions import Lease, Report, StageUpdate
 from runlab.errors import JobCancelled, JobTimedOut, LostJob
@@ -20,6 +21,7 @@ from runlab.errors import JobCancelled, JobTimedOut, LostJob
 log = logging.getLogger(__name__)
 
 LEVELS = ("debug", "info", "warning", "error")
+CHECKPOINTS = "checkpoints"  # the folder of a job's artifacts that holds its checkpoints
 
 
 class JobContext:
@@ -40,9 +42,11 @@ class JobContext:
         stage_weights: list[float] | None = None,
         write_interval: float = 0.25,
         lease_seconds: float = 30.0,
+        artifacts: ArtifactStore | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
+        self._artifacts = artifacts
         self.lease = lease
         self.client = client
         self._stage_names = list(stage_names)
@@ -130,6 +134,33 @@ class JobContext:
         with self._lock:
             self._pending.logs.append((level, str(message)))
         self._maybe_flush()
+
+    # --- checkpoints ----------------------------------------------------------------------------
+
+    def checkpoint(self, key: str, value: Any) -> None:
+        """Save a small JSON value that a later attempt of this job can resume from.
+
+        Keep each value a pure function of the parameters and seed (a chunk's count, say),
+        so that a resumed run gives the numbers an uninterrupted one would.
+        """
+        if self._artifacts is None or self.lost.is_set():
+            return
+        try:
+            self._artifacts.put_json(self.job_id, f"{CHECKPOINTS}/{key}.json", value)
+        except OSError:
+            # Losing a checkpoint costs only recomputation; the job itself goes on.
+            log.warning("could not save checkpoint %s of %s", key, self.job_id, exc_info=True)
+
+    def checkpoints(self) -> dict[str, Any]:
+        """What earlier attempts of this job saved, by key."""
+        if self._artifacts is None:
+            return {}
+        try:
+            saved = self._artifacts.json_under(self.job_id, CHECKPOINTS)
+        except OSError:
+            log.warning("could not read the checkpoints of %s", self.job_id, exc_info=True)
+            return {}
+        return {k[len(CHECKPOINTS) + 1 : -len(".json")]: v for k, v in saved.items()}
 
     def check_cancelled(self) -> None:
         """Raise if the driver should stop: cancelled, out of time, or no longer this attempt's."""

@@ -20,9 +20,10 @@ import psycopg
 from sqlalchemy import Engine
 
 from compute import registry
-from compute.context import JobContext
+from compute.context import CHECKPOINTS, JobContext
 from compute.results import clean_result
 from jobstore import transitions
+from jobstore.artifacts import ArtifactStore
 from jobstore.engine import is_postgres
 from jobstore.models import Status
 from jobstore.transitions import Lease
@@ -67,6 +68,7 @@ class Runner:
         self._lock = threading.Lock()
         self._running: dict[int, _Running] = {}
         self._db_down = False
+        self.artifacts = ArtifactStore(settings.artifacts)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -210,6 +212,7 @@ class Runner:
                 stage_weights=kind.stage_weights(params),
                 write_interval=self.settings.progress_write_seconds,
                 lease_seconds=self.settings.lease_seconds,
+                artifacts=self.artifacts,
             )
             with self._lock:
                 self._running[lease.job_id].ctx = ctx
@@ -219,6 +222,7 @@ class Runner:
                 raise LostJob(lease.job_id, lease.attempt)
             transitions.succeed(self.engine, lease, result, None, pending)
             log.info("job %s succeeded", lease.public_id)
+            self._drop_checkpoints(lease)
         except JobCancelled:
             self._end(lease, "cancelled", ctx)
         except LostJob:
@@ -235,6 +239,13 @@ class Runner:
             with self._lock:
                 self._running.pop(lease.job_id, None)
             self._wake.set()
+
+    def _drop_checkpoints(self, lease: Lease) -> None:
+        """A finished job needs its checkpoints no more."""
+        try:
+            self.artifacts.delete(lease.public_id, CHECKPOINTS)
+        except OSError:
+            log.warning("could not remove the checkpoints of %s", lease.public_id, exc_info=True)
 
     def _end(
         self, lease: Lease, how: str, ctx: JobContext | None, exc: BaseException | None = None
@@ -261,6 +272,8 @@ class Runner:
                 else:
                     transitions.fail(self.engine, lease, *error, pending)
             log.info("job %s %s", lease.public_id, how)
+            if how != "queued for another attempt":
+                self._drop_checkpoints(lease)
         except LostJob:
             log.warning("job %s was lost before it could be marked %s", lease.public_id, how)
         except Exception:

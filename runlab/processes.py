@@ -79,6 +79,8 @@ def serve_up(settings: Settings, *, port: int, concurrency: int) -> int:
     """Run a runner and the web app until Ctrl-C or SIGTERM; 1 if either died on its own."""
     env = dict(os.environ)
     env["RUNLAB_DATABASE_URL"] = absolute_database_url(settings.database_url, Path.cwd())
+    if "://" not in settings.artifacts:
+        env["RUNLAB_ARTIFACTS"] = str((Path.cwd() / settings.artifacts).resolve())
     children = {
         "runner": subprocess.Popen(
             [sys.executable, "-m", "runlab.cli", "runner", "--concurrency", str(concurrency)],

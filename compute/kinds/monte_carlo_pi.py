@@ -111,6 +111,23 @@ def figure(result: Mapping[str, Any], series: Mapping[str, tuple[list[float], li
     return fig
 
 
+def resumable(saved: Mapping[str, Any], sizes: list[int], seed: int) -> dict[int, int]:
+    """Chunk index → inside count, from checkpoints that match this job's plan exactly."""
+    out: dict[int, int] = {}
+    for i, n in enumerate(sizes):
+        c = saved.get(f"chunk-{i}")
+        if (
+            isinstance(c, dict)
+            and c.get("n") == n
+            and c.get("seed") == seed
+            and c.get("of") == len(sizes)
+            and isinstance(c.get("inside"), int)
+            and 0 <= c["inside"] <= n
+        ):
+            out[i] = c["inside"]
+    return out
+
+
 @register(
     "monte_carlo_pi",
     title="Monte Carlo π",
@@ -126,16 +143,29 @@ def run(ctx: JobContext, p: PiParams) -> dict[str, Any]:
         sizes = chunk_sizes(p.samples, p.chunks)
         seeds = np.random.SeedSequence(p.seed).spawn(p.chunks)
         ctx.log("info", f"{p.samples:,} samples in {p.chunks} chunks, seed {p.seed}")
-    inside = done = 0
+        resumed = resumable(ctx.checkpoints(), sizes, p.seed)
+        if resumed:
+            ctx.log("info", f"resuming: {len(resumed)} of {p.chunks} chunks already done")
+    # Each chunk's count depends only on its own seed, so the total does not depend on which
+    # attempt counted which chunk, nor in what order.
+    inside = sum(resumed.values())
+    done = sum(sizes[i] for i in resumed)
     with ctx.stage("sample"):
+        if resumed:
+            ctx.progress(len(resumed), p.chunks)
+            ctx.metric("estimate", done, 4.0 * inside / done)
         futures = {
-            ctx.client.submit(count_inside, n, s, pure=False): n
-            for n, s in zip(sizes, seeds, strict=True)
+            ctx.client.submit(count_inside, sizes[i], seeds[i], pure=False): i
+            for i in range(p.chunks)
+            if i not in resumed
         }
-        for i, (fut, hits) in enumerate(ctx.as_completed(futures), start=1):
+        for k, (fut, hits) in enumerate(ctx.as_completed(futures), start=len(resumed) + 1):
+            i = futures[fut]
+            saved = {"n": sizes[i], "inside": hits, "seed": p.seed, "of": p.chunks}
+            ctx.checkpoint(f"chunk-{i}", saved)
             inside += hits
-            done += futures[fut]
-            ctx.progress(i, p.chunks)
+            done += sizes[i]
+            ctx.progress(k, p.chunks)
             ctx.metric("estimate", done, 4.0 * inside / done)
     with ctx.stage("reduce"):
         est, se = estimate(inside, p.samples)

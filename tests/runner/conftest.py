@@ -44,8 +44,14 @@ class RunnerProcess:
 
 
 @pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    """The artifact store the runners of one test share."""
+    return tmp_path / "artifacts"
+
+
+@pytest.fixture
 def start_runner(
-    db_url: str, engine: Engine, tmp_path: Path
+    db_url: str, engine: Engine, tmp_path: Path, artifacts: Path
 ) -> Iterator[Callable[..., RunnerProcess]]:
     started: list[RunnerProcess] = []
 
@@ -55,6 +61,7 @@ def start_runner(
             **os.environ,
             "RUNLAB_DATABASE_URL": db_url,
             "RUNLAB_KIND_MODULES": "tests.runner.sample_kinds",
+            "RUNLAB_ARTIFACTS": str(artifacts),
             "RUNLAB_HEARTBEAT_SECONDS": "0.5",
             "RUNLAB_LEASE_SECONDS": "5",
             "RUNLAB_RETRY_BACKOFF_SECONDS": "0.5",

@@ -10,7 +10,7 @@ import numpy as np
 import psutil
 from sqlalchemy import Engine, func, select
 
-from compute.kinds.monte_carlo_pi import chunk_sizes, count_inside
+from compute.kinds.monte_carlo_pi import chunk_sizes, count_inside, estimate
 from jobstore import queries, transitions
 from jobstore.doctor import check
 from jobstore.models import JobEvent, JobMetric, Status
@@ -185,19 +185,28 @@ def test_sigterm_finishes_the_short_job_hands_back_the_long_one_and_exits_0(engi
     assert_sound(engine)
 
 
-def test_kill_9_mid_job_then_a_new_runner_finishes_it_as_attempt_2(engine, start_runner):
+def test_kill_9_mid_job_then_a_new_runner_resumes_it_as_attempt_2(engine, start_runner, artifacts):
     first = start_runner("--concurrency", "1")
     job = pi_under_way(engine, {"samples": 600_000_000, "chunks": 12, "seed": 11}, past=0.2)
     first.kill()  # SIGKILL to the runner and its Dask workers: no goodbye, no writes
     assert queries.get_job(engine, job).status is Status.RUNNING
+    checkpoints = artifacts / "jobs" / job / "checkpoints"
+    saved = len(list(checkpoints.glob("*.json")))
+    assert 1 <= saved < 12, f"{saved} checkpoints"
     start_runner("--concurrency", "1")
     final = watch(engine, job, timeout=120)[-1]
     assert final.status is Status.SUCCEEDED and final.attempt == 2
+    # Attempt 2 skipped the chunks that attempt 1 had finished.
+    resumed = [x.message for x in final.logs if x.attempt == 2 and "resuming" in x.message]
+    assert resumed == [f"resuming: {saved} of 12 chunks already done"]
+    # ...and still gives the numbers of an uninterrupted run, bit for bit.
     seeds = np.random.SeedSequence(11).spawn(12)
     expected = sum(
         count_inside(n, s) for n, s in zip(chunk_sizes(600_000_000, 12), seeds, strict=True)
     )
     assert final.result["inside"] == expected
+    assert final.result["estimate"] == estimate(expected, 600_000_000)[0]
+    assert not checkpoints.exists()  # a finished job's checkpoints are removed
     with engine.connect() as conn:
         moves = conn.execute(
             select(JobEvent.attempt, JobEvent.to_status)

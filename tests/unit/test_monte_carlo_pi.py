@@ -18,6 +18,7 @@ from compute.kinds.monte_carlo_pi import (
     chunk_sizes,
     count_inside,
     estimate,
+    resumable,
 )
 from runlab.errors import InvalidParams
 
@@ -185,3 +186,19 @@ def test_estimate_is_four_times_the_hit_rate_with_its_standard_error(
     inside: int, samples: int, expected: tuple[float, float]
 ) -> None:
     assert estimate(inside, samples) == pytest.approx(expected)
+
+
+# --- checkpoints --------------------------------------------------------------------------------
+
+
+def test_resumable_keeps_only_checkpoints_that_match_the_plan() -> None:
+    sizes = [5, 5, 4]
+    saved = {
+        "chunk-0": {"n": 5, "inside": 4, "seed": 9, "of": 3},
+        "chunk-1": {"n": 5, "inside": 4, "seed": 8, "of": 3},  # another seed
+        "chunk-2": {"n": 4, "inside": 7, "seed": 9, "of": 3},  # more hits than points
+        "chunk-3": {"n": 4, "inside": 1, "seed": 9, "of": 3},  # no such chunk
+        "chunk-x": "garbage",
+    }
+    assert resumable(saved, sizes, 9) == {0: 4}
+    assert resumable({"chunk-0": {"n": 5, "inside": 4, "seed": 9, "of": 4}}, sizes, 9) == {}

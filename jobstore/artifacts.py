@@ -1,0 +1,71 @@
+"""The artifact store: files that belong to a job but not in the database, such as checkpoints.
+
+A local directory by default; any fsspec URL (`s3://…`, `gcs://…`) when runners on several
+machines must share it. Keys are relative paths under `jobs/<public id>/`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+log = logging.getLogger(__name__)
+
+JSON_LIMIT = 1_000_000  # bytes: checkpoints are small by design; larger data belongs in results
+
+
+class ArtifactStore:
+    def __init__(self, location: str) -> None:
+        self.fs, root = fsspec.core.url_to_fs(location)
+        self.root = root.rstrip("/")
+        self.location = location
+
+    def _path(self, public_id: str, key: str = "") -> str:
+        if not public_id or "/" in public_id or ".." in public_id:
+            raise ValueError(f"bad job id for the artifact store: {public_id!r}")
+        if key.startswith("/") or ".." in key.split("/"):
+            raise ValueError(f"bad artifact key: {key!r}")
+        base = f"{self.root}/jobs/{public_id}"
+        return f"{base}/{key}" if key else base
+
+    def put_json(self, public_id: str, key: str, value: Any) -> None:
+        """Write `value` as JSON; a reader never sees half a file."""
+        data = json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
+        if len(data) > JSON_LIMIT:
+            raise ValueError(f"artifact {key} is {len(data):,} bytes; the limit is {JSON_LIMIT:,}")
+        path = self._path(public_id, key)
+        if isinstance(self.fs, LocalFileSystem):
+            # Object stores write whole objects; a local file is written aside, then renamed.
+            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            tmp = f"{path}.{secrets.token_hex(4)}.tmp"
+            self.fs.pipe_file(tmp, data)
+            self.fs.mv(tmp, path)
+        else:
+            self.fs.pipe_file(path, data)
+
+    def json_under(self, public_id: str, prefix: str) -> dict[str, Any]:
+        """Every JSON artifact under `prefix`, by key; a file that does not parse is skipped."""
+        base = self._path(public_id, prefix)
+        try:
+            paths = [p for p in self.fs.find(base) if p.endswith(".json")]
+        except FileNotFoundError:
+            return {}
+        out: dict[str, Any] = {}
+        for path in paths:
+            key = path[len(self._path(public_id)) + 1 :]
+            try:
+                out[key] = json.loads(self.fs.cat_file(path))
+            except (OSError, ValueError):
+                log.warning("artifact %s of job %s is unreadable; ignoring it", key, public_id)
+        return out
+
+    def delete(self, public_id: str, prefix: str = "") -> None:
+        """Remove a job's artifacts under `prefix` (all of them by default)."""
+        path = self._path(public_id, prefix)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
