@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 import os
 import signal
+import time
+from collections.abc import Callable
 
 import numpy as np
 import psutil
+from distributed import Client
 from sqlalchemy import Engine, func, select
 
 from compute.kinds.monte_carlo_pi import chunk_sizes, count_inside, estimate
@@ -133,10 +136,68 @@ def test_cancel_stops_a_running_job_and_keeps_its_partial_metrics(engine, start_
         what="the first stage to finish",
     )
     assert transitions.request_cancel(engine, job) is transitions.CancelOutcome.REQUESTED
-    final = watch(engine, job, timeout=10)[-1]
+    final = watch(engine, job, timeout=5)[-1]
     assert final.status is Status.CANCELLED
     assert final.series["stage_seconds"][0][0] == 1.0
     assert final.result is None
+    assert_sound(engine)
+
+
+def scheduler_tasks(engine: Engine) -> Callable[[], int]:
+    """How many tasks the live runner's Dask scheduler holds, asked over a client of our own."""
+    (runner,) = [r for r in queries.runners(engine, alive_within=60) if r.alive]
+    client = Client(runner.scheduler_address, timeout="20s")
+
+    def count() -> int:
+        return client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+
+    count.client = client  # type: ignore[attr-defined]
+    return count
+
+
+def test_cancel_of_a_running_pi_job_ends_it_within_5_s_and_stops_its_dask_tasks(
+    engine, start_runner
+):
+    start_runner()
+    tasks = scheduler_tasks(engine)
+    try:
+        job = pi_under_way(engine, {"samples": 6_000_000_000, "chunks": 60, "seed": 2}, past=0.1)
+        assert tasks() > 0
+        asked = time.monotonic()
+        assert transitions.request_cancel(engine, job) is transitions.CancelOutcome.REQUESTED
+        final = watch(engine, job, timeout=5)[-1]
+        took = time.monotonic() - asked
+        assert final.status is Status.CANCELLED, f"{final.status} after {took:.1f} s"
+        assert final.series["estimate"][0], "the partial estimates stay"
+        assert final.result is None
+        # The chunks not yet computed were cancelled on the cluster, not left to run.
+        wait_for(lambda: tasks() == 0, timeout=5, what="the scheduler to drop the job's tasks")
+    finally:
+        tasks.client.close()  # type: ignore[attr-defined]
+    assert_sound(engine)
+
+
+def test_a_dask_worker_killed_mid_job_is_replaced_and_the_job_gives_the_same_numbers(
+    engine, start_runner
+):
+    runner = start_runner("--concurrency", "1")
+    job = pi_under_way(engine, {"samples": 1_200_000_000, "chunks": 12, "seed": 5}, past=0.2)
+    workers = [
+        p
+        for p in psutil.Process(runner.proc.pid).children(recursive=True)
+        if "resource_tracker" not in " ".join(p.cmdline())
+    ]
+    assert len(workers) == 2, [p.cmdline() for p in workers]
+    workers[0].kill()  # SIGKILL mid-task: Dask must run its chunk again elsewhere
+    final = watch(engine, job, timeout=120)[-1]
+    assert final.status is Status.SUCCEEDED, final.error
+    assert final.attempt == 1  # Dask recovered inside the attempt; the job never lost its lease
+    seeds = np.random.SeedSequence(5).spawn(12)
+    expected = sum(
+        count_inside(n, s) for n, s in zip(chunk_sizes(1_200_000_000, 12), seeds, strict=True)
+    )
+    assert final.result["inside"] == expected
+    assert not workers[0].is_running()
     assert_sound(engine)
 
 
