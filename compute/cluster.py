@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ log = logging.getLogger(__name__)
 class Cluster:
     client: Client
     local: LocalCluster | None
+    address: str | None = None  # the scheduler given to `connect`, if any
 
     @property
     def scheduler_address(self) -> str:
@@ -26,6 +28,15 @@ class Cluster:
             return str(self.client.dashboard_link)
         except Exception:  # no dashboard (bokeh is not installed): nothing to link to
             return None
+
+    def reconnect(self) -> Client:
+        """A fresh client in place of one that lost its scheduler. Raises while none answers."""
+        with contextlib.suppress(Exception):
+            self.client.close(timeout=2)
+        address = self.address or (self.local.scheduler_address if self.local else None)
+        self.client = Client(address, timeout="10s")
+        log.info("connected a fresh Dask client to %s", address)
+        return self.client
 
     def close(self) -> None:
         try:
@@ -43,7 +54,7 @@ def connect(scheduler: str | None = None, n_workers: int | None = None) -> Clust
     """
     if scheduler:
         log.info("connecting to Dask scheduler %s", scheduler)
-        return Cluster(Client(scheduler, timeout="30s"), None)
+        return Cluster(Client(scheduler, timeout="30s"), None, scheduler)
     workers = n_workers or os.cpu_count() or 1
     local = LocalCluster(
         n_workers=workers,

@@ -14,9 +14,12 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 
 import psycopg
+from distributed.comm.core import CommClosedError
 from sqlalchemy import Engine
 
 from compute import registry
@@ -27,10 +30,18 @@ from jobstore.artifacts import ArtifactStore
 from jobstore.engine import is_postgres
 from jobstore.models import Status
 from jobstore.transitions import Lease
-from runlab.errors import JobCancelled, LostJob
+from runlab.errors import ClusterLost, JobCancelled, LostJob
 from runlab.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def _lost_scheduler(exc: BaseException) -> bool:
+    """Whether a driver failed because the client lost its scheduler, not through its own fault."""
+    if isinstance(exc, CommClosedError):
+        return True
+    return isinstance(exc, CancelledError) and "scheduler-connection-lost" in str(exc)
+
 
 PG_FALLBACK_POLL = 2.0  # seconds: LISTEN wakes us; this only covers a missed notification
 
@@ -49,6 +60,7 @@ class Runner:
         settings: Settings,
         client: object | None,
         *,
+        reconnect: Callable[[], object] | None = None,
         concurrency: int = 2,
         scheduler_address: str | None = None,
         dashboard_link: str | None = None,
@@ -56,6 +68,8 @@ class Runner:
         self.engine = engine
         self.settings = settings
         self.client = client
+        self._reconnect = reconnect
+        self._cluster_lost = threading.Event()  # no claims until a fresh client answers
         self.concurrency = max(1, concurrency)
         self.id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._scheduler_address = scheduler_address
@@ -163,7 +177,7 @@ class Runner:
     def _claim_some(self) -> int:
         with self._lock:
             free = self.concurrency - len(self._running)
-        if free <= 0:
+        if free <= 0 or not self._cluster_ready():
             return 0
         try:
             leases = transitions.claim(
@@ -233,8 +247,19 @@ class Runner:
                     "job %s attempt %d lost its lease; stopped", lease.public_id, lease.attempt
                 )
         except Exception as exc:
-            retry = kind is not None and kind.retryable(exc)
-            self._end(lease, "retried" if retry else "failed", ctx, exc)
+            if _lost_scheduler(exc) or not self._client_running():
+                self._cluster_lost.set()
+                log.warning(
+                    "job %s attempt %d: the runner lost its Dask scheduler; the job goes back "
+                    "to the queue and nothing is claimed until a scheduler answers",
+                    lease.public_id,
+                    lease.attempt,
+                )
+                lost = ClusterLost(f"the runner lost its Dask scheduler mid-job ({exc})")
+                self._end(lease, "retried", ctx, lost)
+            else:
+                retry = kind is not None and kind.retryable(exc)
+                self._end(lease, "retried" if retry else "failed", ctx, exc)
         finally:
             with self._lock:
                 self._running.pop(lease.job_id, None)
@@ -278,6 +303,37 @@ class Runner:
             log.warning("job %s was lost before it could be marked %s", lease.public_id, how)
         except Exception:
             log.exception("could not mark job %s %s; its lease will lapse", lease.public_id, how)
+
+    # --- the Dask client ------------------------------------------------------------------------
+
+    def _client_running(self) -> bool:
+        return self.client is None or getattr(self.client, "status", "running") == "running"
+
+    def _cluster_ready(self) -> bool:
+        """Whether to claim: not while the client is without its scheduler.
+
+        A client that lost its scheduler is replaced by a fresh one (when the runner knows how
+        to make one), retried on every claim round until a scheduler answers.
+        """
+        if self._client_running() and not self._cluster_lost.is_set():
+            return True
+        if self._reconnect is None:
+            return self._client_running()
+        if not self._cluster_lost.is_set():
+            log.warning("the Dask client lost its scheduler; claiming nothing until it is back")
+            self._cluster_lost.set()
+        with self._lock:
+            if self._running:  # jobs still on the old client end first, as ClusterLost
+                return False
+        try:
+            self.client = self._reconnect()
+        except Exception as exc:
+            log.debug("no Dask scheduler yet: %s", exc)
+            self._stop.wait(1.0)
+            return False
+        log.info("the Dask scheduler answers again; claiming")
+        self._cluster_lost.clear()
+        return True
 
     # --- heartbeat ------------------------------------------------------------------------------
 

@@ -55,6 +55,11 @@ class Retryable(RunlabError):
     """
 
 
+class ClusterLost(Retryable):
+    """The runner lost its Dask scheduler mid-job: the attempt ends, and the next one runs on a
+    fresh client."""
+
+
 class JobTimedOut(RunlabError):
     """Raised inside a driver by `check_cancelled()` once the job has run past its timeout."""
 

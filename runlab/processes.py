@@ -46,6 +46,7 @@ def serve_runner(
         engine,
         settings,
         cluster.client,
+        reconnect=cluster.reconnect,
         concurrency=concurrency,
         scheduler_address=cluster.scheduler_address,
         dashboard_link=cluster.dashboard_link,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -92,3 +93,76 @@ def start_runner(
     yield start
     for r in started:
         r.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class DaskCluster:
+    """A real `dask scheduler` and `dask worker` processes, as a team would run them."""
+
+    def __init__(self, tmp_path: Path, workers: int) -> None:
+        self.tmp_path = tmp_path
+        self.port = free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.workers = workers
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.scheduler: subprocess.Popen[bytes] | None = None
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        with (self.tmp_path / f"{name}-{len(self.procs)}.log").open("wb") as out:
+            proc = subprocess.Popen(
+                [str(Path(sys.executable).with_name("dask")), *args],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.procs.append(proc)
+        return proc
+
+    def start_scheduler(self) -> None:
+        self.scheduler = self._spawn(
+            "scheduler", "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
+            "--no-dashboard",
+        )  # fmt: skip
+
+    def start_workers(self) -> None:
+        for _ in range(self.workers):
+            self._spawn(
+                "worker", "worker", self.address, "--nthreads", "1", "--no-dashboard",
+                "--death-timeout", "120",
+            )  # fmt: skip
+
+    def wait_ready(self) -> None:
+        from distributed import Client
+
+        with Client(self.address, timeout="60s") as client:
+            client.wait_for_workers(self.workers, timeout=60)
+
+    def kill_scheduler(self) -> None:
+        assert self.scheduler is not None
+        os.killpg(self.scheduler.pid, signal.SIGKILL)
+        self.scheduler.wait()
+
+    def close(self) -> None:
+        for proc in self.procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def dask_cluster(tmp_path: Path) -> Iterator[DaskCluster]:
+    cluster = DaskCluster(tmp_path, workers=2)
+    cluster.start_scheduler()
+    cluster.start_workers()
+    try:
+        cluster.wait_ready()
+        yield cluster
+    finally:
+        cluster.close()

@@ -6,53 +6,16 @@ import math
 import os
 import signal
 import time
-from collections.abc import Callable
 
 import numpy as np
 import psutil
-from distributed import Client
 from sqlalchemy import Engine, func, select
 
 from compute.kinds.monte_carlo_pi import chunk_sizes, count_inside, estimate
 from jobstore import queries, transitions
-from jobstore.doctor import check
 from jobstore.models import JobEvent, JobMetric, Status
-from jobstore.views import JobDetail
 from tests.polling import wait_for
-
-
-def assert_sound(engine: Engine, lease_grace: float = 0.0) -> None:
-    """Every fault test ends here: the store still keeps every invariant."""
-    assert [str(v) for v in check(engine, lease_grace=lease_grace)] == []
-
-
-def pi_under_way(engine: Engine, params: dict[str, int], *, past: float) -> str:
-    """Submit a π job and return once its progress is past `past`: a job to interrupt."""
-    job = transitions.submit(engine, "monte_carlo_pi", params)
-    wait_for(
-        lambda: queries.get_job(engine, job).progress > past,
-        timeout=60,
-        what=f"the job to pass {past:.0%}",
-    )
-    return job
-
-
-def watch(engine: Engine, public_id: str, timeout: float) -> list[JobDetail]:
-    """Every distinct state the job passes through, polled until it ends."""
-    seen: list[JobDetail] = []
-
-    def ended() -> bool:
-        job = queries.get_job(engine, public_id)
-        if not seen or (job.progress, job.status, job.stage) != (
-            seen[-1].progress,
-            seen[-1].status,
-            seen[-1].stage,
-        ):
-            seen.append(job)
-        return job.status.terminal
-
-    wait_for(ended, timeout=timeout, what=f"job {public_id} to end", interval=0.02)
-    return seen
+from tests.runner.helpers import assert_sound, pi_under_way, scheduler_tasks, watch
 
 
 def test_runner_runs_both_kinds_to_succeeded_with_rising_progress(engine, start_runner):
@@ -141,18 +104,6 @@ def test_cancel_stops_a_running_job_and_keeps_its_partial_metrics(engine, start_
     assert final.series["stage_seconds"][0][0] == 1.0
     assert final.result is None
     assert_sound(engine)
-
-
-def scheduler_tasks(engine: Engine) -> Callable[[], int]:
-    """How many tasks the live runner's Dask scheduler holds, asked over a client of our own."""
-    (runner,) = [r for r in queries.runners(engine, alive_within=60) if r.alive]
-    client = Client(runner.scheduler_address, timeout="20s")
-
-    def count() -> int:
-        return client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
-
-    count.client = client  # type: ignore[attr-defined]
-    return count
 
 
 def test_cancel_of_a_running_pi_job_ends_it_within_5_s_and_stops_its_dask_tasks(

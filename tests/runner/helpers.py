@@ -1,0 +1,67 @@
+"""What the fault tests share: waiting on jobs, expected π counts, and the invariant check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from distributed import Client
+from sqlalchemy import Engine
+
+from compute.kinds.monte_carlo_pi import chunk_sizes, count_inside
+from jobstore import queries, transitions
+from jobstore.doctor import check
+from jobstore.views import JobDetail
+from tests.polling import wait_for
+
+
+def assert_sound(engine: Engine, lease_grace: float = 0.0) -> None:
+    """Every fault test ends here: the store still keeps every invariant."""
+    assert [str(v) for v in check(engine, lease_grace=lease_grace)] == []
+
+
+def pi_under_way(engine: Engine, params: dict[str, int], *, past: float) -> str:
+    """Submit a π job and return once its progress is past `past`: a job to interrupt."""
+    job = transitions.submit(engine, "monte_carlo_pi", params)
+    wait_for(
+        lambda: queries.get_job(engine, job).progress > past,
+        timeout=60,
+        what=f"the job to pass {past:.0%}",
+    )
+    return job
+
+
+def watch(engine: Engine, public_id: str, timeout: float) -> list[JobDetail]:
+    """Every distinct state the job passes through, polled until it ends."""
+    seen: list[JobDetail] = []
+
+    def ended() -> bool:
+        job = queries.get_job(engine, public_id)
+        if not seen or (job.progress, job.status, job.stage) != (
+            seen[-1].progress,
+            seen[-1].status,
+            seen[-1].stage,
+        ):
+            seen.append(job)
+        return job.status.terminal
+
+    wait_for(ended, timeout=timeout, what=f"job {public_id} to end", interval=0.02)
+    return seen
+
+
+def scheduler_tasks(engine: Engine) -> Callable[[], int]:
+    """How many tasks the live runner's Dask scheduler holds, asked over a client of our own."""
+    (runner,) = [r for r in queries.runners(engine, alive_within=60) if r.alive]
+    client = Client(runner.scheduler_address, timeout="20s")
+
+    def count() -> int:
+        return client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+
+    count.client = client  # type: ignore[attr-defined]
+    return count
+
+
+def expected_inside(samples: int, chunks: int, seed: int) -> int:
+    """The π kernel's count for a plan, computed here without Dask or the store."""
+    seeds = np.random.SeedSequence(seed).spawn(chunks)
+    return sum(count_inside(n, s) for n, s in zip(chunk_sizes(samples, chunks), seeds, strict=True))
