@@ -56,7 +56,7 @@ def start_runner(
 ) -> Iterator[Callable[..., RunnerProcess]]:
     started: list[RunnerProcess] = []
 
-    def start(*args: str, workers: int = 2, **env: str) -> RunnerProcess:
+    def start(*args: str, workers: int = 2, wait: bool = True, **env: str) -> RunnerProcess:
         log_path = tmp_path / f"runner-{len(started)}.log"
         full_env = {
             **os.environ,
@@ -80,6 +80,8 @@ def start_runner(
             )
         runner = RunnerProcess(proc, log_path)
         started.append(runner)
+        if not wait:
+            return runner
         before = {r.id for r in queries.runners(engine, alive_within=60)}
 
         def registered() -> bool:
