@@ -17,8 +17,10 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import CancelledError
 from dataclasses import dataclass
+from typing import TypeVar
 
 import psycopg
+import sqlalchemy.exc
 from distributed.comm.core import CommClosedError
 from sqlalchemy import Engine
 
@@ -34,6 +36,9 @@ from runlab.errors import ClusterLost, JobCancelled, LostJob
 from runlab.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+# What a store outage looks like: the server gone or restarting, or SQLite locked for too long.
+DB_DOWN = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
 
 
 def _lost_scheduler(exc: BaseException) -> bool:
@@ -82,6 +87,7 @@ class Runner:
         self._lock = threading.Lock()
         self._running: dict[int, _Running] = {}
         self._db_down = False
+        self._db_failures = 0
         self.artifacts = ArtifactStore(settings.artifacts)
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -107,7 +113,9 @@ class Runner:
             while not self._stop.is_set():
                 got = self._claim_some()
                 if not got:
-                    self._wake.wait(idle)
+                    # While the store is down, claim rounds back off to once every few seconds.
+                    backoff = min(5.0, idle * 2**self._db_failures)
+                    self._wake.wait(backoff if self._db_down else idle)
                     self._wake.clear()
         finally:
             self._shutdown()
@@ -234,7 +242,18 @@ class Runner:
             pending = ctx.take_pending()
             if ctx.lost.is_set():
                 raise LostJob(lease.job_id, lease.attempt)
-            transitions.succeed(self.engine, lease, result, None, pending)
+            try:
+                self._until_stored(
+                    "succeed",
+                    lambda: transitions.succeed(self.engine, lease, result, None, pending),
+                )
+            except DB_DOWN:
+                log.error(
+                    "could not store the result of job %s; it runs again once its lease lapses, "
+                    "from its checkpoints",
+                    lease.public_id,
+                )
+                return
             log.info("job %s succeeded", lease.public_id)
             self._drop_checkpoints(lease)
         except JobCancelled:
@@ -278,7 +297,9 @@ class Runner:
         pending = ctx.take_pending() if ctx is not None else None
         try:
             if exc is None:
-                transitions.cancelled(self.engine, lease, pending)
+                self._until_stored(
+                    "cancel", lambda: transitions.cancelled(self.engine, lease, pending)
+                )
             else:
                 error = (
                     type(exc).__name__,
@@ -286,16 +307,21 @@ class Runner:
                     "".join(traceback.format_exception(exc)),
                 )
                 if how == "retried":
-                    status = transitions.retry(
-                        self.engine,
-                        lease,
-                        *error,
-                        pending,
-                        backoff_base=self.settings.retry_backoff_seconds,
+                    status = self._until_stored(
+                        "retry",
+                        lambda: transitions.retry(
+                            self.engine,
+                            lease,
+                            *error,
+                            pending,
+                            backoff_base=self.settings.retry_backoff_seconds,
+                        ),
                     )
                     how = "queued for another attempt" if status is Status.QUEUED else "failed"
                 else:
-                    transitions.fail(self.engine, lease, *error, pending)
+                    self._until_stored(
+                        "fail", lambda: transitions.fail(self.engine, lease, *error, pending)
+                    )
             log.info("job %s %s", lease.public_id, how)
             if how != "queued for another attempt":
                 self._drop_checkpoints(lease)
@@ -379,7 +405,28 @@ class Runner:
         if reaped:
             self._wake.set()
 
+    def _until_stored(self, what: str, write: Callable[[], T]) -> T:
+        """Retry an attempt's final write through a store outage, for as long as its lease lasts.
+
+        Past that the job is another runner's to take, and the write would be refused anyway.
+        """
+        deadline = time.monotonic() + self.settings.lease_seconds
+        delay = 0.1
+        while True:
+            try:
+                out = write()
+            except DB_DOWN:
+                if time.monotonic() + delay > deadline:
+                    raise
+                self._db_trouble(what)
+                self._hurry.wait(delay)
+                delay = min(2 * delay, 2.0)
+                continue
+            self._db_ok()
+            return out
+
     def _db_trouble(self, what: str) -> None:
+        self._db_failures = min(self._db_failures + 1, 10)
         if not self._db_down:
             log.warning("the store did not answer (%s); retrying", what, exc_info=True)
             self._db_down = True
@@ -388,3 +435,4 @@ class Runner:
         if self._db_down:
             log.info("the store answers again")
             self._db_down = False
+            self._db_failures = 0

@@ -55,7 +55,7 @@ def pg_url() -> Iterator[str]:
     """A URL whose connections live in a fresh schema, dropped afterwards."""
     require_postgres()
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL)
+    admin = create_engine(PG_ADMIN_URL, pool_pre_ping=True)  # a test may restart the server
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
