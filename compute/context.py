@@ -27,9 +27,10 @@ CHECKPOINTS = "checkpoints"  # the folder of a job's artifacts that holds its ch
 class JobContext:
     """Buffers a driver's reports and writes them, throttled, behind the attempt's fence.
 
-    Progress, metrics and log lines are written at most once per `write_interval`; a stage
-    change is written at once. A write that finds the attempt fenced out marks the context
-    lost, and the driver's next call raises `LostJob`.
+    Progress, stage changes, metrics and log lines are written at most once per
+    `write_interval`; the runner's flush loop writes what a quiet driver leaves pending. A
+    write that finds the attempt fenced out marks the context lost, and the driver's next call
+    raises `LostJob`.
     """
 
     def __init__(
@@ -61,7 +62,9 @@ class JobContext:
         self._lock = threading.Lock()  # guards _pending and the counters
         self._flush_lock = threading.Lock()  # keeps batches in order
         self._pending = Report()
-        self._last_write = float("-inf")
+        # The claim has just written the job: the first reports may wait one interval, so a
+        # short job's stages go to the store with its result, in one transaction.
+        self._last_write = clock()
         self._stage: tuple[int, str] | None = None
         self._progress = 0.0
         self._deadline = None if lease.timeout_seconds is None else clock() + lease.timeout_seconds
@@ -97,7 +100,7 @@ class JobContext:
                 StageUpdate(idx, name, StageStatus.RUNNING, 0.0, started=True)
             )
             self._set_progress(idx, 0.0)
-        self.flush()
+        self._maybe_flush()
         yield
         with self._lock:
             self._pending.stage_updates.append(
@@ -105,7 +108,7 @@ class JobContext:
             )
             self._set_progress(idx, 1.0)
             self._stage = None
-        self.flush()
+        self._maybe_flush()
 
     def progress(self, done: float, total: float) -> None:
         """Progress within the current stage (or the whole job outside any stage)."""
@@ -204,6 +207,12 @@ class JobContext:
     def _maybe_flush(self) -> None:
         if self._clock() - self._last_write >= self._interval:
             self.flush()
+
+    def flush_due(self) -> None:
+        """Write what is pending if the interval has passed; for the runner's flush loop."""
+        if not self.lost.is_set():
+            with contextlib.suppress(LostJob):
+                self._maybe_flush()
 
     def flush(self) -> None:
         """Write what is pending now. Raises LostJob if the attempt has been fenced out."""

@@ -9,6 +9,7 @@ write names the attempt it belongs to (`WHERE id = :id AND status = :expected AN
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import random
 import secrets
@@ -16,7 +17,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    and_,
+    bindparam,
+    insert,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from jobstore.engine import db_later, db_now, is_postgres, reading
@@ -136,6 +148,35 @@ def _event(
             detail=detail,
         )
     )
+
+
+def _event_row(
+    lease: Lease,
+    message: str,
+    *,
+    kind: str = "transition",
+    from_status: Status | None = None,
+    to_status: Status | None = None,
+    level: str | None = None,
+) -> dict[str, Any]:
+    """An event of one attempt, as parameters for `_insert_events`."""
+    return {
+        "job_id": lease.job_id,
+        "attempt": lease.attempt,
+        "runner_id": lease.runner_id,
+        "kind": kind,
+        "from_status": from_status,
+        "to_status": to_status,
+        "level": level,
+        "message": message,
+        "detail": None,
+    }
+
+
+def _insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Many events in one executemany, each stamped by the database's clock."""
+    if rows:
+        conn.execute(_INSERT_EVENT, rows)
 
 
 def _transition(
@@ -281,27 +322,16 @@ def _by_idempotency_key(engine: Engine, key: str) -> str | None:
 # --- claim and lease ----------------------------------------------------------------------------
 
 
-def claim(
-    engine: Engine, runner_id: str, *, limit: int = 1, lease_seconds: float = 30.0
-) -> list[Lease]:
-    """Move up to `limit` due jobs from queued to running, each exactly once across runners."""
-    if limit <= 0:
-        return []
+@functools.cache
+def _claim_statement(postgres: bool) -> Any:
+    """Built once per dialect: the runner's hottest statement skips construction each time."""
     due = (
         select(jobs.c.id)
         .where(jobs.c.status == Status.QUEUED, jobs.c.run_after <= db_now())
         .order_by(jobs.c.priority.desc(), jobs.c.id)
-        .limit(limit)
+        .limit(bindparam("limit"))
     )
-    values = {
-        "status": Status.RUNNING,
-        "attempt": jobs.c.attempt + 1,
-        "runner_id": runner_id,
-        "lease_until": db_later(lease_seconds),
-        "started_at": db_now(),
-        "cancel_requested": False,
-    }
-    if is_postgres(engine):
+    if postgres:
         # SKIP LOCKED: concurrent claimers pass over each other's rows instead of queueing.
         # MATERIALIZED: evaluated once; as a plain `IN (subquery)` PostgreSQL may re-run the
         # LIMIT per outer row and claim the whole queue.
@@ -309,10 +339,17 @@ def claim(
         target = jobs.c.id == picked.c.id
     else:
         target = jobs.c.id.in_(due.scalar_subquery())
-    stmt = (
+    return (
         update(jobs)
         .where(target, jobs.c.status == Status.QUEUED)
-        .values(**values)
+        .values(
+            status=Status.RUNNING,
+            attempt=jobs.c.attempt + 1,
+            runner_id=bindparam("runner_id"),
+            lease_until=db_later(bindparam("lease_seconds")),
+            started_at=db_now(),
+            cancel_requested=False,
+        )
         .returning(
             jobs.c.id,
             jobs.c.public_id,
@@ -323,31 +360,39 @@ def claim(
             jobs.c.max_attempts,
         )
     )
+
+
+def claim(
+    engine: Engine, runner_id: str, *, limit: int = 1, lease_seconds: float = 30.0
+) -> list[Lease]:
+    """Move up to `limit` due jobs from queued to running, each exactly once across runners."""
+    if limit <= 0:
+        return []
+    stmt = _claim_statement(is_postgres(engine))
+    params = {"limit": limit, "runner_id": runner_id, "lease_seconds": lease_seconds}
     with engine.begin() as conn:
-        rows = conn.execute(stmt).all()
-        for r in rows:
-            _event(
-                conn,
+        rows = conn.execute(stmt, params).all()
+        leases = [
+            Lease(
                 r.id,
+                r.public_id,
+                r.kind,
+                dict(r.params),
                 r.attempt,
-                ALLOWED[(Status.QUEUED, Status.RUNNING)],
-                runner_id=runner_id,
-                from_status=Status.QUEUED,
-                to_status=Status.RUNNING,
+                runner_id,
+                r.timeout_seconds,
+                r.max_attempts,
             )
-    leases = [
-        Lease(
-            r.id,
-            r.public_id,
-            r.kind,
-            dict(r.params),
-            r.attempt,
-            runner_id,
-            r.timeout_seconds,
-            r.max_attempts,
+            for r in rows
+        ]
+        src, dst = Status.QUEUED, Status.RUNNING
+        _insert_events(
+            conn,
+            [
+                _event_row(lease, ALLOWED[(src, dst)], from_status=src, to_status=dst)
+                for lease in leases
+            ],
         )
-        for r in rows
-    ]
     leases.sort(key=lambda lease: lease.job_id)
     return leases
 
@@ -404,6 +449,67 @@ def report(engine: Engine, lease: Lease, batch: Report, *, lease_seconds: float)
         return bool(row.cancel_requested)
 
 
+def _coalesce(updates: Sequence[StageUpdate]) -> list[StageUpdate]:
+    """One update per stage, in the order the stages were first touched: a short stage's
+    start and end become one statement, with the later status and progress."""
+    merged: dict[int, StageUpdate] = {}
+    for su in updates:
+        was = merged.get(su.idx)
+        merged[su.idx] = (
+            su
+            if was is None
+            else StageUpdate(
+                su.idx,
+                su.name,
+                su.status if su.status is not None else was.status,
+                su.progress if su.progress is not None else was.progress,
+                was.started or su.started,
+                was.finished or su.finished,
+            )
+        )
+    return list(merged.values())
+
+
+def _write_stages(conn: Connection, updates: Sequence[tuple[int, StageUpdate]]) -> None:
+    """Stage updates as one executemany per shape; a row not there yet is inserted."""
+    shapes: dict[tuple[bool, bool, bool, bool], list[tuple[int, StageUpdate]]] = {}
+    for job_id, su in updates:
+        shape = (su.status is not None, su.progress is not None, su.started, su.finished)
+        shapes.setdefault(shape, []).append((job_id, su))
+    for (has_status, has_progress, started, finished), group in shapes.items():
+        if len(group) > 1 and conn.dialect.supports_sane_multi_rowcount:
+            values: dict[str, Any] = {"name": bindparam("b_name")}
+            if has_status:
+                values["status"] = bindparam("b_status")
+            if has_progress:
+                values["progress"] = bindparam("b_progress")
+            if started:
+                values["started_at"] = db_now()
+            if finished:
+                values["finished_at"] = db_now()
+            stmt = (
+                update(stages_t)
+                .where(
+                    stages_t.c.job_id == bindparam("b_job"), stages_t.c.idx == bindparam("b_idx")
+                )
+                .values(**values)
+            )
+            params = [
+                {
+                    "b_job": job_id,
+                    "b_idx": su.idx,
+                    "b_name": su.name,
+                    "b_status": su.status,
+                    "b_progress": None if su.progress is None else min(1.0, max(0.0, su.progress)),
+                }
+                for job_id, su in group
+            ]
+            if conn.execute(stmt, params).rowcount == len(group):
+                continue
+        for job_id, su in group:  # one at a time: finds and inserts stages not declared up front
+            _write_stage(conn, job_id, su)
+
+
 def _write_stage(conn: Connection, job_id: int, su: StageUpdate) -> None:
     values: dict[str, Any] = {"name": su.name}
     if su.status is not None:
@@ -453,6 +559,16 @@ def _end_attempt(
     _write_batch(conn, lease, batch)
 
 
+@dataclass(frozen=True)
+class Success:
+    """One attempt's result, waiting to be stored."""
+
+    lease: Lease
+    summary: dict[str, Any]
+    chart: dict[str, Any] | None = None
+    batch: Report | None = None
+
+
 def succeed(
     engine: Engine,
     lease: Lease,
@@ -461,22 +577,69 @@ def succeed(
     batch: Report | None = None,
 ) -> None:
     """Store the result and end the job in one transaction: no result without `succeeded`."""
+    if lease.job_id not in succeed_many(engine, [Success(lease, summary, chart, batch)]):
+        raise LostJob(lease.job_id, lease.attempt)
+
+
+_SUCCEED_JOBS = (
+    update(jobs)
+    .where(
+        jobs.c.status == Status.RUNNING,
+        tuple_(jobs.c.id, jobs.c.attempt).in_(bindparam("keys", expanding=True)),
+    )
+    .values(
+        status=Status.SUCCEEDED, finished_at=db_now(), lease_until=None, progress=1.0, stage=None
+    )
+    .returning(jobs.c.id)
+)
+_FINISH_STAGES = (
+    update(stages_t)
+    .where(
+        stages_t.c.job_id.in_(bindparam("ids", expanding=True)),
+        stages_t.c.status != StageStatus.DONE,
+    )
+    .values(status=StageStatus.DONE, progress=1.0, finished_at=db_now())
+)
+_INSERT_RESULT = insert(results_t).values(created_at=db_now())
+_INSERT_EVENT = insert(events_t).values(at=db_now())
+
+
+def succeed_many(engine: Engine, done: Sequence[Success]) -> set[int]:
+    """End many attempts as succeeded in one transaction, each behind its own fence.
+
+    A runner's jobs that finish together are stored together (group commit): one fenced
+    UPDATE for all of them, then their events, stages and results in a few multi-row
+    statements. Returns the ids of the jobs stored; an attempt fenced out is simply not among
+    them, and nothing of it is written.
+    """
+    if not done:
+        return set()
+    src, dst = Status.RUNNING, Status.SUCCEEDED
     with engine.begin() as conn:
-        _end_attempt(conn, lease, Status.SUCCEEDED, batch, progress=1.0, stage=None)
-        conn.execute(
-            update(stages_t)
-            .where(stages_t.c.job_id == lease.job_id, stages_t.c.status != StageStatus.DONE)
-            .values(status=StageStatus.DONE, progress=1.0, finished_at=db_now())
+        keys = [(d.lease.job_id, d.lease.attempt) for d in done]
+        stored = {r.id for r in conn.execute(_SUCCEED_JOBS, {"keys": keys})}
+        ok = [d for d in done if d.lease.job_id in stored]
+        if not ok:
+            return stored
+        _insert_events(
+            conn,
+            [_event_row(d.lease, ALLOWED[(src, dst)], from_status=src, to_status=dst) for d in ok],
         )
+        _write_batches(conn, [(d.lease, d.batch) for d in ok])
+        conn.execute(_FINISH_STAGES, {"ids": sorted(stored)})
         conn.execute(
-            insert(results_t).values(
-                job_id=lease.job_id,
-                attempt=lease.attempt,
-                summary=summary,
-                chart=chart,
-                created_at=db_now(),
-            )
+            _INSERT_RESULT,
+            [
+                {
+                    "job_id": d.lease.job_id,
+                    "attempt": d.lease.attempt,
+                    "summary": d.summary,
+                    "chart": d.chart,
+                }
+                for d in ok
+            ],
         )
+    return stored
 
 
 def fail(
@@ -562,36 +725,27 @@ def cancelled(engine: Engine, lease: Lease, batch: Report | None = None) -> None
 
 def _write_batch(conn: Connection, lease: Lease, batch: Report | None) -> None:
     """Stage changes, metrics and log lines of one attempt; the caller has passed the fence."""
-    if batch is None:
-        return
-    for su in batch.stage_updates:
-        _write_stage(conn, lease.job_id, su)
-    if batch.metrics:
-        conn.execute(
-            insert(metrics_t),
-            [
-                {"job_id": lease.job_id, "attempt": lease.attempt, "name": n, "step": s, "value": v}
-                for n, s, v in batch.metrics
-            ],
+    _write_batches(conn, [(lease, batch)])
+
+
+def _write_batches(conn: Connection, batches: Sequence[tuple[Lease, Report | None]]) -> None:
+    """The reports of several attempts, a few executemany statements for all of them."""
+    stages: list[tuple[int, StageUpdate]] = []
+    metrics: list[dict[str, Any]] = []
+    logs: list[dict[str, Any]] = []
+    for lease, batch in batches:
+        if batch is None:
+            continue
+        stages.extend((lease.job_id, su) for su in _coalesce(batch.stage_updates))
+        metrics.extend(
+            {"job_id": lease.job_id, "attempt": lease.attempt, "name": n, "step": s, "value": v}
+            for n, s, v in batch.metrics
         )
-    if batch.logs:
-        # Multi-row VALUES rather than executemany, so that each row may carry db_now().
-        conn.execute(
-            insert(events_t).values(
-                [
-                    {
-                        "job_id": lease.job_id,
-                        "at": db_now(),
-                        "attempt": lease.attempt,
-                        "runner_id": lease.runner_id,
-                        "kind": "log",
-                        "level": level,
-                        "message": msg,
-                    }
-                    for level, msg in batch.logs
-                ]
-            )
-        )
+        logs.extend(_event_row(lease, msg, kind="log", level=lvl) for lvl, msg in batch.logs)
+    _write_stages(conn, stages)
+    if metrics:
+        conn.execute(insert(metrics_t), metrics)
+    _insert_events(conn, logs)
 
 
 def _requeue(

@@ -21,6 +21,7 @@ from jobstore.transitions import (
     Lease,
     Report,
     StageUpdate,
+    Success,
     cancelled,
     claim,
     fail,
@@ -30,6 +31,7 @@ from jobstore.transitions import (
     request_cancel,
     submit,
     succeed,
+    succeed_many,
 )
 from jobstore.views import as_utc
 from runlab.errors import JobNotFound, LostJob
@@ -258,6 +260,45 @@ def test_succeed_stores_one_result_and_finishes_the_job(engine: Engine) -> None:
     assert {s.status for s in job.stages} == {"done"}
     assert job_row(engine, lease.job_id)["lease_until"] is None
     assert written(engine, lease.job_id)["results"] == 1
+
+
+def test_succeed_many_stores_a_group_in_one_go_and_skips_a_stale_attempt(engine: Engine) -> None:
+    for _ in range(4):
+        submit(engine, "monte_carlo_pi", PI)
+    leases = claim(engine, RUNNER, limit=4, lease_seconds=LEASE)
+    gone = leases[1]
+    before = snapshot(engine, gone.job_id)
+    started = StageUpdate(0, "plan", StageStatus.RUNNING, 0.0, started=True)
+    finished = StageUpdate(0, "plan", StageStatus.DONE, 1.0, finished=True)
+    group = [
+        Success(lease, {"n": i}, batch=Report(stage_updates=[started, finished]))
+        for i, lease in enumerate(leases)
+    ]
+    group[1] = dataclasses.replace(group[1], lease=stale(gone))
+
+    stored = succeed_many(engine, group)
+
+    assert stored == {lease.job_id for lease in leases} - {gone.job_id}
+    for i, lease in enumerate(leases):
+        job = get_job(engine, lease.public_id)
+        if lease is gone:
+            assert job.status is Status.RUNNING and job.result is None
+            assert snapshot(engine, gone.job_id) == before  # the stale attempt wrote nothing
+            continue
+        assert job.status is Status.SUCCEEDED and job.result == {"n": i}
+        assert [a.outcome for a in job.attempts] == ["succeeded"]
+        plan = job.stages[0]
+        # The stage's start and end, coalesced into one write, both keep their time.
+        assert plan.status == "done" and plan.started_at is not None
+        assert plan.finished_at is not None and plan.started_at <= plan.finished_at
+        assert {s.status for s in job.stages} == {"done"}
+
+
+def test_succeed_of_a_fenced_out_attempt_raises_lost_job(engine: Engine) -> None:
+    lease = claim_one(engine)
+    with pytest.raises(LostJob):
+        succeed(engine, stale(lease), {"x": 1})
+    assert written(engine, lease.job_id)["results"] == 0
 
 
 def test_fail_stores_error_and_keeps_traceback_in_the_ledger(engine: Engine) -> None:
