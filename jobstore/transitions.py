@@ -227,25 +227,39 @@ def _notify(conn: Connection) -> None:
 # --- submit -------------------------------------------------------------------------------------
 
 
-def submit(
-    engine: Engine,
+@dataclass(frozen=True)
+class _NewJob:
+    """A job that passed every check, ready to insert."""
+
+    kind: str
+    params: dict[str, Any]
+    stage_names: list[str]
+    name: str
+    owner: str
+    tags: list[str]
+    priority: int
+    max_attempts: int
+    timeout_seconds: float | None
+    idempotency_key: str | None
+
+
+def _checked(
     kind: str,
     params: Mapping[str, Any],
     *,
-    name: str | None = None,
-    idempotency_key: str | None = None,
-    owner: str = "",
-    tags: Sequence[str] = (),
-    priority: int = 0,
-    max_attempts: int = 3,
-    timeout_seconds: float | None = None,
-) -> str:
-    """Validate, store and queue a job; return its public id once it is committed."""
+    name: str | None,
+    idempotency_key: str | None,
+    owner: str,
+    tags: Sequence[str],
+    priority: int,
+    max_attempts: int,
+    timeout_seconds: float | None,
+) -> _NewJob:
+    """Every check a job must pass before anything is stored; InvalidParams names the field."""
     from compute import registry  # the kinds own their parameter models
 
     spec = registry.get(kind)
     clean = registry.validate(kind, params)
-    stage_names = spec.stage_names(clean)
     name = (name or "").strip()
     if len(name) > 200:
         raise InvalidParams({"name": "must be at most 200 characters"})
@@ -262,45 +276,97 @@ def submit(
         raise InvalidParams({"timeout_seconds": "must be a number between 1 and 2592000"})
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
         raise InvalidParams({"idempotency_key": "must be 1 to 200 characters"})
+    return _NewJob(
+        kind,
+        clean,
+        spec.stage_names(clean),
+        name,
+        owner,
+        tags,
+        priority,
+        max_attempts,
+        timeout_seconds,
+        idempotency_key,
+    )
+
+
+_INSERT_JOB = (
+    insert(jobs)
+    .values(run_after=db_now(), created_at=db_now())
+    .returning(jobs.c.id, sort_by_parameter_order=True)
+)
+_INSERT_SUBMITTED = insert(events_t).values(
+    at=db_now(), attempt=0, kind="transition", to_status=Status.QUEUED, message="submitted"
+)
+
+
+def _insert_jobs(conn: Connection, new: Sequence[_NewJob]) -> list[str]:
+    """Rows, stages and `submitted` events of checked jobs, a few executemany statements."""
+    public_ids = [new_public_id() for _ in new]
+    rows = [
+        {
+            "public_id": public_id,
+            "kind": j.kind,
+            "name": j.name or f"{j.kind} {public_id[:6]}",
+            "owner": j.owner,
+            "tags": j.tags,
+            "params": j.params,
+            "idempotency_key": j.idempotency_key,
+            "priority": j.priority,
+            "queue": "default",
+            "status": Status.QUEUED,
+            "attempt": 0,
+            "max_attempts": j.max_attempts,
+            "timeout_seconds": j.timeout_seconds,
+            "progress": 0.0,
+            "cancel_requested": False,
+        }
+        for public_id, j in zip(public_ids, new, strict=True)
+    ]
+    ids = list(conn.execute(_INSERT_JOB, rows).scalars())
+    stages = [
+        {"job_id": job_id, "idx": i, "name": s, "status": StageStatus.PENDING}
+        for job_id, j in zip(ids, new, strict=True)
+        for i, s in enumerate(j.stage_names)
+    ]
+    if stages:
+        conn.execute(insert(stages_t), stages)
+    conn.execute(_INSERT_SUBMITTED, [{"job_id": job_id} for job_id in ids])
+    return public_ids
+
+
+def submit(
+    engine: Engine,
+    kind: str,
+    params: Mapping[str, Any],
+    *,
+    name: str | None = None,
+    idempotency_key: str | None = None,
+    owner: str = "",
+    tags: Sequence[str] = (),
+    priority: int = 0,
+    max_attempts: int = 3,
+    timeout_seconds: float | None = None,
+) -> str:
+    """Validate, store and queue a job; return its public id once it is committed."""
+    job = _checked(
+        kind,
+        params,
+        name=name,
+        idempotency_key=idempotency_key,
+        owner=owner,
+        tags=tags,
+        priority=priority,
+        max_attempts=max_attempts,
+        timeout_seconds=timeout_seconds,
+    )
     if idempotency_key is not None:
         existing = _by_idempotency_key(engine, idempotency_key)
         if existing is not None:
             return existing
-    public_id = new_public_id()
     try:
         with engine.begin() as conn:
-            job_id = conn.execute(
-                insert(jobs)
-                .values(
-                    public_id=public_id,
-                    kind=kind,
-                    name=name or f"{kind} {public_id[:6]}",
-                    owner=owner,
-                    tags=tags,
-                    params=clean,
-                    idempotency_key=idempotency_key,
-                    priority=priority,
-                    queue="default",
-                    status=Status.QUEUED,
-                    attempt=0,
-                    max_attempts=max_attempts,
-                    timeout_seconds=timeout_seconds,
-                    run_after=db_now(),
-                    created_at=db_now(),
-                    progress=0.0,
-                    cancel_requested=False,
-                )
-                .returning(jobs.c.id)
-            ).scalar_one()
-            if stage_names:
-                conn.execute(
-                    insert(stages_t),
-                    [
-                        {"job_id": job_id, "idx": i, "name": s, "status": StageStatus.PENDING}
-                        for i, s in enumerate(stage_names)
-                    ],
-                )
-            _event(conn, job_id, 0, "submitted", to_status=Status.QUEUED)
+            (public_id,) = _insert_jobs(conn, [job])
             _notify(conn)
     except IntegrityError:
         if idempotency_key is None:
@@ -310,6 +376,53 @@ def submit(
             raise
         return existing
     return public_id
+
+
+def submit_many(
+    engine: Engine,
+    kind: str,
+    params: Sequence[Mapping[str, Any]],
+    *,
+    owner: str = "",
+    tags: Sequence[str] = (),
+    priority: int = 0,
+    max_attempts: int = 3,
+    timeout_seconds: float | None = None,
+    chunk: int = 1000,
+) -> list[str]:
+    """Queue many jobs of one kind in one transaction: all of them, or none.
+
+    Every job is checked first; a bad one raises InvalidParams with its fields prefixed by its
+    position (`3.samples`), before anything is stored.
+    """
+    from compute import registry
+
+    registry.get(kind)  # an unknown kind is one error, not one per job
+    checked: list[_NewJob] = []
+    for i, p in enumerate(params):
+        try:
+            checked.append(
+                _checked(
+                    kind,
+                    p,
+                    name=None,
+                    idempotency_key=None,
+                    owner=owner,
+                    tags=tags,
+                    priority=priority,
+                    max_attempts=max_attempts,
+                    timeout_seconds=timeout_seconds,
+                )
+            )
+        except InvalidParams as exc:
+            raise InvalidParams({f"{i}.{k}": v for k, v in exc.errors.items()}) from None
+    out: list[str] = []
+    with engine.begin() as conn:
+        for start in range(0, len(checked), chunk):
+            out.extend(_insert_jobs(conn, checked[start : start + chunk]))
+        if out:
+            _notify(conn)
+    return out
 
 
 def _by_idempotency_key(engine: Engine, key: str) -> str | None:

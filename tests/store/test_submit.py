@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select
 from jobstore.engine import make_engine, reading
 from jobstore.models import JobEvent, JobStage, Status
 from jobstore.queries import get_job, list_jobs, queue_position
-from jobstore.transitions import claim, submit
+from jobstore.transitions import claim, submit, submit_many
 from runlab.errors import InvalidParams, UnknownKind
 
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -188,3 +188,27 @@ def test_timeout_and_max_attempts_are_checked_and_reach_the_lease(engine: Engine
     assert (job.timeout_seconds, job.max_attempts) == (90, 5)
     [lease] = claim(engine, "r1")
     assert lease.timeout_seconds == 90
+
+
+def test_submit_many_queues_every_job_like_submit_in_one_go(engine: Engine) -> None:
+    ids = submit_many(engine, "monte_carlo_pi", [{"samples": 1000 + i} for i in range(1200)])
+
+    assert len(set(ids)) == 1200 and all(URL_SAFE.match(i) for i in ids)
+    assert stored_rows(engine) == (1200, 1200 * 3, 1200)
+    one, last = get_job(engine, ids[0]), get_job(engine, ids[-1])
+    assert one.params["samples"] == 1000 and last.params["samples"] == 2199  # order kept
+    single = get_job(engine, submit(engine, "monte_carlo_pi", {"samples": 1000}))
+    for field in ("status", "attempt", "max_attempts", "owner", "tags", "progress"):
+        assert getattr(one, field) == getattr(single, field), field
+    assert [s.status for s in one.stages] == ["pending"] * 3
+    assert [(a.attempt, a.outcome) for a in one.attempts] == []
+    assert queue_position(engine, ids[-1]) == 1200
+
+
+def test_submit_many_with_one_bad_job_names_it_and_stores_none(engine: Engine) -> None:
+    with pytest.raises(InvalidParams) as caught:
+        submit_many(engine, "monte_carlo_pi", [{"samples": 10}, {"samples": "ten"}])
+    assert list(caught.value.errors) == ["1.samples"]
+    with pytest.raises(UnknownKind):
+        submit_many(engine, "no_such_kind", [{}, {}])
+    assert stored_rows(engine) == (0, 0, 0)
