@@ -28,6 +28,7 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_pi.py
+	$(BIN)/python benchmarks/bench_dispatch.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
