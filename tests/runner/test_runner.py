@@ -304,7 +304,7 @@ def ledger_of_attempt(engine: Engine, attempt: int) -> tuple[int, int]:
 
 
 def test_a_job_past_its_timeout_fails_within_seconds_of_the_limit(engine, start_runner):
-    start_runner()
+    start_runner("--concurrency", "1")
     job = transitions.submit(
         engine, "demo_stages", {"stages": 20, "seconds_per_stage": 1.0}, timeout_seconds=2
     )
@@ -315,4 +315,7 @@ def test_a_job_past_its_timeout_fails_within_seconds_of_the_limit(engine, start_
     ran = (final.finished_at - final.started_at).total_seconds()
     assert 2 <= ran < 6, ran
     assert [a.outcome for a in final.attempts] == ["failed"]  # a timeout is not retried
+    # The runner's one slot is free again: the next job runs at once.
+    after = transitions.submit(engine, "demo_stages", {"stages": 1, "seconds_per_stage": 0.2})
+    assert watch(engine, after, timeout=30)[-1].status is Status.SUCCEEDED
     assert_sound(engine)
