@@ -91,12 +91,22 @@ class GroupCommit:
                     break
             try:
                 stored = self._write([s for s, _ in group])
-            except BaseException as exc:
+            except DB_DOWN as exc:  # the store is out: every result waits for it alike
                 for _, done in group:
                     done.set_exception(exc)
+            except Exception:
+                # One result the store refuses must not fail the others: each alone, then.
+                for s, done in group:
+                    self._write_one(s, done)
             else:
                 for s, done in group:
                     done.set_result(s.lease.job_id in stored)
+
+    def _write_one(self, success: transitions.Success, done: Future[bool]) -> None:
+        try:
+            done.set_result(success.lease.job_id in self._write([success]))
+        except Exception as exc:
+            done.set_exception(exc)
 
 
 class Runner:
