@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
@@ -26,7 +26,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "runlab.kinds"
-BUILTIN = ("compute.kinds.monte_carlo_pi", "compute.kinds.demo_stages")
+BUILTIN = (
+    "compute.kinds.monte_carlo_pi",
+    "compute.kinds.demo_stages",
+    "compute.kinds.option_pricing",
+)
 
 Driver = Callable[["JobContext", Any], dict[str, Any]]
 Figure = Callable[[dict[str, Any], Mapping[str, tuple[list[float], list[float]]]], "go.Figure"]
@@ -165,6 +169,11 @@ class FieldInfo:
     choices: tuple[Any, ...]
     optional: bool
     description: str
+    # Shown only while each named field holds one of the listed values: {"option_type": (...)}.
+    when: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+
+    def applies(self, values: Mapping[str, Any]) -> bool:
+        return all(values.get(k) in allowed for k, allowed in self.when.items())
 
 
 def describe(model: type[BaseModel]) -> list[FieldInfo]:
@@ -199,6 +208,13 @@ def describe(model: type[BaseModel]) -> list[FieldInfo]:
                 hi = m.lt
         required = f.is_required()
         default = None if required or f.default_factory is not None else f.default
+        extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
+        when_raw = extra.get("when", {})
+        when = (
+            {str(k): tuple(v) for k, v in when_raw.items() if isinstance(v, list | tuple)}
+            if isinstance(when_raw, dict)
+            else {}
+        )
         out.append(
             FieldInfo(
                 name,
@@ -210,6 +226,7 @@ def describe(model: type[BaseModel]) -> list[FieldInfo]:
                 choices,
                 optional,
                 f.description or "",
+                when,
             )
         )
     return out

@@ -102,7 +102,21 @@ def _widget(kind: Kind, info: FieldInfo) -> Any:
 
 
 def job_form(kind: Kind) -> JobForm | None:
-    """Draw the form; return what was entered once it is submitted, else None."""
+    """Draw the form; return what was entered once it is submitted, else None.
+
+    Fields that others depend on (`when` in a field's schema) are drawn above the form, where a
+    change redraws the page at once, so that the form shows only the fields that apply.
+    """
+    infos = registry.describe(kind.params)
+    leading = {name for info in infos for name in info.when}
+    params: dict[str, Any] = {}
+    slots: dict[str, DeltaGenerator] = {}
+    for info in infos:
+        if info.name in leading:
+            value = _widget(kind, info)
+            slots[info.name] = st.empty()
+            if value is not None:
+                params[info.name] = value
     with st.form(f"new-{kind.name}"):
         top = st.empty()
         name = st.text_input(
@@ -111,15 +125,16 @@ def job_form(kind: Kind) -> JobForm | None:
             placeholder="optional: the kind and a short id by default",
             key=f"new.{kind.name}.__name",
         )
-        slots = {"name": st.empty()}
+        slots["name"] = st.empty()
         tags = st.text_input(
             "Tags",
             placeholder="optional, comma-separated",
             key=f"new.{kind.name}.__tags",
         )
         slots["tags"] = st.empty()
-        params: dict[str, Any] = {}
-        for info in registry.describe(kind.params):
+        for info in infos:
+            if info.name in leading or not info.applies(params):
+                continue
             value = _widget(kind, info)
             slots[info.name] = st.empty()
             if value is not None:  # left empty: the model's default, "automatic" when optional

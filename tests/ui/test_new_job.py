@@ -142,3 +142,28 @@ def test_kind_in_the_url_opens_its_form(store: Engine) -> None:
     at.selectbox(key="new.kind").select("monte_carlo_pi").run()
     assert f"{PI}.samples" in {n.key for n in at.number_input}
     assert at.query_params["kind"] in ("monte_carlo_pi", ["monte_carlo_pi"])
+
+
+OPT = "new.option_pricing"
+
+
+def test_fields_that_do_not_apply_are_hidden_until_the_option_type_needs_them(
+    store: Engine,
+) -> None:
+    at = open_page("pages/new.py", kind="option_pricing")
+    keys = {getattr(w, "key", None) for w in at.number_input}
+    assert f"{OPT}.barrier" not in keys and f"{OPT}.steps" not in keys
+
+    at.selectbox(key=f"{OPT}.option_type").set_value("barrier_up_out_call").run()
+    keys = {getattr(w, "key", None) for w in at.number_input}
+    assert {f"{OPT}.barrier", f"{OPT}.steps"} <= keys
+    submit(at)  # no barrier given
+    below = after(at, f"{OPT}.barrier")
+    assert (below.type, below.value) == ("error", md_escape("is required for the barrier option"))
+    assert queries.list_jobs(store).total == 0
+
+    at.number_input(key=f"{OPT}.barrier").set_value(130.0)
+    submit(at)
+    (job,) = queries.list_jobs(store).rows
+    detail = queries.get_job(store, job.id)
+    assert detail.params["barrier"] == 130.0 and detail.params["steps"] == 252

@@ -1,0 +1,280 @@
+"""Price an option by Monte Carlo under geometric Brownian motion, in seeded chunks on Dask.
+
+European, Asian (arithmetic average) and up-and-out barrier calls. Barriers are monitored
+continuously: between two simulated dates a path survives with the Brownian-bridge probability
+of not having touched the barrier, so the estimate has no discretisation bias at any `steps`.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+import plotly.graph_objects as go
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from scipy.stats import norm
+
+from compute.context import JobContext
+from compute.registry import register
+
+OptionType = Literal[
+    "european_call", "european_put", "asian_call", "asian_put", "barrier_up_out_call"
+]
+PATH_KINDS = ("asian_call", "asian_put", "barrier_up_out_call")
+MAX_PATHS = 10**9
+BUDGET = 2 * 10**11  # paths × steps: hours on a laptop, so a typo cannot queue a month of work
+TARGET_CHUNK = 20_000_000  # normal draws per Dask task: about half a second of one core
+MAX_CHUNKS = 10_000
+BLOCK = 1 << 20  # draws held in memory at once, per chunk
+BUMP = 0.01  # relative spot bump of the finite-difference delta (common random numbers)
+Z95 = 1.959963984540054
+
+
+class OptionParams(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    option_type: OptionType = Field("european_call", description="What kind of option to price.")
+    S: float = Field(100.0, gt=0, le=1e9, allow_inf_nan=False, description="Spot price today.")
+    K: float = Field(100.0, gt=0, le=1e9, allow_inf_nan=False, description="Strike price.")
+    r: float = Field(
+        0.05, ge=-0.5, le=1.0, allow_inf_nan=False, description="Risk-free rate, continuous."
+    )
+    sigma: float = Field(
+        0.2, gt=0, le=5.0, allow_inf_nan=False, description="Volatility, per year."
+    )
+    T: float = Field(1.0, gt=0, le=50.0, allow_inf_nan=False, description="Maturity in years.")
+    paths: int = Field(
+        1_000_000, ge=1_000, le=MAX_PATHS, description="Simulated paths (antithetic pairs count 2)."
+    )
+    steps: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        validate_default=True,
+        json_schema_extra={"when": {"option_type": list(PATH_KINDS)}},
+        description="Dates simulated per path, for Asian and barrier options (default 252).",
+    )
+    barrier: float | None = Field(
+        None,
+        gt=0,
+        le=1e9,
+        allow_inf_nan=False,
+        validate_default=True,
+        json_schema_extra={"when": {"option_type": ["barrier_up_out_call"]}},
+        description="Up-and-out level, above the spot; only for the barrier option.",
+    )
+    antithetic: bool = Field(True, description="Pair each path with its mirror image.")
+    seed: int | None = Field(
+        None,
+        ge=0,
+        le=2**63 - 1,
+        description="Seed of the random streams; empty draws one and stores it with the job.",
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_apply(cls, v: int | None, info: ValidationInfo) -> int | None:
+        kind, paths = info.data.get("option_type"), info.data.get("paths")
+        if kind is None:
+            return v
+        if kind not in PATH_KINDS:
+            if v is not None:
+                raise ValueError("applies only to Asian and barrier options")
+            return None
+        v = 252 if v is None else v
+        if isinstance(paths, int) and paths * v > BUDGET:
+            raise ValueError(f"paths × steps must not exceed {BUDGET:.0e}")
+        return v
+
+    @field_validator("barrier")
+    @classmethod
+    def _barrier_applies(cls, v: float | None, info: ValidationInfo) -> float | None:
+        kind, spot = info.data.get("option_type"), info.data.get("S")
+        if kind == "barrier_up_out_call":
+            if v is None:
+                raise ValueError("is required for the barrier option")
+            if isinstance(spot, float) and v <= spot:
+                raise ValueError(f"must be above the spot S ({spot:g})")
+        elif kind is not None and v is not None:
+            raise ValueError("applies only to the barrier option")
+        return v
+
+    @model_validator(mode="after")
+    def _seeded(self) -> OptionParams:
+        if self.seed is None:
+            self.seed = secrets.randbits(63)
+        return self
+
+
+def plan(p: OptionParams) -> list[int]:
+    """Paths per chunk: a function of the parameters only, never of the cluster, so that the
+    same parameters and seed give the same numbers on any number of workers."""
+    steps = p.steps or 1
+    chunks = min(MAX_CHUNKS, max(1, math.ceil(p.paths * steps / TARGET_CHUNK)))
+    pairs = p.paths // 2 if p.antithetic else p.paths
+    chunks = min(chunks, pairs)
+    base, extra = divmod(pairs, chunks)
+    unit = 2 if p.antithetic else 1
+    return [unit * (base + (1 if i < extra else 0)) for i in range(chunks)]
+
+
+def _payoffs(p: OptionParams, log_x: np.ndarray, scale: float) -> np.ndarray:
+    """Discounted payoffs for spot `scale`, from normalised log paths (one row per path)."""
+    disc = math.exp(-p.r * p.T)
+    call = p.option_type.endswith("call")
+    if p.option_type.startswith("european"):
+        under = scale * np.exp(log_x[:, -1])
+    elif p.option_type.startswith("asian"):
+        under = scale * np.exp(log_x).mean(axis=1)
+    else:
+        assert p.barrier is not None
+        # Distance to the barrier in log terms at every date, the start included.
+        a = math.log(p.barrier / scale) - log_x
+        start = np.full((a.shape[0], 1), math.log(p.barrier / scale))
+        a = np.concatenate([start, a], axis=1)
+        alive = (a > 0).all(axis=1)
+        dt = p.T / (p.steps or 1)
+        touch = np.exp(-2.0 * a[:, :-1] * a[:, 1:] / (p.sigma**2 * dt))
+        survive = np.where(alive, np.prod(1.0 - np.where(alive[:, None], touch, 0.0), axis=1), 0.0)
+        return disc * survive * np.maximum(scale * np.exp(log_x[:, -1]) - p.K, 0.0)
+    payoff = np.maximum(under - p.K, 0.0) if call else np.maximum(p.K - under, 0.0)
+    return disc * payoff
+
+
+def simulate(params: Mapping[str, Any], n: int, seed: np.random.SeedSequence) -> list[float]:
+    """One chunk of `n` paths: [samples, Σy, Σy², Σdelta] over independent samples y.
+
+    With antithetic paths a sample is the mean of a path and its mirror, so the standard error
+    counts pairs, not paths.
+    """
+    p = OptionParams.model_validate(dict(params))
+    steps = p.steps or 1
+    dt = p.T / steps
+    drift, vol = (p.r - 0.5 * p.sigma**2) * dt, p.sigma * math.sqrt(dt)
+    rng = np.random.Generator(np.random.PCG64(seed))
+    samples = n // 2 if p.antithetic else n
+    rows = max(1, BLOCK // steps)
+    count, s1, s2, sd = 0, 0.0, 0.0, 0.0
+    up, down = p.S * (1 + BUMP), p.S * (1 - BUMP)
+    left = samples
+    while left > 0:
+        m = min(rows, left)
+        z = rng.standard_normal((m, steps))
+        y = np.zeros(m)
+        d = np.zeros(m)
+        signs = (1.0, -1.0) if p.antithetic else (1.0,)
+        for sign in signs:
+            log_x = np.cumsum(drift + (sign * vol) * z, axis=1)
+            y += _payoffs(p, log_x, p.S)
+            d += (_payoffs(p, log_x, up) - _payoffs(p, log_x, down)) / (up - down)
+        y /= len(signs)
+        d /= len(signs)
+        count += m
+        s1 += float(y.sum())
+        s2 += float(np.dot(y, y))
+        sd += float(d.sum())
+        left -= m
+    return [float(count), s1, s2, sd]
+
+
+def summarise(chunks: list[list[float]]) -> dict[str, float]:
+    """Price, standard error, 95 % interval and delta from chunk sums, in any order.
+
+    `math.fsum` rounds exactly, so the result does not depend on which chunk came back first.
+    """
+    n = math.fsum(c[0] for c in chunks)
+    s1 = math.fsum(c[1] for c in chunks)
+    s2 = math.fsum(c[2] for c in chunks)
+    price = s1 / n
+    var = max(0.0, (s2 - n * price * price) / (n - 1)) if n > 1 else 0.0
+    se = math.sqrt(var / n)
+    return {
+        "price": price,
+        "standard_error": se,
+        "ci_low": price - Z95 * se,
+        "ci_high": price + Z95 * se,
+        "delta": math.fsum(c[3] for c in chunks) / n,
+    }
+
+
+def black_scholes(option_type: str, S: float, K: float, r: float, sigma: float, T: float) -> float:
+    """The closed-form price of a European call or put."""
+    sq = sigma * math.sqrt(T)
+    d1 = (math.log(S / K) + (r + 0.5 * sigma**2) * T) / sq
+    d2 = d1 - sq
+    if option_type == "european_call":
+        return float(S * norm.cdf(d1) - K * math.exp(-r * T) * norm.cdf(d2))
+    return float(K * math.exp(-r * T) * norm.cdf(-d2) - S * norm.cdf(-d1))
+
+
+def figure(result: Mapping[str, Any], series: Mapping[str, tuple[list[float], list[float]]]) -> Any:
+    steps, price = series.get("price", ([], []))
+    _, low = series.get("ci_low", ([], []))
+    _, high = series.get("ci_high", ([], []))
+    fig = go.Figure()
+    if steps and len(low) == len(steps) == len(high):
+        fig.add_trace(go.Scatter(x=steps, y=high, mode="lines", line_width=0, showlegend=False))
+        fig.add_trace(
+            go.Scatter(
+                x=steps, y=low, mode="lines", line_width=0, fill="tonexty", name="95 % interval"
+            )
+        )
+    if steps:
+        fig.add_trace(go.Scatter(x=steps, y=price, mode="lines+markers", name="price"))
+    if result.get("bs_price") is not None:
+        fig.add_hline(y=result["bs_price"], line_dash="dot", annotation_text="Black–Scholes")
+    fig.update_layout(xaxis_title="paths", yaxis_title="price", height=360)
+    return fig
+
+
+@register(
+    "option_pricing",
+    title="Option pricing",
+    description="Monte Carlo price, error and delta of European, Asian and barrier options.",
+    params=OptionParams,
+    stages=["plan", "simulate", "summarise"],
+    weights=[1, 98, 1],
+    figure=figure,
+)
+def run(ctx: JobContext, p: OptionParams) -> dict[str, Any]:
+    assert p.seed is not None  # filled by the model
+    with ctx.stage("plan"):
+        sizes = plan(p)
+        seeds = np.random.SeedSequence(p.seed).spawn(len(sizes))
+        saved = ctx.checkpoints()
+        done: dict[int, list[float]] = {
+            i: c
+            for i, c in ((i, saved.get(f"chunk-{i}")) for i in range(len(sizes)))
+            if isinstance(c, list)
+            and len(c) == 4
+            and c[0] == (sizes[i] // 2 if p.antithetic else sizes[i])
+        }
+        ctx.log("info", f"{p.paths:,} paths in {len(sizes)} chunks, seed {p.seed}")
+        if done:
+            ctx.log("info", f"resuming: {len(done)} of {len(sizes)} chunks already done")
+    params = p.model_dump()
+    with ctx.stage("simulate"):
+        futures = {
+            ctx.client.submit(simulate, params, sizes[i], seeds[i], pure=False): i
+            for i in range(len(sizes))
+            if i not in done
+        }
+        for k, (fut, sums) in enumerate(ctx.as_completed(futures), start=len(done) + 1):
+            i = futures[fut]
+            done[i] = sums
+            ctx.checkpoint(f"chunk-{i}", sums)
+            ctx.progress(k, len(sizes))
+            if len(done) > 1:
+                now = summarise(list(done.values()))
+                paths = sum(sizes[j] for j in done)
+                for name in ("price", "ci_low", "ci_high"):
+                    ctx.metric(name, paths, now[name])
+    with ctx.stage("summarise"):
+        result: dict[str, Any] = summarise([done[i] for i in range(len(sizes))])
+        if p.option_type.startswith("european"):
+            result["bs_price"] = black_scholes(p.option_type, p.S, p.K, p.r, p.sigma, p.T)
+        ctx.log("info", f"price {result['price']:.6g} ± {result['standard_error']:.2g}")
+    return {**result, "paths": p.paths, "seed": p.seed}
