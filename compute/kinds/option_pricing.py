@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -121,27 +121,44 @@ def plan(p: OptionParams) -> list[int]:
     return [unit * (base + (1 if i < extra else 0)) for i in range(chunks)]
 
 
-def _payoffs(p: OptionParams, log_x: np.ndarray, scale: float) -> np.ndarray:
-    """Discounted payoffs for spot `scale`, from normalised log paths (one row per path)."""
+def _pricer(p: OptionParams, log_x: np.ndarray) -> Callable[[float], np.ndarray]:
+    """Discounted payoffs as a function of the spot, from normalised log paths (a row each).
+
+    What does not depend on the spot (the terminal or average value of a unit path) is computed
+    once, so the delta's two bumped spots cost little more than the price itself.
+    """
     disc = math.exp(-p.r * p.T)
-    call = p.option_type.endswith("call")
+    terminal = np.exp(log_x[:, -1])
     if p.option_type.startswith("european"):
-        under = scale * np.exp(log_x[:, -1])
-    elif p.option_type.startswith("asian"):
-        under = scale * np.exp(log_x).mean(axis=1)
+        return _vanilla(p, terminal)
+    if p.option_type.startswith("asian"):
+        return _vanilla(p, np.exp(log_x).mean(axis=1))
     else:
         assert p.barrier is not None
-        # Distance to the barrier in log terms at every date, the start included.
-        a = math.log(p.barrier / scale) - log_x
-        start = np.full((a.shape[0], 1), math.log(p.barrier / scale))
-        a = np.concatenate([start, a], axis=1)
-        alive = (a > 0).all(axis=1)
         dt = p.T / (p.steps or 1)
-        touch = np.exp(-2.0 * a[:, :-1] * a[:, 1:] / (p.sigma**2 * dt))
-        survive = np.where(alive, np.prod(1.0 - np.where(alive[:, None], touch, 0.0), axis=1), 0.0)
-        return disc * survive * np.maximum(scale * np.exp(log_x[:, -1]) - p.K, 0.0)
-    payoff = np.maximum(under - p.K, 0.0) if call else np.maximum(p.K - under, 0.0)
-    return disc * payoff
+        # Distance to the barrier in log terms at every date, the start (0) included.
+        path = np.concatenate([np.zeros((log_x.shape[0], 1)), log_x], axis=1)
+        barrier = p.barrier
+
+        def knock_out(scale: float) -> np.ndarray:
+            a = math.log(barrier / scale) - path
+            alive = (a > 0).all(axis=1)
+            touch = np.exp(-2.0 * a[:, :-1] * a[:, 1:] / (p.sigma**2 * dt))
+            survive = np.prod(1.0 - np.where(alive[:, None], touch, 1.0), axis=1)
+            return disc * survive * np.maximum(scale * terminal - p.K, 0.0)
+
+        return knock_out
+
+
+def _vanilla(p: OptionParams, unit: np.ndarray) -> Callable[[float], np.ndarray]:
+    """Discounted call or put payoffs on `unit` (the underlying of a unit spot) times a spot."""
+    disc = math.exp(-p.r * p.T)
+    sign = 1.0 if p.option_type.endswith("call") else -1.0
+
+    def payoff(scale: float) -> np.ndarray:
+        return disc * np.maximum(sign * (scale * unit - p.K), 0.0)
+
+    return payoff
 
 
 def simulate(params: Mapping[str, Any], n: int, seed: np.random.SeedSequence) -> list[float]:
@@ -159,17 +176,23 @@ def simulate(params: Mapping[str, Any], n: int, seed: np.random.SeedSequence) ->
     rows = max(1, BLOCK // steps)
     count, s1, s2, sd = 0, 0.0, 0.0, 0.0
     up, down = p.S * (1 + BUMP), p.S * (1 - BUMP)
+    signs = (1.0, -1.0) if p.antithetic else (1.0,)
     left = samples
     while left > 0:
         m = min(rows, left)
         z = rng.standard_normal((m, steps))
         y = np.zeros(m)
         d = np.zeros(m)
-        signs = (1.0, -1.0) if p.antithetic else (1.0,)
-        for sign in signs:
-            log_x = np.cumsum(drift + (sign * vol) * z, axis=1)
-            y += _payoffs(p, log_x, p.S)
-            d += (_payoffs(p, log_x, up) - _payoffs(p, log_x, down)) / (up - down)
+        if p.option_type.startswith("european"):
+            # One exponential serves both mirrors: exp(μ - σz) = exp(2μ) / exp(μ + σz).
+            terminal = np.exp(drift + vol * z[:, 0])
+            units = [terminal, math.exp(2 * drift) / terminal] if p.antithetic else [terminal]
+            payoffs = [_vanilla(p, u) for u in units]
+        else:
+            payoffs = [_pricer(p, np.cumsum(drift + (s * vol) * z, axis=1)) for s in signs]
+        for payoff in payoffs:
+            y += payoff(p.S)
+            d += (payoff(up) - payoff(down)) / (up - down)
         y /= len(signs)
         d /= len(signs)
         count += m
