@@ -29,6 +29,7 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/bench_pi.py
 	$(BIN)/python benchmarks/bench_dispatch.py
+	$(BIN)/python benchmarks/bench_kinds.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
