@@ -37,6 +37,7 @@ from jobstore.models import Status
 from jobstore.transitions import Lease
 from runlab.errors import ClusterLost, JobCancelled, LostJob
 from runlab.settings import Settings
+from runlab.versions import software_versions
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -249,7 +250,11 @@ class Runner:
             return 0
         try:
             leases = transitions.claim(
-                self.engine, self.id, limit=free, lease_seconds=self.settings.lease_seconds
+                self.engine,
+                self.id,
+                limit=free,
+                lease_seconds=self.settings.lease_seconds,
+                versions=software_versions(),
             )
         except Exception:
             self._db_trouble("claim")

@@ -87,6 +87,9 @@ class Job(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     timeout_seconds: Mapped[float | None] = mapped_column(Float)
+    # Of the runner that claimed the latest attempt: with the seed in `params`, what an exact
+    # re-run needs to match.
+    versions: Mapped[dict[str, str] | None] = mapped_column(Json)
 
     __table_args__ = (
         Index("ix_jobs_claim", "status", "queue", "priority", "run_after", "id"),

@@ -107,6 +107,7 @@ def get_job(
         params=dict(row.params or {}),
         max_attempts=row.max_attempts,
         timeout_seconds=row.timeout_seconds,
+        versions=dict(row.versions or {}),
         cancel_requested=bool(row.cancel_requested),
         error=(
             ErrorView(row.error_type or "Error", row.error_message or "")

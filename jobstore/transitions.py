@@ -425,6 +425,31 @@ def submit_many(
     return out
 
 
+def rerun(engine: Engine, public_id: str, *, owner: str = "") -> str:
+    """Queue a new job of the same kind with the same parameters, seed included.
+
+    The stored parameters are the validated ones, with the seed the first run drew, so the
+    new job computes the same numbers whenever the software versions match.
+    """
+    with reading(engine) as conn:
+        row = conn.execute(
+            select(jobs.c.kind, jobs.c.name, jobs.c.params, jobs.c.tags, jobs.c.max_attempts).where(
+                jobs.c.public_id == public_id
+            )
+        ).first()
+    if row is None:
+        raise JobNotFound(public_id)
+    return submit(
+        engine,
+        row.kind,
+        dict(row.params),
+        name=f"{row.name} (re-run)"[:200],
+        owner=owner,
+        tags=list(row.tags or []),
+        max_attempts=row.max_attempts,
+    )
+
+
 def _by_idempotency_key(engine: Engine, key: str) -> str | None:
     with reading(engine) as conn:
         return conn.execute(
@@ -459,6 +484,7 @@ def _claim_statement(postgres: bool) -> Any:
             status=Status.RUNNING,
             attempt=jobs.c.attempt + 1,
             runner_id=bindparam("runner_id"),
+            versions=bindparam("versions", type_=Job.__table__.c.versions.type),
             lease_until=db_later(bindparam("lease_seconds")),
             started_at=db_now(),
             cancel_requested=False,
@@ -476,13 +502,26 @@ def _claim_statement(postgres: bool) -> Any:
 
 
 def claim(
-    engine: Engine, runner_id: str, *, limit: int = 1, lease_seconds: float = 30.0
+    engine: Engine,
+    runner_id: str,
+    *,
+    limit: int = 1,
+    lease_seconds: float = 30.0,
+    versions: Mapping[str, str] | None = None,
 ) -> list[Lease]:
-    """Move up to `limit` due jobs from queued to running, each exactly once across runners."""
+    """Move up to `limit` due jobs from queued to running, each exactly once across runners.
+
+    `versions` (the claiming runner's software) is recorded on each job claimed.
+    """
     if limit <= 0:
         return []
     stmt = _claim_statement(is_postgres(engine))
-    params = {"limit": limit, "runner_id": runner_id, "lease_seconds": lease_seconds}
+    params = {
+        "limit": limit,
+        "runner_id": runner_id,
+        "lease_seconds": lease_seconds,
+        "versions": dict(versions) if versions else None,
+    }
     with engine.begin() as conn:
         rows = conn.execute(stmt, params).all()
         leases = [

@@ -105,6 +105,7 @@ class JobDetail(JobSummary):
     queue_position: int | None = None
     attempts: list[AttemptView] = field(default_factory=list)
     lease_until: datetime | None = None
+    versions: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The public shape of `runlab show --json`: a contract, so change it with care."""
@@ -128,6 +129,7 @@ class JobDetail(JobSummary):
             "error": None if self.error is None else asdict(self.error),
             "queue_position": self.queue_position,
             "attempts": [a.to_json() for a in self.attempts],
+            "versions": dict(self.versions),
             "created_at": _iso(self.created_at),
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),

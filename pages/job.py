@@ -53,6 +53,15 @@ if not job.status.terminal:
         disabled=job.cancel_requested,
         help="Queued jobs stop at once; running ones at their next check.",
     )
+elif action.button(
+    "Re-run",
+    icon=":material/replay:",
+    help="The same kind, parameters and seed: the same numbers, if the versions match.",
+):
+    st.switch_page(
+        "pages/job.py",
+        query_params={"id": transitions.rerun(engine, job.id, owner=settings.owner)},
+    )
 if OUTCOME_KEY in st.session_state:
     st.toast(OUTCOME_TEXT[st.session_state.pop(OUTCOME_KEY)], icon=":material/cancel:")
 

@@ -286,6 +286,14 @@ def ls(
 @cli.command()
 @click.argument("job_id")
 @pass_state
+def rerun(state: _State, job_id: str) -> None:
+    """Submit the same kind, parameters and seed again; print the new job's id."""
+    click.echo(transitions.rerun(state.engine, job_id, owner=state.settings.owner))
+
+
+@cli.command()
+@click.argument("job_id")
+@pass_state
 def cancel(state: _State, job_id: str) -> None:
     """Cancel a queued job at once, or ask a running one to stop."""
     outcome = transitions.request_cancel(state.engine, job_id)

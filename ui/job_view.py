@@ -179,3 +179,8 @@ def attempts(job: JobDetail) -> None:
 def parameters(job: JobDetail) -> None:
     with st.expander("Parameters", expanded=True, icon=":material/tune:"):
         st.json(fmt.browser_json(job.params))
+        if job.versions:
+            # What an exact re-run must match, with the seed above.
+            st.caption(
+                md_escape("Ran with " + " · ".join(f"{k} {v}" for k, v in job.versions.items()))
+            )

@@ -156,3 +156,16 @@ def test_the_installed_command_maps_errors_to_exit_codes(db):
     missing = subprocess.run([*cmd, "show", "zzzzzzzzzzzz"], capture_output=True, text=True)
     assert missing.returncode == 1
     assert "zzzzzzzzzzzz" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_rerun_prints_a_new_job_with_the_same_params_and_an_unknown_id_exits_1(db):
+    code, out, _ = run("submit", "monte_carlo_pi", "-p", "samples=1000")
+    first = out.strip()
+    code, out, err = run("rerun", first)
+    assert code == 0, err
+    again = out.strip()
+    engine = make_engine(db)
+    assert again != first
+    assert queries.get_job(engine, again).params == queries.get_job(engine, first).params
+    code, out, err = run("rerun", "nosuchjob123")
+    assert code == 1 and err.strip() == "error: no such job: nosuchjob123"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from jobstore import transitions
 from jobstore.models import Status
+from runlab.versions import software_versions
 from tests.runner.helpers import assert_sound, watch
 
 ASIAN = {"option_type": "asian_call", "paths": 2_000_000, "steps": 50, "seed": 17}
@@ -28,4 +29,9 @@ def test_option_pricing_gives_bit_identical_results_on_1_and_on_2_workers(engine
     assert a.result["ci_low"] < a.result["price"] < a.result["ci_high"]
     # The live chart had a running price with its band.
     assert {"price", "ci_low", "ci_high"} <= set(b.series)
+    # An exact re-run of the first job: same seed, same versions, same numbers.
+    c = watch(engine, transitions.rerun(engine, first), timeout=120)[-1]
+    assert c.status is Status.SUCCEEDED and c.result == a.result
+    assert c.versions == a.versions == software_versions()
+    assert {"runlab", "numpy", "scipy", "dask"} <= set(c.versions)
     assert_sound(engine)

@@ -12,8 +12,8 @@ from sqlalchemy import Engine, func, select
 from jobstore.engine import make_engine, reading
 from jobstore.models import JobEvent, JobStage, Status
 from jobstore.queries import get_job, list_jobs, queue_position
-from jobstore.transitions import claim, submit, submit_many
-from runlab.errors import InvalidParams, UnknownKind
+from jobstore.transitions import claim, rerun, submit, submit_many
+from runlab.errors import InvalidParams, JobNotFound, UnknownKind
 
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 SMALL_PI = {"samples": 1000, "chunks": 2, "seed": 7}
@@ -212,3 +212,25 @@ def test_submit_many_with_one_bad_job_names_it_and_stores_none(engine: Engine) -
     with pytest.raises(UnknownKind):
         submit_many(engine, "no_such_kind", [{}, {}])
     assert stored_rows(engine) == (0, 0, 0)
+
+
+def test_rerun_queues_the_same_kind_params_and_seed_under_a_new_id(engine: Engine) -> None:
+    first = submit(engine, "monte_carlo_pi", {"samples": 1000}, name="base", tags=["q3"])
+    again = rerun(engine, first, owner="bo")
+
+    a, b = get_job(engine, first), get_job(engine, again)
+    assert again != first
+    assert b.params == a.params and isinstance(b.params["seed"], int)  # the seed drawn at first
+    assert (b.kind, b.name, b.tags, b.owner) == ("monte_carlo_pi", "base (re-run)", ["q3"], "bo")
+    assert b.status is Status.QUEUED
+    with pytest.raises(JobNotFound):
+        rerun(engine, "no-such-job")
+
+
+def test_claim_records_the_claiming_software_versions(engine: Engine) -> None:
+    job = submit(engine, "monte_carlo_pi", SMALL_PI)
+    assert get_job(engine, job).versions == {}
+    claim(engine, "r", versions={"numpy": "2.4.6", "runlab": "0.1.0"})
+    got = get_job(engine, job)
+    assert got.versions == {"numpy": "2.4.6", "runlab": "0.1.0"}
+    assert got.to_json()["versions"] == got.versions

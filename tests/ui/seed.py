@@ -45,7 +45,7 @@ def running(
     Claims the oldest queued job, so call it before seeding other queued jobs.
     """
     public_id = queued(engine, name)
-    [lease] = T.claim(engine, RUNNER, limit=1)
+    [lease] = T.claim(engine, RUNNER, limit=1, versions={"numpy": "2.4.6", "runlab": "0.1.0"})
     assert lease.public_id == public_id, "seed running jobs before queued ones"
     T.report(
         engine,

@@ -114,7 +114,10 @@ def test_succeeded_job_shows_key_numbers_result_and_its_chart(store: Engine) -> 
     assert ys(chart) == [3.1372, 3.1391]
     assert chart["layout"]["yaxis"]["title"]["text"] == "estimate of π"
     assert not has_button(at, "Cancel job")
+    assert has_button(at, "Re-run")
     assert [b.value for b in at.get("progress")] == [100, 100, 100, 100]
+    # The versions it ran with, for an exact re-run to match.
+    assert any(c.value.startswith("Ran with numpy 2.4.6") for c in at.caption)
 
 
 def test_failed_job_shows_error_type_message_and_traceback(store: Engine) -> None:
@@ -237,3 +240,16 @@ def test_a_retried_running_job_lists_its_attempts_and_heartbeat_age(store: Engin
     assert list(table["Outcome"]) == ["requeued", "running"]
     assert list(table["Runner"]) == ["runner-gone", "runner-new"]
     assert any(c.value.startswith("last heartbeat") for c in at.caption)
+
+
+def test_rerun_button_queues_the_same_params_and_opens_the_new_job(store: Engine) -> None:
+    seed.runner(store)
+    public_id = seed.succeeded(store, "done")
+    at = job_page(public_id)
+    next(b for b in at.button if b.label == "Re-run").click().run()
+
+    jobs = queries.list_jobs(store).rows
+    assert len(jobs) == 2
+    new = next(j for j in jobs if j.id != public_id)
+    assert queries.get_job(store, new.id).params == queries.get_job(store, public_id).params
+    assert at.query_params.get("id") == new.id  # the page now shows the new job
