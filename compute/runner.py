@@ -85,9 +85,12 @@ class GroupCommit:
     def _loop(self) -> None:
         while True:
             group = [self._queue.get()]
+            # Results arriving close together share a commit. A plain sleep, then a drain that
+            # never waits: a timed queue wait was seen to hang for good on this machine.
+            time.sleep(self.LINGER)
             while len(group) < self.MAX_GROUP:
-                try:  # results arriving close together share a commit
-                    group.append(self._queue.get(timeout=self.LINGER))
+                try:
+                    group.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
             try:
