@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Callable, Mapping
+from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
 import plotly.graph_objects as go
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
-from scipy.stats import norm
 
 from compute.context import JobContext
 from compute.registry import register
@@ -228,9 +228,10 @@ def black_scholes(option_type: str, S: float, K: float, r: float, sigma: float, 
     sq = sigma * math.sqrt(T)
     d1 = (math.log(S / K) + (r + 0.5 * sigma**2) * T) / sq
     d2 = d1 - sq
+    n = NormalDist().cdf  # the standard library's: no SciPy import on the app's first page
     if option_type == "european_call":
-        return float(S * norm.cdf(d1) - K * math.exp(-r * T) * norm.cdf(d2))
-    return float(K * math.exp(-r * T) * norm.cdf(-d2) - S * norm.cdf(-d1))
+        return S * n(d1) - K * math.exp(-r * T) * n(d2)
+    return K * math.exp(-r * T) * n(-d2) - S * n(-d1)
 
 
 def figure(result: Mapping[str, Any], series: Mapping[str, tuple[list[float], list[float]]]) -> Any:

@@ -67,7 +67,8 @@ def submit_pi_job(page: Page, base_url: str) -> str:
 
     page.goto(f"{base_url}/new?kind={KIND}")
     # The URL picks the kind: the selectbox shows its title, and the form its fields.
-    expect(page.get_by_role("combobox", name="Kind")).to_have_value(KIND_TITLE)
+    # A fresh server's first page imports every kind: give it longer than later pages.
+    expect(page.get_by_role("combobox", name="Kind")).to_have_value(KIND_TITLE, timeout=30_000)
     form = page.get_by_test_id("stForm")
     samples = form.get_by_label("Samples", exact=True)
     samples.wait_for(state="visible")
