@@ -134,42 +134,47 @@ def _event(
     level: str | None = None,
     detail: str | None = None,
 ) -> None:
-    conn.execute(
-        insert(events_t).values(
-            job_id=job_id,
-            at=db_now(),
-            attempt=attempt,
-            runner_id=runner_id,
-            kind=kind,
-            from_status=from_status,
-            to_status=to_status,
-            level=level,
-            message=message,
-            detail=detail,
-        )
+    _insert_events(
+        conn,
+        [
+            _event_row(
+                job_id,
+                attempt,
+                message,
+                kind=kind,
+                runner_id=runner_id,
+                from_status=from_status,
+                to_status=to_status,
+                level=level,
+                detail=detail,
+            )
+        ],
     )
 
 
 def _event_row(
-    lease: Lease,
+    job_id: int,
+    attempt: int,
     message: str,
     *,
     kind: str = "transition",
+    runner_id: str | None = None,
     from_status: Status | None = None,
     to_status: Status | None = None,
     level: str | None = None,
+    detail: str | None = None,
 ) -> dict[str, Any]:
-    """An event of one attempt, as parameters for `_insert_events`."""
+    """One event's parameters for `_insert_events`, which stamps it with the database's clock."""
     return {
-        "job_id": lease.job_id,
-        "attempt": lease.attempt,
-        "runner_id": lease.runner_id,
+        "job_id": job_id,
+        "attempt": attempt,
+        "runner_id": runner_id,
         "kind": kind,
         "from_status": from_status,
         "to_status": to_status,
         "level": level,
         "message": message,
-        "detail": None,
+        "detail": detail,
     }
 
 
@@ -541,7 +546,14 @@ def claim(
         _insert_events(
             conn,
             [
-                _event_row(lease, ALLOWED[(src, dst)], from_status=src, to_status=dst)
+                _event_row(
+                    lease.job_id,
+                    lease.attempt,
+                    ALLOWED[(src, dst)],
+                    runner_id=lease.runner_id,
+                    from_status=src,
+                    to_status=dst,
+                )
                 for lease in leases
             ],
         )
@@ -775,7 +787,17 @@ def succeed_many(engine: Engine, done: Sequence[Success]) -> set[int]:
             return stored
         _insert_events(
             conn,
-            [_event_row(d.lease, ALLOWED[(src, dst)], from_status=src, to_status=dst) for d in ok],
+            [
+                _event_row(
+                    d.lease.job_id,
+                    d.lease.attempt,
+                    ALLOWED[(src, dst)],
+                    runner_id=d.lease.runner_id,
+                    from_status=src,
+                    to_status=dst,
+                )
+                for d in ok
+            ],
         )
         _write_batches(conn, [(d.lease, d.batch) for d in ok])
         conn.execute(_FINISH_STAGES, {"ids": sorted(stored)})
@@ -893,7 +915,12 @@ def _write_batches(conn: Connection, batches: Sequence[tuple[Lease, Report | Non
             {"job_id": lease.job_id, "attempt": lease.attempt, "name": n, "step": s, "value": v}
             for n, s, v in batch.metrics
         )
-        logs.extend(_event_row(lease, msg, kind="log", level=lvl) for lvl, msg in batch.logs)
+        logs.extend(
+            _event_row(
+                lease.job_id, lease.attempt, msg, runner_id=lease.runner_id, kind="log", level=lvl
+            )
+            for lvl, msg in batch.logs
+        )
     _write_stages(conn, stages)
     if metrics:
         conn.execute(insert(metrics_t), metrics)
