@@ -121,37 +121,6 @@ def new_public_id() -> str:
     return secrets.token_urlsafe(12)
 
 
-def _event(
-    conn: Connection,
-    job_id: int,
-    attempt: int,
-    message: str,
-    *,
-    kind: str = "transition",
-    runner_id: str | None = None,
-    from_status: Status | None = None,
-    to_status: Status | None = None,
-    level: str | None = None,
-    detail: str | None = None,
-) -> None:
-    _insert_events(
-        conn,
-        [
-            _event_row(
-                job_id,
-                attempt,
-                message,
-                kind=kind,
-                runner_id=runner_id,
-                from_status=from_status,
-                to_status=to_status,
-                level=level,
-                detail=detail,
-            )
-        ],
-    )
-
-
 def _event_row(
     job_id: int,
     attempt: int,
@@ -211,15 +180,19 @@ def _transition(
     ).first()
     if row is None:
         raise LostJob(job_id, attempt)
-    _event(
+    _insert_events(
         conn,
-        job_id,
-        attempt,
-        message or ALLOWED[(src, dst)],
-        runner_id=actor,
-        from_status=src,
-        to_status=dst,
-        detail=detail,
+        [
+            _event_row(
+                job_id,
+                attempt,
+                message or ALLOWED[(src, dst)],
+                runner_id=actor,
+                from_status=src,
+                to_status=dst,
+                detail=detail,
+            )
+        ],
     )
     return row
 
@@ -1016,7 +989,9 @@ def request_cancel(engine: Engine, public_id: str) -> CancelOutcome:
             ).first()
             if hit is None:
                 continue
-            _event(conn, row.id, row.attempt, "cancel requested", kind="request")
+            _insert_events(
+                conn, [_event_row(row.id, row.attempt, "cancel requested", kind="request")]
+            )
             return CancelOutcome.REQUESTED
     raise RuntimeError(f"job {public_id} kept changing state while being cancelled")
 
