@@ -16,7 +16,7 @@ from jobstore import transitions
 from jobstore.artifacts import ArtifactStore
 from jobstore.models import StageStatus
 from jobstore.transitions import Lease, Report, StageUpdate
-from runlab.errors import JobCancelled, JobTimedOut, LostJob
+from runlab.errors import JobCancelled, JobTimedOut, LostJob, UploadMissing
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class JobContext:
         write_interval: float = 0.25,
         lease_seconds: float = 30.0,
         artifacts: ArtifactStore | None = None,
+        stoppable: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
@@ -69,6 +70,9 @@ class JobContext:
         self._progress = 0.0
         self._deadline = None if lease.timeout_seconds is None else clock() + lease.timeout_seconds
         self.cancel_requested = threading.Event()
+        # "Stop and keep": the driver ends its chunk loop early and keeps what finished.
+        self.stop_requested = threading.Event()
+        self.stoppable = stoppable  # only kinds that mark a partial result honour a stop
         self.lost = threading.Event()
         self._db_trouble = False
 
@@ -165,6 +169,12 @@ class JobContext:
             return {}
         return {k[len(CHECKPOINTS) + 1 : -len(".json")]: v for k, v in saved.items()}
 
+    def read_upload(self, sha256: str) -> bytes:
+        """The bytes of a file uploaded with the job, checked against their SHA-256."""
+        if self._artifacts is None:
+            raise UploadMissing("this runner has no artifact store to read uploads from")
+        return self._artifacts.get_upload(sha256)
+
     def check_cancelled(self) -> None:
         """Raise if the driver should stop: cancelled, out of time, or no longer this attempt's."""
         self._maybe_flush()
@@ -181,14 +191,18 @@ class JobContext:
     def as_completed(self, futures: Iterable[Future]) -> Iterator[tuple[Future, Any]]:
         """Yield (future, result) as Dask finishes them, checking for cancel in between.
 
-        Whatever way the loop ends, the futures still pending are cancelled on the cluster.
+        A "stop and keep" request ends the loop early without an error: the driver then sums
+        up what finished, and marks its result partial. Whatever way the loop ends, the futures
+        still pending are cancelled on the cluster.
         """
         futures = list(futures)
         try:
             for fut in as_completed(futures):
                 self.check_cancelled()
-                yield fut, fut.result()
+                yield fut, fut.result()  # finished work is kept, even once a stop is asked
                 self.check_cancelled()
+                if self.stop_requested.is_set():
+                    return
         finally:
             pending = [f for f in futures if not f.done()]
             if pending and self.client is not None:
@@ -222,7 +236,7 @@ class JobContext:
             if batch.empty():
                 return
             try:
-                cancel = transitions.report(
+                asked = transitions.report(
                     self._engine, self.lease, batch, lease_seconds=self._lease_seconds
                 )
             except LostJob:
@@ -236,8 +250,14 @@ class JobContext:
                 return
             self._db_trouble = False
             self._last_write = self._clock()
-            if cancel:
-                self.cancel_requested.set()
+            self.ask(asked)
+
+    def ask(self, asked: transitions.Asked) -> None:
+        """Pass on what the user asked of the job, as read back by a write or a heartbeat."""
+        if asked.cancel:
+            self.cancel_requested.set()
+        if asked.stop and self.stoppable:
+            self.stop_requested.set()
 
     def _merge_back(self, batch: Report) -> None:
         with self._lock:

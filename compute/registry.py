@@ -48,6 +48,8 @@ class Kind:
     weights: Callable[[Any], list[float]] | None = None
     retry_on: tuple[type[BaseException], ...] = ()
     timeout_seconds: float | None = None
+    # Honours "stop and keep": ends early with a result over the chunks done, marked partial.
+    stoppable: bool = False
 
     def retryable(self, exc: BaseException) -> bool:
         """Whether a failure deserves another attempt: `Retryable`, or a type the kind names."""
@@ -87,11 +89,13 @@ def register(
     weights: Iterable[float] | Callable[[Any], list[float]] | None = None,
     retry_on: Iterable[type[BaseException]] = (),
     timeout_seconds: float | None = None,
+    stoppable: bool = False,
 ) -> Callable[[Driver], Driver]:
     """Decorate a driver `run(ctx, params) -> result` to make it a kind.
 
     `weights` gives each stage's share of the overall progress, so that a job whose work is
-    all in one stage does not sit at a third while that stage runs.
+    all in one stage does not sit at a third while that stage runs. A `stoppable` kind ends its
+    `ctx.as_completed` loop early on "stop and keep", and marks its result `partial`.
     """
     stage_fn = stages if callable(stages) else (lambda _p, fixed=tuple(stages): list(fixed))
     weight_fn = (
@@ -112,6 +116,7 @@ def register(
             weight_fn,
             tuple(retry_on),
             timeout_seconds,
+            stoppable,
         )
         return run
 

@@ -309,6 +309,7 @@ class Runner:
                 write_interval=self.settings.progress_write_seconds,
                 lease_seconds=self.settings.lease_seconds,
                 artifacts=self.artifacts,
+                stoppable=kind.stoppable,
             )
             with self._lock:
                 self._running[lease.job_id].ctx = ctx
@@ -458,11 +459,11 @@ class Runner:
             for lease, ctx in held:
                 if ctx is None:
                     continue
-                state = states.get(lease.job_id)
-                if state is None:
+                asked = states.get(lease.job_id)
+                if asked is None:
                     ctx.lost.set()
-                elif state:
-                    ctx.cancel_requested.set()
+                else:
+                    ctx.ask(asked)
                 with contextlib.suppress(LostJob):
                     ctx.flush()  # a quiet driver's trailing reports still reach the page
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -86,6 +87,9 @@ class Job(Base):
     error_type: Mapped[str | None] = mapped_column(String(200))
     error_message: Mapped[str | None] = mapped_column(Text)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "Stop and keep": end early as succeeded with the partial result. Kept across attempts, so
+    # an attempt that resumes after a crash stops at once with what was already done.
+    stop_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     timeout_seconds: Mapped[float | None] = mapped_column(Float)
     # Of the runner that claimed the latest attempt: with the seed in `params`, what an exact
     # re-run needs to match.

@@ -109,6 +109,7 @@ def get_job(
         timeout_seconds=row.timeout_seconds,
         versions=dict(row.versions or {}),
         cancel_requested=bool(row.cancel_requested),
+        stop_requested=bool(row.stop_requested),
         error=(
             ErrorView(row.error_type or "Error", row.error_message or "")
             if row.error_type or row.error_message

@@ -15,7 +15,7 @@ import random
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -114,6 +114,20 @@ class CancelOutcome(enum.StrEnum):
     CANCELLED = "cancelled"
     REQUESTED = "requested"
     ALREADY_FINISHED = "already finished"
+
+
+class StopOutcome(enum.StrEnum):
+    REQUESTED = "requested"
+    NOT_STARTED = "not started"
+    NOT_STOPPABLE = "not stoppable"
+    ALREADY_FINISHED = "already finished"
+
+
+class Asked(NamedTuple):
+    """What the user has asked of a running attempt, read back with every write it makes."""
+
+    cancel: bool = False
+    stop: bool = False
 
 
 def new_public_id() -> str:
@@ -544,12 +558,12 @@ def _fence(lease: Lease) -> Any:
 
 def heartbeat(
     engine: Engine, runner_id: str, leases: Iterable[Lease], *, lease_seconds: float
-) -> dict[int, bool | None]:
+) -> dict[int, Asked | None]:
     """Renew the runner's heartbeat and each lease.
 
-    Returns, per job id, whether a cancel was requested, or None when the attempt lost the job.
+    Returns, per job id, what the user asked of it, or None when the attempt lost the job.
     """
-    out: dict[int, bool | None] = {}
+    out: dict[int, Asked | None] = {}
     with engine.begin() as conn:
         conn.execute(
             update(runners_t).where(runners_t.c.id == runner_id).values(heartbeat_at=db_now())
@@ -559,17 +573,21 @@ def heartbeat(
                 update(jobs)
                 .where(_fence(lease))
                 .values(lease_until=db_later(lease_seconds))
-                .returning(jobs.c.cancel_requested)
+                .returning(jobs.c.cancel_requested, jobs.c.stop_requested)
             ).first()
-            out[lease.job_id] = None if row is None else bool(row.cancel_requested)
+            out[lease.job_id] = None if row is None else _asked(row)
     return out
 
 
-def report(engine: Engine, lease: Lease, batch: Report, *, lease_seconds: float) -> bool:
+def _asked(row: Any) -> Asked:
+    return Asked(bool(row.cancel_requested), bool(row.stop_requested))
+
+
+def report(engine: Engine, lease: Lease, batch: Report, *, lease_seconds: float) -> Asked:
     """Write a batch of progress, stage changes, metrics and log lines for one attempt.
 
     Everything goes in one transaction behind the fence, so a stale attempt writes nothing.
-    Returns whether a cancel was requested.
+    Returns what the user has asked of the job.
     """
     values: dict[str, Any] = {"lease_until": db_later(lease_seconds)}
     if batch.progress is not None:
@@ -578,12 +596,15 @@ def report(engine: Engine, lease: Lease, batch: Report, *, lease_seconds: float)
         values["stage"] = batch.stage
     with engine.begin() as conn:
         row = conn.execute(
-            update(jobs).where(_fence(lease)).values(**values).returning(jobs.c.cancel_requested)
+            update(jobs)
+            .where(_fence(lease))
+            .values(**values)
+            .returning(jobs.c.cancel_requested, jobs.c.stop_requested)
         ).first()
         if row is None:
             raise LostJob(lease.job_id, lease.attempt)
         _write_batch(conn, lease, batch)
-        return bool(row.cancel_requested)
+        return _asked(row)
 
 
 def _coalesce(updates: Sequence[StageUpdate]) -> list[StageUpdate]:
@@ -952,6 +973,42 @@ def _close_open_stages(conn: Connection, job_id: int, status: StageStatus) -> No
         .where(stages_t.c.job_id == job_id, stages_t.c.status == StageStatus.RUNNING)
         .values(status=status, finished_at=db_now())
     )
+
+
+def request_stop(engine: Engine, public_id: str, stoppable: Iterable[str]) -> StopOutcome:
+    """Ask a running job to stop early and keep what it has: it ends `succeeded`, partial.
+
+    Only the `stoppable` kinds know how to keep a partial result. A queued job has nothing to
+    keep yet, so it is left alone (cancel it instead).
+    """
+    kinds = list(stoppable)
+    with engine.begin() as conn:
+        row = conn.execute(
+            update(jobs)
+            .where(
+                jobs.c.public_id == public_id,
+                jobs.c.status == Status.RUNNING,
+                jobs.c.kind.in_(kinds),
+            )
+            .values(stop_requested=True)
+            .returning(jobs.c.id, jobs.c.attempt)
+        ).first()
+        if row is not None:
+            _insert_events(
+                conn,
+                [_event_row(row.id, row.attempt, "stop and keep requested", kind="request")],
+            )
+            return StopOutcome.REQUESTED
+        job = conn.execute(
+            select(jobs.c.status, jobs.c.kind).where(jobs.c.public_id == public_id)
+        ).first()
+    if job is None:
+        raise JobNotFound(public_id)
+    if Status(job.status).terminal:
+        return StopOutcome.ALREADY_FINISHED
+    if job.kind not in kinds:
+        return StopOutcome.NOT_STOPPABLE
+    return StopOutcome.NOT_STARTED
 
 
 def request_cancel(engine: Engine, public_id: str) -> CancelOutcome:

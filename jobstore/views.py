@@ -95,6 +95,7 @@ class JobDetail(JobSummary):
     max_attempts: int = 1
     timeout_seconds: float | None = None
     cancel_requested: bool = False
+    stop_requested: bool = False
     error: ErrorView | None = None
     traceback: str | None = None
     stages: list[StageView] = field(default_factory=list)

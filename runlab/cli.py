@@ -306,6 +306,29 @@ def cancel(state: _State, job_id: str) -> None:
 
 
 @cli.command()
+@click.argument("job_id")
+@pass_state
+def stop(state: _State, job_id: str) -> None:
+    """Stop a running Monte Carlo job early; it ends succeeded with its partial result."""
+    stoppable = [k.name for k in registry.all_kinds() if k.stoppable]
+    outcome = transitions.request_stop(state.engine, job_id, stoppable)
+    if outcome is transitions.StopOutcome.REQUESTED:
+        click.echo(f"{job_id}: stop requested; it ends soon with the chunks done so far")
+        return
+    if outcome is transitions.StopOutcome.ALREADY_FINISHED:
+        click.echo(f"{job_id}: already finished; nothing changed")
+        return
+    messages = {
+        transitions.StopOutcome.NOT_STARTED: "has not started, so there is nothing to keep; "
+        "`runlab cancel` it instead",
+        transitions.StopOutcome.NOT_STOPPABLE: "its kind cannot keep a partial result; "
+        "`runlab cancel` it instead",
+    }
+    click.echo(f"error: {job_id}: {messages[outcome]}", err=True)
+    sys.exit(1)
+
+
+@cli.command()
 @click.option(
     "--lease-grace",
     default=0.0,

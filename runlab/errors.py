@@ -66,3 +66,15 @@ class JobTimedOut(RunlabError):
 
 class BadResult(RunlabError):
     """A driver returned something that cannot be stored as a result."""
+
+
+class InvalidUpload(InvalidParams):
+    """An uploaded file that cannot be used; the message goes under the upload's field."""
+
+    def __init__(self, message: str, field: str = "data") -> None:
+        super().__init__({field: message})
+
+
+class UploadMissing(RunlabError):
+    """A job's uploaded file is gone from the artifact store, or no longer matches its SHA-256:
+    the job fails with this message rather than retrying."""

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from compute.context import JobContext
 from compute.registry import register
+from runlab.errors import JobCancelled
 
 MAX_SAMPLES = 10**11
 MAX_CHUNKS = 100_000
@@ -136,6 +137,7 @@ def resumable(saved: Mapping[str, Any], sizes: list[int], seed: int) -> dict[int
     stages=["plan", "sample", "reduce"],
     weights=[1, 98, 1],
     figure=figure,
+    stoppable=True,
 )
 def run(ctx: JobContext, p: PiParams) -> dict[str, Any]:
     assert p.chunks is not None and p.seed is not None  # filled by the model
@@ -168,12 +170,19 @@ def run(ctx: JobContext, p: PiParams) -> dict[str, Any]:
             ctx.progress(k, p.chunks)
             ctx.metric("estimate", done, 4.0 * inside / done)
     with ctx.stage("reduce"):
-        est, se = estimate(inside, p.samples)
+        # After "stop and keep", over the chunks that finished: fewer samples, a wider error.
+        if done == 0:
+            raise JobCancelled("stopped before any chunk finished: there is nothing to keep")
+        est, se = estimate(inside, done)
+        partial = done < p.samples
+        if partial:
+            ctx.log("info", f"stopped early: kept {done:,} of {p.samples:,} samples")
         ctx.log("info", f"π ≈ {est:.8f} ± {se:.2g}")
     return {
         "estimate": est,
         "standard_error": se,
         "inside": inside,
-        "samples": p.samples,
+        "samples": done,
+        "partial": partial,
         "seed": p.seed,
     }

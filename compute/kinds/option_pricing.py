@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from compute.context import JobContext
 from compute.registry import register
+from runlab.errors import JobCancelled
 
 OptionType = Literal[
     "european_call", "european_put", "asian_call", "asian_put", "barrier_up_out_call"
@@ -262,6 +263,7 @@ def figure(result: Mapping[str, Any], series: Mapping[str, tuple[list[float], li
     stages=["plan", "simulate", "summarise"],
     weights=[1, 98, 1],
     figure=figure,
+    stoppable=True,
 )
 def run(ctx: JobContext, p: OptionParams) -> dict[str, Any]:
     assert p.seed is not None  # filled by the model
@@ -301,8 +303,16 @@ def run(ctx: JobContext, p: OptionParams) -> dict[str, Any]:
                 for name in ("price", "ci_low", "ci_high"):
                     ctx.metric(name, paths, now[name])
     with ctx.stage("summarise"):
-        result: dict[str, Any] = summarise([done[i] for i in range(len(sizes))])
+        # After "stop and keep", over the chunks that finished: fewer paths, a wider error.
+        kept = sorted(done)
+        if not kept:
+            raise JobCancelled("stopped before any chunk finished: there is nothing to keep")
+        result: dict[str, Any] = summarise([done[i] for i in kept])
         if p.option_type.startswith("european"):
             result["bs_price"] = black_scholes(p.option_type, p.S, p.K, p.r, p.sigma, p.T)
+        partial = len(kept) < len(sizes)
+        if partial:
+            ctx.log("info", f"stopped early: kept {len(kept)} of {len(sizes)} chunks")
         ctx.log("info", f"price {result['price']:.6g} ± {result['standard_error']:.2g}")
-    return {**result, "paths": sum(sizes), "seed": p.seed}  # an odd path out has no mirror
+    # An odd path out has no mirror, so `paths` counts what was simulated.
+    return {**result, "paths": sum(sizes[i] for i in kept), "partial": partial, "seed": p.seed}

@@ -24,7 +24,7 @@ def test_option_pricing_gives_bit_identical_results_on_1_and_on_2_workers(engine
 
     assert a.result == b.result  # every float, bit for bit
     assert set(a.result) == {
-        "price", "standard_error", "ci_low", "ci_high", "delta", "paths", "seed",
+        "price", "standard_error", "ci_low", "ci_high", "delta", "paths", "partial", "seed",
     }  # fmt: skip
     assert a.result["ci_low"] < a.result["price"] < a.result["ci_high"]
     # The live chart had a running price with its band.

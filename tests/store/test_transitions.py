@@ -17,6 +17,7 @@ from jobstore.engine import database_time, reading
 from jobstore.models import Job, JobEvent, JobMetric, JobResult, JobStage, StageStatus, Status
 from jobstore.queries import get_job, queued_jobs
 from jobstore.transitions import (
+    Asked,
     CancelOutcome,
     Lease,
     Report,
@@ -185,7 +186,7 @@ def test_heartbeat_renews_lease_by_db_clock(engine: Engine) -> None:
     lease = claim_one(engine)
     before = as_utc(job_row(engine, lease.job_id)["lease_until"])
 
-    assert heartbeat(engine, RUNNER, [lease], lease_seconds=600) == {lease.job_id: False}
+    assert heartbeat(engine, RUNNER, [lease], lease_seconds=600) == {lease.job_id: Asked()}
 
     after = as_utc(job_row(engine, lease.job_id)["lease_until"])
     assert after - before > timedelta(seconds=500)
@@ -204,7 +205,7 @@ def test_report_writes_progress_stage_metrics_and_logs(engine: Engine) -> None:
         logs=[("info", "half way"), ("warning", "a <b>tag</b> stays text")],
     )
 
-    assert report(engine, lease, batch, lease_seconds=LEASE) is False
+    assert report(engine, lease, batch, lease_seconds=LEASE) == Asked()
 
     job = get_job(engine, lease.public_id)
     assert job.status is Status.RUNNING
@@ -336,8 +337,10 @@ def test_cancel_of_running_job_is_requested_then_acknowledged(engine: Engine) ->
     job = get_job(engine, lease.public_id)
     assert job.status is Status.RUNNING
     assert job.cancel_requested is True
-    assert heartbeat(engine, RUNNER, [lease], lease_seconds=LEASE) == {lease.job_id: True}
-    assert report(engine, lease, Report(progress=0.5), lease_seconds=LEASE) is True
+    assert heartbeat(engine, RUNNER, [lease], lease_seconds=LEASE) == {
+        lease.job_id: Asked(cancel=True)
+    }
+    assert report(engine, lease, Report(progress=0.5), lease_seconds=LEASE) == Asked(cancel=True)
     # Asking twice is harmless while the driver has not stopped yet.
     assert request_cancel(engine, lease.public_id) is CancelOutcome.REQUESTED
 
@@ -395,7 +398,7 @@ def test_stale_attempt_is_refused_and_writes_nothing(engine: Engine, verb: str) 
     assert (caught.value.job_id, caught.value.attempt) == (lease.job_id, lease.attempt - 1)
     assert snapshot(engine, lease.job_id) == before
     # The current attempt still owns the job.
-    assert report(engine, lease, Report(progress=0.5), lease_seconds=LEASE) is False
+    assert report(engine, lease, Report(progress=0.5), lease_seconds=LEASE) == Asked()
 
 
 def test_stale_attempt_cannot_report_progress(engine: Engine) -> None:
@@ -489,7 +492,7 @@ def test_any_sequence_of_verbs_keeps_the_job_in_exactly_one_state(
                     assert outcome is CancelOutcome.ALREADY_FINISHED
             elif verb == "heartbeat":
                 beat = heartbeat(engine, RUNNER, [lease], lease_seconds=LEASE)
-                assert beat == {job_id: cancel_asked if owns else None}
+                assert beat == {job_id: Asked(cancel=cancel_asked) if owns else None}
             else:
                 end = {
                     "report": None,
