@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 import annotated_types
 from pydantic import BaseModel, ValidationError
 
+from compute.datasets import Upload
 from runlab.errors import InvalidParams, Retryable, UnknownKind
 
 if TYPE_CHECKING:
@@ -30,6 +31,9 @@ BUILTIN = (
     "compute.kinds.monte_carlo_pi",
     "compute.kinds.demo_stages",
     "compute.kinds.option_pricing",
+    "compute.kinds.optimize",
+    "compute.kinds.portfolio_risk",
+    "compute.kinds.bootstrap",
 )
 
 Driver = Callable[["JobContext", Any], dict[str, Any]]
@@ -50,6 +54,10 @@ class Kind:
     timeout_seconds: float | None = None
     # Honours "stop and keep": ends early with a result over the chunks done, marked partial.
     stoppable: bool = False
+    # Checks that need an uploaded table, run by the form before anything is stored.
+    check: Callable[[Any, Any], None] | None = None
+    # Turns an uploaded CSV into parameters, for kinds whose form can be filled from a file.
+    from_csv: Callable[[bytes], dict[str, Any]] | None = None
 
     def retryable(self, exc: BaseException) -> bool:
         """Whether a failure deserves another attempt: `Retryable`, or a type the kind names."""
@@ -90,6 +98,8 @@ def register(
     retry_on: Iterable[type[BaseException]] = (),
     timeout_seconds: float | None = None,
     stoppable: bool = False,
+    check: Callable[[Any, Any], None] | None = None,
+    from_csv: Callable[[bytes], dict[str, Any]] | None = None,
 ) -> Callable[[Driver], Driver]:
     """Decorate a driver `run(ctx, params) -> result` to make it a kind.
 
@@ -117,6 +127,8 @@ def register(
             tuple(retry_on),
             timeout_seconds,
             stoppable,
+            check,
+            from_csv,
         )
         return run
 
@@ -176,6 +188,8 @@ class FieldInfo:
     description: str
     # Shown only while each named field holds one of the listed values: {"option_type": (...)}.
     when: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    # For a column name: the upload field whose table it names a numeric column of.
+    column_of: str | None = None
 
     def applies(self, values: Mapping[str, Any]) -> bool:
         return all(values.get(k) in allowed for k, allowed in self.when.items())
@@ -193,6 +207,11 @@ def describe(model: type[BaseModel]) -> list[FieldInfo]:
         choices: tuple[Any, ...] = ()
         if get_origin(ann) is Literal:
             kind, choices = "choice", get_args(ann)
+        elif isinstance(ann, type) and issubclass(ann, Upload):
+            kind = "upload"
+        elif get_origin(ann) is list:
+            (item,) = get_args(ann) or (float,)
+            kind = "matrix" if get_origin(item) is list else "list"
         elif ann is bool:
             kind = "bool"
         elif ann is int:
@@ -212,7 +231,10 @@ def describe(model: type[BaseModel]) -> list[FieldInfo]:
             elif isinstance(m, annotated_types.Lt):
                 hi = m.lt
         required = f.is_required()
-        default = None if required or f.default_factory is not None else f.default
+        if f.default_factory is not None:
+            default = None if required else f.default_factory()  # type: ignore[call-arg]
+        else:
+            default = None if required else f.default
         extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
         when_raw = extra.get("when", {})
         when = (
@@ -220,6 +242,7 @@ def describe(model: type[BaseModel]) -> list[FieldInfo]:
             if isinstance(when_raw, dict)
             else {}
         )
+        column_of = extra.get("column_of")
         out.append(
             FieldInfo(
                 name,
@@ -232,6 +255,7 @@ def describe(model: type[BaseModel]) -> list[FieldInfo]:
                 optional,
                 f.description or "",
                 when,
+                column_of if isinstance(column_of, str) else None,
             )
         )
     return out
@@ -247,6 +271,12 @@ def rule(info: FieldInfo) -> str:
     """The one-line rule for a field, as used in every message about it."""
     if info.type == "choice":
         return "must be one of " + ", ".join(str(c) for c in info.choices)
+    if info.type == "list":
+        return "must be a list of numbers, separated by commas"
+    if info.type == "matrix":
+        return "must be rows of numbers separated by commas, one row per line"
+    if info.type == "upload":
+        return "must be an uploaded CSV file"
     noun = {"int": "an integer", "float": "a number", "bool": "true or false"}.get(
         info.type, "text"
     )
@@ -261,6 +291,9 @@ def rule(info: FieldInfo) -> str:
 
 _RULE_ERRORS = (
     "type",
+    "list",
+    "model",
+    "dict",
     "parsing",
     "greater_than",
     "less_than",
@@ -282,10 +315,12 @@ def field_errors(model: type[BaseModel], exc: ValidationError) -> dict[str, str]
         if name in out:
             continue
         etype = err["type"]
-        if etype == "missing":
+        if etype == "missing" and len(loc) == 1:
             msg = "is required"
         elif etype == "extra_forbidden":
             msg = "is not a parameter of this kind; known: " + ", ".join(infos)
+        elif name in infos and infos[name].type == "upload":
+            msg = rule(infos[name])
         elif etype == "value_error":
             msg = str(err.get("ctx", {}).get("error", err["msg"]))
         elif name in infos and any(k in etype for k in _RULE_ERRORS):

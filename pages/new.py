@@ -1,13 +1,18 @@
-"""/new?kind=<kind>: a form per kind; a good submit opens the new job's page."""
+"""/new?kind=<kind>: a form per kind; a good submit opens the new job's page.
+
+`?clone=<job id>` opens the form filled in with that job's parameters; presets save and load
+the form's values by name.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from compute import registry
-from jobstore import transitions
-from runlab.errors import InvalidParams
+from jobstore import presets, queries, transitions
+from runlab.errors import InvalidParams, JobNotFound
 from ui import forms, resources, sidebar
+from ui.text import md_escape
 
 sidebar.page("New job")
 settings = resources.settings()
@@ -16,23 +21,75 @@ engine = resources.engine(settings)
 st.title("New job")
 kinds = {k.name: k for k in registry.all_kinds()}
 names = list(kinds)
+DEFAULT_KIND = "monte_carlo_pi"  # the quickest to try, and it needs no file
+
+# ?clone=<id>: the cloned job's kind and parameters, put in the form once per job.
+clone_id = st.query_params.get("clone")
+if clone_id and st.session_state.get("new.cloned") != clone_id:
+    st.session_state["new.cloned"] = clone_id
+    try:
+        source = queries.get_job(engine, clone_id)
+    except JobNotFound:
+        st.error(md_escape(f"No job {clone_id} to clone."), icon=":material/error:")
+    else:
+        if source.kind in kinds:
+            st.query_params["kind"] = source.kind
+            st.session_state["new.kind"] = source.kind
+            forms.fill(kinds[source.kind], source.params)
+            st.session_state["new.clone_note"] = f"Cloned from {source.name} ({clone_id})."
+
 # ?kind=<name> opens that kind's form. Synced by hand rather than with bind="query-params",
 # which would put the displayed title, not the kind's name, in the URL.
 wanted = st.query_params.get("kind")
 choice = st.selectbox(
     "Kind",
     names,
-    index=names.index(wanted) if wanted in kinds else 0,
+    index=names.index(wanted if wanted in kinds else DEFAULT_KIND),
     format_func=lambda name: kinds[name].title,
     key="new.kind",
 )
 st.query_params["kind"] = choice
 kind = kinds[choice]
 st.caption(kind.description)
+if note := st.session_state.pop("new.clone_note", None):
+    st.info(md_escape(note) + " Change what you like, then submit.", icon=":material/content_copy:")
 
-form = forms.job_form(kind)
-if form is not None:
+
+def _load_preset() -> None:
+    name = st.session_state.get(f"new.{kind.name}.__preset")
+    if name:
+        forms.fill(kind, presets.load(engine, kind.name, name))
+        st.session_state["new.preset_note"] = name
+
+
+saved = presets.list_presets(engine, kind.name)
+if saved:
+    left, right = st.columns([4, 1], vertical_alignment="bottom")
+    left.selectbox(
+        "Preset",
+        [p.name for p in saved],
+        index=None,
+        placeholder="load saved values",
+        key=f"new.{kind.name}.__preset",
+    )
+    right.button("Load", on_click=_load_preset, icon=":material/bookmark:")
+if loaded := st.session_state.pop("new.preset_note", None):
+    st.success(md_escape(f"Loaded preset {loaded}."), icon=":material/bookmark:")
+
+forms.csv_filler(kind)
+form = forms.job_form(kind, resources.artifacts(settings))
+if form is not None and form.action == "preset":
     try:
+        kind.parse(form.params)  # a preset holds values that would submit
+        name = presets.save(engine, kind.name, form.preset_name, form.params)
+    except InvalidParams as exc:
+        form.show_errors(exc.errors)
+    else:
+        st.toast(md_escape(f"Saved preset {name}."), icon=":material/bookmark_add:")
+        st.rerun()
+elif form is not None:
+    try:
+        forms.precheck(kind, form)
         public_id = transitions.submit(
             engine,
             kind.name,

@@ -11,6 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -18,10 +19,11 @@ from sqlalchemy import Engine
 
 from compute import registry
 from jobstore import queries, transitions
+from jobstore.artifacts import ArtifactStore
 from jobstore.engine import make_engine, migrate
 from jobstore.models import Status
 from jobstore.views import JobDetail
-from runlab.errors import InvalidParams, RunlabError
+from runlab.errors import InvalidParams, InvalidUpload, RunlabError
 from runlab.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -114,8 +116,14 @@ def kinds(state: _State, as_json: bool) -> None:
                 click.echo(f"  {'':<20} {p['description']}")
 
 
-def parse_params(kind: str, pairs: Sequence[str]) -> dict[str, Any]:
-    """`key=value` pairs, each value read as its field's type; the model has the last word."""
+def parse_params(
+    kind: str, pairs: Sequence[str], artifacts: ArtifactStore | None = None
+) -> dict[str, Any]:
+    """`key=value` pairs, each value read as its field's type; the model has the last word.
+
+    Lists are comma-separated (`0.6,0.4`), matrices have `;` between rows (`1,0.3;0.3,1`), and
+    an upload is `key=@path/to/file.csv`: the file is checked and kept in the artifact store.
+    """
     fields = {f.name: f for f in registry.describe(registry.get(kind).params)}
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -124,13 +132,55 @@ def parse_params(kind: str, pairs: Sequence[str]) -> dict[str, Any]:
         if not sep or not key:
             raise InvalidParams({"-p": f"expected key=value, got {pair!r}"})
         info = fields.get(key)
-        out[key] = _coerce(raw.strip(), info.type if info else "str")
+        type_ = info.type if info else "str"
+        if type_ == "upload":
+            out[key] = _upload(key, raw.strip(), artifacts)
+        else:
+            out[key] = _coerce(raw.strip(), type_)
     return out
+
+
+def _upload(key: str, raw: str, artifacts: ArtifactStore | None) -> Any:
+    from compute import datasets
+
+    if not raw.startswith("@"):
+        raise InvalidParams({key: f"give a file as {key}=@path/to/file.csv"})
+    path = Path(raw[1:]).expanduser()
+    try:
+        size = path.stat().st_size
+        if size > datasets.MAX_BYTES:  # refused for its size, unread
+            raise InvalidParams({key: datasets.too_big(size)})
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidParams({key: f"cannot read {path}: {exc.strerror or exc}"}) from None
+    if artifacts is None:
+        raise InvalidParams({key: "this command cannot take uploads"})
+    try:
+        return datasets.store(artifacts, path.name, data).model_dump()
+    except InvalidUpload as exc:
+        raise InvalidParams({key: next(iter(exc.errors.values()))}) from None
+
+
+def _numbers(raw: str) -> list[float] | str:
+    try:
+        return [float(x) for x in raw.replace(",", " ").split()]
+    except ValueError:
+        return raw
 
 
 def _coerce(raw: str, type_: str) -> Any:
     if raw.lower() in ("", "none", "null") and type_ != "str":
         return None
+    if type_ in ("list", "matrix") and raw.startswith("["):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    if type_ == "list":
+        return _numbers(raw)
+    if type_ == "matrix":
+        rows = [_numbers(r) for r in raw.split(";") if r.strip()]
+        return raw if any(isinstance(r, str) for r in rows) else rows
     try:
         if type_ == "int":
             if raw.lstrip("+-").isdigit():
@@ -182,7 +232,7 @@ def submit(
     wait: bool,
 ) -> None:
     """Submit a job of KIND; print its id (the last line of stdout)."""
-    values = parse_params(kind, params)
+    values = parse_params(kind, params, ArtifactStore(state.settings.artifacts))
     public_id = transitions.submit(
         state.engine,
         kind,

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from compute import registry
+from compute import datasets, registry
 from compute.registry import FieldInfo, Kind
+from jobstore import presets
+from jobstore.artifacts import ArtifactStore
+from runlab.errors import InvalidParams, InvalidUpload, UploadMissing
 from ui import format as fmt
 from ui.text import md_escape
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Browsers hold numbers as doubles, so Streamlit refuses integer bounds beyond 2**53 - 1.
 JS_SAFE_INT = fmt.JS_SAFE_INT
@@ -33,6 +39,11 @@ class JobForm:
     params: dict[str, Any]
     slots: dict[str, DeltaGenerator] = field(repr=False)
     top: DeltaGenerator = field(repr=False)
+    # "submit", or "preset" when the values are to be saved under `preset_name`.
+    action: str = "submit"
+    preset_name: str = ""
+    # The uploaded table behind each upload field, for checks that need the data.
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     def show_errors(self, errors: Mapping[str, str]) -> None:
         """Each message under its field; messages for fields without one go on top."""
@@ -47,6 +58,62 @@ class JobForm:
             self.top.error("\n\n".join(stray), icon=":material/error:")
 
 
+def key(kind: Kind, name: str) -> str:
+    return f"new.{kind.name}.{name}"
+
+
+def _list_text(values: Any) -> str:
+    if not isinstance(values, list | tuple):
+        return "" if values is None else str(values)
+    return ", ".join(str(v) for v in values)  # str() of a float round-trips exactly
+
+
+def _matrix_text(rows: Any) -> str:
+    if not isinstance(rows, list | tuple):
+        return "" if rows is None else str(rows)
+    return "\n".join(_list_text(r) for r in rows)
+
+
+def _parse_list(text: str) -> list[float] | str:
+    """Numbers separated by commas (or spaces); the raw text if any is not a number, so that
+    the model names the field's rule."""
+    parts = text.replace(";", ",").replace(",", " ").split()
+    try:
+        return [float(p) for p in parts]
+    except ValueError:
+        return text
+
+
+def _parse_matrix(text: str) -> list[list[float]] | str:
+    rows = [_parse_list(line) for line in text.splitlines() if line.strip()]
+    if any(isinstance(r, str) for r in rows):
+        return text
+    return [r for r in rows if isinstance(r, list)]
+
+
+def fill(kind: Kind, params: Mapping[str, Any]) -> None:
+    """Put a job's or a preset's parameters into the form's widgets.
+
+    Call it before the widgets are drawn (from a callback, or above the form): a widget's value
+    can change only before it is drawn in a run. Unknown names are skipped.
+    """
+    for info in registry.describe(kind.params):
+        if info.name not in params:
+            st.session_state.pop(key(kind, info.name), None)
+            continue
+        value = params[info.name]
+        if info.type == "list":
+            value = _list_text(value)
+        elif info.type == "matrix":
+            value = _matrix_text(value)
+        elif info.type == "upload":
+            st.session_state[key(kind, info.name) + ".ref"] = value
+            continue
+        elif info.type == "str":
+            value = "" if value is None else str(value)
+        st.session_state[key(kind, info.name)] = value
+
+
 def help_text(info: FieldInfo) -> str:
     """The field's description, its rule, and what leaving it empty means."""
     parts = [info.description.strip(), f"Rule: {registry.rule(info)}."]
@@ -59,17 +126,36 @@ def _clamp(bound: float | None, lo: int, hi: int) -> int | None:
     return None if bound is None else int(max(lo, min(hi, bound)))
 
 
-def _widget(kind: Kind, info: FieldInfo) -> Any:
+def _value(wkey: str, default: Any) -> dict[str, Any]:
+    """`value=` for a widget, unless the session already holds one (set by `fill`): giving both
+    makes Streamlit warn on the page."""
+    return {} if wkey in st.session_state else {"value": default}
+
+
+def _widget(kind: Kind, info: FieldInfo, tables: Mapping[str, pd.DataFrame]) -> Any:
     """One input for one parameter; None means "left empty"."""
-    key = f"new.{kind.name}.{info.name}"
+    wkey = key(kind, info.name)
     label = fmt.label(info.name)
     help_ = help_text(info)
+    if info.column_of is not None:
+        table = tables.get(info.column_of)
+        columns = [] if table is None else datasets.numeric_columns(table)
+        if wkey in st.session_state and st.session_state[wkey] not in columns:
+            del st.session_state[wkey]  # a column of another file
+        return st.selectbox(
+            label,
+            columns,
+            index=None if info.optional or not columns else 0,
+            help=help_,
+            placeholder="upload a file first" if table is None else "choose a numeric column",
+            key=wkey,
+        )
     if info.type == "bool":
-        return st.checkbox(label, value=bool(info.default), help=help_, key=key)
+        return st.checkbox(label, help=help_, key=wkey, **_value(wkey, bool(info.default)))
     if info.type == "choice":
         choices = list(info.choices)
         index = choices.index(info.default) if info.default in choices else None
-        return st.selectbox(label, choices, index=index, help=help_, key=key)
+        return st.selectbox(label, choices, index=index, help=help_, key=wkey)
     if info.type == "int":
         lo = _clamp(info.minimum, -JS_SAFE_INT, JS_SAFE_INT)
         hi = _clamp(info.maximum, -JS_SAFE_INT, JS_SAFE_INT)
@@ -78,11 +164,11 @@ def _widget(kind: Kind, info: FieldInfo) -> Any:
             label,
             min_value=lo,
             max_value=hi,
-            value=default,
             step=1,
             help=help_,
             placeholder="automatic" if info.optional else "required",
-            key=key,
+            key=wkey,
+            **_value(wkey, default),
         )
     if info.type == "float":
         default = float(info.default) if isinstance(info.default, int | float) else None
@@ -90,62 +176,194 @@ def _widget(kind: Kind, info: FieldInfo) -> Any:
             label,
             min_value=None if info.minimum is None else float(info.minimum),
             max_value=None if info.maximum is None else float(info.maximum),
-            value=default,
             step=0.1,
             format="%g",
             help=help_,
             placeholder="automatic" if info.optional else "required",
-            key=key,
+            key=wkey,
+            **_value(wkey, default),
         )
-    text = st.text_input(label, value=info.default or "", help=help_, key=key)
+    if info.type == "list":
+        text = st.text_input(label, help=help_, key=wkey, **_value(wkey, _list_text(info.default)))
+        return _parse_list(text) if text.strip() or not info.optional else None
+    if info.type == "matrix":
+        text = st.text_area(label, help=help_, key=wkey, **_value(wkey, _matrix_text(info.default)))
+        return _parse_matrix(text) if text.strip() or not info.optional else None
+    text = st.text_input(label, help=help_, key=wkey, **_value(wkey, info.default or ""))
     return text if text or not info.optional else None
 
 
-def job_form(kind: Kind) -> JobForm | None:
+def _upload(
+    kind: Kind, info: FieldInfo, artifacts: ArtifactStore, tables: dict[str, pd.DataFrame]
+) -> tuple[dict[str, Any] | None, str | None]:
+    """An upload field: the file is checked and kept at once, and its table read for the
+    column fields. Returns the reference for the parameters, and a message if it is refused."""
+    wkey = key(kind, info.name)
+    kept = st.session_state.get(wkey + ".ref")
+    file = st.file_uploader(
+        fmt.label(info.name),
+        type=["csv", "txt", "tsv"],
+        help=help_text(info),
+        key=wkey,
+    )
+    if file is not None:
+        seen = st.session_state.get(wkey + ".file")
+        if seen is None or seen[0] != file.file_id:
+            try:
+                ref = datasets.store(artifacts, file.name, file.getvalue())
+            except InvalidUpload as exc:
+                st.session_state[wkey + ".file"] = (file.file_id, None, exc.errors[info.name])
+            else:
+                st.session_state[wkey + ".file"] = (file.file_id, ref.model_dump(), None)
+        _, kept, refused = st.session_state[wkey + ".file"]
+        if refused is not None:
+            return None, refused
+        st.session_state[wkey + ".ref"] = kept
+    if not kept:
+        return None, None
+    try:
+        tables[info.name] = datasets.load(artifacts, kept)
+    except (InvalidUpload, UploadMissing) as exc:
+        return None, str(exc.errors[info.name] if isinstance(exc, InvalidUpload) else exc)
+    if file is None:
+        st.caption(
+            f"Using {md_escape(kept['name'])} ({kept['size']:,} bytes, "
+            f"SHA-256 {kept['sha256'][:12]}…); upload another file to replace it."
+        )
+    return kept, None
+
+
+def csv_filler(kind: Kind) -> None:
+    """For kinds that can take their parameters from a CSV: an upload that fills the form."""
+    if kind.from_csv is None:
+        return
+    wkey = key(kind, "__from_csv")
+    file = st.file_uploader(
+        "Fill the form from a CSV",
+        type=["csv", "txt"],
+        help=(kind.from_csv.__doc__ or "").strip().split("\n\n")[0],
+        key=wkey,
+    )
+    if file is None or st.session_state.get(wkey + ".seen") == file.file_id:
+        return
+    st.session_state[wkey + ".seen"] = file.file_id
+    try:
+        values = kind.from_csv(file.getvalue())
+    except InvalidParams as exc:
+        st.error(md_escape("; ".join(exc.errors.values())), icon=":material/error:")
+        return
+    fill(kind, {**current(kind), **values})
+    st.success(
+        md_escape(f"Filled {', '.join(fmt.label(k) for k in values)} from {file.name}."),
+        icon=":material/check:",
+    )
+
+
+def current(kind: Kind) -> dict[str, Any]:
+    """The parameters the form's widgets hold now, in model form (for `fill`)."""
+    out: dict[str, Any] = {}
+    for info in registry.describe(kind.params):
+        wkey = key(kind, info.name)
+        if info.type == "upload":
+            ref = st.session_state.get(wkey + ".ref")
+            if ref:
+                out[info.name] = ref
+        elif wkey in st.session_state and st.session_state[wkey] is not None:
+            value = st.session_state[wkey]
+            if info.type == "list":
+                value = _parse_list(value)
+            elif info.type == "matrix":
+                value = _parse_matrix(value)
+            out[info.name] = value
+    return out
+
+
+def job_form(kind: Kind, artifacts: ArtifactStore) -> JobForm | None:
     """Draw the form; return what was entered once it is submitted, else None.
 
-    Fields that others depend on (`when` in a field's schema) are drawn above the form, where a
-    change redraws the page at once, so that the form shows only the fields that apply.
+    Fields that others depend on (`when` in a field's schema, and uploads) are drawn above the
+    form, where a change redraws the page at once, so that the form shows only the fields that
+    apply and the columns of the file just uploaded.
     """
     infos = registry.describe(kind.params)
-    leading = {name for info in infos for name in info.when}
+    leading = {name for info in infos for name in info.when} | {
+        info.name for info in infos if info.type == "upload"
+    }
     params: dict[str, Any] = {}
     slots: dict[str, DeltaGenerator] = {}
+    tables: dict[str, pd.DataFrame] = {}
+    refused: dict[str, str] = {}
     for info in infos:
-        if info.name in leading:
-            value = _widget(kind, info)
-            slots[info.name] = st.empty()
-            if value is not None:
-                params[info.name] = value
+        if info.name not in leading:
+            continue
+        if info.type == "upload":
+            value, message = _upload(kind, info, artifacts, tables)
+            if message is not None:
+                refused[info.name] = message
+        else:
+            value = _widget(kind, info, tables)
+        slots[info.name] = st.empty()
+        if value is not None:
+            params[info.name] = value
+    for name, message in refused.items():
+        slots[name].error(md_escape(message), icon=":material/error:")
     with st.form(f"new-{kind.name}"):
         top = st.empty()
         name = st.text_input(
             "Name",
             max_chars=NAME_MAX,
             placeholder="optional: the kind and a short id by default",
-            key=f"new.{kind.name}.__name",
+            key=key(kind, "__name"),
         )
         slots["name"] = st.empty()
         tags = st.text_input(
             "Tags",
             placeholder="optional, comma-separated",
-            key=f"new.{kind.name}.__tags",
+            key=key(kind, "__tags"),
         )
         slots["tags"] = st.empty()
         for info in infos:
             if info.name in leading or not info.applies(params):
                 continue
-            value = _widget(kind, info)
+            value = _widget(kind, info, tables)
             slots[info.name] = st.empty()
             if value is not None:  # left empty: the model's default, "automatic" when optional
                 params[info.name] = value
         submitted = st.form_submit_button("Submit", type="primary", icon=":material/send:")
-    if not submitted:
+        with st.expander("Save these values as a preset"):
+            preset_name = st.text_input(
+                "Preset name", max_chars=presets.NAME_MAX, key=key(kind, "__preset_name")
+            )
+            slots["preset"] = st.empty()
+            save = st.form_submit_button("Save preset", icon=":material/bookmark_add:")
+    if not (submitted or save):
         return None
-    return JobForm(
+    form = JobForm(
         name=(name or "").strip(),
         tags=[t.strip() for t in (tags or "").split(",") if t.strip()],
         params=params,
         slots=slots,
         top=top,
+        action="preset" if save else "submit",
+        preset_name=preset_name or "",
+        tables=tables,
     )
+    if refused:  # the file's own message is already under it
+        form.show_errors({k: v for k, v in refused.items() if k not in slots})
+        return None
+    return form
+
+
+def precheck(kind: Kind, form: JobForm) -> None:
+    """The checks that need the uploaded data (a column's missing values, say), before
+    anything is stored; raises InvalidParams naming the field."""
+    if not form.tables:
+        return
+    parsed = kind.parse(form.params)
+    for info in registry.describe(kind.params):
+        if info.column_of is not None and info.column_of in form.tables:
+            value = form.params.get(info.name)
+            if value is not None:
+                datasets.column(form.tables[info.column_of], value, info.name)
+    if kind.check is not None:
+        kind.check(parsed, next(iter(form.tables.values())))

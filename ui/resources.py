@@ -10,6 +10,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from compute import registry
+from jobstore.artifacts import ArtifactStore
 from jobstore.engine import make_engine, migrate
 from runlab.settings import Settings, load_settings
 
@@ -33,6 +34,16 @@ def _engine(url: str, kind_modules: tuple[str, ...]) -> Engine:
 def engine(current: Settings | None = None) -> Engine:
     s = current or settings()
     return _engine(s.database_url, tuple(s.extra_kind_modules))
+
+
+@st.cache_resource(show_spinner=False)
+def _artifacts(location: str) -> ArtifactStore:
+    return ArtifactStore(location)
+
+
+def artifacts(current: Settings | None = None) -> ArtifactStore:
+    """Where uploads are kept; the runners read them from the same place."""
+    return _artifacts((current or settings()).artifacts)
 
 
 def alive_within(current: Settings | None = None) -> float:

@@ -56,9 +56,9 @@ def test_errors_without_a_field_go_above_the_form_and_field_errors_below_their_f
 ) -> None:
     def script() -> None:
         from compute import registry
-        from ui import forms
+        from ui import forms, resources
 
-        form = forms.job_form(registry.get("monte_carlo_pi"))
+        form = forms.job_form(registry.get("monte_carlo_pi"), resources.artifacts())
         if form is not None:
             form.show_errors({"budget": "too much work", "seed": "must be at least 0"})
 

@@ -1,0 +1,127 @@
+"""Uploaded tables: the reference a job keeps, and the checks a CSV passes before it is used.
+
+An upload is kept once in the artifact store under its SHA-256; a job's parameters hold an
+`Upload` (name, size, SHA-256), so a re-run reads the very same bytes, and a changed or missing
+file fails the job with a clear message instead of giving other numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from runlab.errors import InvalidUpload
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from jobstore.artifacts import ArtifactStore
+
+MAX_BYTES = 50 * 1024 * 1024
+MAX_LINE = 100_000  # characters: a real table's row is far shorter; a longer one is a CSV bomb
+MAX_COLUMNS = 1_000
+
+
+class Upload(BaseModel):
+    """What a job keeps of an uploaded file."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=255, description="The file's name when uploaded.")
+    size: int = Field(ge=1, le=MAX_BYTES, description="Its size in bytes.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Its SHA-256, also its key.")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n:,} bytes"
+
+
+def too_big(size: int) -> str:
+    return f"the file is {_size(size)}; the limit is {_size(MAX_BYTES)}"
+
+
+def read_csv(data: bytes, field: str = "data") -> pd.DataFrame:
+    """The table in an uploaded CSV, or InvalidUpload saying what is wrong with the file.
+
+    Sizes and line lengths are checked before parsing, so a hostile file costs little.
+    """
+    if not data or not data.strip():
+        raise InvalidUpload("the file is empty", field)
+    if len(data) > MAX_BYTES:
+        raise InvalidUpload(too_big(len(data)), field)
+    if b"\x00" in data[:65536]:
+        raise InvalidUpload("not a CSV file: it holds binary data", field)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidUpload("not a CSV file: it is not UTF-8 text", field) from None
+    longest = max(len(line) for line in text.splitlines())
+    if longest > MAX_LINE:
+        raise InvalidUpload(
+            f"a line is {longest:,} characters long; the limit is {MAX_LINE:,}", field
+        )
+    try:
+        dialect = csv.Sniffer().sniff(text[:65536], delimiters=",;\t")
+        delimiter = dialect.delimiter
+    except csv.Error:
+        delimiter = ","
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=delimiter, engine="c", low_memory=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "it does not parse"
+        raise InvalidUpload(f"not a CSV file: {first}", field) from None
+    if df.shape[1] > MAX_COLUMNS:
+        raise InvalidUpload(f"{df.shape[1]:,} columns; the limit is {MAX_COLUMNS:,}", field)
+    if df.empty:
+        raise InvalidUpload("the file has a header but no rows", field)
+    if not numeric_columns(df):
+        raise InvalidUpload("no numeric column: every column holds text", field)
+    return df
+
+
+def numeric_columns(df: pd.DataFrame) -> list[str]:
+    """Columns whose every non-empty value is a number."""
+    import pandas as pd
+
+    return [str(c) for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+
+
+def column(df: pd.DataFrame, name: str, field: str = "column") -> np.ndarray:
+    """A numeric column as float64, refused if absent, not numeric, or with missing values."""
+    import numpy as np
+
+    if name not in [str(c) for c in df.columns]:
+        raise InvalidUpload(f"the file has no column {name!r}", field)
+    series = df[next(c for c in df.columns if str(c) == name)]
+    if name not in numeric_columns(df):
+        raise InvalidUpload(f"column {name!r} is not numeric", field)
+    values = series.to_numpy(dtype=np.float64)
+    missing = ~np.isfinite(values)
+    if missing.any():
+        rows = np.flatnonzero(missing)
+        first = ", ".join(str(r + 2) for r in rows[:3])  # +2: the header, and 1-based lines
+        raise InvalidUpload(
+            f"column {name!r} has {len(rows):,} missing or non-finite value(s) (line {first}"
+            f"{', …' if len(rows) > 3 else ''})",
+            field,
+        )
+    return values
+
+
+def store(artifacts: ArtifactStore, name: str, data: bytes) -> Upload:
+    """Check an uploaded CSV and keep it; the returned reference goes in the job's parameters."""
+    read_csv(data)
+    digest = artifacts.put_upload(data)
+    return Upload(name=name[-255:] or "upload.csv", size=len(data), sha256=digest)
+
+
+def load(artifacts: ArtifactStore, upload: Upload | dict[str, Any]) -> pd.DataFrame:
+    """The table behind a job's upload, read back and checked again."""
+    ref = upload if isinstance(upload, Upload) else Upload.model_validate(upload)
+    return read_csv(artifacts.get_upload(ref.sha256))

@@ -1,0 +1,518 @@
+"""Minimise a standard test function from many random starts, one Dask task per start.
+
+Each start is drawn uniformly in the objective's usual search box from its own seed, so every
+start's outcome is a function of the parameters, the seed and its index only: the best point
+does not depend on which worker ran which start, nor on the order they finished in.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import numpy as np
+import plotly.graph_objects as go
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from compute.context import JobContext
+from compute.registry import register
+
+Objective = Literal["rosenbrock", "rastrigin", "ackley", "himmelblau"]
+Method = Literal["Nelder-Mead", "Powell", "L-BFGS-B", "differential_evolution"]
+
+MAX_STARTS = 256
+MAX_DIMENSION = 50
+MAX_ITERATIONS = 1_000_000
+# starts × max_iterations × dimension: tens of minutes of one core for the local methods, so a
+# typo cannot queue a month of work.
+BUDGET = 10**9
+PATH_POINTS = 200  # per start, at most
+PATH_TOTAL = 12_800  # over all starts, so that 256 starts keep the result around a megabyte
+MATCH = 1e-3  # how close a himmelblau start must end to a known minimum to be labelled with it
+
+BOXES: dict[str, tuple[float, float]] = {
+    "rosenbrock": (-2.0, 2.0),
+    "rastrigin": (-5.12, 5.12),
+    "ackley": (-32.768, 32.768),
+    "himmelblau": (-5.0, 5.0),
+}
+HIMMELBLAU_MINIMA: dict[str, tuple[float, float]] = {
+    "(3, 2)": (3.0, 2.0),
+    "(-2.805118, 3.131312)": (-2.805118, 3.131312),
+    "(-3.779310, -3.283186)": (-3.779310, -3.283186),
+    "(3.584428, -1.848126)": (3.584428, -1.848126),
+}
+
+
+class OptimizeParams(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    objective: Objective = Field("rosenbrock", description="The test function to minimise.")
+    dimension: int = Field(
+        2,
+        ge=2,
+        le=MAX_DIMENSION,
+        description="Number of variables; himmelblau is defined in 2 only.",
+    )
+    method: Method = Field(
+        "Nelder-Mead",
+        description="SciPy method run from each start; differential_evolution searches the box.",
+    )
+    starts: int = Field(
+        8,
+        ge=1,
+        le=MAX_STARTS,
+        description="Random start points, drawn uniformly in the search box, one task each.",
+    )
+    tolerance: float = Field(
+        1e-10,
+        gt=0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="Stopping tolerance on the point and the value (on the population spread "
+        "for differential_evolution).",
+    )
+    max_iterations: int = Field(
+        10_000,
+        ge=1,
+        le=MAX_ITERATIONS,
+        description="Iterations (generations for differential_evolution) allowed per start.",
+    )
+    seed: int | None = Field(
+        None,
+        ge=0,
+        le=2**63 - 1,
+        description="Seed of the start points; empty draws one and stores it with the job.",
+    )
+
+    @field_validator("dimension")
+    @classmethod
+    def _dimension_fits(cls, v: int, info: ValidationInfo) -> int:
+        if info.data.get("objective") == "himmelblau" and v != 2:
+            raise ValueError("must be 2 for himmelblau, which is defined in two variables only")
+        return v
+
+    @field_validator("max_iterations")
+    @classmethod
+    def _within_budget(cls, v: int, info: ValidationInfo) -> int:
+        starts, dim = info.data.get("starts"), info.data.get("dimension")
+        if isinstance(starts, int) and isinstance(dim, int) and starts * v * dim > BUDGET:
+            raise ValueError(
+                f"starts × max_iterations × dimension must not exceed {BUDGET:.0e} "
+                f"(here {starts} × {v} × {dim})"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _seeded(self) -> OptimizeParams:
+        if self.seed is None:
+            self.seed = secrets.randbits(63)
+        return self
+
+
+# --- objectives: coordinates along axis 0, so one function serves a point, a population and a grid
+
+
+def value(objective: str, x: np.ndarray) -> Any:
+    """The objective at `x` of shape (d, ...): a float for one point, an array for many."""
+    if objective == "rosenbrock":
+        return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2, axis=0)
+    if objective == "rastrigin":
+        return 10.0 * x.shape[0] + np.sum(x * x - 10.0 * np.cos(2 * np.pi * x), axis=0)
+    if objective == "ackley":
+        r = np.sqrt(np.mean(x * x, axis=0))
+        s = np.mean(np.cos(2 * np.pi * x), axis=0)
+        return -20.0 * np.exp(-0.2 * r) - np.exp(s) + 20.0 + math.e
+    a = x[0] ** 2 + x[1] - 11.0
+    b = x[0] + x[1] ** 2 - 7.0
+    return a * a + b * b
+
+
+def gradient(objective: str, x: np.ndarray) -> np.ndarray:
+    """The exact gradient at one point, so that L-BFGS-B reaches the minimum to full precision."""
+    if objective == "rosenbrock":
+        g = np.zeros_like(x)
+        t = x[1:] - x[:-1] ** 2
+        g[:-1] = -400.0 * x[:-1] * t - 2.0 * (1.0 - x[:-1])
+        g[1:] += 200.0 * t
+        return g
+    if objective == "rastrigin":
+        return 2.0 * x + 20.0 * np.pi * np.sin(2 * np.pi * x)
+    if objective == "ackley":
+        d = x.shape[0]
+        r = math.sqrt(float(np.mean(x * x)))
+        s = float(np.mean(np.cos(2 * np.pi * x)))
+        g = math.exp(s) * 2 * np.pi * np.sin(2 * np.pi * x) / d
+        if r > 0:  # the cone's tip has no gradient; its subgradient 0 is the natural choice
+            g = g + 4.0 * math.exp(-0.2 * r) * x / (d * r)
+        return g
+    a = x[0] ** 2 + x[1] - 11.0
+    b = x[0] + x[1] ** 2 - 7.0
+    return np.array([4.0 * a * x[0] + 2.0 * b, 2.0 * a + 4.0 * b * x[1]])
+
+
+def known_minima(objective: str, dimension: int) -> list[list[float]]:
+    if objective == "himmelblau":
+        return [list(m) for m in HIMMELBLAU_MINIMA.values()]
+    return [[1.0 if objective == "rosenbrock" else 0.0] * dimension]
+
+
+def label(x: list[float | None]) -> str | None:
+    """The himmelblau minimum that `x` ended within MATCH of, if any."""
+    if len(x) != 2 or x[0] is None or x[1] is None:
+        return None
+    for name, (a, b) in HIMMELBLAU_MINIMA.items():
+        if math.hypot(x[0] - a, x[1] - b) <= MATCH:
+            return name
+    return None
+
+
+# --- the work -----------------------------------------------------------------------------------
+
+
+def plan(p: OptimizeParams) -> list[np.random.SeedSequence]:
+    """One seed per start, one Dask task per start: a function of the parameters only."""
+    return np.random.SeedSequence(p.seed).spawn(p.starts)
+
+
+def path_points(starts: int) -> int:
+    return min(PATH_POINTS, max(2, PATH_TOTAL // starts))
+
+
+def _finite(v: Any) -> float | None:
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+def _downsample(n: int, m: int) -> list[int]:
+    """At most `m` indices of `n`, evenly spread, first and last always kept."""
+    if n <= m:
+        return list(range(n))
+    return sorted({round(k * (n - 1) / (m - 1)) for k in range(m)})
+
+
+def solve(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict[str, Any]:
+    """One start, from its own seed: where it ended, how, at what cost, and the way it went."""
+    from scipy.optimize import differential_evolution, minimize
+
+    p = OptimizeParams.model_validate(dict(params))
+    lo, hi = BOXES[p.objective]
+    d = p.dimension
+    rng = np.random.default_rng(seed)
+    x0 = rng.uniform(lo, hi, d)
+    objective = p.objective
+    xs: list[np.ndarray] = [x0]
+    fs: list[float] = [float(value(objective, x0))]
+    calls = [0]  # points evaluated: a vectorised call evaluates a whole population
+
+    def counted(x: np.ndarray) -> Any:
+        calls[0] += 1 if x.ndim == 1 else x.shape[1]
+        return value(objective, x)
+
+    def record(intermediate_result: Any) -> None:
+        xs.append(np.array(intermediate_result.x, dtype=float))
+        fs.append(float(intermediate_result.fun))
+
+    def f(x: np.ndarray) -> float:
+        return float(counted(x))
+
+    tol, iters = p.tolerance, p.max_iterations
+    if p.method == "differential_evolution":
+        res = differential_evolution(
+            counted,
+            [(lo, hi)] * d,
+            maxiter=iters,
+            tol=tol,
+            atol=tol,
+            rng=rng,  # the start point's own stream, carried on
+            x0=x0,
+            polish=True,
+            callback=record,
+            vectorized=True,
+            updating="deferred",
+        )
+    elif p.method == "L-BFGS-B":
+
+        def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
+            return float(counted(x)), gradient(objective, x)
+
+        res = minimize(
+            fg,
+            x0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(lo, hi)] * d,
+            callback=record,
+            options={"maxiter": iters, "maxfun": 20 * iters, "ftol": tol, "gtol": tol},
+        )
+    elif p.method == "Powell":
+        res = minimize(
+            f,
+            x0,
+            method="Powell",
+            callback=record,
+            options={"maxiter": iters, "xtol": tol, "ftol": tol},
+        )
+    else:
+        res = minimize(
+            f,
+            x0,
+            method="Nelder-Mead",
+            callback=record,
+            options={"maxiter": iters, "xatol": tol, "fatol": tol, "adaptive": True},
+        )
+    x = np.asarray(res.x, dtype=float)
+    fx = float(res.fun)
+    if not np.array_equal(xs[-1], x):  # a polish step, or a last move after the last callback
+        xs.append(x)
+        fs.append(fx)
+    keep = _downsample(len(fs), path_points(p.starts))
+    best = np.minimum.accumulate(np.array(fs))
+    path: dict[str, list[Any]] = {
+        "iteration": keep,
+        "best_f": [_finite(best[k]) for k in keep],
+    }
+    if d == 2:
+        path["x1"] = [_finite(xs[k][0]) for k in keep]
+        path["x2"] = [_finite(xs[k][1]) for k in keep]
+    ok = math.isfinite(fx) and bool(np.all(np.isfinite(x)))
+    return {
+        "x": [_finite(v) for v in x],
+        "f": fx if ok else None,
+        "converged": bool(res.success) and ok,
+        "evaluations": calls[0],
+        "iterations": int(res.nit),
+        "path": path,
+    }
+
+
+def valid_outcome(o: Any, p: OptimizeParams) -> bool:
+    """Whether a saved outcome has the shape `solve` gives for these parameters."""
+    if not isinstance(o, dict):
+        return False
+    x, path = o.get("x"), o.get("path")
+    if not (
+        isinstance(x, list)
+        and len(x) == p.dimension
+        and all(v is None or isinstance(v, float) for v in x)
+        and (o.get("f") is None or isinstance(o.get("f"), float))
+        and isinstance(o.get("converged"), bool)
+        and isinstance(o.get("evaluations"), int)
+        and isinstance(o.get("iterations"), int)
+        and o["evaluations"] >= 0
+        and isinstance(path, dict)
+    ):
+        return False
+    keys = ("iteration", "best_f", "x1", "x2") if p.dimension == 2 else ("iteration", "best_f")
+    if set(path) != set(keys):
+        return False
+    n = len(path["iteration"]) if isinstance(path["iteration"], list) else -1
+    return 1 <= n <= path_points(p.starts) and all(
+        isinstance(path[k], list) and len(path[k]) == n for k in keys
+    )
+
+
+def summarise(p: OptimizeParams, outcomes: Mapping[int, dict[str, Any]]) -> dict[str, Any]:
+    """The best start and every start's outcome, in start order whatever order they came in."""
+    order = sorted(outcomes)
+    starts: list[dict[str, Any]] = []
+    for i in order:
+        s = {"start": i, **outcomes[i]}
+        if p.objective == "himmelblau":
+            s["minimum"] = label(s["x"])
+        starts.append(s)
+    finite = [(s["f"], s["start"]) for s in starts if s["f"] is not None]
+    best = starts[order.index(min(finite)[1])] if finite else None
+    result: dict[str, Any] = {
+        "best_x": best["x"] if best else None,
+        "best_f": best["f"] if best else None,
+        "best_start": best["start"] if best else None,
+        "evaluations": sum(s["evaluations"] for s in starts),
+        "converged_starts": sum(s["converged"] for s in starts),
+        "objective": p.objective,
+        "dimension": p.dimension,
+        "method": p.method,
+        "starts": starts,
+        "partial": len(starts) < p.starts,
+        "seed": p.seed,
+    }
+    if p.objective == "himmelblau":
+        result["minima_found"] = sorted({s["minimum"] for s in starts if s["minimum"]})
+    return result
+
+
+# --- the figure ---------------------------------------------------------------------------------
+
+
+def _contour(result: Mapping[str, Any]) -> go.Figure:
+    objective = result["objective"]
+    lo, hi = BOXES[objective]
+    grid = np.linspace(lo, hi, 150)
+    gx, gy = np.meshgrid(grid, grid)
+    z = np.log10(np.maximum(value(objective, np.stack([gx, gy])), 0.0) + 1.0)
+    fig = go.Figure(
+        go.Contour(
+            x=grid,
+            y=grid,
+            z=z,
+            colorscale="Viridis",
+            ncontours=30,
+            colorbar={"title": "log10(f + 1)"},
+            hoverinfo="skip",
+        )
+    )
+    starts = result.get("starts") or []
+    legend = len(starts) <= 12
+    for s in starts:
+        path = s.get("path") or {}
+        fig.add_trace(
+            go.Scatter(
+                x=path.get("x1", []),
+                y=path.get("x2", []),
+                mode="lines+markers",
+                marker={"size": 3},
+                line={"width": 1},
+                name=f"start {s['start']}",
+                showlegend=legend,
+            )
+        )
+    ends = [s for s in starts if None not in s["x"]]
+    fig.add_trace(
+        go.Scatter(
+            x=[s["x"][0] for s in ends],
+            y=[s["x"][1] for s in ends],
+            mode="markers",
+            marker={"symbol": "x", "size": 9, "color": "white", "line": {"width": 1}},
+            name="ends",
+        )
+    )
+    minima = known_minima(objective, 2)
+    fig.add_trace(
+        go.Scatter(
+            x=[m[0] for m in minima],
+            y=[m[1] for m in minima],
+            mode="markers",
+            marker={"symbol": "star", "size": 14, "color": "red"},
+            name="known minima",
+        )
+    )
+    fig.update_xaxes(range=[lo, hi], title="x1")
+    fig.update_yaxes(range=[lo, hi], title="x2", scaleanchor="x")
+    fig.update_layout(height=520)
+    return fig
+
+
+def _positive(values: list[Any]) -> list[float | None]:
+    """Values a log axis can draw; an exact 0 (or a missing value) leaves a gap."""
+    return [v if isinstance(v, float | int) and v > 0 else None for v in values]
+
+
+def figure(result: Mapping[str, Any], series: Mapping[str, tuple[list[float], list[float]]]) -> Any:
+    if result.get("starts") and result.get("dimension") == 2 and result.get("objective") in BOXES:
+        return _contour(result)
+    fig = go.Figure()
+    if result.get("starts"):
+        for s in result["starts"]:
+            path = s.get("path") or {}
+            fig.add_trace(
+                go.Scatter(
+                    x=path.get("iteration", []),
+                    y=_positive(path.get("best_f", [])),
+                    mode="lines",
+                    name=f"start {s['start']}",
+                    showlegend=len(result["starts"]) <= 12,
+                )
+            )
+        fig.update_layout(xaxis_title="iteration", yaxis_title="best f so far")
+    else:
+        steps, values = series.get("best_f", ([], []))
+        if steps:
+            fig.add_trace(
+                go.Scatter(x=steps, y=_positive(list(values)), mode="lines+markers", name="best f")
+            )
+        fig.update_layout(xaxis_title="evaluations", yaxis_title="best f so far")
+    fig.update_yaxes(type="log")
+    fig.update_layout(height=400)
+    return fig
+
+
+# --- the driver ---------------------------------------------------------------------------------
+
+
+def resumable(saved: Mapping[str, Any], p: OptimizeParams) -> dict[int, dict[str, Any]]:
+    """Start index → outcome, from checkpoints that have the shape these parameters give."""
+    return {
+        i: saved[f"start-{i}"] for i in range(p.starts) if valid_outcome(saved.get(f"start-{i}"), p)
+    }
+
+
+def run_starts(
+    p: OptimizeParams,
+    done: dict[int, dict[str, Any]],
+    finished: Callable[[int, dict[str, Any]], None] | None = None,
+) -> dict[int, dict[str, Any]]:
+    """Every start not yet in `done`, one after another in this process: the driver's work
+    without Dask, from the same plan and the same `solve`."""
+    seeds = plan(p)
+    params = p.model_dump()
+    for i in range(p.starts):
+        if i not in done:
+            done[i] = solve(params, seeds[i])
+            if finished is not None:
+                finished(i, done[i])
+    return done
+
+
+@register(
+    "optimize",
+    title="Optimisation",
+    description="Minimise a standard test function from many random starts with SciPy, on Dask.",
+    params=OptimizeParams,
+    stages=["plan", "optimise", "summarise"],
+    weights=[1, 98, 1],
+    figure=figure,
+)
+def run(ctx: JobContext, p: OptimizeParams) -> dict[str, Any]:
+    assert p.seed is not None  # filled by the model
+    with ctx.stage("plan"):
+        seeds = plan(p)
+        done = resumable(ctx.checkpoints(), p)
+        ctx.log(
+            "info",
+            f"{p.method} on {p.objective} in {p.dimension} dimensions from {p.starts} starts, "
+            f"seed {p.seed}",
+        )
+        if done:
+            ctx.log("info", f"resuming: {len(done)} of {p.starts} starts already done")
+    params = p.model_dump()
+    with ctx.stage("optimise"):
+        evaluations = sum(o["evaluations"] for o in done.values())
+        found = [o["f"] for o in done.values() if o["f"] is not None]
+        best = min(found, default=math.inf)
+        if done:
+            ctx.progress(len(done), p.starts)
+            if math.isfinite(best):
+                ctx.metric("best_f", evaluations, best)
+        futures = {
+            ctx.client.submit(solve, params, seeds[i], pure=False): i
+            for i in range(p.starts)
+            if i not in done
+        }
+        for k, (fut, outcome) in enumerate(ctx.as_completed(futures), start=len(done) + 1):
+            i = futures[fut]
+            done[i] = outcome
+            ctx.checkpoint(f"start-{i}", outcome)
+            ctx.progress(k, p.starts)
+            evaluations += outcome["evaluations"]
+            if outcome["f"] is not None:
+                best = min(best, outcome["f"])
+            if math.isfinite(best):
+                ctx.metric("best_f", evaluations, best)
+    with ctx.stage("summarise"):
+        result = summarise(p, done)
+        if result["partial"]:
+            ctx.log("warning", f"stopped early: {len(done)} of {p.starts} starts finished")
+        ctx.log("info", f"best f {result['best_f']} after {result['evaluations']:,} evaluations")
+    return result

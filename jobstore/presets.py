@@ -1,0 +1,93 @@
+"""Named sets of form values, per kind, that an analyst saves once and loads back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from jobstore.engine import db_now, reading
+from jobstore.models import Preset
+from jobstore.views import as_utc
+from runlab.errors import InvalidParams
+
+NAME_MAX = 200
+presets = Preset.__table__
+
+
+@dataclass(frozen=True)
+class PresetView:
+    name: str
+    params: dict[str, Any]
+    created_at: datetime | None
+
+
+def _name(name: str) -> str:
+    clean = " ".join(name.split())
+    if not clean:
+        raise InvalidParams({"preset": "give the preset a name"})
+    if len(clean) > NAME_MAX:
+        raise InvalidParams({"preset": f"must be at most {NAME_MAX} characters"})
+    return clean
+
+
+def save(engine: Engine, kind: str, name: str, params: Mapping[str, Any]) -> str:
+    """Keep `params` under `name` for `kind`, replacing a preset of that name; return the name.
+
+    The values are kept as entered (an empty seed stays empty), so loading a preset gives the
+    form back, not one job's drawn seed.
+    """
+    clean = _name(name)
+    values = {k: v for k, v in params.items() if v is not None}
+    for _ in range(3):  # two saves of a new name may race: the loser updates instead
+        with engine.begin() as conn:
+            hit = conn.execute(
+                update(presets)
+                .where(presets.c.kind == kind, presets.c.name == clean)
+                .values(params=values, created_at=db_now())
+                .returning(presets.c.id)
+            ).first()
+            if hit is not None:
+                return clean
+            try:
+                conn.execute(
+                    presets.insert().values(
+                        kind=kind, name=clean, params=values, created_at=db_now()
+                    )
+                )
+            except IntegrityError:
+                continue
+            return clean
+    raise RuntimeError(f"preset {clean!r} kept changing while being saved")
+
+
+def list_presets(engine: Engine, kind: str) -> list[PresetView]:
+    with reading(engine) as conn:
+        rows = conn.execute(
+            select(presets.c.name, presets.c.params, presets.c.created_at)
+            .where(presets.c.kind == kind)
+            .order_by(presets.c.name)
+        ).all()
+    return [PresetView(r.name, dict(r.params or {}), as_utc(r.created_at)) for r in rows]
+
+
+def load(engine: Engine, kind: str, name: str) -> dict[str, Any]:
+    with reading(engine) as conn:
+        params = conn.execute(
+            select(presets.c.params).where(presets.c.kind == kind, presets.c.name == name)
+        ).scalar()
+    if params is None:
+        raise InvalidParams({"preset": f"no preset {name!r} for {kind}"})
+    return dict(params)
+
+
+def remove(engine: Engine, kind: str, name: str) -> bool:
+    with engine.begin() as conn:
+        gone = conn.execute(
+            delete(presets).where(presets.c.kind == kind, presets.c.name == name)
+        ).rowcount
+    return bool(gone)
