@@ -20,6 +20,9 @@ OUTCOME_TEXT = {
     transitions.CancelOutcome.CANCELLED: "Cancelled before it started.",
     transitions.CancelOutcome.REQUESTED: "Cancel requested: the job stops at its next check.",
     transitions.CancelOutcome.ALREADY_FINISHED: "The job had already finished.",
+    transitions.StopOutcome.REQUESTED: "Stop requested: the job ends with the chunks done so far.",
+    transitions.StopOutcome.NOT_STARTED: "The job has not started: there is nothing to keep yet.",
+    transitions.StopOutcome.NOT_STOPPABLE: "This kind cannot keep a partial result.",
 }
 
 sidebar.page("Job")
@@ -41,6 +44,10 @@ def _cancel(engine: Engine, public_id: str) -> None:
     st.session_state[OUTCOME_KEY] = transitions.request_cancel(engine, public_id)
 
 
+def _stop(engine: Engine, public_id: str, stoppable: list[str]) -> None:
+    st.session_state[OUTCOME_KEY] = transitions.request_stop(engine, public_id, stoppable)
+
+
 title, action = st.columns([5, 1], vertical_alignment="center")
 with title:
     job_view.header(job, kind)
@@ -53,6 +60,15 @@ if not job.status.terminal:
         disabled=job.cancel_requested,
         help="Queued jobs stop at once; running ones at their next check.",
     )
+    if kind is not None and kind.stoppable:
+        action.button(
+            "Stop and keep",
+            icon=":material/stop_circle:",
+            on_click=_stop,
+            args=(engine, job.id, [kind.name]),
+            disabled=job.stop_requested or job.cancel_requested,
+            help="End now as succeeded, with the result over the chunks done so far.",
+        )
 elif action.button(
     "Re-run",
     icon=":material/replay:",
@@ -62,6 +78,12 @@ elif action.button(
         "pages/job.py",
         query_params={"id": transitions.rerun(engine, job.id, owner=settings.owner)},
     )
+if kind is not None and action.button(
+    "Clone",
+    icon=":material/content_copy:",
+    help="Open the form filled in with this job's parameters.",
+):
+    st.switch_page("pages/new.py", query_params={"kind": kind.name, "clone": job.id})
 if OUTCOME_KEY in st.session_state:
     st.toast(OUTCOME_TEXT[st.session_state.pop(OUTCOME_KEY)], icon=":material/cancel:")
 
