@@ -16,10 +16,14 @@ from runlab.errors import JobNotFound
 from ui import job_view, notices, resources, sidebar
 
 OUTCOME_KEY = "job.cancel_outcome"
-OUTCOME_TEXT = {
+CANCEL_TEXT = {
     transitions.CancelOutcome.CANCELLED: "Cancelled before it started.",
     transitions.CancelOutcome.REQUESTED: "Cancel requested: the job stops at its next check.",
     transitions.CancelOutcome.ALREADY_FINISHED: "The job had already finished.",
+}
+# Apart from CANCEL_TEXT: both enums have a "requested", and equal strings are one dict key.
+STOP_TEXT = {
+    transitions.StopOutcome.ALREADY_FINISHED: "The job had already finished.",
     transitions.StopOutcome.REQUESTED: "Stop requested: the job ends with the chunks done so far.",
     transitions.StopOutcome.NOT_STARTED: "The job has not started: there is nothing to keep yet.",
     transitions.StopOutcome.NOT_STOPPABLE: "This kind cannot keep a partial result.",
@@ -41,11 +45,12 @@ kind = job_view.kind_of(job)
 
 def _cancel(engine: Engine, public_id: str) -> None:
     """A callback, so that the page drawn right after already shows the new state."""
-    st.session_state[OUTCOME_KEY] = transitions.request_cancel(engine, public_id)
+    st.session_state[OUTCOME_KEY] = CANCEL_TEXT[transitions.request_cancel(engine, public_id)]
 
 
 def _stop(engine: Engine, public_id: str, stoppable: list[str]) -> None:
-    st.session_state[OUTCOME_KEY] = transitions.request_stop(engine, public_id, stoppable)
+    outcome = transitions.request_stop(engine, public_id, stoppable)
+    st.session_state[OUTCOME_KEY] = STOP_TEXT[outcome]
 
 
 title, action = st.columns([5, 1], vertical_alignment="center")
@@ -59,6 +64,7 @@ if not job.status.terminal:
         args=(engine, job.id),
         disabled=job.cancel_requested,
         help="Queued jobs stop at once; running ones at their next check.",
+        key="job.cancel",
     )
     if kind is not None and kind.stoppable:
         action.button(
@@ -68,6 +74,7 @@ if not job.status.terminal:
             args=(engine, job.id, [kind.name]),
             disabled=job.stop_requested or job.cancel_requested,
             help="End now as succeeded, with the result over the chunks done so far.",
+            key="job.stop",
         )
 elif action.button(
     "Re-run",
@@ -85,7 +92,7 @@ if kind is not None and action.button(
 ):
     st.switch_page("pages/new.py", query_params={"kind": kind.name, "clone": job.id})
 if OUTCOME_KEY in st.session_state:
-    st.toast(OUTCOME_TEXT[st.session_state.pop(OUTCOME_KEY)], icon=":material/cancel:")
+    st.toast(st.session_state.pop(OUTCOME_KEY), icon=":material/cancel:")
 
 
 @st.fragment(run_every=job_view.refresh_every(job.status))
