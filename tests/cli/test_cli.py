@@ -169,3 +169,70 @@ def test_rerun_prints_a_new_job_with_the_same_params_and_an_unknown_id_exits_1(d
     assert queries.get_job(engine, again).params == queries.get_job(engine, first).params
     code, out, err = run("rerun", "nosuchjob123")
     assert code == 1 and err.strip() == "error: no such job: nosuchjob123"
+
+
+@pytest.fixture
+def artifact_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "artifacts"
+    monkeypatch.setenv("RUNLAB_ARTIFACTS", str(path))
+    return path
+
+
+def test_lists_and_matrices_are_comma_separated_with_semicolons_between_rows(db):
+    code, out, err = run(
+        "submit", "portfolio_risk", "-p", "weights=0.6,0.4", "-p", "expected_returns=0.05,0.03",
+        "-p", "volatilities=0.2, 0.1", "-p", "correlation=1,0.3;0.3,1", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    params = json.loads(out)["params"]
+    assert params["weights"] == [0.6, 0.4]
+    assert params["correlation"] == [[1.0, 0.3], [0.3, 1.0]]
+
+
+def test_a_correlation_that_is_not_positive_semi_definite_exits_2_and_stores_nothing(db):
+    code, _, err = run(
+        "submit", "portfolio_risk", "-p", "correlation=1,0.9,-0.9;0.9,1,0.9;-0.9,0.9,1",
+    )  # fmt: skip
+    assert code == 2
+    assert err.startswith("error: correlation: is not positive semi-definite")
+    assert job_count(db) == 0
+
+
+def test_an_upload_is_checked_kept_by_its_sha256_and_referenced_by_the_job(
+    db, artifact_dir, tmp_path
+):
+    import hashlib
+
+    data = b"x,y\n1.5,a\n2.5,b\n3.0,c\n"
+    (tmp_path / "d.csv").write_bytes(data)
+    code, out, err = run(
+        "submit", "bootstrap", "-p", f"data=@{tmp_path / 'd.csv'}", "-p", "column=x", "--json"
+    )
+    assert code == 0, err
+    ref = json.loads(out)["params"]["data"]
+    digest = hashlib.sha256(data).hexdigest()
+    assert ref == {"name": "d.csv", "size": len(data), "sha256": digest}
+    assert (artifact_dir / "uploads" / digest).read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty"),
+        (b"a,b\nx,y\n", "no numeric column: every column holds text"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "not a CSV file: it holds binary data"),
+    ],
+)
+def test_a_bad_upload_exits_2_with_its_reason_and_stores_nothing(
+    db, artifact_dir, tmp_path, content, message
+):
+    (tmp_path / "bad.csv").write_bytes(content)
+    code, _, err = run(
+        "submit", "bootstrap", "-p", f"data=@{tmp_path / 'bad.csv'}", "-p", "column=x"
+    )
+    assert code == 2
+    assert err.strip() == f"error: data: {message}"
+    assert job_count(db) == 0
+    assert not (artifact_dir / "uploads").exists()
+    code, _, err = run("submit", "bootstrap", "-p", "data=@/no/such.csv", "-p", "column=x")
+    assert code == 2 and err.startswith("error: data: cannot read /no/such.csv")
