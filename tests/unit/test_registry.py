@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Literal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from compute import registry
@@ -112,3 +114,30 @@ def test_field_errors_give_one_message_per_field() -> None:
             "is not a parameter of this kind; known: mode, verbose, label, rate, count, limit"
         ),
     }
+
+
+_junk = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.lists(st.one_of(st.floats(), st.integers(), st.text(max_size=5)), max_size=4),
+    st.lists(st.lists(st.floats(), max_size=3), max_size=3),
+    st.dictionaries(st.text(max_size=8), st.one_of(st.integers(), st.text(max_size=8))),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_every_kinds_model_refuses_random_input_field_by_field(data: st.DataObject) -> None:
+    """Each registered kind, the demo and plugins included: junk gets field messages only."""
+    kind = data.draw(st.sampled_from(registry.all_kinds()), label="kind")
+    names = [*kind.params.model_fields, "bogus"]
+    params = data.draw(st.dictionaries(st.sampled_from(names), _junk, max_size=6), label="params")
+    try:
+        kind.parse(params)
+    except InvalidParams as exc:
+        assert exc.errors
+        assert set(exc.errors) <= set(names) | {"params"}
+        assert all(isinstance(m, str) and m for m in exc.errors.values())
