@@ -41,6 +41,8 @@ def _size(n: int) -> str:
 
 
 def too_big(size: int) -> str:
+    if _size(size) == _size(MAX_BYTES):  # just over: only the bytes tell them apart
+        return f"the file is {size:,} bytes; the limit is {MAX_BYTES:,} bytes (50 MB)"
     return f"the file is {_size(size)}; the limit is {_size(MAX_BYTES)}"
 
 

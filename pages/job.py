@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from jobstore import queries, transitions
 from jobstore.models import Status
 from runlab.errors import JobNotFound
-from ui import job_view, notices, resources, sidebar
+from ui import forms, job_view, notices, resources, sidebar
 
 OUTCOME_KEY = "job.cancel_outcome"
 CANCEL_TEXT = {
@@ -90,6 +90,7 @@ if kind is not None and action.button(
     icon=":material/content_copy:",
     help="Open the form filled in with this job's parameters.",
 ):
+    st.session_state.pop(forms.CLONED, None)  # filled again, even if cloned before
     st.switch_page("pages/new.py", query_params={"kind": kind.name, "clone": job.id})
 if OUTCOME_KEY in st.session_state:
     st.toast(st.session_state.pop(OUTCOME_KEY), icon=":material/cancel:")

@@ -25,8 +25,8 @@ DEFAULT_KIND = "monte_carlo_pi"  # the quickest to try, and it needs no file
 
 # ?clone=<id>: the cloned job's kind and parameters, put in the form once per job.
 clone_id = st.query_params.get("clone")
-if clone_id and st.session_state.get("new.cloned") != clone_id:
-    st.session_state["new.cloned"] = clone_id
+if clone_id and st.session_state.get(forms.CLONED) != clone_id:
+    st.session_state[forms.CLONED] = clone_id
     try:
         source = queries.get_job(engine, clone_id)
     except JobNotFound:
@@ -35,18 +35,28 @@ if clone_id and st.session_state.get("new.cloned") != clone_id:
         if source.kind in kinds:
             st.query_params["kind"] = source.kind
             st.session_state["new.kind"] = source.kind
-            forms.fill(kinds[source.kind], source.params)
-            st.session_state["new.clone_note"] = f"Cloned from {source.name} ({clone_id})."
+            notes = forms.fill(kinds[source.kind], source.params)
+            st.session_state["new.clone_note"] = " ".join(
+                [f"Cloned from {source.name} ({clone_id}).", *notes]
+                + (["Re-run, on the job's page, keeps every value."] if notes else [])
+            )
+        else:
+            st.error(
+                md_escape(f"Job {clone_id} is of kind {source.kind}, which is not installed here."),
+                icon=":material/error:",
+            )
 
 # ?kind=<name> opens that kind's form. Synced by hand rather than with bind="query-params",
 # which would put the displayed title, not the kind's name, in the URL.
 wanted = st.query_params.get("kind")
+first = names.index(wanted if wanted in kinds else DEFAULT_KIND)
 choice = st.selectbox(
     "Kind",
     names,
-    index=names.index(wanted if wanted in kinds else DEFAULT_KIND),
     format_func=lambda name: kinds[name].title,
     key="new.kind",
+    # A clone sets the choice in the session; an index as well would make Streamlit warn.
+    **({} if "new.kind" in st.session_state else {"index": first}),
 )
 st.query_params["kind"] = choice
 kind = kinds[choice]
@@ -58,8 +68,8 @@ if note := st.session_state.pop("new.clone_note", None):
 def _load_preset() -> None:
     name = st.session_state.get(f"new.{kind.name}.__preset")
     if name:
-        forms.fill(kind, presets.load(engine, kind.name, name))
-        st.session_state["new.preset_note"] = name
+        notes = forms.fill(kind, presets.load(engine, kind.name, name))
+        st.session_state["new.preset_note"] = " ".join([f"Loaded preset {name}.", *notes])
 
 
 saved = presets.list_presets(engine, kind.name)
@@ -74,7 +84,9 @@ if saved:
     )
     right.button("Load", on_click=_load_preset, icon=":material/bookmark:")
 if loaded := st.session_state.pop("new.preset_note", None):
-    st.success(md_escape(f"Loaded preset {loaded}."), icon=":material/bookmark:")
+    st.success(md_escape(loaded), icon=":material/bookmark:")
+if saved_as := st.session_state.pop("new.preset_saved", None):
+    st.toast(md_escape(f"Saved preset {saved_as}."), icon=":material/bookmark_add:")
 
 forms.csv_filler(kind)
 form = forms.job_form(kind, resources.artifacts(settings))
@@ -85,7 +97,7 @@ if form is not None and form.action == "preset":
     except InvalidParams as exc:
         form.show_errors(exc.errors)
     else:
-        st.toast(md_escape(f"Saved preset {name}."), icon=":material/bookmark_add:")
+        st.session_state["new.preset_saved"] = name  # shown by the run below, with the list
         st.rerun()
 elif form is not None:
     try:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 # Browsers hold numbers as doubles, so Streamlit refuses integer bounds beyond 2**53 - 1.
 JS_SAFE_INT = fmt.JS_SAFE_INT
 NAME_MAX = 200
+# The job whose values /new?clone= last put in the form: filled once, not on every rerun.
+CLONED = "new.cloned"
 
 
 @dataclass
@@ -91,17 +93,31 @@ def _parse_matrix(text: str) -> list[list[float]] | str:
     return [r for r in rows if isinstance(r, list)]
 
 
-def fill(kind: Kind, params: Mapping[str, Any]) -> None:
-    """Put a job's or a preset's parameters into the form's widgets.
+def fill(kind: Kind, params: Mapping[str, Any], *, partial: bool = False) -> list[str]:
+    """Put a job's or a preset's parameters into the form's widgets; return a note for each
+    value the form cannot hold.
 
     Call it before the widgets are drawn (from a callback, or above the form): a widget's value
-    can change only before it is drawn in a run. Unknown names are skipped.
+    can change only before it is drawn in a run. Unknown names are skipped. An integer beyond
+    what a browser holds exactly (a drawn 63-bit seed, say) is left empty rather than let the
+    number input replace it by its minimum. `partial` leaves the fields `params` does not name
+    as they are, with whatever is typed in them and not yet submitted.
     """
+    notes: list[str] = []
     for info in registry.describe(kind.params):
         if info.name not in params:
-            st.session_state.pop(key(kind, info.name), None)
+            if not partial:
+                st.session_state.pop(key(kind, info.name), None)
             continue
         value = params[info.name]
+        if info.type == "int" and isinstance(value, int) and abs(value) > JS_SAFE_INT:
+            st.session_state.pop(key(kind, info.name), None)
+            notes.append(
+                f"{fmt.label(info.name)} {value} is beyond the largest integer the form holds "
+                f"exactly ({JS_SAFE_INT:,}), so it is left empty"
+                + (": a new one is drawn." if info.optional else ".")
+            )
+            continue
         if info.type == "list":
             value = _list_text(value)
         elif info.type == "matrix":
@@ -112,11 +128,17 @@ def fill(kind: Kind, params: Mapping[str, Any]) -> None:
         elif info.type == "str":
             value = "" if value is None else str(value)
         st.session_state[key(kind, info.name)] = value
+    return notes
 
 
 def help_text(info: FieldInfo) -> str:
     """The field's description, its rule, and what leaving it empty means."""
-    parts = [info.description.strip(), f"Rule: {registry.rule(info)}."]
+    rule = (
+        f"must be a numeric column of the uploaded {fmt.label(info.column_of)}"
+        if info.column_of is not None
+        else registry.rule(info)
+    )
+    parts = [info.description.strip(), f"Rule: {rule}."]
     if info.optional:
         parts.append("Leave empty for automatic.")
     return " ".join(p for p in parts if p)
@@ -140,8 +162,13 @@ def _widget(kind: Kind, info: FieldInfo, tables: Mapping[str, pd.DataFrame]) -> 
     if info.column_of is not None:
         table = tables.get(info.column_of)
         columns = [] if table is None else datasets.numeric_columns(table)
-        if wkey in st.session_state and st.session_state[wkey] not in columns:
-            del st.session_state[wkey]  # a column of another file
+        if st.session_state.get(wkey) not in columns:  # none yet, or a column of another file
+            # Set, not just given as the index: the browser keeps the picker's empty value
+            # across the upload's rerun (the key is its identity) and would send it back.
+            if columns and not info.optional:
+                st.session_state[wkey] = columns[0]
+            else:
+                st.session_state.pop(wkey, None)
         return st.selectbox(
             label,
             columns,
@@ -155,7 +182,9 @@ def _widget(kind: Kind, info: FieldInfo, tables: Mapping[str, pd.DataFrame]) -> 
     if info.type == "choice":
         choices = list(info.choices)
         index = choices.index(info.default) if info.default in choices else None
-        return st.selectbox(label, choices, index=index, help=help_, key=wkey)
+        # Set by `fill`: giving an index as well makes Streamlit warn, as with `_value`.
+        first = {} if wkey in st.session_state else {"index": index}
+        return st.selectbox(label, choices, help=help_, key=wkey, **first)
     if info.type == "int":
         lo = _clamp(info.minimum, -JS_SAFE_INT, JS_SAFE_INT)
         hi = _clamp(info.maximum, -JS_SAFE_INT, JS_SAFE_INT)
@@ -193,6 +222,13 @@ def _widget(kind: Kind, info: FieldInfo, tables: Mapping[str, pd.DataFrame]) -> 
     return text if text or not info.optional else None
 
 
+def _removed(wkey: str) -> None:
+    """The file was taken out of the uploader: the form stops using it too."""
+    if st.session_state.get(wkey) is None:
+        st.session_state.pop(wkey + ".ref", None)
+        st.session_state.pop(wkey + ".file", None)
+
+
 def _upload(
     kind: Kind, info: FieldInfo, artifacts: ArtifactStore, tables: dict[str, pd.DataFrame]
 ) -> tuple[dict[str, Any] | None, str | None]:
@@ -205,14 +241,17 @@ def _upload(
         type=["csv", "txt", "tsv"],
         help=help_text(info),
         key=wkey,
+        on_change=_removed,
+        args=(wkey,),
     )
     if file is not None:
         seen = st.session_state.get(wkey + ".file")
         if seen is None or seen[0] != file.file_id:
             try:
                 ref = datasets.store(artifacts, file.name, file.getvalue())
-            except InvalidUpload as exc:
-                st.session_state[wkey + ".file"] = (file.file_id, None, exc.errors[info.name])
+            except InvalidUpload as exc:  # named after the field "data": any name is this one
+                message = next(iter(exc.errors.values()))
+                st.session_state[wkey + ".file"] = (file.file_id, None, message)
             else:
                 st.session_state[wkey + ".file"] = (file.file_id, ref.model_dump(), None)
         _, kept, refused = st.session_state[wkey + ".file"]
@@ -224,7 +263,7 @@ def _upload(
     try:
         tables[info.name] = datasets.load(artifacts, kept)
     except (InvalidUpload, UploadMissing) as exc:
-        return None, str(exc.errors[info.name] if isinstance(exc, InvalidUpload) else exc)
+        return None, next(iter(exc.errors.values())) if isinstance(exc, InvalidUpload) else str(exc)
     if file is None:
         st.caption(
             f"Using {md_escape(kept['name'])} ({kept['size']:,} bytes, "
@@ -252,30 +291,11 @@ def csv_filler(kind: Kind) -> None:
     except InvalidParams as exc:
         st.error(md_escape("; ".join(exc.errors.values())), icon=":material/error:")
         return
-    fill(kind, {**current(kind), **values})
+    fill(kind, values, partial=True)
     st.success(
         md_escape(f"Filled {', '.join(fmt.label(k) for k in values)} from {file.name}."),
         icon=":material/check:",
     )
-
-
-def current(kind: Kind) -> dict[str, Any]:
-    """The parameters the form's widgets hold now, in model form (for `fill`)."""
-    out: dict[str, Any] = {}
-    for info in registry.describe(kind.params):
-        wkey = key(kind, info.name)
-        if info.type == "upload":
-            ref = st.session_state.get(wkey + ".ref")
-            if ref:
-                out[info.name] = ref
-        elif wkey in st.session_state and st.session_state[wkey] is not None:
-            value = st.session_state[wkey]
-            if info.type == "list":
-                value = _parse_list(value)
-            elif info.type == "matrix":
-                value = _parse_matrix(value)
-            out[info.name] = value
-    return out
 
 
 def job_form(kind: Kind, artifacts: ArtifactStore) -> JobForm | None:

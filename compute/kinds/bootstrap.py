@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import secrets
 import time
 from collections.abc import Mapping
 from statistics import NormalDist
@@ -19,7 +18,7 @@ import numpy as np
 import plotly.graph_objects as go
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from compute import datasets
+from compute import datasets, seeds
 from compute.context import JobContext
 from compute.datasets import Upload
 from compute.registry import register
@@ -108,7 +107,7 @@ class BootstrapParams(BaseModel):
     @model_validator(mode="after")
     def _seeded(self) -> BootstrapParams:
         if self.seed is None:
-            self.seed = secrets.randbits(63)
+            self.seed = seeds.draw()
         return self
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from compute import seeds
 from compute.context import JobContext
 from compute.registry import register
 from runlab.errors import JobCancelled
@@ -59,7 +59,7 @@ class PiParams(BaseModel):
         if self.chunks is None:
             self.chunks = min(MAX_CHUNKS, max(1, math.ceil(self.samples / TARGET_CHUNK)))
         if self.seed is None:
-            self.seed = secrets.randbits(63)
+            self.seed = seeds.draw()
         return self
 
 

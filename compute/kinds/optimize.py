@@ -8,7 +8,6 @@ does not depend on which worker ran which start, nor on the order they finished 
 from __future__ import annotations
 
 import math
-import secrets
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -16,6 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from compute import seeds
 from compute.context import JobContext
 from compute.registry import register
 
@@ -108,7 +108,7 @@ class OptimizeParams(BaseModel):
     @model_validator(mode="after")
     def _seeded(self) -> OptimizeParams:
         if self.seed is None:
-            self.seed = secrets.randbits(63)
+            self.seed = seeds.draw()
         return self
 
 

@@ -8,7 +8,6 @@ of not having touched the barrier, so the estimate has no discretisation bias at
 from __future__ import annotations
 
 import math
-import secrets
 from collections.abc import Callable, Mapping
 from statistics import NormalDist
 from typing import Any, Literal
@@ -17,6 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from compute import seeds
 from compute.context import JobContext
 from compute.registry import register
 from runlab.errors import JobCancelled
@@ -106,7 +106,7 @@ class OptionParams(BaseModel):
     @model_validator(mode="after")
     def _seeded(self) -> OptionParams:
         if self.seed is None:
-            self.seed = secrets.randbits(63)
+            self.seed = seeds.draw()
         return self
 
 

@@ -15,7 +15,6 @@ import functools
 import io
 import itertools
 import math
-import secrets
 from collections.abc import Mapping
 from statistics import NormalDist
 from typing import Any, Literal
@@ -24,6 +23,7 @@ import numpy as np
 import plotly.graph_objects as go
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from compute import seeds
 from compute.context import JobContext
 from compute.registry import register
 from runlab.errors import InvalidUpload, JobCancelled
@@ -284,7 +284,7 @@ class PortfolioParams(BaseModel):
     @model_validator(mode="after")
     def _seeded(self) -> PortfolioParams:
         if self.seed is None:
-            self.seed = secrets.randbits(63)
+            self.seed = seeds.draw()
         return self
 
 
