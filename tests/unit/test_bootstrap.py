@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from statistics import NormalDist
 from typing import Any
 
@@ -30,6 +29,7 @@ from compute.kinds.bootstrap import (
     summarise,
 )
 from runlab.errors import InvalidParams, InvalidUpload
+from tests.unit.fake_context import FakeContext
 
 KIND = "bootstrap"
 NORMAL = NormalDist()
@@ -300,66 +300,6 @@ def test_the_summary_ignores_the_order_chunks_finish_in_and_a_stop_is_partial() 
 # --- the driver, with an in-memory stand-in for its context -------------------------------------
 
 
-class _Done:
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        self.fn, self.args = fn, args
-
-    def result(self) -> Any:
-        return self.fn(*self.args)
-
-
-class _Client:
-    def scatter(self, data: Any, broadcast: bool = False) -> Any:
-        return data
-
-    def submit(self, fn: Callable[..., Any], *args: Any, pure: bool = True) -> _Done:
-        return _Done(fn, args)
-
-
-class FakeContext:
-    """The JobContext calls a driver makes, in memory: chunks finish in reverse order, and the
-    loop ends after `stop_after` of them as "stop and keep" ends it."""
-
-    def __init__(
-        self, files: dict[str, bytes], saved: dict[str, Any] | None = None, stop_after: int = -1
-    ) -> None:
-        self.client = _Client()
-        self.files = files
-        self.saved = dict(saved or {})
-        self.stop_after = stop_after
-        self.stages: list[str] = []
-        self.metrics: list[tuple[str, float, float]] = []
-
-    @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        self.stages.append(name)
-        yield
-
-    def progress(self, done: float, total: float) -> None:
-        assert 0 <= done <= total
-
-    def metric(self, name: str, step: float, value: float) -> None:
-        self.metrics.append((name, step, value))
-
-    def log(self, level: str, message: str) -> None:
-        assert level in ("info", "warning")
-
-    def checkpoint(self, key: str, value: Any) -> None:
-        self.saved[key] = json.loads(json.dumps(value, allow_nan=False))
-
-    def checkpoints(self) -> dict[str, Any]:
-        return dict(self.saved)
-
-    def read_upload(self, sha256: str) -> bytes:
-        return self.files[sha256]
-
-    def as_completed(self, futures: Any) -> Iterator[tuple[Any, Any]]:
-        for k, fut in enumerate(reversed(list(futures))):
-            yield fut, fut.result()
-            if k + 1 == self.stop_after:
-                return
-
-
 def drive(data: bytes, ctx: FakeContext, **kw: Any) -> dict[str, Any]:
     p = registry.get(KIND).parse({"data": upload(data), **kw})
     return registry.get(KIND).run(ctx, p)  # type: ignore[arg-type]
@@ -374,30 +314,30 @@ def test_the_driver_resumes_from_its_checkpoints_and_keeps_a_stopped_run_partial
     data = csv_bytes(a=a, b=a + rng.normal(size=1_000))
     files = {upload(data)["sha256"]: data}
     kw = {"statistic": "correlation", "column": "a", "column_b": "b", "resamples": 500, "seed": 4}
-    full = drive(data, FakeContext(files), **kw)
+    full = drive(data, FakeContext(files=files), **kw)
     assert full == result_of(data, **kw)  # the driver computes what the pure pieces do
     assert full["partial"] is False and full["resamples"] == 500 and full["method"] == "bca"
 
-    stopped = FakeContext(files, stop_after=2)
+    stopped = FakeContext(files=files, stop_after=2)
     kept = drive(data, stopped, **kw)
     assert kept["partial"] is True and kept["resamples"] == 200
     assert stopped.stages == ["load", "validate", "resample", "summarise"]
     assert [m[1] for m in stopped.metrics if m[0] == "ci_low"][-1] == 200
 
-    resumed = drive(data, FakeContext(files, saved=stopped.saved), **kw)
+    resumed = drive(data, FakeContext(stopped.saved, files=files), **kw)
     assert resumed == full
     tampered = {k: {**v, "values": v["values"][:-1]} for k, v in stopped.saved.items()}
-    assert drive(data, FakeContext(files, saved=tampered), **kw) == full
+    assert drive(data, FakeContext(tampered, files=files), **kw) == full
 
 
 def test_the_driver_refuses_an_unusable_file_in_load_and_a_constant_column_in_validate() -> None:
     junk = b"\x00\x01binary"
     with pytest.raises(InvalidUpload) as caught:
-        drive(junk, FakeContext({upload(junk)["sha256"]: junk}), column="x")
+        drive(junk, FakeContext(files={upload(junk)["sha256"]: junk}), column="x")
     assert "binary" in caught.value.errors["data"]
 
     data = csv_bytes(x=np.full(50, 3.5), y=np.arange(50.0))
-    ctx = FakeContext({upload(data)["sha256"]: data})
+    ctx = FakeContext(files={upload(data)["sha256"]: data})
     with pytest.raises(InvalidUpload) as caught:
         drive(data, ctx, column="x")
     assert "is constant" in caught.value.errors["column"]

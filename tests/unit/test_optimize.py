@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,6 +28,7 @@ from compute.kinds.optimize import (
     value,
 )
 from runlab.errors import InvalidParams
+from tests.unit.fake_context import FakeContext
 
 KIND = "optimize"
 
@@ -197,60 +197,12 @@ def test_the_result_does_not_depend_on_the_order_starts_finish_in() -> None:
 # --- the driver, on a stand-in context that runs tasks in this process --------------------------
 
 
-class _Future:
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        self.fn, self.args = fn, args
-
-
-class _Client:
-    def __init__(self) -> None:
-        self.submitted = 0
-
-    def submit(self, fn: Callable[..., Any], *args: Any, pure: bool = True) -> _Future:
-        self.submitted += 1
-        return _Future(fn, args)
-
-
-class _Context:
-    """Finishes tasks last-submitted first, and keeps checkpoints as JSON, as the store does."""
-
-    def __init__(self, saved: dict[str, Any] | None = None) -> None:
-        self.client = _Client()
-        self.saved = {k: json.loads(json.dumps(v)) for k, v in (saved or {}).items()}
-        self.metrics: list[tuple[str, float, float]] = []
-        self.stages: list[str] = []
-
-    @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        self.stages.append(name)
-        yield
-
-    def progress(self, done: float, total: float) -> None:
-        assert 0 <= done <= total
-
-    def metric(self, name: str, step: float, value: float) -> None:
-        self.metrics.append((name, step, value))
-
-    def log(self, level: str, message: str) -> None:
-        pass
-
-    def checkpoint(self, key: str, value: Any) -> None:
-        self.saved[key] = json.loads(json.dumps(value, allow_nan=False))
-
-    def checkpoints(self) -> dict[str, Any]:
-        return dict(self.saved)
-
-    def as_completed(self, futures: Any) -> Iterator[tuple[_Future, Any]]:
-        for fut in reversed(list(futures)):
-            yield fut, fut.fn(*fut.args)
-
-
 def test_the_driver_gives_the_pure_result_in_any_order_and_after_a_resume() -> None:
     params = {"objective": "himmelblau", "starts": 5, "seed": 8}
     pure = optimise(**params)
     p = OptimizeParams.model_validate(params)
 
-    ctx = _Context()
+    ctx = FakeContext()
     assert json.dumps(run(ctx, p)) == json.dumps(pure)  # type: ignore[arg-type]
     assert ctx.stages == ["plan", "optimise", "summarise"]
     assert sorted(ctx.saved) == [f"start-{i}" for i in range(5)]
@@ -261,7 +213,7 @@ def test_the_driver_gives_the_pure_result_in_any_order_and_after_a_resume() -> N
 
     kept = {k: ctx.saved[k] for k in ("start-1", "start-3")}
     broken = {"start-0": {"x": [1.0]}, "start-2": "junk"}
-    resumed = _Context({**kept, **broken})
+    resumed = FakeContext({**kept, **broken})
     assert json.dumps(run(resumed, p)) == json.dumps(pure)  # type: ignore[arg-type]
     assert resumed.client.submitted == 3
 

@@ -3,11 +3,9 @@ independently of the kind's code."""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import math
-from collections.abc import Callable, Iterator
 from statistics import NormalDist
 from typing import Any
 
@@ -21,6 +19,7 @@ from scipy import stats
 import compute.kinds.portfolio_risk as pr
 from compute import registry
 from runlab.errors import InvalidParams, InvalidUpload
+from tests.unit.fake_context import FakeContext
 
 KIND = "portfolio_risk"
 UNIT = NormalDist()
@@ -281,57 +280,6 @@ def test_the_plan_depends_on_the_parameters_only() -> None:
     assert sum(sizes) == 100_000_000 and 2 <= len(sizes) <= pr.MAX_CHUNKS
     assert max(sizes) - min(sizes) <= 1 and pr.plan(p) == sizes
     assert pr.plan(pr.PortfolioParams(scenarios=1_000, seed=1)) == [1_000]
-
-
-class _Done:
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        self.value = fn(*args)
-
-    def result(self) -> Any:
-        return self.value
-
-
-class _Client:
-    def submit(self, fn: Callable[..., Any], *args: Any, pure: bool = True) -> _Done:
-        return _Done(fn, args)
-
-
-class FakeContext:
-    """The JobContext calls the driver makes, in memory: chunks finish in reverse order, and the
-    loop ends after `stop_after` of them as "stop and keep" ends it."""
-
-    def __init__(self, saved: dict[str, Any] | None = None, stop_after: int = -1) -> None:
-        self.client = _Client()
-        self.saved = dict(saved or {})
-        self.stop_after = stop_after
-        self.stages: list[str] = []
-        self.metrics: list[tuple[str, float, float]] = []
-
-    @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        self.stages.append(name)
-        yield
-
-    def progress(self, done: float, total: float) -> None:
-        assert 0 <= done <= total
-
-    def metric(self, name: str, step: float, value: float) -> None:
-        self.metrics.append((name, step, value))
-
-    def log(self, level: str, message: str) -> None:
-        assert level == "info"
-
-    def checkpoint(self, key: str, value: Any) -> None:
-        self.saved[key] = json.loads(json.dumps(value, allow_nan=False))
-
-    def checkpoints(self) -> dict[str, Any]:
-        return dict(self.saved)
-
-    def as_completed(self, futures: Any) -> Iterator[tuple[Any, Any]]:
-        for k, fut in enumerate(reversed(list(futures))):
-            yield fut, fut.result()
-            if k + 1 == self.stop_after:
-                return
 
 
 def test_the_driver_resumes_from_its_checkpoints_and_keeps_a_stopped_run_partial(
