@@ -131,8 +131,14 @@ class Asked(NamedTuple):
 
 
 def new_public_id() -> str:
-    """96 random bits, URL-safe: the only id shown or shared."""
-    return secrets.token_urlsafe(12)
+    """96 random bits, URL-safe: the only id shown or shared.
+
+    Never with a leading "-", which a command line would read as an option (`runlab show -x…`).
+    """
+    while True:
+        public_id = secrets.token_urlsafe(12)
+        if not public_id.startswith("-"):
+            return public_id
 
 
 def _event_row(

@@ -519,3 +519,10 @@ def test_any_sequence_of_verbs_keeps_the_job_in_exactly_one_state(
             assert results == (1 if status is Status.SUCCEEDED else 0), verbs
     finally:
         request_cancel(engine, public_id)
+
+
+def test_public_ids_never_start_with_a_dash_that_a_command_line_reads_as_an_option() -> None:
+    ids = {new_public_id() for _ in range(5_000)}
+    assert len(ids) == 5_000  # 96 random bits each
+    assert not any(i.startswith("-") for i in ids)
+    assert all(len(i) == 16 and i.replace("-", "").replace("_", "").isalnum() for i in ids)
