@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import plotly.graph_objects as go
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from compute import datasets, seeds
+from compute import datasets
 from compute.context import JobContext
 from compute.datasets import Upload
 from compute.registry import register
+from compute.seeds import Seed
 from runlab.errors import InvalidUpload, JobCancelled
 
 if TYPE_CHECKING:
@@ -84,12 +85,7 @@ class BootstrapParams(BaseModel):
         description="percentile: the bootstrap quantiles; bca: the quantiles moved for bias "
         "and skewness (bias-corrected and accelerated).",
     )
-    seed: int | None = Field(
-        None,
-        ge=0,
-        le=2**63 - 1,
-        description="Seed of the random streams; empty draws one and stores it with the job.",
-    )
+    seed: Seed = None
 
     @field_validator("column_b")
     @classmethod
@@ -103,12 +99,6 @@ class BootstrapParams(BaseModel):
         elif statistic is not None and v is not None:
             raise ValueError("applies only to the correlation")
         return v
-
-    @model_validator(mode="after")
-    def _seeded(self) -> BootstrapParams:
-        if self.seed is None:
-            self.seed = seeds.draw()
-        return self
 
 
 # --- checks that need the table -----------------------------------------------------------------

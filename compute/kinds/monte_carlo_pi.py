@@ -10,9 +10,9 @@ import numpy as np
 import plotly.graph_objects as go
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from compute import seeds
 from compute.context import JobContext
 from compute.registry import register
+from compute.seeds import Seed
 from runlab.errors import JobCancelled
 
 MAX_SAMPLES = 10**11
@@ -39,12 +39,7 @@ class PiParams(BaseModel):
         le=MAX_CHUNKS,
         description="Dask tasks to split the samples into; empty picks ~0.6 s of work per task.",
     )
-    seed: int | None = Field(
-        None,
-        ge=0,
-        le=2**63 - 1,
-        description="Seed of the random streams; empty draws one and stores it with the job.",
-    )
+    seed: Seed = None
 
     @field_validator("chunks")
     @classmethod
@@ -58,8 +53,6 @@ class PiParams(BaseModel):
     def _complete(self) -> PiParams:
         if self.chunks is None:
             self.chunks = min(MAX_CHUNKS, max(1, math.ceil(self.samples / TARGET_CHUNK)))
-        if self.seed is None:
-            self.seed = seeds.draw()
         return self
 
 

@@ -13,11 +13,11 @@ from typing import Any, Literal
 
 import numpy as np
 import plotly.graph_objects as go
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from compute import seeds
 from compute.context import JobContext
 from compute.registry import register
+from compute.seeds import Seed
 
 Objective = Literal["rosenbrock", "rastrigin", "ackley", "himmelblau"]
 Method = Literal["Nelder-Mead", "Powell", "L-BFGS-B", "differential_evolution"]
@@ -80,11 +80,8 @@ class OptimizeParams(BaseModel):
         le=MAX_ITERATIONS,
         description="Iterations (generations for differential_evolution) allowed per start.",
     )
-    seed: int | None = Field(
-        None,
-        ge=0,
-        le=2**63 - 1,
-        description="Seed of the start points; empty draws one and stores it with the job.",
+    seed: Seed = Field(
+        None, description="Seed of the start points; empty draws one and stores it with the job."
     )
 
     @field_validator("dimension")
@@ -104,12 +101,6 @@ class OptimizeParams(BaseModel):
                 f"(here {starts} × {v} × {dim})"
             )
         return v
-
-    @model_validator(mode="after")
-    def _seeded(self) -> OptimizeParams:
-        if self.seed is None:
-            self.seed = seeds.draw()
-        return self
 
 
 # --- objectives: coordinates along axis 0, so one function serves a point, a population and a grid

@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 import numpy as np
 import plotly.graph_objects as go
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from compute import seeds
 from compute.context import JobContext
 from compute.registry import register
+from compute.seeds import Seed
 from runlab.errors import JobCancelled
 
 OptionType = Literal[
@@ -68,12 +68,7 @@ class OptionParams(BaseModel):
         description="Up-and-out level, above the spot; only for the barrier option.",
     )
     antithetic: bool = Field(True, description="Pair each path with its mirror image.")
-    seed: int | None = Field(
-        None,
-        ge=0,
-        le=2**63 - 1,
-        description="Seed of the random streams; empty draws one and stores it with the job.",
-    )
+    seed: Seed = None
 
     @field_validator("steps")
     @classmethod
@@ -102,12 +97,6 @@ class OptionParams(BaseModel):
         elif kind is not None and v is not None:
             raise ValueError("applies only to the barrier option")
         return v
-
-    @model_validator(mode="after")
-    def _seeded(self) -> OptionParams:
-        if self.seed is None:
-            self.seed = seeds.draw()
-        return self
 
 
 def plan(p: OptionParams) -> list[int]:

@@ -21,11 +21,11 @@ from typing import Any, Literal
 
 import numpy as np
 import plotly.graph_objects as go
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from compute import seeds
 from compute.context import JobContext
 from compute.registry import register
+from compute.seeds import Seed
 from runlab.errors import InvalidUpload, JobCancelled
 
 Distribution = Literal["normal", "student_t"]
@@ -152,12 +152,7 @@ class PortfolioParams(BaseModel):
         description="Degrees of freedom of the Student-t distribution (default 5); fewer give "
         "fatter tails.",
     )
-    seed: int | None = Field(
-        None,
-        ge=0,
-        le=2**63 - 1,
-        description="Seed of the random streams; empty draws one and stores it with the job.",
-    )
+    seed: Seed = None
 
     @field_validator("weights")
     @classmethod
@@ -280,12 +275,6 @@ class PortfolioParams(BaseModel):
         if distribution is not None and v is not None:
             raise ValueError("applies only to the Student-t distribution")
         return None if distribution is not None else v
-
-    @model_validator(mode="after")
-    def _seeded(self) -> PortfolioParams:
-        if self.seed is None:
-            self.seed = seeds.draw()
-        return self
 
 
 def _symmetric(c: list[list[float]]) -> np.ndarray:
