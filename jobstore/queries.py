@@ -185,11 +185,18 @@ def _series(
         xs, ys = out.setdefault(name, ([], []))
         xs.append(step)
         ys.append(value)
-    for name, (xs, ys) in out.items():
-        if len(xs) > max_points:
-            k = -(-len(xs) // max_points)
-            out[name] = (xs[::k] + xs[-1:], ys[::k] + ys[-1:])
-    return out
+    return {name: thin(xs, ys, max_points) for name, (xs, ys) in out.items()}
+
+
+def thin(xs: list[float], ys: list[float], max_points: int) -> tuple[list[float], list[float]]:
+    """Every k-th point and always the last, so a chart keeps its shape and its latest value."""
+    if len(xs) <= max_points:
+        return xs, ys
+    k = -(-len(xs) // max(1, max_points))
+    keep = list(range(0, len(xs), k))
+    if keep[-1] != len(xs) - 1:
+        keep.append(len(xs) - 1)
+    return [xs[i] for i in keep], [ys[i] for i in keep]
 
 
 def _queue_position(conn: Connection, job_id: int, priority: int) -> int:
