@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 from compute import registry
 from compute.context import CHECKPOINTS, JobContext
 from compute.results import clean_result
-from jobstore import transitions
+from jobstore import retention, transitions
 from jobstore.artifacts import ArtifactStore
 from jobstore.engine import is_postgres
 from jobstore.models import Status
@@ -53,6 +53,7 @@ def _lost_scheduler(exc: BaseException) -> bool:
 
 
 PG_FALLBACK_POLL = 2.0  # seconds: LISTEN wakes us; this only covers a missed notification
+PURGE_PERIOD = 3600.0  # seconds between two scheduled purges, when RUNLAB_PURGE_AFTER is set
 
 
 @dataclass
@@ -172,6 +173,8 @@ class Runner:
             threading.Thread(target=self._job_thread, name=f"job-{i}", daemon=True).start()
         if is_postgres(self.engine):
             threading.Thread(target=self._listen_loop, name="listen", daemon=True).start()
+        if self.settings.purge_policy is not None:
+            threading.Thread(target=self._purge_loop, name="purge", daemon=True).start()
         idle = PG_FALLBACK_POLL if is_postgres(self.engine) else self.settings.poll_seconds
         try:
             while not self._stop.is_set():
@@ -488,6 +491,21 @@ class Runner:
             )
         if reaped:
             self._wake.set()
+
+    def _purge_loop(self) -> None:
+        """The scheduled purge: one pass at start, then one an hour, on its own thread so that
+        a long pass never delays a heartbeat. A failed pass is logged, and the next one tries
+        again; it never stops the runner."""
+        policy = self.settings.purge_policy
+        assert policy is not None
+        while not self._stop.is_set():
+            try:
+                report = retention.purge(self.engine, self.artifacts, policy, stop=self._stop)
+            except Exception:
+                log.warning("scheduled purge failed; next try in %g s", PURGE_PERIOD, exc_info=True)
+            else:
+                log.info("scheduled purge of %s: removed %s", policy.describe(), report.summary())
+            self._stop.wait(PURGE_PERIOD)
 
     def _until_stored(self, what: str, write: Callable[[], T]) -> T:
         """Retry an attempt's final write through a store outage, for as long as its lease lasts.

@@ -102,3 +102,28 @@ class ArtifactStore:
         path = self._path(public_id, prefix)
         if self.fs.exists(path):
             self.fs.rm(path, recursive=True)
+
+    def job_usage(self, public_id: str) -> tuple[int, int]:
+        """How many files a job holds, and their bytes: what removing them frees."""
+        try:
+            found = self.fs.find(self._path(public_id), detail=True)
+        except FileNotFoundError:
+            return 0, 0
+        return len(found), sum(int(info.get("size") or 0) for info in found.values())
+
+    def upload_size(self, sha256: str) -> int | None:
+        """An upload's size in bytes, or None when it is not stored."""
+        if not SHA256.fullmatch(sha256):
+            raise ValueError(f"bad upload reference {sha256!r}")
+        try:
+            return int(self.fs.size(f"{self.root}/uploads/{sha256}"))
+        except FileNotFoundError:
+            return None
+
+    def delete_upload(self, sha256: str) -> None:
+        """Remove an upload. Only retention calls it, once no job or preset refers to it."""
+        if not SHA256.fullmatch(sha256):
+            raise ValueError(f"bad upload reference {sha256!r}")
+        path = f"{self.root}/uploads/{sha256}"
+        if self.fs.exists(path):
+            self.fs.rm(path)

@@ -8,8 +8,9 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from jobstore.retention import Policy, parse_age, parse_statuses
 from runlab.errors import InvalidParams
 
 SECRETS_FILE = Path(".streamlit/secrets.toml")
@@ -32,6 +33,25 @@ class Settings(BaseModel):
         30.0, ge=0, description="on SIGTERM, how long running jobs may take before handed back"
     )
     kind_modules: str = Field("", description="comma-separated modules that register more kinds")
+    purge_after: str = Field(
+        "", description="runners purge finished jobs older than this (30d, 12h); empty: never"
+    )
+    purge_statuses: str = Field(
+        "succeeded,failed,cancelled", description="which finished jobs the scheduled purge takes"
+    )
+
+    @field_validator("purge_after")
+    @classmethod
+    def _an_age_or_empty(cls, value: str) -> str:
+        if value.strip():
+            parse_age(value)
+        return value.strip()
+
+    @field_validator("purge_statuses")
+    @classmethod
+    def _finished_statuses(cls, value: str) -> str:
+        parse_statuses(value)
+        return value
 
     @model_validator(mode="after")
     def _lease_outlives_heartbeats(self) -> Settings:
@@ -51,6 +71,13 @@ class Settings(BaseModel):
             return getpass.getuser()
         except Exception:  # no passwd entry, as in some containers
             return "unknown"
+
+    @property
+    def purge_policy(self) -> Policy | None:
+        """The scheduled purge, or None when it is off (the default)."""
+        if not self.purge_after:
+            return None
+        return Policy(parse_age(self.purge_after), parse_statuses(self.purge_statuses))
 
     @property
     def extra_kind_modules(self) -> list[str]:

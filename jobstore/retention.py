@@ -1,0 +1,326 @@
+"""Retention: remove old finished jobs with everything that belongs to them.
+
+A job's age is counted from `finished_at`, when it ended, so a long run is not purged the moment
+it finishes. A finished job always has that time (`runlab doctor` checks it); `created_at`
+stands in only for a row that lacks it. Queued and running jobs are never purged.
+
+A purge goes through the due jobs in batches, each deleted in its own short transaction, so
+runners writing meanwhile wait for one batch at most, not for the whole purge. The job's child
+rows (stages, events, metrics, result) are deleted explicitly, before the job: the foreign keys
+do cascade, but explicit deletes give the counts and leave no orphan on a connection that
+lacks SQLite's `foreign_keys` pragma.
+
+Files go before rows: a job's artifact folder is removed first, then its rows. A purge that
+dies between the two leaves a job without files, which the next purge finishes, never files
+without a job. Uploads (`uploads/<sha256>`) are shared by every job made from the same bytes,
+so one is removed only after its rows are gone and no remaining job and no preset names its
+SHA-256.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Text,
+    and_,
+    cast,
+    delete,
+    func,
+    not_,
+    select,
+)
+
+from jobstore.artifacts import SHA256, ArtifactStore
+from jobstore.engine import db_later, is_postgres, reading
+from jobstore.models import Job, JobEvent, JobMetric, JobResult, JobStage, Preset, Status
+
+log = logging.getLogger(__name__)
+
+jobs = Job.__table__
+presets = Preset.__table__
+# Each child table with the report field its deleted rows count towards.
+CHILDREN = (
+    (JobStage.__table__, "stages"),
+    (JobEvent.__table__, "events"),
+    (JobMetric.__table__, "metrics"),
+    (JobResult.__table__, "results"),
+)
+
+BATCH_SIZE = 500
+# Between two batches, so that a SQLite writer polling on busy_timeout gets its turn.
+PAUSE_SECONDS = 0.05
+PURGEABLE = tuple(s for s in Status if s.terminal)
+UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+AGE = re.compile(r"([0-9]+)\s*([mhdw])")
+MAX_AGE = timedelta(days=36500)  # a hundred years: anything longer is a typo
+
+
+def parse_age(text: str) -> timedelta:
+    """`90m`, `12h`, `30d` or `2w` as a timedelta; ValueError says what is wrong."""
+    found = AGE.fullmatch(text.strip().lower())
+    if not found:
+        raise ValueError(
+            f"{text.strip()!r} is not an age: write a whole number and a unit, "
+            "m (minutes), h (hours), d (days) or w (weeks), such as 30d"
+        )
+    age = timedelta(seconds=int(found[1]) * UNITS[found[2]])
+    if age <= timedelta(0):
+        raise ValueError("must be more than 0, such as 30d")
+    if age > MAX_AGE:
+        raise ValueError(f"must be at most {MAX_AGE.days}d")
+    return age
+
+
+def format_age(age: timedelta) -> str:
+    """The shortest spelling `parse_age` reads back as `age`."""
+    seconds = int(age.total_seconds())
+    for unit in ("w", "d", "h"):
+        if seconds % UNITS[unit] == 0:
+            return f"{seconds // UNITS[unit]}{unit}"
+    return f"{seconds // 60}m"
+
+
+def parse_statuses(text: str) -> frozenset[Status]:
+    """Comma-separated finished statuses; ValueError for an unknown or unfinished one."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    choices = ", ".join(PURGEABLE)
+    if not names:
+        raise ValueError(f"name at least one of {choices}")
+    out: set[Status] = set()
+    for name in names:
+        try:
+            status = Status(name)
+        except ValueError:
+            raise ValueError(f"unknown status {name!r}; choose from {choices}") from None
+        if not status.terminal:
+            raise ValueError(
+                f"{status} jobs are never purged: only finished ones can be ({choices})"
+            )
+        out.add(status)
+    return frozenset(out)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Which jobs a purge removes: those of `statuses` that ended more than `older_than` ago."""
+
+    older_than: timedelta
+    statuses: frozenset[Status] = frozenset(PURGEABLE)
+
+    def __post_init__(self) -> None:
+        if not self.statuses or any(not Status(s).terminal for s in self.statuses):
+            raise ValueError(f"a purge takes finished statuses only, not {sorted(self.statuses)}")
+        if self.older_than <= timedelta(0):
+            raise ValueError("a purge needs an age above 0")
+
+    @property
+    def status_names(self) -> list[str]:
+        return [s.value for s in PURGEABLE if s in self.statuses]
+
+    def describe(self) -> str:
+        statuses = ", ".join(self.status_names)
+        return f"{statuses} jobs that ended over {format_age(self.older_than)} ago"
+
+
+@dataclass
+class PurgeReport:
+    """What a purge removed, or with `dry_run`, what it would remove."""
+
+    dry_run: bool = False
+    jobs: int = 0
+    stages: int = 0
+    events: int = 0
+    metrics: int = 0
+    results: int = 0
+    artifact_files: int = 0
+    artifact_bytes: int = 0
+    uploads: int = 0
+    upload_bytes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return (
+            f"{self.jobs} jobs, {self.stages} stages, {self.events} events, "
+            f"{self.metrics} metrics, {self.results} results, "
+            f"{self.artifact_files} artifact files ({self.artifact_bytes:,} bytes), "
+            f"{self.uploads} uploads ({self.upload_bytes:,} bytes)"
+        )
+
+
+def _due(policy: Policy) -> ColumnElement[bool]:
+    """The jobs `policy` removes, judged by the database's clock."""
+    ended = func.coalesce(jobs.c.finished_at, jobs.c.created_at)
+    return and_(
+        jobs.c.status.in_(policy.status_names),
+        ended < db_later(-policy.older_than.total_seconds()),
+    )
+
+
+def purge(
+    engine: Engine,
+    artifacts: ArtifactStore | None,
+    policy: Policy,
+    *,
+    batch_size: int = BATCH_SIZE,
+    dry_run: bool = False,
+    pause: float = PAUSE_SECONDS,
+    stop: threading.Event | None = None,
+) -> PurgeReport:
+    """Remove the jobs `policy` names, `batch_size` per transaction, and report what went.
+
+    `artifacts` None leaves every file alone. `stop` ends the purge between two batches; what
+    is left is removed by the next one.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    if dry_run:
+        return _survey(engine, artifacts, policy)
+    report = PurgeReport()
+    last_id = 0
+    while stop is None or not stop.is_set():
+        with reading(engine) as conn:
+            batch = conn.execute(
+                select(jobs.c.id, jobs.c.public_id, jobs.c.params)
+                .where(_due(policy), jobs.c.id > last_id)
+                .order_by(jobs.c.id)
+                .limit(batch_size)
+            ).all()
+        if not batch:
+            break
+        last_id = batch[-1].id
+        _purge_batch(engine, artifacts, policy, batch, report)
+        if len(batch) < batch_size:
+            break
+        if stop is not None:
+            stop.wait(pause)
+        else:
+            time.sleep(pause)
+    return report
+
+
+def _purge_batch(
+    engine: Engine,
+    artifacts: ArtifactStore | None,
+    policy: Policy,
+    batch: Sequence[Row[Any]],
+    report: PurgeReport,
+) -> None:
+    ready: list[int] = []
+    for row in batch:
+        if artifacts is not None:
+            try:
+                files, size = artifacts.job_usage(row.public_id)
+                artifacts.delete(row.public_id)
+            except OSError:
+                # Its rows stay too, so that the next purge tries again: never rows gone and
+                # files left behind with no job to find them by.
+                log.warning("could not remove the files of job %s; kept it", row.public_id)
+                continue
+            report.artifact_files += files
+            report.artifact_bytes += size
+        ready.append(row.id)
+    if not ready:
+        return
+    with engine.begin() as conn:
+        still = select(jobs.c.id).where(jobs.c.id.in_(ready), _due(policy))
+        if is_postgres(conn):
+            still = still.with_for_update()
+        ids = list(conn.execute(still).scalars())
+        if not ids:
+            return
+        for table, name in CHILDREN:
+            gone = conn.execute(delete(table).where(table.c.job_id.in_(ids))).rowcount
+            setattr(report, name, getattr(report, name) + gone)
+        report.jobs += conn.execute(delete(jobs).where(jobs.c.id.in_(ids))).rowcount
+    if artifacts is None:
+        return
+    deleted = set(ids)
+    shas = set(_uploads_in(row.params for row in batch if row.id in deleted))
+    for sha in sorted(shas):
+        with reading(engine) as conn:
+            if _referenced(conn, sha):
+                continue
+        try:
+            size = artifacts.upload_size(sha)
+            if size is None:
+                continue
+            artifacts.delete_upload(sha)
+        except OSError:
+            log.warning("could not remove upload %s…; it stays", sha[:12], exc_info=True)
+            continue
+        report.uploads += 1
+        report.upload_bytes += size
+
+
+def _uploads_in(params: Iterable[Any]) -> Iterator[str]:
+    """The SHA-256 of every upload the given parameters refer to, at any depth."""
+    stack = list(params)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            sha = value.get("sha256")
+            if isinstance(sha, str) and SHA256.fullmatch(sha):
+                yield sha
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+def _referenced(conn: Connection, sha: str, spare: ColumnElement[bool] | None = None) -> bool:
+    """Whether a job (other than those `spare` matches) or a preset still names upload `sha`.
+
+    A text search of the stored JSON: the same on both backends, and a false match only keeps
+    a file.
+    """
+    pattern = f"%{sha}%"
+    by_job = select(jobs.c.id).where(cast(jobs.c.params, Text).like(pattern))
+    if spare is not None:
+        by_job = by_job.where(not_(spare))
+    if conn.execute(by_job.limit(1)).first() is not None:
+        return True
+    by_preset = select(presets.c.id).where(cast(presets.c.params, Text).like(pattern))
+    return conn.execute(by_preset.limit(1)).first() is not None
+
+
+def _survey(engine: Engine, artifacts: ArtifactStore | None, policy: Policy) -> PurgeReport:
+    """What `purge` would remove now, read in one snapshot; nothing is written."""
+    report = PurgeReport(dry_run=True)
+    due = _due(policy)
+    due_ids = select(jobs.c.id).where(due)
+    with reading(engine) as conn:
+        report.jobs = conn.execute(select(func.count()).select_from(jobs).where(due)).scalar_one()
+        for table, name in CHILDREN:
+            count = select(func.count()).select_from(table).where(table.c.job_id.in_(due_ids))
+            setattr(report, name, conn.execute(count).scalar_one())
+        if artifacts is None:
+            return report
+        public_ids: list[str] = []
+        shas: set[str] = set()
+        for row in conn.execute(select(jobs.c.public_id, jobs.c.params).where(due)):
+            public_ids.append(row.public_id)
+            shas.update(_uploads_in([row.params]))
+        orphaned = [sha for sha in sorted(shas) if not _referenced(conn, sha, spare=due)]
+    for public_id in public_ids:
+        files, size = artifacts.job_usage(public_id)
+        report.artifact_files += files
+        report.artifact_bytes += size
+    for sha in orphaned:
+        size = artifacts.upload_size(sha)
+        if size is not None:
+            report.uploads += 1
+            report.upload_bytes += size
+    return report
