@@ -11,6 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -398,6 +399,97 @@ def doctor(state: _State, lease_grace: float) -> None:
     click.echo(f"{len(found)} violation(s) in {total} job(s)", err=True)
     if found:
         sys.exit(1)
+
+
+def _age_option(_ctx: click.Context, _param: click.Parameter, value: str) -> timedelta:
+    from jobstore.retention import parse_age
+
+    try:
+        return parse_age(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _statuses_option(
+    _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
+) -> frozenset[Status]:
+    from jobstore.retention import PURGEABLE, parse_statuses
+
+    try:
+        return parse_statuses(",".join(value) if value else ",".join(PURGEABLE))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@cli.command()
+@click.option(
+    "--older-than",
+    required=True,
+    metavar="AGE",
+    callback=_age_option,
+    help="Jobs that ended longer ago than this: 90m, 12h, 30d or 2w.",
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    metavar="STATUS[,STATUS]",
+    callback=_statuses_option,
+    help="Finished statuses to purge (default: succeeded,failed,cancelled).",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would go; remove nothing.")
+@click.option(
+    "--batch-size",
+    default=500,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Jobs deleted per transaction.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@pass_state
+def purge(
+    state: _State,
+    older_than: timedelta,
+    statuses: frozenset[Status],
+    dry_run: bool,
+    batch_size: int,
+    as_json: bool,
+) -> None:
+    """Delete old finished jobs with their stages, events, metrics, results and files."""
+    from jobstore import retention
+
+    policy = retention.Policy(older_than, statuses)
+    report = retention.purge(
+        state.engine,
+        ArtifactStore(state.settings.artifacts),
+        policy,
+        batch_size=batch_size,
+        dry_run=dry_run,
+    )
+    if dry_run:
+        click.echo("dry run: nothing was removed", err=True)
+    if as_json:
+        out = {
+            "older_than": retention.format_age(older_than),
+            "statuses": policy.status_names,
+            **report.to_json(),
+        }
+        click.echo(json.dumps(out, indent=2))
+        return
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb}, of {policy.describe()}:")
+    rows = [
+        ("jobs", report.jobs, None),
+        ("stages", report.stages, None),
+        ("events", report.events, None),
+        ("metrics", report.metrics, None),
+        ("results", report.results, None),
+        ("artifact files", report.artifact_files, report.artifact_bytes),
+        ("uploads", report.uploads, report.upload_bytes),
+    ]
+    for label, count, size in rows:
+        extra = f"  ({size:,} bytes)" if size is not None else ""
+        click.echo(f"  {label:<15}{count:>10,}{extra}")
 
 
 # --- processes ----------------------------------------------------------------------------------
