@@ -3,6 +3,9 @@
 The live part is a fragment that re-reads the job about once a second. Its timer is chosen
 when the page runs: none once the job is terminal. When the fragment sees the job finish, it
 reruns the whole page, which then drops the Cancel button and stops refreshing.
+
+The tabs and the chart's settings live in the URL (?tab=…&series=…&log=…), inside the
+fragment, so switching them redraws only that part; the link shown is the one to share.
 """
 
 from __future__ import annotations
@@ -92,13 +95,15 @@ if kind is not None and action.button(
 ):
     st.session_state.pop(forms.CLONED, None)  # filled again, even if cloned before
     st.switch_page("pages/new.py", query_params={"kind": kind.name, "clone": job.id})
+with action:
+    job_view.downloads(engine, job, kind)
 if OUTCOME_KEY in st.session_state:
     st.toast(st.session_state.pop(OUTCOME_KEY), icon=":material/cancel:")
 
 
 @st.fragment(run_every=job_view.refresh_every(job.status))
 def live(was_terminal: bool) -> None:
-    """Status, outcome, progress, the live chart and the log, re-read on every tick."""
+    """Status, overall progress, the open tab and the link to this view, on every tick."""
     try:
         now = queries.get_job(engine, public_id)
     except JobNotFound:  # deleted meanwhile: let the page say so
@@ -110,19 +115,10 @@ def live(was_terminal: bool) -> None:
         r.alive for r in queries.runners(engine, alive_within=resources.alive_within(settings))
     ):
         notices.no_runner()
-    # The outcome first: once a job has ended, that is what its visitors came for.
-    if now.status is Status.SUCCEEDED:
-        job_view.result(now, kind)
-    elif now.status is Status.FAILED:
-        job_view.failure(now)
-    elif now.status is Status.CANCELLED:
-        job_view.cancelled(now)
-    job_view.progress(now)
-    if now.status is not Status.SUCCEEDED:  # a finished job's chart is drawn with its result
-        job_view.live_chart(now)
-    job_view.attempts(now)
-    job_view.logs(now)
+    job_view.overall(now)
+    link = st.empty()
+    job_view.tabs(now, kind)
+    job_view.share(link)
 
 
 live(job.status.terminal)
-job_view.parameters(job)

@@ -1,25 +1,43 @@
-"""Plotly figures for a job: the live metric series, and the kind's own result chart."""
+"""Plotly figures for a job: the live metric series, its timeline, and the kind's result chart.
+
+No Streamlit here: the standalone report draws the same figures as the page.
+"""
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import plotly.graph_objects as go
-import streamlit as st
 from plotly.subplots import make_subplots
 
 from compute.registry import Kind
+from jobstore.models import Status
+from jobstore.views import JobDetail
 
 log = logging.getLogger(__name__)
 
 Series = Mapping[str, tuple[list[float], list[float]]]
 ROW_HEIGHT = 280
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+# One colour per state a bar of the timeline can be in; the legend names them.
+TIMELINE_COLOURS = {
+    "queued": "#b0b7c3",
+    "running": "#1f77b4",
+    "succeeded": "#2ca02c",
+    "done": "#2ca02c",
+    "failed": "#d62728",
+    "cancelled": "#7f7f7f",
+    "requeued": "#ff7f0e",
+}
+TIMELINE_ROW = 34
 
 
-def series_figure(series: Series) -> go.Figure | None:
+def series_figure(series: Series, *, log_y: bool = False) -> go.Figure | None:
     """One panel per metric, since metrics of one job rarely share a scale."""
     names = sorted(n for n, (steps, _) in series.items() if steps)
     if not names:
@@ -30,6 +48,8 @@ def series_figure(series: Series) -> go.Figure | None:
         fig.add_trace(
             go.Scatter(x=steps, y=values, mode="lines+markers", name=name), row=row, col=1
         )
+    if log_y:
+        fig.update_yaxes(type="log")
     fig.update_layout(
         height=ROW_HEIGHT * len(names) + 40,
         showlegend=False,
@@ -49,6 +69,107 @@ def result_figure(kind: Kind | None, result: Mapping[str, Any], series: Series) 
         return None
 
 
-def show(fig: go.Figure, *, key: str) -> None:
-    """Draw a figure; a stable key lets a live chart update in place instead of flashing."""
-    st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, width="stretch")
+@dataclass(frozen=True)
+class Span:
+    """One bar of the timeline: a row, a state (its colour) and what its hover says."""
+
+    row: str
+    state: str
+    start: datetime
+    end: datetime
+    note: str
+
+
+def timeline_spans(job: JobDetail, now: datetime) -> list[Span]:
+    """The waits in the queue, each attempt, and the stages of the latest one.
+
+    What has not ended yet runs to `now`. Stages belong to the latest attempt: a retry starts
+    them again.
+    """
+    last = job.finished_at or now
+
+    def ends(ts: datetime | None) -> datetime:
+        return ts or last
+
+    spans: list[Span] = []
+    waited_from: datetime | None = job.created_at
+    for a in job.attempts:
+        if waited_from is not None:
+            spans.append(Span("queue", "queued", waited_from, a.started_at, "waiting for a runner"))
+        runner = a.runner_id or "unknown runner"
+        note = f"runner {runner}" + (f" · {a.note}" if a.note else "")
+        spans.append(
+            Span(f"attempt {a.attempt} · {runner}", a.outcome, a.started_at, ends(a.ended_at), note)
+        )
+        waited_from = a.ended_at if a.outcome == "requeued" else None
+    if waited_from is not None and job.status in (Status.QUEUED, Status.CANCELLED):
+        spans.append(Span("queue", "queued", waited_from, ends(None), "waiting for a runner"))
+    for s in job.stages:
+        if s.started_at is not None:
+            done = f"{s.progress:.0%} done"
+            spans.append(
+                Span(f"stage · {s.name}", s.status, s.started_at, ends(s.finished_at), done)
+            )
+    return [
+        s if s.end >= s.start else Span(s.row, s.state, s.start, s.start, s.note) for s in spans
+    ]
+
+
+def timeline_figure(
+    job: JobDetail, *, now: datetime | None = None, zone: tzinfo = UTC
+) -> go.Figure | None:
+    """A Gantt chart of the job's life, in `zone`'s wall-clock time.
+
+    Plotly reads dates without their offset, so times are handed over as local wall clock.
+    Runner names, stage names and notes are escaped: Plotly renders tags such as <b> or <a>.
+    """
+    spans = timeline_spans(job, now or datetime.now(UTC))
+    if not spans:
+        return None
+    rows = list(dict.fromkeys(s.row for s in spans))
+    fig = go.Figure()
+    for state in dict.fromkeys(s.state for s in spans):
+        mine = [s for s in spans if s.state == state]
+        fig.add_trace(
+            go.Bar(
+                name=html.escape(state),
+                orientation="h",
+                y=[html.escape(s.row) for s in mine],
+                base=[_wall(s.start, zone) for s in mine],
+                x=[(s.end - s.start).total_seconds() * 1000 for s in mine],
+                marker_color=TIMELINE_COLOURS.get(state, "#9467bd"),
+                hovertext=[_hover(s, zone) for s in mine],
+                hoverinfo="text",
+            )
+        )
+    name = getattr(zone, "key", None) or datetime.now(zone).tzname() or "UTC"
+    fig.update_layout(
+        barmode="overlay",
+        height=TIMELINE_ROW * len(rows) + 130,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis={"type": "date", "title": f"time ({html.escape(name)})"},
+        yaxis={
+            "categoryorder": "array",
+            "categoryarray": [html.escape(r) for r in rows],
+            "autorange": "reversed",
+        },
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
+    )
+    return fig
+
+
+def _wall(ts: datetime, zone: tzinfo) -> str:
+    return ts.astimezone(zone).replace(tzinfo=None).isoformat(sep=" ", timespec="milliseconds")
+
+
+def _hover(s: Span, zone: tzinfo) -> str:
+    took = (s.end - s.start).total_seconds()
+    return "<br>".join(
+        html.escape(t)
+        for t in (
+            s.row,
+            f"{s.state} · {took:.1f} s",
+            f"{_wall(s.start, zone)} → {_wall(s.end, zone)}",
+            s.note,
+        )
+    )

@@ -7,8 +7,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import streamlit as st
-
 DASH = "—"
 # Browsers parse JSON numbers as doubles: integers beyond this lose their last digits.
 JS_SAFE_INT = 2**53 - 1
@@ -65,6 +63,9 @@ def elapsed(
 
 def browser_zone() -> tzinfo:
     """The viewer's time zone as the browser reports it; UTC when it is unknown or bogus."""
+    # Imported here, so that the standalone report formats with this module and no Streamlit.
+    import streamlit as st
+
     name = st.context.timezone
     if not name:
         return UTC

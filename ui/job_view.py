@@ -6,16 +6,22 @@ through `md_escape`, never as Markdown of its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
+import plotly.graph_objects as go
 import streamlit as st
+from sqlalchemy import Engine
+from streamlit.delta_generator import DeltaGenerator
 
 from compute import registry
 from compute.registry import Kind
+from jobstore import queries
 from jobstore.models import StageStatus, Status
 from jobstore.views import JobDetail
 from runlab.errors import UnknownKind
-from ui import badges, charts
+from ui import badges, charts, report
 from ui import format as fmt
 from ui.text import md_escape, one_line
 
@@ -28,6 +34,15 @@ STAGE_MARK: dict[str, str] = {
 MAX_RESULT_METRICS = 6
 # About once a second feels live, yet costs the store only a few small reads per viewer.
 LIVE_SECONDS = 0.75
+# The page's own URL state (?id=…&tab=…&series=…&log=…): what a shared link carries.
+# Tab labels are the values in the URL, so renaming one breaks links already shared.
+TABS = ("Result", "Progress", "Timeline", "Parameters", "Log")
+TAB_KEY, SERIES_KEY, LOG_KEY = "tab", "series", "log"
+VIEW_KEYS = ("id", TAB_KEY, SERIES_KEY, LOG_KEY)
+PAGE_PATH = "job"
+# What a download reads afresh when clicked: every point and a long log, not the page's cut.
+DOWNLOAD_LOG_LINES = 1000
+DOWNLOAD_MAX_POINTS = 1_000_000
 
 
 def refresh_every(status: Status) -> float | None:
@@ -90,9 +105,47 @@ def status_row(
         )
 
 
-def progress(job: JobDetail) -> None:
-    """The overall bar, then one bar per stage."""
+def overall(job: JobDetail) -> None:
     st.progress(job.progress, text=f"Overall · {fmt.percent(job.progress)}")
+
+
+def default_tab(status: Status) -> str:
+    """The outcome once there is one; until then, how far the job has got."""
+    return "Result" if status.terminal else "Progress"
+
+
+def tabs(job: JobDetail, kind: Kind | None) -> None:
+    """The tabs, bound to ?tab=…; only the open one is drawn, on each tick of the live part."""
+    panes = st.tabs(list(TABS), key=TAB_KEY, bind="query-params", default=default_tab(job.status))
+    draw: dict[str, Callable[[], None]] = {
+        "Result": lambda: outcome(job, kind),
+        "Progress": lambda: (stages(job), metrics(job)),
+        "Timeline": lambda: timeline(job),
+        "Parameters": lambda: parameters(job),
+        "Log": lambda: logs(job),
+    }
+    for label, pane in zip(TABS, panes, strict=True):
+        if pane.open:
+            with pane:
+                draw[label]()
+
+
+def outcome(job: JobDetail, kind: Kind | None) -> None:
+    if job.status is Status.SUCCEEDED:
+        result(job, kind)
+    elif job.status is Status.FAILED:
+        failure(job)
+    elif job.status is Status.CANCELLED:
+        cancelled(job)
+    else:
+        st.info(
+            "The result appears here when the job ends; its partial results are under Progress.",
+            icon=":material/hourglass_top:",
+        )
+
+
+def stages(job: JobDetail) -> None:
+    """One bar per stage."""
     for s in job.stages:
         mark = STAGE_MARK.get(s.status, "")  # StrEnum keys match the stored strings
         took = f" · {fmt.elapsed(s.started_at, s.finished_at)}" if s.started_at else ""
@@ -100,26 +153,70 @@ def progress(job: JobDetail) -> None:
         st.progress(s.progress, text=text)
 
 
-def live_chart(job: JobDetail) -> None:
-    fig = charts.series_figure(job.series)
-    if fig is None:
-        if job.status is Status.RUNNING:
+def metrics(job: JobDetail) -> None:
+    """The metric series, with which ones are shown and the log scale kept in the URL."""
+    names = sorted(n for n, (steps, _) in job.series.items() if steps)
+    if not names:
+        if not job.status.terminal:
             st.caption("The chart appears with the job's first partial result.")
+        else:
+            st.caption("This job reported no metric series.")
         return
-    charts.show(fig, key=f"series-{job.id}")
+    with st.container(horizontal=True, vertical_alignment="bottom", gap="medium"):
+        picked = st.pills(
+            "Series",
+            names,
+            selection_mode="multi",
+            key=SERIES_KEY,
+            bind="query-params",
+            help="None picked: all of them are shown.",
+        )
+        log_y = st.toggle("Log scale", key=LOG_KEY, bind="query-params")
+    shown = {n: job.series[n] for n in (picked or names)}
+    fig = charts.series_figure(shown, log_y=log_y)
+    if fig is not None:
+        show(fig, key=f"series-{job.id}")
+
+
+def timeline(job: JobDetail) -> None:
+    """When the job waited, each attempt on its runner, and the latest attempt's stages."""
+    fig = charts.timeline_figure(job, zone=fmt.browser_zone())
+    if fig is None:
+        st.caption("Nothing has happened yet.")
+        return
+    show(fig, key=f"timeline-{job.id}")
+    if job.attempts:
+        st.dataframe(
+            [
+                {
+                    "Attempt": a.attempt,
+                    "Runner": a.runner_id or "",
+                    "Started": fmt.timestamp(a.started_at, fmt.browser_zone()),
+                    "Took": fmt.elapsed(a.started_at, a.ended_at),
+                    "Outcome": a.outcome,
+                    "Note": a.note or "",
+                }
+                for a in job.attempts
+            ],
+            hide_index=True,
+        )
+
+
+def show(fig: go.Figure, *, key: str) -> None:
+    """Draw a figure; a stable key lets a live chart update in place instead of flashing."""
+    st.plotly_chart(fig, key=key, config=charts.PLOTLY_CONFIG, width="stretch")
 
 
 def logs(job: JobDetail) -> None:
     """The last log lines as one code block: text, never Markdown."""
+    if not job.logs:
+        st.caption("No log lines yet.")
+        return
     n = len(job.logs)
-    label = {0: "Log", 1: "Log · last line"}.get(n, f"Log · last {n} lines")
-    with st.expander(label, expanded=not job.status.terminal, icon=":material/notes:"):
-        if not job.logs:
-            st.caption("No log lines yet.")
-            return
-        zone = fmt.browser_zone()
-        lines = [f"{fmt.clock(x.at, zone)}  {x.level.upper():<7} {x.message}" for x in job.logs]
-        st.code("\n".join(lines), language="text", wrap_lines=True)
+    st.caption("The last line." if n == 1 else f"The last {n} lines.")
+    zone = fmt.browser_zone()
+    lines = [f"{fmt.clock(x.at, zone)}  {x.level.upper():<7} {x.message}" for x in job.logs]
+    st.code("\n".join(lines), language="text", wrap_lines=True)
 
 
 def result(job: JobDetail, kind: Kind | None) -> None:
@@ -135,7 +232,7 @@ def result(job: JobDetail, kind: Kind | None) -> None:
                 st.metric(md_escape(fmt.label(k)), fmt.number(v), width="content")
     fig = charts.result_figure(kind, summary, job.series) or charts.series_figure(job.series)
     if fig is not None:
-        charts.show(fig, key=f"result-{job.id}")
+        show(fig, key=f"result-{job.id}")
     with st.expander("Result", expanded=True, icon=":material/data_object:"):
         st.json(fmt.browser_json(summary))
 
@@ -155,32 +252,81 @@ def cancelled(job: JobDetail) -> None:
     st.warning(f"Cancelled at {when}.", icon=":material/block:")
 
 
-def attempts(job: JobDetail) -> None:
-    """Every attempt: who ran it, when, and how it ended. Shown once there is a second one."""
-    if len(job.attempts) < 2:
-        return
-    with st.expander(f"Attempts · {len(job.attempts)}", icon=":material/replay:"):
-        st.dataframe(
-            [
-                {
-                    "Attempt": a.attempt,
-                    "Runner": a.runner_id or "",
-                    "Started": fmt.timestamp(a.started_at),
-                    "Took": fmt.elapsed(a.started_at, a.ended_at),
-                    "Outcome": a.outcome,
-                    "Note": a.note or "",
-                }
-                for a in job.attempts
-            ],
-            hide_index=True,
+def parameters(job: JobDetail) -> None:
+    """What an exact re-run must match: the parameters with their seed, and the versions."""
+    st.json(fmt.browser_json(job.params))
+    limits = [f"at most {job.max_attempts} attempts"]
+    if job.timeout_seconds:
+        limits.append(f"{fmt.duration(job.timeout_seconds)} each")
+    st.caption(md_escape("Runs " + ", ".join(limits)))
+    if job.versions:
+        st.caption(md_escape("Ran with " + " · ".join(f"{k} {v}" for k, v in job.versions.items())))
+
+
+def view_link() -> str:
+    """The address of this view: the page, its job and the tab and chart settings.
+
+    The server's address is the one the browser used (st.context.url); without one, as in
+    tests, the link is relative.
+    """
+    base = st.context.url or f"/{PAGE_PATH}"
+    pairs = [(k, v) for k in VIEW_KEYS for v in st.query_params.get_all(k)]
+    return f"{base}?{urlencode(pairs)}"
+
+
+def share(slot: DeltaGenerator) -> None:
+    """The link to this view in a code block, whose copy icon copies it.
+
+    Drawn into `slot` last, after the tabs and chart controls have written the URL.
+    """
+    with slot.container(horizontal=True, vertical_alignment="center", gap="small"):
+        st.caption("Link to this view", width="content")
+        st.code(view_link(), language="text", width="stretch")
+
+
+def downloads(engine: Engine, job: JobDetail, kind: Kind | None) -> None:
+    """The result, the series and a standalone report, each read afresh when clicked.
+
+    The files are made on the click, in a thread of their own: a page that refreshes
+    does not rebuild a report nobody asked for.
+    """
+
+    def fresh() -> JobDetail:
+        return queries.get_job(
+            engine, job.id, log_lines=DOWNLOAD_LOG_LINES, max_points=DOWNLOAD_MAX_POINTS
         )
 
-
-def parameters(job: JobDetail) -> None:
-    with st.expander("Parameters", expanded=True, icon=":material/tune:"):
-        st.json(fmt.browser_json(job.params))
-        if job.versions:
-            # What an exact re-run must match, with the seed above.
-            st.caption(
-                md_escape("Ran with " + " · ".join(f"{k} {v}" for k, v in job.versions.items()))
-            )
+    link = f"{st.context.url or '/' + PAGE_PATH}?{urlencode({'id': job.id})}"
+    with st.popover("Download", icon=":material/download:"):
+        st.download_button(
+            "Result · JSON",
+            (lambda: report.result_json(fresh())) if job.result is not None else "",
+            file_name=report.file_name(job, "result.json"),
+            mime="application/json",
+            on_click="ignore",
+            disabled=job.status is not Status.SUCCEEDED or job.result is None,
+            icon=":material/data_object:",
+            width="stretch",
+            key="job.download.result",
+        )
+        st.download_button(
+            "Metric series · CSV",
+            lambda: report.series_csv(fresh()),
+            file_name=report.file_name(job, "series.csv"),
+            mime="text/csv",
+            on_click="ignore",
+            icon=":material/table:",
+            width="stretch",
+            key="job.download.series",
+        )
+        st.download_button(
+            "Report · HTML",
+            lambda: report.html_report(fresh(), kind, made_at=datetime.now(UTC), link=link),
+            file_name=report.file_name(job, "report.html"),
+            mime="text/html",
+            on_click="ignore",
+            icon=":material/description:",
+            width="stretch",
+            key="job.download.report",
+            help="One file with the charts inside, that opens without Runlab or a network.",
+        )

@@ -1,4 +1,5 @@
-"""/job?id=…: every status drawn from a seeded store, cancelling, and links that lead nowhere."""
+"""/job?id=…: every status drawn from a seeded store, cancelling, the tabs and chart settings
+kept in the URL, the link to share, the downloads, and links that lead nowhere."""
 
 from __future__ import annotations
 
@@ -20,8 +21,14 @@ from ui import badges, job_view
 from ui.text import md_escape
 
 
-def job_page(public_id: str) -> AppTest:
-    return open_page("pages/job.py", id=public_id)
+def job_page(public_id: str, **query: str | list[str]) -> AppTest:
+    return open_page("pages/job.py", id=public_id, **query)
+
+
+def open_tab(at: AppTest) -> str:
+    """The tab whose content was drawn: only the open one is."""
+    [label] = [t.label for t in at.tabs if t.children]
+    return label
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -67,7 +74,7 @@ def test_parameters_show_a_63_bit_seed_to_its_last_digit(store: Engine) -> None:
     big = 2**62 + 11
     public_id = seed.queued(store, seed=big)
 
-    at = job_page(public_id)
+    at = job_page(public_id, tab="Parameters")
 
     params = json.loads(at.json[-1].value)
     assert params["seed"] == str(big)
@@ -88,6 +95,7 @@ def test_running_job_shows_progress_stage_bars_and_its_live_chart(store: Engine)
 
     at = job_page(public_id)
 
+    assert open_tab(at) == "Progress"  # until there is a result, how far it has got
     assert badge(Status.RUNNING) in [m.value for m in at.markdown]
     bars = at.get("progress")
     assert [b.value for b in bars] == [50, 100, 50, 0]  # overall, then plan, sample, reduce
@@ -96,8 +104,9 @@ def test_running_job_shows_progress_stage_bars_and_its_live_chart(store: Engine)
     assert metric(at, "Elapsed") != "—"
     [chart] = charts(at)
     assert ys(chart) == [3.1372, 3.1391]
-    assert "chunk 3 of 6 done" in at.code[0].value
     assert has_button(at, "Cancel job")
+    log = job_page(public_id, tab="Log")
+    assert any("chunk 3 of 6 done" in c.value for c in log.code)
 
 
 def test_succeeded_job_shows_key_numbers_result_and_its_chart(store: Engine) -> None:
@@ -106,6 +115,7 @@ def test_succeeded_job_shows_key_numbers_result_and_its_chart(store: Engine) -> 
 
     at = job_page(public_id)
 
+    assert open_tab(at) == "Result"
     assert badge(Status.SUCCEEDED) in [m.value for m in at.markdown]
     assert metric(at, "Estimate") == "3.1416"
     assert metric(at, "Samples") == "1,000,000"
@@ -115,9 +125,12 @@ def test_succeeded_job_shows_key_numbers_result_and_its_chart(store: Engine) -> 
     assert chart["layout"]["yaxis"]["title"]["text"] == "estimate of π"
     assert not has_button(at, "Cancel job")
     assert has_button(at, "Re-run")
-    assert [b.value for b in at.get("progress")] == [100, 100, 100, 100]
+    assert [b.value for b in at.get("progress")] == [100]
+    stages = job_page(public_id, tab="Progress")
+    assert [b.value for b in stages.get("progress")] == [100, 100, 100, 100]
     # The versions it ran with, for an exact re-run to match.
-    assert any(c.value.startswith("Ran with numpy 2.4.6") for c in at.caption)
+    params = job_page(public_id, tab="Parameters")
+    assert any(c.value.startswith("Ran with numpy 2.4.6") for c in params.caption)
 
 
 def test_failed_job_shows_error_type_message_and_traceback(store: Engine) -> None:
@@ -209,8 +222,8 @@ def test_user_text_is_shown_literally_never_as_markdown_or_html(store: Engine) -
     for text in user_parts:
         assert not re.search(r"(?<!\\)[<>*\[\]:]", text), text
     assert [t.value for t in at.title] == [md_escape(name)]
-    assert any(log in c.value for c in at.code)
     assert [e.value for e in at.error] == [md_escape(f"ValueError: {message}")]
+    assert any(log in c.value for c in job_page(public_id, tab="Log").code)
     history = open_page("pages/jobs.py").container("history").dataframe[0].value
     assert name in list(history["name"])
 
@@ -232,14 +245,21 @@ def test_a_retried_running_job_lists_its_attempts_and_heartbeat_age(store: Engin
     wait_for(lambda: T.reap(store, backoff_base=0), timeout=10, what="the reaper")
     T.claim(store, "runner-new", lease_seconds=30)
 
-    at = job_page(public_id)
+    at = job_page(public_id, tab="Timeline")
 
     assert metric(at, "Attempt") == "2 of 3"
-    assert "Attempts · 2" in [e.label for e in at.expander]
     [table] = [d.value for d in at.dataframe if "Outcome" in d.value.columns]
     assert list(table["Outcome"]) == ["requeued", "running"]
     assert list(table["Runner"]) == ["runner-gone", "runner-new"]
     assert any(c.value.startswith("last heartbeat") for c in at.caption)
+    # The Gantt chart: a wait in the queue before each attempt, and each attempt on its runner.
+    [gantt] = charts(at)
+    rows = {(t["name"], y) for t in gantt["data"] for y in t["y"]}
+    assert rows == {
+        ("queued", "queue"),
+        ("requeued", "attempt 1 · runner-gone"),
+        ("running", "attempt 2 · runner-new"),
+    }
 
 
 def test_rerun_button_queues_the_same_params_and_opens_the_new_job(store: Engine) -> None:
