@@ -11,6 +11,7 @@ import multiprocessing
 import queue
 import time
 import traceback
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, func, inspect, select, text
 
 from jobstore.engine import MIGRATIONS, make_engine, migrate, reading
-from jobstore.models import Base, Job, JobEvent, Status
+from jobstore.models import MIGRATION_ONLY_INDEXES, Base, Job, JobEvent, Status
 from jobstore.queries import get_job, list_jobs
 from jobstore.transitions import claim, submit
 
@@ -198,6 +199,12 @@ def test_four_processes_claim_each_of_500_jobs_exactly_once(engine: Engine, db_u
 
 def test_the_migrations_build_exactly_the_models_schema(engine: Engine) -> None:
     """A model change without its migration (or the reverse) fails here."""
-    with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, other: Any) -> bool:
+        return not (type_ == "index" and name in MIGRATION_ONLY_INDEXES)
+
+    with engine.connect() as conn, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based")
+        context = MigrationContext.configure(conn, opts={"include_object": include})
+        diff = compare_metadata(context, Base.metadata)
     assert diff == []
