@@ -42,7 +42,8 @@ def refused(message: str) -> None:
 
 def unknown(ids: Sequence[str], *, enough_left: bool) -> None:
     """Name each id that matched no job; the rest are compared if there are enough of them."""
-    named = ", ".join(f"`{md_escape(one_line(i, 40))}`" for i in ids)
+    # Quoted, not in a code span: inside one, the escapes that keep Markdown out would show.
+    named = ", ".join(f"“{md_escape(one_line(i, 40))}”" for i in ids)
     noun = "id" if len(ids) == 1 else "ids"
     if enough_left:
         st.warning(f"No job has the {noun} {named}: left out.", icon=":material/search_off:")
@@ -160,7 +161,8 @@ def field_table(comparison: Comparison, *, only_differences: bool, key: str) -> 
         config[_column(i)] = st.column_config.TextColumn(header(job), width="medium")
     styled = frame.style.apply(lambda row: [HIGHLIGHT if row["differs"] else ""] * len(row), axis=1)
     with st.container(key=key):
-        st.dataframe(styled, column_config=config, hide_index=True)
+        # Every row at once: the differences are what the page is for, not a scroll away.
+        st.dataframe(styled, column_config=config, hide_index=True, height="content")
 
 
 def trace_label(job: ComparedJob) -> str:
@@ -171,12 +173,14 @@ def trace_label(job: ComparedJob) -> str:
 
 
 def overlay_figure(comparison: Comparison, names: Sequence[str]) -> go.Figure | None:
-    """One panel per series, each with one trace per job that has it, one colour per job."""
+    """One panel per series, each with one trace per job that has it, one colour per job.
+
+    Each panel is named on its y axis rather than by a title, which the legend above would hide.
+    """
     names = [n for n in names if n in comparison.series_names]
     if not names:
         return None
-    titles = [html.escape(n) for n in names]
-    fig = make_subplots(rows=len(names), cols=1, subplot_titles=titles, vertical_spacing=0.12)
+    fig = make_subplots(rows=len(names), cols=1, vertical_spacing=0.08)
     shown: set[str] = set()
     for row, name in enumerate(names, start=1):
         for i, trace in enumerate(comparison.overlay(name)):
@@ -196,6 +200,8 @@ def overlay_figure(comparison: Comparison, names: Sequence[str]) -> go.Figure | 
                 col=1,
             )
             shown.add(trace.job.id)
+        fig.update_yaxes(title_text=html.escape(name), row=row, col=1)
+    fig.update_xaxes(title_text="step", row=len(names), col=1)
     fig.update_layout(
         height=charts.ROW_HEIGHT * len(names) + 80,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
