@@ -116,9 +116,9 @@ def live(was_terminal: bool) -> None:
     ):
         notices.no_runner()
     job_view.overall(now)
-    link = st.empty()
-    job_view.tabs(now, kind)
-    job_view.share(link)
+    link = st.empty()  # above the tabs, filled once they have said what they show
+    view = job_view.tabs(now, kind)
+    job_view.share(link, now, view)
 
 
 live(job.status.terminal)

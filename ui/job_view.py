@@ -38,7 +38,8 @@ LIVE_SECONDS = 0.75
 # Tab labels are the values in the URL, so renaming one breaks links already shared.
 TABS = ("Result", "Progress", "Timeline", "Parameters", "Log")
 TAB_KEY, SERIES_KEY, LOG_KEY = "tab", "series", "log"
-VIEW_KEYS = ("id", TAB_KEY, SERIES_KEY, LOG_KEY)
+# (key, value) pairs of the URL beyond ?id=, in the order a link lists them.
+ViewState = list[tuple[str, str]]
 PAGE_PATH = "job"
 # What a download reads afresh when clicked: every point and a long log, not the page's cut.
 DOWNLOAD_LOG_LINES = 1000
@@ -114,12 +115,16 @@ def default_tab(status: Status) -> str:
     return "Result" if status.terminal else "Progress"
 
 
-def tabs(job: JobDetail, kind: Kind | None) -> None:
-    """The tabs, bound to ?tab=…; only the open one is drawn, on each tick of the live part."""
-    panes = st.tabs(list(TABS), key=TAB_KEY, bind="query-params", default=default_tab(job.status))
-    draw: dict[str, Callable[[], None]] = {
+def tabs(job: JobDetail, kind: Kind | None) -> ViewState:
+    """The tabs, bound to ?tab=…; only the open one is drawn, on each tick of the live part.
+
+    Returns what the URL now holds, for the link to this view.
+    """
+    default = default_tab(job.status)
+    panes = st.tabs(list(TABS), key=TAB_KEY, bind="query-params", default=default)
+    draw: dict[str, Callable[[], ViewState | None]] = {
         "Result": lambda: outcome(job, kind),
-        "Progress": lambda: (stages(job), metrics(job)),
+        "Progress": lambda: (stages(job), metrics(job))[1],
         "Timeline": lambda: timeline(job),
         "Parameters": lambda: parameters(job),
         "Log": lambda: logs(job),
@@ -127,7 +132,10 @@ def tabs(job: JobDetail, kind: Kind | None) -> None:
     for label, pane in zip(TABS, panes, strict=True):
         if pane.open:
             with pane:
-                draw[label]()
+                state = draw[label]() or []
+            # A bound widget at its default leaves the URL, so the link leaves it out too.
+            return ([] if label == default else [(TAB_KEY, label)]) + state
+    return []
 
 
 def outcome(job: JobDetail, kind: Kind | None) -> None:
@@ -153,7 +161,7 @@ def stages(job: JobDetail) -> None:
         st.progress(s.progress, text=text)
 
 
-def metrics(job: JobDetail) -> None:
+def metrics(job: JobDetail) -> ViewState:
     """The metric series, with which ones are shown and the log scale kept in the URL."""
     names = sorted(n for n, (steps, _) in job.series.items() if steps)
     if not names:
@@ -161,7 +169,7 @@ def metrics(job: JobDetail) -> None:
             st.caption("The chart appears with the job's first partial result.")
         else:
             st.caption("This job reported no metric series.")
-        return
+        return []
     with st.container(horizontal=True, vertical_alignment="bottom", gap="medium"):
         picked = st.pills(
             "Series",
@@ -176,6 +184,7 @@ def metrics(job: JobDetail) -> None:
     fig = charts.series_figure(shown, log_y=log_y)
     if fig is not None:
         show(fig, key=f"series-{job.id}")
+    return [(SERIES_KEY, n) for n in picked] + ([(LOG_KEY, "true")] if log_y else [])
 
 
 def timeline(job: JobDetail) -> None:
@@ -263,25 +272,25 @@ def parameters(job: JobDetail) -> None:
         st.caption(md_escape("Ran with " + " · ".join(f"{k} {v}" for k, v in job.versions.items())))
 
 
-def view_link() -> str:
-    """The address of this view: the page, its job and the tab and chart settings.
+def view_link(job: JobDetail, state: ViewState) -> str:
+    """The address of this view: the page, its job, and the tab and chart settings.
 
-    The server's address is the one the browser used (st.context.url); without one, as in
-    tests, the link is relative.
+    Made from the widgets' values, not st.query_params: the browser writes a bound widget's
+    value to its URL, and the server's copy of the URL can lag a rerun behind. The server's
+    address is the one the browser used; without one, as in tests, the link is relative.
     """
     base = st.context.url or f"/{PAGE_PATH}"
-    pairs = [(k, v) for k in VIEW_KEYS for v in st.query_params.get_all(k)]
-    return f"{base}?{urlencode(pairs)}"
+    return f"{base}?{urlencode([('id', job.id), *state])}"
 
 
-def share(slot: DeltaGenerator) -> None:
+def share(slot: DeltaGenerator, job: JobDetail, state: ViewState) -> None:
     """The link to this view in a code block, whose copy icon copies it.
 
-    Drawn into `slot` last, after the tabs and chart controls have written the URL.
+    Drawn into `slot`, near the top, once the tabs and chart controls have said their state.
     """
     with slot.container(horizontal=True, vertical_alignment="center", gap="small"):
         st.caption("Link to this view", width="content")
-        st.code(view_link(), language="text", width="stretch")
+        st.code(view_link(job, state), language="text", width="stretch")
 
 
 def downloads(engine: Engine, job: JobDetail, kind: Kind | None) -> None:

@@ -62,8 +62,9 @@ def csv_cell(value: object) -> object:
 
 def series_csv(job: JobDetail) -> str:
     """Every point of every metric series, one row each: series, step, value."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    out = io.StringIO(newline="")
+    # RFC 4180's \r\n: with it, a cell holding a lone \r or \n is quoted, so rows stay rows.
+    writer = csv.writer(out)
     writer.writerow(SERIES_COLUMNS)
     for name in sorted(job.series):
         steps, values = job.series[name]

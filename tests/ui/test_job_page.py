@@ -3,21 +3,28 @@ kept in the URL, the link to share, the downloads, and links that lead nowhere."
 
 from __future__ import annotations
 
+import csv
+import html
+import io
 import json
 import re
+import subprocess
+import sys
+from datetime import UTC, datetime
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, select
 from streamlit.testing.v1 import AppTest
 
 from jobstore import queries
 from jobstore import transitions as T
-from jobstore.models import Status
+from jobstore.models import Job, JobEvent, JobMetric, JobResult, JobStage, Status
 from tests.polling import wait_for
 from tests.ui import seed
-from tests.ui.conftest import markdown_texts, open_page
-from ui import badges, job_view
+from tests.ui.conftest import APP, ROOT, TIMEOUT, markdown_texts, open_page
+from ui import badges, job_view, report
 from ui.text import md_escape
 
 
@@ -273,3 +280,310 @@ def test_rerun_button_queues_the_same_params_and_opens_the_new_job(store: Engine
     new = next(j for j in jobs if j.id != public_id)
     assert queries.get_job(store, new.id).params == queries.get_job(store, public_id).params
     assert at.query_params.get("id") == new.id  # the page now shows the new job
+
+
+# --- Tabs, chart settings and the link to this view, all in the URL ----------------------
+
+SITE = "http://runlab.test:8501"
+
+
+def view(public_id: str, **query: str | list[str]) -> AppTest:
+    """The page as a browser at SITE opens it, so the link shown has a server address."""
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.context["url"] = f"{SITE}/job"
+    at.run()
+    at.switch_page("pages/job.py")
+    at.query_params["id"] = public_id
+    for name, value in query.items():
+        at.query_params[name] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def shown_link(at: AppTest) -> str:
+    [link] = [c.value for c in at.code if c.value.startswith(SITE)]
+    return link
+
+
+def two_series_job(store: Engine) -> str:
+    """A running π job whose live chart has two series: `estimate` and `standard_error`."""
+    seed.runner(store)
+    public_id, lease = seed.running(store)
+    T.report(
+        store,
+        lease,
+        T.Report(metrics=[("standard_error", 500_000, 0.0023), ("standard_error", 1e6, 0.0016)]),
+        lease_seconds=30,
+    )
+    return public_id
+
+
+TAB_PROBES: dict[str, Any] = {
+    "Result": lambda at: metric(at, "Estimate") == "3.1416",
+    "Progress": lambda at: len(at.get("progress")) == 4 and len(charts(at)) == 1,
+    "Timeline": lambda at: {t["type"] for t in charts(at)[0]["data"]} == {"bar"},
+    "Parameters": lambda at: json.loads(at.json[0].value)["samples"] == 1_000_000,
+    "Log": lambda at: any("sampling" in c.value for c in at.code),
+}
+
+
+@pytest.mark.parametrize("tab", job_view.TABS)
+def test_the_tab_named_in_the_url_is_the_one_open(store: Engine, tab: str) -> None:
+    seed.runner(store)
+    public_id = seed.succeeded(store, "done")
+
+    at = job_page(public_id, tab=tab)
+
+    assert [t.label for t in at.tabs] == list(job_view.TABS)
+    assert open_tab(at) == tab
+    assert TAB_PROBES[tab](at), f"the {tab} tab did not draw its content"
+
+
+@pytest.mark.parametrize("bad", ["timeline", "<script>alert(1)</script>", ""])
+def test_an_unknown_tab_in_the_url_opens_the_default_one(store: Engine, bad: str) -> None:
+    seed.runner(store)
+    public_id = seed.succeeded(store)
+
+    at = job_page(public_id, tab=bad)
+
+    assert open_tab(at) == "Result"
+    assert "tab" not in at.query_params  # dropped from the URL, not kept as junk
+
+
+def test_chart_settings_come_from_the_url(store: Engine) -> None:
+    public_id = two_series_job(store)
+
+    everything = job_page(public_id)
+    [chart] = charts(everything)
+    assert {a["text"] for a in chart["layout"]["annotations"]} == {"estimate", "standard_error"}
+    assert chart["layout"]["yaxis"].get("type") != "log"
+
+    at = job_page(public_id, series="standard_error", log="true")
+
+    [chart] = charts(at)
+    assert [a["text"] for a in chart["layout"]["annotations"]] == ["standard_error"]
+    assert ys(chart) == [0.0023, 0.0016]
+    assert chart["layout"]["yaxis"]["type"] == "log"
+    assert at.session_state[job_view.SERIES_KEY] == ["standard_error"]
+    assert at.toggle(key=job_view.LOG_KEY).value is True
+
+
+def test_the_link_shown_is_the_full_address_of_this_view(store: Engine) -> None:
+    public_id = two_series_job(store)
+
+    at = view(public_id, series="estimate", log="true", junk="x")
+
+    # Progress is the open tab while a job runs, so the URL needs no ?tab= for it.
+    assert open_tab(at) == "Progress"
+    assert shown_link(at) == f"{SITE}/job?id={public_id}&series=estimate&log=true"
+    at.session_state["tab"] = "Timeline"  # as a click on the tab does
+    at.run()
+    assert open_tab(at) == "Timeline"
+    assert shown_link(at) == f"{SITE}/job?id={public_id}&tab=Timeline"
+
+
+def test_the_default_tab_leaves_the_link_short(store: Engine) -> None:
+    seed.runner(store)
+    public_id = seed.succeeded(store)
+
+    at = view(public_id)
+
+    assert open_tab(at) == "Result"
+    assert shown_link(at) == f"{SITE}/job?id={public_id}"
+
+
+# --- Downloads ------------------------------------------------------------------------------
+
+
+def download_buttons(at: AppTest) -> dict[str, bool]:
+    """Label -> enabled, for each download the page offers."""
+    return {b.label: not b.proto.disabled for b in at.get("download_button")}
+
+
+def test_downloads_are_offered_and_the_result_only_once_there_is_one(store: Engine) -> None:
+    seed.runner(store)
+    running, _ = seed.running(store)
+    done = seed.succeeded(store)
+
+    assert download_buttons(job_page(running)) == {
+        "Result · JSON": False,
+        "Metric series · CSV": True,
+        "Report · HTML": True,
+    }
+    assert download_buttons(job_page(done)) == dict.fromkeys(
+        ["Result · JSON", "Metric series · CSV", "Report · HTML"], True
+    )
+
+
+def test_result_download_is_the_result_as_json(store: Engine) -> None:
+    seed.runner(store)
+    public_id = seed.succeeded(store)
+
+    text = report.result_json(queries.get_job(store, public_id))
+
+    assert json.loads(text) == seed.PI_RESULT
+
+
+def test_series_download_has_a_row_per_point(store: Engine) -> None:
+    public_id = two_series_job(store)
+    job = queries.get_job(store, public_id)
+
+    rows = list(csv.DictReader(io.StringIO(report.series_csv(job), newline="")))
+
+    assert [(r["series"], float(r["step"]), float(r["value"])) for r in rows] == [
+        ("estimate", 500_000, 3.1372),
+        ("estimate", 1_000_000, 3.1391),
+        ("standard_error", 500_000, 0.0023),
+        ("standard_error", 1_000_000, 0.0016),
+    ]
+    assert rows[0]["step"] == "500000"  # a whole step reads as one, not 500000.0
+
+
+def test_series_download_defuses_formulas_but_keeps_negative_numbers(store: Engine) -> None:
+    seed.runner(store)
+    public_id, lease = seed.running(store)
+    names = ['=HYPERLINK("http://x")', "+1", "-2", "@SUM(A1)", "\tTAB", "\rCR", "plain"]
+    T.report(store, lease, T.Report(metrics=[(n, 1, -1.5) for n in names]), lease_seconds=30)
+    job = queries.get_job(store, public_id)
+
+    rows = list(csv.reader(io.StringIO(report.series_csv(job), newline="")))[1:]
+
+    by_name = {r[0]: r for r in rows if r[0] != "estimate"}
+    assert set(by_name) == {"'" + n for n in names[:-1]} | {"plain"}
+    assert {r[2] for r in by_name.values()} == {"-1.5"}  # a number, not text: left alone
+    assert report.csv_cell(-3) == -3
+    assert report.csv_cell("-3") == "'-3"
+
+
+# --- The standalone report ------------------------------------------------------------------
+
+
+class Tags(HTMLParser):
+    """The start tags of a page; a script's text is not parsed as tags."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+NASTY = "<img src=x onerror=alert(1)>"
+
+
+def test_report_holds_the_whole_job_in_one_page(store: Engine) -> None:
+    seed.runner(store)
+    public_id = seed.succeeded(store, NASTY)
+    job = queries.get_job(store, public_id)
+    made = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+    page = report.html_report(
+        job, job_view.kind_of(job), made_at=made, link=f"{SITE}/job?id={public_id}"
+    )
+
+    tags = Tags(page).tags
+    assert "img" not in [t for t, _ in tags]
+    assert html.escape(NASTY) in page
+    assert f"<title>Runlab report · {html.escape(NASTY)}</title>" in page
+    # Self-contained: Plotly's code inline, nothing fetched, a chart div per figure.
+    assert not [a for t, a in tags if t == "script" and a.get("src")]
+    assert not [a for t, a in tags if t == "link"]
+    assert page.count("plotly.js v") == 1
+    charts_in = [a for t, a in tags if t == "div" and "plotly-graph-div" in (a.get("class") or "")]
+    assert len(charts_in) == 3  # the result, the timeline, the series
+    text = html.unescape(page)
+    for fact in [
+        public_id,
+        "Monte Carlo π (monte_carlo_pi)",
+        "succeeded",
+        '"samples": 1000000',
+        "2.4.6",
+        "Report made at 2030-01-02 03:04:05 UTC: an immutable snapshot",
+        "r1",
+        "plan",
+        "sample",
+        "sampling",
+    ]:
+        assert fact in text, fact
+    assert json.dumps(seed.PI_RESULT, indent=2) in text
+    assert (
+        "a",
+        {"href": f"{SITE}/job?id={public_id}"},
+    ) in tags
+
+
+def test_report_escapes_errors_tags_and_log_lines(store: Engine) -> None:
+    script = "<script>alert(1)</script>"
+    public_id = T.submit(
+        store, "monte_carlo_pi", {"samples": 1000}, name="<b>bold</b>", tags=[NASTY]
+    )
+    seed.runner(store)
+    [lease] = T.claim(store, seed.RUNNER, limit=1)
+    T.report(store, lease, T.Report(logs=[("info", f"<i>log</i> {script}")]), lease_seconds=30)
+    T.fail(store, lease, "ValueError", script, f"Traceback\n{script}")
+    job = queries.get_job(store, public_id)
+
+    page = report.html_report(job, job_view.kind_of(job), made_at=datetime.now(UTC))
+
+    tags = [t for t, _ in Tags(page).tags]
+    assert not {"b", "i", "img"} & set(tags)
+    assert "<script>alert" not in page
+    assert page.count(html.escape(script)) >= 3  # the error, its traceback, the log line
+    assert "href" not in page.split("<h2>")[0]  # no link: none was given
+
+
+@pytest.mark.parametrize("link", ["javascript:alert(1)", "data:text/html,x", "/job?id=x"])
+def test_report_links_only_to_a_web_address(store: Engine, link: str) -> None:
+    public_id = seed.queued(store)
+    job = queries.get_job(store, public_id)
+
+    page = report.html_report(job, None, made_at=datetime.now(UTC), link=link)
+
+    assert not [a for t, a in Tags(page).tags if t == "a"]
+    assert "No result yet: the job was queued" in page
+
+
+def test_report_builder_needs_no_streamlit() -> None:
+    """So that the same files can be made outside the app, by a script or the command line."""
+    probe = "import sys, ui.report; assert 'streamlit' not in sys.modules, 'streamlit imported'"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+
+
+# --- Links that lead nowhere ----------------------------------------------------------------
+
+
+def no_such_job(at: AppTest) -> bool:
+    return (
+        [t.value for t in at.title] == ["No such job"]
+        and [(p.proto.label, p.proto.page) for p in at.main.get("page_link")]
+        == [("See all jobs", "jobs")]
+        and not at.tabs
+        and not at.exception
+    )
+
+
+def test_a_bad_id_with_view_settings_still_says_no_such_job(store: Engine) -> None:
+    at = job_page("<script>alert(1)</script>", tab="Timeline", series="x", log="true")
+    assert no_such_job(at)
+
+
+def test_a_purged_job_says_no_such_job(store: Engine) -> None:
+    seed.runner(store)
+    public_id = seed.succeeded(store)
+    at = job_page(public_id)
+    assert open_tab(at) == "Result"
+
+    with store.begin() as conn:  # what a purge leaves: no rows for the job at all
+        job_id = conn.execute(select(Job.id).where(Job.public_id == public_id)).scalar_one()
+        for child in (JobStage, JobEvent, JobMetric, JobResult):
+            conn.execute(delete(child).where(child.job_id == job_id))
+        conn.execute(delete(Job).where(Job.id == job_id))
+    at.run()
+
+    assert no_such_job(at)
