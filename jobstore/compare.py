@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Connection, Engine, and_, func, select
 
 from jobstore.engine import reading
 from jobstore.models import JobMetric, JobResult
@@ -177,7 +177,7 @@ def compare(engine: Engine, ids: Sequence[str], *, max_points: int = MAX_POINTS)
     )
 
 
-def _series(conn: Any, job_ids: list[int], max_points: int) -> dict[int, Series]:
+def _series(conn: Connection, job_ids: list[int], max_points: int) -> dict[int, Series]:
     """Every job's series from its latest attempt that wrote any, in one statement."""
     m = JobMetric.__table__
     latest = (
