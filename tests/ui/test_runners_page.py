@@ -33,7 +33,7 @@ def cluster() -> Iterator[LocalCluster]:
         processes=False,
         protocol="tcp",
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address=":0",  # a free port: None still takes 8787, which may be in use
     ) as lc:
         yield lc
 
