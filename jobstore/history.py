@@ -218,6 +218,8 @@ def history(
         raise ValueError(f"unknown sort {sort!r}; one of {', '.join(SORTS)}")
     limit = max(1, min(limit, MAX_LIMIT))
     postgres = engine.dialect.name == "postgresql"
+    if after is not None and not _fits(sort, after, postgres):
+        raise BadCursor(after.encode())
     where = conditions(query or Query(), postgres)
     key = _sort_expr(sort, postgres)
     with reading(engine) as conn:
@@ -241,6 +243,19 @@ def history(
         limit,
         lambda r: Cursor(None, r.id, True) if isinstance(r, _Missing) else Cursor(r.k, r.id),
     )
+
+
+def _fits(sort: Sort, after: Cursor, postgres: bool) -> bool:
+    """Whether a cursor could have come from this sort: a hand-edited or stale link must not
+    reach SQL as a comparison of mismatched types."""
+    v = after.value
+    if sort == "created" or after.missing:
+        return v is None
+    if sort in ("started", "finished"):
+        return isinstance(v, datetime)
+    if sort == "duration":
+        return isinstance(v, timedelta) if postgres else isinstance(v, int | float)
+    return isinstance(v, str)
 
 
 class _Missing:
@@ -287,3 +302,47 @@ def _page(rows: list[Any], limit: int, cursor_of: Any) -> HistoryPage:
         [_summary(r) for r in shown],
         cursor_of(shown[-1]) if more and shown else None,
     )
+
+
+def export(engine: Engine, public_ids: list[str]) -> list[dict[str, Any]]:
+    """The named jobs with their parameters and results, in the order given, for a CSV."""
+    with reading(engine) as conn:
+        rows = conn.execute(
+            select(
+                jobs.c.public_id,
+                jobs.c.name,
+                jobs.c.kind,
+                jobs.c.status,
+                jobs.c.owner,
+                jobs.c.tags,
+                jobs.c.created_at,
+                jobs.c.started_at,
+                jobs.c.finished_at,
+                jobs.c.params,
+                results.c.summary,
+            )
+            .select_from(jobs.outerjoin(results, results.c.job_id == jobs.c.id))
+            .where(jobs.c.public_id.in_(public_ids))
+        ).all()
+    by_id = {r.public_id: r for r in rows}
+
+    def stamp(ts: datetime | None) -> str:
+        return "" if ts is None else as_utc(ts).isoformat()
+
+    return [
+        {
+            "id": r.public_id,
+            "name": r.name,
+            "kind": r.kind,
+            "status": r.status,
+            "owner": r.owner,
+            "tags": ", ".join(r.tags or []),
+            "created_at": stamp(r.created_at),
+            "started_at": stamp(r.started_at),
+            "finished_at": stamp(r.finished_at),
+            "params": json.dumps(r.params, sort_keys=True),
+            "result": "" if r.summary is None else json.dumps(r.summary, sort_keys=True),
+        }
+        for r in (by_id.get(i) for i in public_ids)
+        if r is not None
+    ]

@@ -202,7 +202,7 @@ def purge(
         if not batch:
             break
         last_id = batch[-1].id
-        _purge_batch(engine, artifacts, policy, batch, report)
+        _purge_batch(engine, artifacts, _due(policy), batch, report)
         if len(batch) < batch_size:
             break
         if stop is not None:
@@ -212,13 +212,41 @@ def purge(
     return report
 
 
+def delete_jobs(
+    engine: Engine, artifacts: ArtifactStore | None, public_ids: Sequence[str]
+) -> tuple[PurgeReport, list[str]]:
+    """Remove the named jobs that have finished, as a purge would; also the ids it kept.
+
+    A queued or running job is kept (cancel it first), as is an id that is not in the store.
+    """
+    wanted = list(dict.fromkeys(public_ids))
+    finished = jobs.c.status.in_(PURGEABLE)
+    report = PurgeReport()
+    for start in range(0, len(wanted), BATCH_SIZE):
+        chunk = wanted[start : start + BATCH_SIZE]
+        with reading(engine) as conn:
+            batch = conn.execute(
+                select(jobs.c.id, jobs.c.public_id, jobs.c.params)
+                .where(jobs.c.public_id.in_(chunk), finished)
+                .order_by(jobs.c.id)
+            ).all()
+        if batch:
+            _purge_batch(engine, artifacts, finished, batch, report)
+    with reading(engine) as conn:
+        kept = set(
+            conn.execute(select(jobs.c.public_id).where(jobs.c.public_id.in_(wanted))).scalars()
+        )
+    return report, [i for i in wanted if i in kept]
+
+
 def _purge_batch(
     engine: Engine,
     artifacts: ArtifactStore | None,
-    policy: Policy,
+    due: ColumnElement[bool],
     batch: Sequence[Row[Any]],
     report: PurgeReport,
 ) -> None:
+    """Remove `batch`, each row only if `due` still holds for it when the batch is locked."""
     ready: list[int] = []
     for row in batch:
         if artifacts is not None:
@@ -236,7 +264,7 @@ def _purge_batch(
     if not ready:
         return
     with engine.begin() as conn:
-        still = select(jobs.c.id).where(jobs.c.id.in_(ready), _due(policy))
+        still = select(jobs.c.id).where(jobs.c.id.in_(ready), due)
         if is_postgres(conn):
             still = still.with_for_update()
         ids = list(conn.execute(still).scalars())

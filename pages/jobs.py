@@ -1,19 +1,16 @@
-"""/jobs: what runs now, what waits, and the history, filtered and paged through the URL."""
+"""/jobs: what runs now, what waits, and the whole history, searched, sorted and paged.
+
+Every control of the history is in the URL, so a link opens the same view for a colleague.
+"""
 
 from __future__ import annotations
 
-import math
-
 import streamlit as st
 
-from compute import registry
 from jobstore import queries
-from jobstore.models import Status
-from ui import notices, resources, sidebar, tables
+from ui import history, notices, resources, sidebar, tables
 
-PAGE_SIZE = 25
 REFRESH_SECONDS = 2.0
-HISTORY_COLUMNS: list[tables.Column] = ["job", "status", "kind", "name", "created", "duration"]
 
 sidebar.page("Jobs")
 settings = resources.settings()
@@ -46,49 +43,22 @@ def live() -> None:
         st.caption("The queue is empty.")
 
 
-def _first_page() -> None:
-    """New filters start again at page 1, which also drops ?page= from the URL."""
-    st.session_state["page"] = 1
-
-
 live()
 
 st.subheader("History")
-left, right = st.columns(2)
-# Widgets bound to the URL (?status=…&kind=…&page=…): a shared link opens the same view.
-# A bound widget writes its option labels to the URL, so the options are shown as they are.
-statuses = left.multiselect(
-    "Status",
-    [s.value for s in Status],
-    key="status",
-    bind="query-params",
-    on_change=_first_page,
-    placeholder="any status",
-)
-chosen_kinds = right.multiselect(
-    "Kind",
-    [k.name for k in registry.all_kinds()],
-    key="kind",
-    bind="query-params",
-    on_change=_first_page,
-    placeholder="any kind",
-)
-
-total = queries.list_jobs(engine, status=statuses, kind=chosen_kinds, limit=1).total
-pages = max(1, math.ceil(total / PAGE_SIZE))
-page_no = st.pagination(pages, key="page", bind="query-params")
-history = queries.list_jobs(
-    engine,
-    status=statuses,
-    kind=chosen_kinds,
-    limit=PAGE_SIZE,
-    offset=(page_no - 1) * PAGE_SIZE,
-)
-if history.rows:
-    first, last = history.offset + 1, history.offset + len(history.rows)
-    st.caption(f"Jobs {first}–{last} of {history.total}, newest first")
-    tables.job_table(history.rows, HISTORY_COLUMNS, key="history")
-elif statuses or chosen_kinds:
+history.notice()
+view = history.controls(settings.owner)
+if view.error is not None:
+    history.search_error(view.error)
+    st.stop()
+history.understood(view)
+page = history.read(engine, view)
+if page.rows:
+    selected = history.table(page, view)
+    history.pager(page)
+    history.selection_bar(engine, resources.artifacts(settings), selected, settings.owner)
+elif view.filtered or st.query_params.get(history.CURSOR):
     st.info("No jobs match these filters.", icon=":material/filter_alt_off:")
+    st.button("Clear the search and filters", on_click=history.clear, key="history.clear")
 else:
     notices.no_jobs()

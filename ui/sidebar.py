@@ -12,6 +12,8 @@ LINKS: tuple[tuple[str, str, str], ...] = (
     ("app.py", "Home", ":material/home:"),
     ("pages/new.py", "New job", ":material/add_circle:"),
     ("pages/jobs.py", "Jobs", ":material/list:"),
+    ("pages/compare.py", "Compare", ":material/compare_arrows:"),
+    ("pages/runners.py", "Runners", ":material/dns:"),
 )
 
 

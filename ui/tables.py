@@ -16,8 +16,18 @@ from ui import badges
 from ui import format as fmt
 
 Column = Literal[
-    "position", "job", "status", "name", "kind", "stage", "progress", "created", "duration"
+    "position",
+    "job",
+    "status",
+    "name",
+    "kind",
+    "owner",
+    "stage",
+    "progress",
+    "created",
+    "duration",
 ]
+HISTORY_COLUMNS: list[Column] = ["job", "status", "kind", "name", "owner", "created", "duration"]
 # The link is relative, so that it also works under a server.baseUrlPath.
 LINK_PREFIX = "job?id="
 
@@ -35,6 +45,7 @@ def _config(zone: str) -> dict[str, Any]:
         "status": st.column_config.TextColumn("Status", width="small"),
         "name": st.column_config.TextColumn("Name", width="medium"),
         "kind": st.column_config.TextColumn("Kind", width="small"),
+        "owner": st.column_config.TextColumn("Owner", width="small"),
         "stage": st.column_config.TextColumn("Stage", width="small"),
         "progress": st.column_config.ProgressColumn(
             "Progress", min_value=0.0, max_value=1.0, format="percent", width="medium"
@@ -52,6 +63,7 @@ def _row(job: JobSummary, now: datetime) -> dict[str, Any]:
         "status": badges.status_text(job.status),
         "name": job.name,
         "kind": job.kind,
+        "owner": job.owner,
         "stage": job.stage or "",
         "progress": job.progress,
         "created": job.created_at,
@@ -83,3 +95,23 @@ def job_table(
             column_config={c: cfg for c, cfg in _config(zone).items() if c in columns},
             hide_index=True,
         )
+
+
+def selectable_job_table(
+    jobs: Sequence[JobSummary], *, key: str, selection_key: str = ""
+) -> list[str]:
+    """The history's table, with a tick box per row; the ids of the ticked rows."""
+    now = datetime.now(UTC)
+    zone = st.context.timezone or "UTC"
+    with st.container(key=key):
+        event = st.dataframe(
+            [_row(job, now) for job in jobs],
+            column_order=HISTORY_COLUMNS,
+            column_config={c: cfg for c, cfg in _config(zone).items() if c in HISTORY_COLUMNS},
+            hide_index=True,
+            on_select="rerun",
+            selection_mode="multi-row",
+            key=f"{key}.table.{selection_key}",
+        )
+    rows = event.selection.rows if event is not None else []
+    return [jobs[i].id for i in rows if 0 <= i < len(jobs)]

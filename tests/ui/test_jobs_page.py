@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+
 import pandas as pd
+import pytest
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
 from jobstore import transitions as T
+from jobstore.models import Status
+from jobstore.queries import get_job, list_jobs
 from tests.ui import seed
 from tests.ui.conftest import open_page
+from ui import history as history_ui
 
 
 def table(at: AppTest, key: str) -> pd.DataFrame:
@@ -50,25 +59,167 @@ def test_history_is_newest_first_with_a_link_to_each_job(store: Engine) -> None:
     assert {"status", "kind", "created", "duration"} <= set(history.columns)
 
 
-def test_page_number_in_the_url_opens_that_page(store: Engine) -> None:
+def names(at: AppTest) -> list[str]:
+    return list(table(at, "history")["name"])
+
+
+def select(at: AppTest, rows: list[int]) -> AppTest:
+    """Tick rows of the history table, as a click on their boxes does."""
+    key = at.container("history").dataframe[0].key
+    at.session_state[key] = {"selection": {"rows": rows, "columns": [], "cells": []}}
+    return at.run()
+
+
+def test_next_and_previous_walk_the_history_by_keyset_and_the_link_keeps_the_page(
+    store: Engine,
+) -> None:
     for i in range(30):
         seed.queued(store, f"job {i:02d}", samples=10)
+    at = open_page("pages/jobs.py")
+    assert names(at) == [f"job {i:02d}" for i in range(29, 4, -1)]
+    assert at.button(key="history.previous_page").disabled
 
-    at = open_page("pages/jobs.py", page="2")
+    at.button(key="history.next").click().run()
+    assert names(at) == [f"job {i:02d}" for i in range(4, -1, -1)]
+    assert at.button(key="history.next").disabled
+    cursor = at.query_params["after"]
 
-    assert list(table(at, "history")["name"]) == [f"job {i:02d}" for i in range(4, -1, -1)]
-    assert "Jobs 26–30 of 30" in [c.value for c in at.caption][-1]
+    shared = open_page("pages/jobs.py", after=cursor)  # a colleague opens the link
+    assert names(shared) == [f"job {i:02d}" for i in range(4, -1, -1)]
+
+    at.button(key="history.previous_page").click().run()
+    assert names(at)[0] == "job 29"
+    assert "after" not in at.query_params
 
 
 def test_changing_a_filter_goes_back_to_the_first_page(store: Engine) -> None:
     for i in range(30):
         seed.queued(store, f"job {i:02d}", samples=10)
-    at = open_page("pages/jobs.py", page="2")
+    at = open_page("pages/jobs.py")
+    at.button(key="history.next").click().run()
+    assert len(names(at)) == 5
 
     at.multiselect(key="status").set_value(["queued"]).run()
 
-    names = list(table(at, "history")["name"])
-    assert (len(names), names[0]) == (25, "job 29")
+    assert (len(names(at)), names(at)[0]) == (25, "job 29")
+    assert "after" not in at.query_params
+
+
+def test_a_stale_or_edited_page_link_falls_back_to_the_first_page(store: Engine) -> None:
+    seed.queued(store, "only")
+    for bad in ["garbage", "WyJ4IiwxLGZhbHNlXQ"]:  # the second is a name cursor, sorted by id
+        at = open_page("pages/jobs.py", after=bad)
+        assert names(at) == ["only"]
+        assert "out of date" in at.warning[0].value
+
+
+def test_the_search_box_in_the_url_filters_on_params_results_and_tags(store: Engine) -> None:
+    a = T.submit(store, "monte_carlo_pi", {"samples": 5000}, name="small", tags=["q3"])
+    T.submit(store, "monte_carlo_pi", {"samples": 50_000}, name="big", tags=["q3"])
+    T.submit(store, "monte_carlo_pi", {"samples": 6000}, name="untagged")
+
+    at = open_page("pages/jobs.py", q="samples<10000 tag:q3")
+
+    assert names(at) == ["small"]
+    assert table(at, "history")["job"].tolist() == [f"job?id={a}"]
+    assert r"params.samples \< 10000" in at.caption[1].value  # escaped for Markdown
+
+
+def test_a_bad_search_points_at_the_token_and_shows_no_table(store: Engine) -> None:
+    seed.queued(store, "x")
+    at = open_page("pages/jobs.py", q="kind:monte_carlo_pi status:succeded")
+
+    assert "did you mean 'succeeded'" in at.error[0].value
+    assert at.code[0].value == (
+        "kind:monte_carlo_pi status:succeded\n" + " " * 20 + "^" * len("status:succeded")
+    )
+    assert "history" not in [c.key for c in at.get("flex_container")]
+
+
+def test_owner_tag_name_created_and_my_jobs_filters_come_from_the_url(
+    store: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNLAB_USER", "ann")
+    T.submit(store, "monte_carlo_pi", {"samples": 1000}, name="alpha one", owner="ann")
+    T.submit(store, "monte_carlo_pi", {"samples": 1000}, name="alpha two", owner="bob", tags=["x"])
+    T.submit(store, "monte_carlo_pi", {"samples": 1000}, name="beta", owner="bob")
+
+    assert names(open_page("pages/jobs.py", owner="bob")) == ["beta", "alpha two"]
+    assert names(open_page("pages/jobs.py", tag="x")) == ["alpha two"]
+    assert names(open_page("pages/jobs.py", name="ALPHA")) == ["alpha two", "alpha one"]
+    assert names(open_page("pages/jobs.py", mine="true")) == ["alpha one"]
+    today = datetime.now(UTC).date()
+    assert len(names(open_page("pages/jobs.py", created=[str(today), str(today)]))) == 3
+    yesterday = today - timedelta(days=2)
+    at = open_page("pages/jobs.py", created=[str(yesterday), str(yesterday)])
+    assert [i.value for i in at.info] == ["No jobs match these filters."]
+
+
+def test_sort_and_order_come_from_the_url(store: Engine) -> None:
+    for name in ["b", "c", "a"]:
+        seed.queued(store, name)
+    assert names(open_page("pages/jobs.py", sort="name", order="oldest first")) == ["a", "b", "c"]
+    assert names(open_page("pages/jobs.py", sort="name")) == ["c", "b", "a"]
+
+
+def test_compare_opens_with_the_selected_jobs(store: Engine) -> None:
+    ids = [seed.succeeded(store, f"run {i}") for i in range(3)]
+    at = select(open_page("pages/jobs.py"), [0, 2])
+    assert "2 selected" in [c.value for c in at.caption]
+
+    at.button(key="history.compare").click().run()
+
+    assert at.query_params["ids"] == f"{ids[2]},{ids[0]}"
+    assert at.title[0].value.startswith("Compare")
+
+
+def test_cancel_rerun_and_tag_act_on_the_selected_rows_only(store: Engine) -> None:
+    done = seed.succeeded(store, "done")
+    keep = seed.queued(store, "keep")
+    waiting = seed.queued(store, "waiting")
+    at = select(open_page("pages/jobs.py"), [0, 2])  # newest first: waiting, keep, done
+
+    at.button(key="history.cancel").click().run()
+    assert "1 cancelled" in at.toast[0].value and "1 had already finished" in at.toast[0].value
+    assert get_job(store, waiting).status is Status.CANCELLED
+    assert get_job(store, keep).status is Status.QUEUED
+
+    at = select(open_page("pages/jobs.py"), [0, 2])
+    at.text_input(key="history.tag_text").set_value("q4")
+    at.button(key="history.tag_add").click().run()
+    assert get_job(store, waiting).tags == ["q4"] and get_job(store, done).tags == ["q4"]
+    assert get_job(store, keep).tags == []
+
+    at = select(open_page("pages/jobs.py"), [2])
+    at.button(key="history.rerun").click().run()
+    assert "Queued 1 new job" in at.toast[0].value
+    newest = list_jobs(store, limit=1).rows[0]
+    assert (newest.name, newest.status) == ("done (re-run)", Status.QUEUED)
+
+
+def test_delete_asks_first_and_keeps_unfinished_jobs(store: Engine) -> None:
+    done = seed.succeeded(store, "done")
+    queued = seed.queued(store, "queued")
+    at = select(open_page("pages/jobs.py"), [0, 1])
+
+    at.button(key="history.delete").click().run()
+    assert at.button(key="history.delete_yes")  # the dialog asks first
+    assert {r.id for r in list_jobs(store).rows} == {queued, done}
+
+    at.button(key="history.delete_yes").click().run()
+    assert "Deleted 1 job(s); kept 1 that had not finished" in at.toast[0].value
+    assert [r.id for r in list_jobs(store).rows] == [queued]
+
+
+def test_export_has_params_results_and_quotes_would_be_formulas(store: Engine) -> None:
+    done = seed.succeeded(store, "fine")
+    bad = T.submit(store, "monte_carlo_pi", {"samples": 1000}, name="=HYPERLINK(1)", tags=["+x"])
+    text = history_ui.export_csv(store, [bad, done])
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["id"] for r in rows] == [bad, done]
+    assert rows[0]["name"] == "'=HYPERLINK(1)" and rows[0]["tags"] == "'+x"
+    assert json.loads(rows[0]["params"])["samples"] == 1000
+    assert json.loads(rows[1]["result"]) == seed.PI_RESULT
 
 
 def test_no_match_says_so_and_an_empty_store_invites_a_first_job(store: Engine) -> None:

@@ -1,0 +1,430 @@
+"""The history on /jobs: its controls, its page of rows and what can be done to a selection.
+
+Every control is bound to the URL (`?q=…&status=…&sort=…&after=…`), so a link reopens the
+same view. Any change of filter or sort starts again at the first page.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+import streamlit as st
+from sqlalchemy import Engine
+
+from compute import registry
+from jobstore import history as store_history
+from jobstore import labels, retention, transitions
+from jobstore.artifacts import ArtifactStore
+from jobstore.history import BadCursor, Cursor, HistoryPage, Sort
+from jobstore.models import Status
+from jobstore.search import InvalidQuery, Query, describe, parse
+from runlab.errors import InvalidParams
+from ui import format as fmt
+from ui import tables
+from ui.report import csv_cell
+from ui.text import md_escape
+
+PAGE_SIZE = 25
+CURSOR = "after"
+PREVIOUS = "history.previous"  # this session's cursors of the pages before this one
+NOTICE = "history.notice"
+TAG_TEXT = "history.tag_text"
+ACTED = "history.acted"  # bumped by each action on a selection, which then starts afresh
+CONFIRM = "history.confirm_delete"  # the ids a delete waits to be confirmed for
+SORT_LABELS: dict[str, str] = {
+    "created": "created",
+    "name": "name",
+    "kind": "kind",
+    "status": "status",
+    "owner": "owner",
+    "started": "started",
+    "finished": "finished",
+    "duration": "duration",
+}
+ORDERS = ["newest first", "oldest first"]
+SEARCH_HELP = """Terms are joined by *and*:
+
+- `kind:option_pricing` · `status:succeeded,failed` · `tag:q3` · `owner:me` · `id:…`
+- `created>=7d` (ages: 90m, 12h, 7d, 2w) · `created:2026-11-20` · `created<2026-11-01`
+- a parameter or result field: `sigma>=0.3` · `price>12` · `method:BCa` · `partial=true`;
+  `param.x` or `result.x` say which
+- any other word, or a "quoted phrase", must be in the name
+"""
+EXAMPLE = "kind:option_pricing sigma>=0.3 price>12 status:succeeded tag:q3"
+MAX_SELECTED = 500
+
+
+@dataclass(frozen=True)
+class View:
+    """What the controls ask for; `error` is a search that could not be parsed."""
+
+    query: Query
+    sort: Sort
+    descending: bool
+    error: InvalidQuery | None
+    filtered: bool
+
+
+def _first_page() -> None:
+    """Any new filter or sort starts again at the first page."""
+    st.query_params.pop(CURSOR, None)
+    st.session_state[PREVIOUS] = []
+
+
+FILTERS: dict[str, object] = {
+    "q": "",
+    "status": [],
+    "kind": [],
+    "owner": "",
+    "tag": "",
+    "name": "",
+    "created": (),
+    "mine": False,
+}
+
+
+def clear() -> None:
+    """Back to every job: the filters' widgets and their URL parameters both."""
+    for key, empty in FILTERS.items():
+        st.session_state[key] = empty
+        st.query_params.pop(key, None)
+    _first_page()
+
+
+def controls(me: str) -> View:
+    """The search box, the filters, the sort and "My jobs", all bound to the URL."""
+    kinds = [k.name for k in registry.all_kinds()]
+    common = {"bind": "query-params", "on_change": _first_page}
+    text = st.text_input(
+        "Search",
+        key="q",
+        placeholder=EXAMPLE,
+        help=SEARCH_HELP,
+        max_chars=1000,
+        **common,
+    )
+    left, middle, right, last = st.columns([3, 3, 2, 2])
+    statuses = left.multiselect(
+        "Status", [s.value for s in Status], key="status", placeholder="any status", **common
+    )
+    chosen_kinds = middle.multiselect("Kind", kinds, key="kind", placeholder="any kind", **common)
+    owner = right.text_input("Owner", key="owner", placeholder="anyone", max_chars=100, **common)
+    tag = last.text_input(
+        "Tag", key="tag", placeholder="any tag", max_chars=transitions.MAX_TAG_LENGTH, **common
+    )
+    left, middle, right, last = st.columns([3, 3, 2, 2], vertical_alignment="bottom")
+    name = left.text_input("Name contains", key="name", max_chars=200, **common)
+    created = middle.date_input(
+        "Created between", value=(), key="created", format="YYYY-MM-DD", **common
+    )
+    sort = right.selectbox("Sort by", list(SORT_LABELS), key="sort", **common)
+    order = last.selectbox("Order", ORDERS, key="order", **common)
+    mine = st.toggle("My jobs", key="mine", help=f"Only jobs whose owner is {me}", **common)
+
+    widgets = Query(
+        statuses=frozenset(statuses) if statuses else None,
+        kinds=frozenset(chosen_kinds) if chosen_kinds else None,
+        owners=frozenset({me}) if mine else None,
+        tags=(tag.strip(),) if tag.strip() else (),
+        words=(name.strip(),) if name.strip() else (),
+    )
+    if owner.strip():
+        widgets = widgets & Query(owners=frozenset({owner.strip()}))
+    zone = fmt.browser_zone()
+    days = [d for d in (created or ()) if d is not None]
+    if days:
+        start = datetime.combine(days[0], time(), zone)
+        end = datetime.combine(days[-1], time(), zone) + timedelta(days=1)
+        widgets = widgets & Query(created_from=start, created_to=end)
+    error = None
+    searched = Query()
+    if text.strip():
+        keys = {f for k in registry.all_kinds() for f in k.params.model_fields}
+        try:
+            searched = parse(text, kinds=kinds, param_keys=keys, me=me)
+        except InvalidQuery as exc:
+            error = exc
+    query = widgets & searched
+    return View(
+        query=query,
+        sort=sort if sort in SORT_LABELS else "created",  # type: ignore[arg-type]
+        descending=order != ORDERS[1],
+        error=error,
+        filtered=not query.empty,
+    )
+
+
+def search_error(error: InvalidQuery) -> None:
+    """What was wrong, with a caret under the token, in a code block that shows it as typed."""
+    st.error(f"The search was not run: {error.message}.", icon=":material/search_off:")
+    st.code(error.pointer(), language=None)
+
+
+def understood(view: View) -> None:
+    chips = describe(view.query)
+    if chips:
+        st.caption("Showing jobs where " + "; ".join(_plain(c) for c in chips))
+
+
+def _plain(text: str) -> str:
+    """Chips hold user text: escape what Markdown would read."""
+    return md_escape(text)
+
+
+def read(engine: Engine, view: View) -> HistoryPage:
+    """The page the URL points at; a cursor that does not fit is dropped with a note."""
+    raw = st.query_params.get(CURSOR)
+    after = None
+    if raw:
+        try:
+            after = Cursor.decode(raw)
+        except BadCursor:
+            st.query_params.pop(CURSOR, None)
+            st.warning("That page link was out of date; here is the first page.")
+    try:
+        return store_history.history(
+            engine,
+            view.query,
+            sort=view.sort,
+            descending=view.descending,
+            after=after,
+            limit=PAGE_SIZE,
+        )
+    except BadCursor:
+        st.query_params.pop(CURSOR, None)
+        st.warning("That page link was out of date; here is the first page.")
+        return store_history.history(
+            engine, view.query, sort=view.sort, descending=view.descending, limit=PAGE_SIZE
+        )
+
+
+def _go_next(cursor: str) -> None:
+    st.session_state.setdefault(PREVIOUS, []).append(st.query_params.get(CURSOR, ""))
+    st.query_params[CURSOR] = cursor
+
+
+def _go_back() -> None:
+    stack = st.session_state.get(PREVIOUS) or [""]
+    previous = stack.pop()
+    if previous:
+        st.query_params[CURSOR] = previous
+    else:
+        st.query_params.pop(CURSOR, None)
+
+
+def pager(page: HistoryPage) -> None:
+    """Previous and next, by keyset: page 40,000 costs what page 1 does."""
+    deep = bool(st.query_params.get(CURSOR))
+    number = len(st.session_state.get(PREVIOUS) or []) + 1
+    first, back, caption, forward = st.columns([1, 1, 3, 1], vertical_alignment="center")
+    first.button(
+        "First page",
+        icon=":material/first_page:",
+        on_click=_first_page,
+        disabled=not deep,
+        key="history.first",
+    )
+    back.button(
+        "Previous",
+        icon=":material/chevron_left:",
+        on_click=_go_back,
+        disabled=not st.session_state.get(PREVIOUS),
+        key="history.previous_page",
+    )
+    shown = f"page {number}" if st.session_state.get(PREVIOUS) or not deep else "a later page"
+    caption.caption(f"{len(page.rows)} jobs on {shown}")
+    forward.button(
+        "Next",
+        icon=":material/chevron_right:",
+        on_click=_go_next,
+        args=(page.next.encode() if page.next else "",),
+        disabled=page.next is None,
+        key="history.next",
+    )
+
+
+def table(page: HistoryPage, view: View) -> list[str]:
+    """The rows, with a checkbox each; the ids of those ticked.
+
+    The selection is kept per view and page, and dropped after every action: ticks never
+    apply to the rows that another filter, page or a re-run puts in the same places.
+    """
+    where = repr(
+        (
+            view.query,
+            view.sort,
+            view.descending,
+            st.query_params.get(CURSOR, ""),
+            st.session_state.get(ACTED, 0),
+        )
+    )
+    digest = hashlib.sha256(where.encode()).hexdigest()[:12]
+    return tables.selectable_job_table(page.rows, key="history", selection_key=digest)
+
+
+def selection_bar(engine: Engine, artifacts: ArtifactStore, selected: list[str], me: str) -> None:
+    """What can be done to the ticked rows."""
+    n = len(selected)
+    st.caption(
+        f"{n} selected"
+        if n
+        else "Tick rows to compare, cancel, re-run, tag, delete or export them."
+    )
+    if not n:
+        return
+    cols = st.columns(6)
+    if cols[0].button(
+        "Compare",
+        icon=":material/compare_arrows:",
+        disabled=not 2 <= n <= 10,
+        help="Side by side: 2 to 10 jobs.",
+        key="history.compare",
+    ):
+        st.switch_page("pages/compare.py", query_params={"ids": ",".join(selected)})
+    cols[1].button(
+        "Cancel",
+        icon=":material/cancel:",
+        on_click=_cancel,
+        args=(engine, selected),
+        key="history.cancel",
+    )
+    cols[2].button(
+        "Re-run",
+        icon=":material/replay:",
+        on_click=_rerun,
+        args=(engine, selected, me),
+        key="history.rerun",
+    )
+    with cols[3].popover("Tag", icon=":material/sell:"):
+        st.text_input("Tag", key=TAG_TEXT, max_chars=transitions.MAX_TAG_LENGTH)
+        st.button("Add to selected", on_click=_tag, args=(engine, selected), key="history.tag_add")
+        st.button(
+            "Remove from selected",
+            on_click=_untag,
+            args=(engine, selected),
+            key="history.tag_remove",
+        )
+    cols[4].download_button(
+        "Export CSV",
+        data=lambda: export_csv(engine, selected),
+        file_name="runlab-jobs.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        key="history.export",
+        on_click="ignore",
+    )
+    cols[5].button(
+        "Delete",
+        icon=":material/delete:",
+        on_click=_ask_delete,
+        args=(selected,),
+        key="history.delete",
+    )
+    if st.session_state.get(CONFIRM):
+        _confirm_delete(engine, artifacts, st.session_state[CONFIRM])
+
+
+def _cancel(engine: Engine, ids: list[str]) -> None:
+    outcomes: dict[str, int] = {}
+    for job_id in ids:
+        outcome = transitions.request_cancel(engine, job_id)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    words = {
+        transitions.CancelOutcome.CANCELLED: "cancelled",
+        transitions.CancelOutcome.REQUESTED: "asked to stop",
+        transitions.CancelOutcome.ALREADY_FINISHED: "had already finished",
+    }
+    _done("; ".join(f"{n} {words[o]}" for o, n in outcomes.items()))
+
+
+def _rerun(engine: Engine, ids: list[str], me: str) -> None:
+    made = [transitions.rerun(engine, job_id, owner=me) for job_id in ids]
+    _done(f"Queued {len(made)} new job(s) with the same parameters and seed.")
+
+
+def _tag(engine: Engine, ids: list[str]) -> None:
+    # Read here, not passed in: the text typed just before the click is in the state already.
+    tag = st.session_state.get(TAG_TEXT, "")
+    try:
+        n = labels.add_tag(engine, ids, tag)
+    except InvalidParams as exc:
+        st.session_state[NOTICE] = f"Not tagged: {exc.errors['tag']}"
+        return
+    _done(f"Tagged {n} job(s).")
+
+
+def _untag(engine: Engine, ids: list[str]) -> None:
+    tag = st.session_state.get(TAG_TEXT, "")
+    try:
+        n = labels.remove_tag(engine, ids, tag)
+    except InvalidParams as exc:
+        st.session_state[NOTICE] = f"Nothing removed: {exc.errors['tag']}"
+        return
+    _done(f"Removed the tag from {n} job(s).")
+
+
+def _ask_delete(ids: list[str]) -> None:
+    st.session_state[CONFIRM] = list(ids)
+
+
+def _delete(engine: Engine, artifacts: ArtifactStore, ids: list[str]) -> None:
+    st.session_state.pop(CONFIRM, None)
+    report, kept = retention.delete_jobs(engine, artifacts, ids)
+    note = f"Deleted {report.jobs} job(s)"
+    if kept:
+        note += f"; kept {len(kept)} that had not finished"
+    _done(note + ".")
+
+
+def _keep() -> None:
+    st.session_state.pop(CONFIRM, None)
+
+
+@st.dialog("Delete jobs", on_dismiss=_keep)
+def _confirm_delete(engine: Engine, artifacts: ArtifactStore, ids: list[str]) -> None:
+    """Asked in a dialog; the choice is a callback, so it holds whatever reruns next."""
+    st.write(
+        f"Delete {len(ids)} job(s) with their results, metrics, logs and files? "
+        "This cannot be undone. Queued and running jobs are kept: cancel them first."
+    )
+    yes, no = st.columns(2)
+    yes.button(
+        "Delete",
+        type="primary",
+        icon=":material/delete_forever:",
+        on_click=_delete,
+        args=(engine, artifacts, ids),
+        key="history.delete_yes",
+    )
+    no.button("Keep them", on_click=_keep, key="history.delete_no")
+
+
+def _done(note: str) -> None:
+    st.session_state[NOTICE] = note
+    st.session_state[ACTED] = st.session_state.get(ACTED, 0) + 1
+
+
+def notice() -> None:
+    if NOTICE in st.session_state:
+        st.toast(st.session_state.pop(NOTICE), icon=":material/done_all:")
+
+
+CSV_COLUMNS = [
+    "id", "name", "kind", "status", "owner", "tags", "created_at", "started_at", "finished_at",
+    "params", "result",
+]  # fmt: skip
+
+
+def export_csv(engine: Engine, ids: list[str]) -> str:
+    """The selected jobs with their parameters and results as JSON cells; text that a
+    spreadsheet would run as a formula is quoted."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for row in store_history.export(engine, ids):
+        writer.writerow([csv_cell(row[c]) for c in CSV_COLUMNS])
+    return out.getvalue()
