@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select
@@ -351,3 +352,24 @@ def overview(engine: Engine, *, alive_within: float, recent: int = 10) -> Overvi
         running_jobs=[_summary(r) for r in running],
         recent_jobs=[_summary(r) for r in latest],
     )
+
+
+def finished_since(
+    engine: Engine, owner: str, since: datetime, *, limit: int = 5
+) -> tuple[datetime, list[JobSummary]]:
+    """The owner's jobs that ended after `since`, oldest first, and the store's clock now.
+
+    Read through the (finished_at, id) index: a few recent rows, however big the store.
+    """
+    with reading(engine) as conn:
+        now = as_utc(conn.execute(select(db_now())).scalar_one())
+        stamp = since.astimezone(UTC)
+        if engine.dialect.name != "postgresql":  # SQLite keeps naive UTC text
+            stamp = stamp.replace(tzinfo=None)
+        rows = conn.execute(
+            select(*SUMMARY_COLUMNS)
+            .where(jobs.c.finished_at > stamp, jobs.c.owner == owner)
+            .order_by(jobs.c.finished_at, jobs.c.id)
+            .limit(limit)
+        ).all()
+    return now, [_summary(r) for r in rows]

@@ -6,7 +6,19 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
+
 import streamlit as st
+
+from jobstore import queries
+from ui import badges, resources
+from ui.text import md_escape, one_line
+
+log = logging.getLogger(__name__)
+WATCH_SECONDS = 5.0
+MAX_TOASTS = 5
+SEEN = "sidebar.finished_seen"  # the store's time up to which ended jobs were toasted
 
 LINKS: tuple[tuple[str, str, str], ...] = (
     ("app.py", "Home", ":material/home:"),
@@ -26,3 +38,38 @@ def page(title: str) -> None:
         st.markdown("### :material/science: Runlab")
         for path, label, icon in LINKS:
             st.page_link(path, label=label, icon=icon)
+        _finished_jobs()
+
+
+@st.fragment(run_every=WATCH_SECONDS)
+def _finished_jobs() -> None:
+    """A toast for each of your jobs that ends while this session is open, on any page.
+
+    The first look only notes the store's clock: jobs that ended before you came are history.
+    """
+    settings = resources.settings()
+    try:
+        engine = resources.engine(settings)
+        since = st.session_state.get(SEEN)
+        now, ended = queries.finished_since(
+            engine, settings.owner, since or datetime.now(UTC), limit=MAX_TOASTS
+        )
+    except Exception:  # a store that is down is the page's to report, not a toast's
+        log.debug("could not look for finished jobs", exc_info=True)
+        return
+    if since is None:
+        st.session_state[SEEN] = now
+        return
+    showing = st.query_params.get("id")
+    for job in ended:
+        st.session_state[SEEN] = max(st.session_state[SEEN], job.finished_at or now)
+        if job.id == showing:
+            continue  # its own page already says so
+        look = badges.LOOKS[job.status]
+        st.toast(
+            f"Your job **{md_escape(one_line(job.name, 60))}** {job.status}. "
+            f"[Open it](job?id={job.id})",
+            icon=look.icon,
+        )
+    if len(ended) < MAX_TOASTS:
+        st.session_state[SEEN] = max(st.session_state[SEEN], now)
