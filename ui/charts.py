@@ -35,6 +35,7 @@ TIMELINE_COLOURS = {
     "requeued": "#ff7f0e",
 }
 TIMELINE_ROW = 34
+MIN_BAR_SHARE = 0.005
 
 
 def series_figure(series: Series, *, log_y: bool = False) -> go.Figure | None:
@@ -127,6 +128,10 @@ def timeline_figure(
     if not spans:
         return None
     rows = list(dict.fromkeys(s.row for s in spans))
+    # A stage of a few milliseconds in a run of minutes would be no bar at all: draw each at
+    # least a sliver of the whole, and let the hover tell the true length.
+    whole = max(s.end for s in spans) - min(s.start for s in spans)
+    sliver = whole.total_seconds() * 1000 * MIN_BAR_SHARE
     fig = go.Figure()
     for state in dict.fromkeys(s.state for s in spans):
         mine = [s for s in spans if s.state == state]
@@ -136,7 +141,7 @@ def timeline_figure(
                 orientation="h",
                 y=[html.escape(s.row) for s in mine],
                 base=[_wall(s.start, zone) for s in mine],
-                x=[(s.end - s.start).total_seconds() * 1000 for s in mine],
+                x=[max(sliver, (s.end - s.start).total_seconds() * 1000) for s in mine],
                 marker_color=TIMELINE_COLOURS.get(state, "#9467bd"),
                 hovertext=[_hover(s, zone) for s in mine],
                 hoverinfo="text",

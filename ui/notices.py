@@ -23,7 +23,8 @@ def no_such_job() -> None:
     """What an unknown or malformed link shows instead of a traceback."""
     st.title("No such job")
     st.info(
-        "There is no job with this id. The link may be mistyped or incomplete.",
+        "There is no job with this id. The link may be mistyped or incomplete, "
+        "or the job has been purged.",
         icon=":material/search_off:",
     )
     st.page_link("pages/jobs.py", label="See all jobs", icon=":material/list:")

@@ -116,8 +116,8 @@ def html_report(
             ]
         ),
         "<h2>Result</h2>",
-        _outcome(job),
         *figures.get("result", []),
+        _outcome(job),
         "<h2>Parameters</h2>",
         _pre(json.dumps(job.params, indent=2, ensure_ascii=False)),
         "<h3>Versions it ran with</h3>",
