@@ -10,7 +10,7 @@ import json
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
@@ -25,6 +25,7 @@ from tests.polling import wait_for
 from tests.ui import seed
 from tests.ui.conftest import APP, ROOT, TIMEOUT, markdown_texts, open_page
 from ui import badges, job_view, report
+from ui import charts as charts_module
 from ui.text import md_escape
 
 
@@ -587,3 +588,18 @@ def test_a_purged_job_says_no_such_job(store: Engine) -> None:
     at.run()
 
     assert no_such_job(at)
+
+
+def test_timeline_runs_what_has_not_ended_to_now(store: Engine) -> None:
+    seed.runner(store)
+    public_id, _ = seed.running(store)
+    job = queries.get_job(store, public_id)
+    now = datetime.now(UTC) + timedelta(minutes=5)
+
+    spans = {s.row: s for s in charts_module.timeline_spans(job, now)}
+
+    assert list(spans) == ["queue", "attempt 1 · r1", "stage · plan", "stage · sample"]
+    assert (spans["attempt 1 · r1"].state, spans["attempt 1 · r1"].end) == ("running", now)
+    assert spans["stage · sample"].end == now  # still running
+    assert spans["stage · plan"].end < now  # done: it ends when it did
+    assert spans["queue"].end == spans["attempt 1 · r1"].start
