@@ -1,5 +1,8 @@
 """The parts of a job's page, each drawn from one `JobDetail`, so the page reads as a list.
 
+The tabs and the chart's settings are widgets bound to the URL; the link to the view is made
+from their values, and the downloads are made when clicked (see `ui.report`).
+
 User text (name, tags, log lines, error messages) is shown with `st.code`, `st.json` or
 through `md_escape`, never as Markdown of its own.
 """
@@ -124,7 +127,7 @@ def tabs(job: JobDetail, kind: Kind | None) -> ViewState:
     panes = st.tabs(list(TABS), key=TAB_KEY, bind="query-params", default=default)
     draw: dict[str, Callable[[], ViewState | None]] = {
         "Result": lambda: outcome(job, kind),
-        "Progress": lambda: (stages(job), metrics(job))[1],
+        "Progress": lambda: progress(job),
         "Timeline": lambda: timeline(job),
         "Parameters": lambda: parameters(job),
         "Log": lambda: logs(job),
@@ -152,8 +155,13 @@ def outcome(job: JobDetail, kind: Kind | None) -> None:
         )
 
 
+def progress(job: JobDetail) -> ViewState:
+    """A bar per stage, then the metric series."""
+    stages(job)
+    return metrics(job)
+
+
 def stages(job: JobDetail) -> None:
-    """One bar per stage."""
     for s in job.stages:
         mark = STAGE_MARK.get(s.status, "")  # StrEnum keys match the stored strings
         took = f" · {fmt.elapsed(s.started_at, s.finished_at)}" if s.started_at else ""
