@@ -105,10 +105,16 @@ class HistoryPage:
     next: Cursor | None  # None on the last page
 
 
-def _sort_expr(sort: Sort, postgres: bool) -> ColumnElement[Any] | None:
-    """The expression a sort orders by (None: by id alone); each has an index (migration 0005)."""
+def _sort_expr(sort: Sort, postgres: bool, query: Query) -> ColumnElement[Any] | None:
+    """The expression a sort orders by (None: by id alone); each has an index (migration 0005).
+
+    "created" is the id order, which every other index ends with, except under a created-time
+    range: then the (created_at, id) index serves the range and the order at once, instead of
+    a walk through every newer id.
+    """
     if sort == "created":
-        return None
+        timed = query.created_from is not None or query.created_to is not None
+        return jobs.c.created_at if timed else None
     if sort == "duration":
         if postgres:
             return jobs.c.finished_at - jobs.c.started_at
@@ -218,10 +224,11 @@ def history(
         raise ValueError(f"unknown sort {sort!r}; one of {', '.join(SORTS)}")
     limit = max(1, min(limit, MAX_LIMIT))
     postgres = engine.dialect.name == "postgresql"
-    if after is not None and not _fits(sort, after, postgres):
+    query = query or Query()
+    key = _sort_expr(sort, postgres, query)
+    if after is not None and not _fits(sort, key is None, after, postgres):
         raise BadCursor(after.encode())
-    where = conditions(query or Query(), postgres)
-    key = _sort_expr(sort, postgres)
+    where = conditions(query, postgres)
     with reading(engine) as conn:
         if key is None:
             rows = conn.execute(_by_id(where, descending, after, limit + 1)).all()
@@ -245,13 +252,13 @@ def history(
     )
 
 
-def _fits(sort: Sort, after: Cursor, postgres: bool) -> bool:
+def _fits(sort: Sort, by_id: bool, after: Cursor, postgres: bool) -> bool:
     """Whether a cursor could have come from this sort: a hand-edited or stale link must not
     reach SQL as a comparison of mismatched types."""
     v = after.value
-    if sort == "created" or after.missing:
-        return v is None
-    if sort in ("started", "finished"):
+    if by_id or after.missing:
+        return v is None and not (by_id and after.missing)
+    if sort in ("created", "started", "finished"):
         return isinstance(v, datetime)
     if sort == "duration":
         return isinstance(v, timedelta) if postgres else isinstance(v, int | float)

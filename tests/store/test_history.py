@@ -128,7 +128,9 @@ def matches(q: Query, job_id: str, r: bulk.PastJob) -> bool:
     )
 
 
-def _sort_value(sort: Sort, r: bulk.PastJob) -> Any:
+def _sort_value(sort: Sort, r: bulk.PastJob, q: Query) -> Any:
+    if sort == "created" and (q.created_from or q.created_to):
+        return r.created_at  # a created range orders by the time itself
     if sort == "duration":
         return (
             None
@@ -151,11 +153,12 @@ def expected(
 ) -> list[str]:
     """Matching ids in sort order: by value then insertion order, missing values last."""
     hits = [(i, job_id, r) for i, (job_id, r) in enumerate(rows) if matches(q, job_id, r)]
-    present = [h for h in hits if sort == "created" or _sort_value(sort, h[2]) is not None]
-    missing = [h for h in hits if sort != "created" and _sort_value(sort, h[2]) is None]
+    by_id = sort == "created" and _sort_value(sort, rows[0][1], q) is None
+    present = [h for h in hits if by_id or _sort_value(sort, h[2], q) is not None]
+    missing = [h for h in hits if not by_id and _sort_value(sort, h[2], q) is None]
 
     def key(h: tuple[int, str, bulk.PastJob]) -> tuple[Any, int]:
-        return (0 if sort == "created" else _sort_value(sort, h[2]), h[0])
+        return (0 if by_id else _sort_value(sort, h[2], q), h[0])
 
     present.sort(key=key, reverse=descending)
     missing.sort(key=lambda h: h[0], reverse=descending)
