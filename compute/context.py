@@ -12,6 +12,7 @@ from typing import Any
 from distributed import Client, Future, as_completed
 from sqlalchemy import Engine
 
+from compute.cost import CostLedger, MeteredClient, StageKey
 from jobstore import transitions
 from jobstore.artifacts import ArtifactStore
 from jobstore.models import StageStatus
@@ -27,10 +28,14 @@ CHECKPOINTS = "checkpoints"  # the folder of a job's artifacts that holds its ch
 class JobContext:
     """Buffers a driver's reports and writes them, throttled, behind the attempt's fence.
 
-    Progress, stage changes, metrics and log lines are written at most once per
-    `write_interval`; the runner's flush loop writes what a quiet driver leaves pending. A
-    write that finds the attempt fenced out marks the context lost, and the driver's next call
-    raises `LostJob`.
+    Progress, stage changes, metrics, log lines and what the tasks cost so far are written at
+    most once per `write_interval`; the runner's flush loop writes what a quiet driver leaves
+    pending. A write that finds the attempt fenced out marks the context lost, and the
+    driver's next call raises `LostJob`.
+
+    `client` is the Dask client behind a meter: each task submitted through it reports its
+    CPU time, wall time and peak memory against the stage it was submitted in
+    (compute/cost.py).
     """
 
     def __init__(
@@ -50,7 +55,10 @@ class JobContext:
         self._engine = engine
         self._artifacts = artifacts
         self.lease = lease
-        self.client = client
+        self._ledger = CostLedger()
+        self.client: Any = (
+            None if client is None else MeteredClient(client, self._ledger, self._current_stage)
+        )
         self._stage_names = list(stage_names)
         weights = list(stage_weights or [1.0] * len(stage_names))
         total = sum(weights) or 1.0
@@ -85,6 +93,10 @@ class JobContext:
         return self.lease.attempt
 
     # --- reporting ------------------------------------------------------------------------------
+
+    def _current_stage(self) -> StageKey | None:
+        """The stage a task submitted now is charged to (the driver's thread sets it)."""
+        return self._stage
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -232,6 +244,7 @@ class JobContext:
         """Write what is pending now. Raises LostJob if the attempt has been fenced out."""
         with self._flush_lock:
             with self._lock:
+                self._collect_cost()
                 batch, self._pending = self._pending, Report()
             if batch.empty():
                 return
@@ -269,10 +282,27 @@ class JobContext:
                 batch.progress = newer.progress
             if newer.stage is not None:
                 batch.stage = newer.stage
+            if newer.cost is not None:
+                batch.cost = newer.cost
             self._pending = batch
 
+    def _collect_cost(self, *, final: bool = False) -> None:
+        """Move what the tasks cost since the last write into the pending report (with
+        `_lock` held). The values are cumulative, so the newest always wins a merge."""
+        total, stages = self._ledger.take(final=final)
+        if total is not None:
+            self._pending.cost = total
+        self._pending.stage_updates.extend(
+            StageUpdate(idx, name, cost=cost) for idx, (name, cost) in stages.items()
+        )
+
     def take_pending(self) -> Report:
-        """What is left unwritten, for the final transition to write in its own transaction."""
+        """What is left unwritten, for the final transition to write in its own transaction.
+
+        Every task the driver waited on has reported its cost by now: a worker sends a task's
+        cost before its result, and both reach this client in that order.
+        """
         with self._flush_lock, self._lock:
+            self._collect_cost(final=True)
             batch, self._pending = self._pending, Report()
             return batch

@@ -106,6 +106,12 @@ class Job(Base):
     # Of the runner that claimed the latest attempt: with the seed in `params`, what an exact
     # re-run needs to match.
     versions: Mapped[dict[str, str] | None] = mapped_column(Json)
+    # What the latest attempt's Dask tasks cost (migration 0006; see compute/cost.py). NULL
+    # until it reports; a requeue clears them with the rest of the attempt's progress.
+    cpu_seconds: Mapped[float | None] = mapped_column(Float)
+    task_seconds: Mapped[float | None] = mapped_column(Float)
+    tasks: Mapped[int | None] = mapped_column(Integer)
+    peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         Index("ix_jobs_claim", "status", "queue", "priority", "run_after", "id"),
@@ -133,6 +139,11 @@ class JobStage(Base):
     started_at: Mapped[datetime | None] = mapped_column(Stamp)
     finished_at: Mapped[datetime | None] = mapped_column(Stamp)
     message: Mapped[str | None] = mapped_column(Text)
+    # The cost of the tasks submitted in this stage, as on `jobs` (migration 0006).
+    cpu_seconds: Mapped[float | None] = mapped_column(Float)
+    task_seconds: Mapped[float | None] = mapped_column(Float)
+    tasks: Mapped[int | None] = mapped_column(Integer)
+    peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (UniqueConstraint("job_id", "idx", name="uq_job_stages_job_idx"),)
 

@@ -21,13 +21,16 @@ from jobstore.models import (
 )
 from jobstore.views import (
     AttemptView,
+    Cost,
     ErrorView,
+    JobCost,
     JobDetail,
     JobPage,
     JobSummary,
     LogLine,
     Overview,
     RunnerView,
+    StageCost,
     StageView,
     as_utc,
 )
@@ -137,7 +140,26 @@ def get_job(
         queue_position=position,
         attempts=attempts,
         lease_until=as_utc(row.lease_until),
+        cost=_job_cost(row, stages),
     )
+
+
+def _cost(r: Any) -> Cost:
+    """A row's cost columns; NULL (nothing measured) reads as zero, the peak as unknown."""
+    return Cost(
+        float(r.cpu_seconds or 0.0),
+        float(r.task_seconds or 0.0),
+        int(r.tasks or 0),
+        None if r.peak_memory_bytes is None else int(r.peak_memory_bytes),
+    )
+
+
+def _job_cost(row: Any, stages: Sequence[Any]) -> JobCost | None:
+    """The latest attempt's cost, or None while it has reported none (queued, or run before
+    the store kept costs)."""
+    if row.tasks is None:
+        return None
+    return JobCost(_cost(row), [StageCost(s.name, _cost(s)) for s in stages])
 
 
 def _attempts(conn: Connection, job_id: int) -> list[AttemptView]:

@@ -14,7 +14,7 @@ import logging
 import random
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -42,6 +42,7 @@ from jobstore.models import (
     StageStatus,
     Status,
 )
+from jobstore.views import Cost
 from runlab.errors import InvalidParams, JobNotFound, LostJob
 
 log = logging.getLogger(__name__)
@@ -91,11 +92,13 @@ class Report:
     stage_updates: list[StageUpdate] = field(default_factory=list)
     metrics: list[tuple[str, float, float]] = field(default_factory=list)
     logs: list[tuple[str, str]] = field(default_factory=list)
+    cost: Cost | None = None  # the attempt's tasks so far, in all (cumulative)
 
     def empty(self) -> bool:
         return (
             self.progress is None
             and self.stage is None
+            and self.cost is None
             and not (self.stage_updates or self.metrics or self.logs)
         )
 
@@ -108,6 +111,25 @@ class StageUpdate:
     progress: float | None = None
     started: bool = False
     finished: bool = False
+    cost: Cost | None = None  # the stage's tasks so far (cumulative)
+
+
+COST_COLUMNS = ("cpu_seconds", "task_seconds", "tasks", "peak_memory_bytes")
+NO_COST = dict.fromkeys(COST_COLUMNS)
+
+
+def _cost_values(cost: Cost) -> dict[str, Any]:
+    return {
+        "cpu_seconds": cost.cpu_seconds,
+        "task_seconds": cost.task_seconds,
+        "tasks": cost.tasks,
+        "peak_memory_bytes": cost.peak_memory_bytes,
+    }
+
+
+def _cost_params(cost: Cost | None) -> dict[str, Any]:
+    """The cost as bound parameters of an executemany (`b_cpu_seconds`, ...)."""
+    return {} if cost is None else {f"b_{c}": v for c, v in _cost_values(cost).items()}
 
 
 class CancelOutcome(enum.StrEnum):
@@ -629,6 +651,7 @@ def _coalesce(updates: Sequence[StageUpdate]) -> list[StageUpdate]:
                 su.progress if su.progress is not None else was.progress,
                 was.started or su.started,
                 was.finished or su.finished,
+                su.cost if su.cost is not None else was.cost,
             )
         )
     return list(merged.values())
@@ -636,11 +659,17 @@ def _coalesce(updates: Sequence[StageUpdate]) -> list[StageUpdate]:
 
 def _write_stages(conn: Connection, updates: Sequence[tuple[int, StageUpdate]]) -> None:
     """Stage updates as one executemany per shape; a row not there yet is inserted."""
-    shapes: dict[tuple[bool, bool, bool, bool], list[tuple[int, StageUpdate]]] = {}
+    shapes: dict[tuple[bool, bool, bool, bool, bool], list[tuple[int, StageUpdate]]] = {}
     for job_id, su in updates:
-        shape = (su.status is not None, su.progress is not None, su.started, su.finished)
+        shape = (
+            su.status is not None,
+            su.progress is not None,
+            su.started,
+            su.finished,
+            su.cost is not None,
+        )
         shapes.setdefault(shape, []).append((job_id, su))
-    for (has_status, has_progress, started, finished), group in shapes.items():
+    for (has_status, has_progress, started, finished, has_cost), group in shapes.items():
         if len(group) > 1 and conn.dialect.supports_sane_multi_rowcount:
             values: dict[str, Any] = {"name": bindparam("b_name")}
             if has_status:
@@ -651,6 +680,8 @@ def _write_stages(conn: Connection, updates: Sequence[tuple[int, StageUpdate]]) 
                 values["started_at"] = db_now()
             if finished:
                 values["finished_at"] = db_now()
+            if has_cost:
+                values.update({c: bindparam(f"b_{c}") for c in COST_COLUMNS})
             stmt = (
                 update(stages_t)
                 .where(
@@ -665,6 +696,7 @@ def _write_stages(conn: Connection, updates: Sequence[tuple[int, StageUpdate]]) 
                     "b_name": su.name,
                     "b_status": su.status,
                     "b_progress": None if su.progress is None else min(1.0, max(0.0, su.progress)),
+                    **_cost_params(su.cost),
                 }
                 for job_id, su in group
             ]
@@ -684,6 +716,8 @@ def _write_stage(conn: Connection, job_id: int, su: StageUpdate) -> None:
         values["started_at"] = db_now()
     if su.finished:
         values["finished_at"] = db_now()
+    if su.cost is not None:
+        values.update(_cost_values(su.cost))
     done = conn.execute(
         update(stages_t)
         .where(stages_t.c.job_id == job_id, stages_t.c.idx == su.idx)
@@ -907,9 +941,12 @@ def _write_batches(conn: Connection, batches: Sequence[tuple[Lease, Report | Non
     stages: list[tuple[int, StageUpdate]] = []
     metrics: list[dict[str, Any]] = []
     logs: list[dict[str, Any]] = []
+    costs: list[dict[str, Any]] = []
     for lease, batch in batches:
         if batch is None:
             continue
+        if batch.cost is not None:
+            costs.append({"b_job": lease.job_id, **_cost_params(batch.cost)})
         stages.extend((lease.job_id, su) for su in _coalesce(batch.stage_updates))
         metrics.extend(
             {"job_id": lease.job_id, "attempt": lease.attempt, "name": n, "step": s, "value": v}
@@ -922,9 +959,19 @@ def _write_batches(conn: Connection, batches: Sequence[tuple[Lease, Report | Non
             for lvl, msg in batch.logs
         )
     _write_stages(conn, stages)
+    if costs:
+        conn.execute(_WRITE_COST, costs)
     if metrics:
         conn.execute(insert(metrics_t), metrics)
     _insert_events(conn, logs)
+
+
+# Only ever run after the caller's fenced UPDATE of the same jobs, in the same transaction.
+_WRITE_COST = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("b_job"))
+    .values({c: bindparam(f"b_{c}") for c in COST_COLUMNS})
+)
 
 
 def _requeue(
@@ -956,20 +1003,24 @@ def _requeue(
         lease_until=None,
         progress=0.0,
         stage=None,
+        **NO_COST,  # a job's cost is its latest attempt's, as its progress and stages are
         **values,
     )
     if batch is not None:
-        _write_batch(conn, *batch)  # the ending attempt's last metrics and log lines
+        lease, report = batch  # the ending attempt's last metrics and log lines
+        _write_batch(conn, lease, None if report is None else replace(report, cost=None))
     _restart_stages(conn, job_id)
     _notify(conn)
 
 
 def _restart_stages(conn: Connection, job_id: int) -> None:
-    """The next attempt starts over, so its stages do too."""
+    """The next attempt starts over, so its stages do too, and their cost."""
     conn.execute(
         update(stages_t)
         .where(stages_t.c.job_id == job_id)
-        .values(status=StageStatus.PENDING, progress=0.0, started_at=None, finished_at=None)
+        .values(
+            status=StageStatus.PENDING, progress=0.0, started_at=None, finished_at=None, **NO_COST
+        )
     )
 
 

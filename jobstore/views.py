@@ -27,6 +27,61 @@ class StageView:
 
 
 @dataclass(frozen=True)
+class Cost:
+    """What a set of Dask tasks cost.
+
+    `cpu_seconds`: the CPU time of the worker threads that ran them; `task_seconds`: their
+    wall time, waits included; `peak_memory_bytes`: the highest resident memory of a worker
+    process while one of them ran, the worker's own footprint included (None: not measured,
+    off Linux).
+    """
+
+    cpu_seconds: float = 0.0
+    task_seconds: float = 0.0
+    tasks: int = 0
+    peak_memory_bytes: int | None = None
+
+    def plus(self, other: Cost) -> Cost:
+        """Times and counts add up; the peak is the higher of the two."""
+        peaks = [p for p in (self.peak_memory_bytes, other.peak_memory_bytes) if p is not None]
+        return Cost(
+            self.cpu_seconds + other.cpu_seconds,
+            self.task_seconds + other.task_seconds,
+            self.tasks + other.tasks,
+            max(peaks) if peaks else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cpu_seconds": self.cpu_seconds,
+            "task_seconds": self.task_seconds,
+            "tasks": self.tasks,
+            "peak_memory_bytes": self.peak_memory_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class StageCost:
+    name: str
+    cost: Cost
+
+
+@dataclass(frozen=True)
+class JobCost:
+    """The latest attempt's cost, in all and per stage (every stage, in order; one that ran no
+    task costs zero). The total also counts tasks submitted outside any stage."""
+
+    total: Cost
+    stages: list[StageCost] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.total.to_json(),
+            "stages": [{"name": s.name, **s.cost.to_json()} for s in self.stages],
+        }
+
+
+@dataclass(frozen=True)
 class ErrorView:
     type: str
     message: str
@@ -107,6 +162,7 @@ class JobDetail(JobSummary):
     attempts: list[AttemptView] = field(default_factory=list)
     lease_until: datetime | None = None
     versions: dict[str, str] = field(default_factory=dict)
+    cost: JobCost | None = None  # None until the job's first attempt reports one
 
     def to_json(self) -> dict[str, Any]:
         """The public shape of `runlab show --json`: a contract, so change it with care."""
@@ -131,6 +187,7 @@ class JobDetail(JobSummary):
             "queue_position": self.queue_position,
             "attempts": [a.to_json() for a in self.attempts],
             "versions": dict(self.versions),
+            "cost": None if self.cost is None else self.cost.to_json(),
             "created_at": _iso(self.created_at),
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
