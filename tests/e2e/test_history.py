@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -12,6 +13,7 @@ from jobstore import queries
 from jobstore import transitions as T
 from jobstore.models import Status
 from tests.e2e.conftest import RunlabUp
+from tests.e2e.test_report import download, open_job
 from tests.polling import wait_for
 
 if TYPE_CHECKING:
@@ -76,7 +78,7 @@ def test_a_bad_search_in_the_browser_points_at_the_token(
 
 
 def test_hostile_names_and_tags_stay_text_on_every_page(
-    runlab_app: RunlabUp, new_page: Callable[[], Page]
+    runlab_app: RunlabUp, new_page: Callable[[], Page], tmp_path: Path
 ) -> None:
     """A job named like an HTML tag with a javascript: tag, submitted through the form, is
     shown on every page as the characters typed: no dialog, no element made from it."""
@@ -129,6 +131,16 @@ def test_hostile_names_and_tags_stay_text_on_every_page(
         assert page.locator("img[src='x']").count() == 0, path
         assert page.locator("a[href^='javascript']").count() == 0, path
         assert page.locator("[onerror]").count() == 0, path
+
+    open_job(page, runlab_app, first)
+    report = download(page, "Report · HTML", tmp_path)
+    page.goto(report.as_uri())
+    page.locator(".js-plotly-plot").first.wait_for(state="visible")
+    assert page.locator("h1").inner_text() == XSS_NAME
+    assert page.get_by_text(XSS_TAG).count() > 0
+    assert page.locator("img").count() == 0
+    assert page.locator("a[href^='javascript']").count() == 0
+    assert page.locator("[onerror]").count() == 0
     assert dialogs == []
 
 
