@@ -101,6 +101,18 @@ def number(value: float | int) -> str:
     return f"{value:.10g}"
 
 
+def size(n: int | None) -> str:
+    """A byte count in binary units, as memory is counted: `512 B`, `1.5 KiB`, `302.3 MiB`."""
+    if n is None or n < 0:
+        return DASH
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
 def percent(fraction: float) -> str:
     return f"{100 * max(0.0, min(1.0, fraction)):.0f} %"
 
