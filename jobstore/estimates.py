@@ -91,6 +91,14 @@ class Spread:
     def ranged(self) -> bool:
         return self.low is not None and self.high is not None
 
+    @property
+    def lo(self) -> float:
+        return self.mid if self.low is None else self.low
+
+    @property
+    def hi(self) -> float:
+        return self.mid if self.high is None else self.high
+
 
 @dataclass(frozen=True)
 class Window:
@@ -191,8 +199,8 @@ def blend(pace: Spread | None, past: Spread | None, progress: float) -> Spread |
     mid = w * pace.mid + (1 - w) * past.mid
     if not (pace.ranged or past.ranged):
         return Spread(mid)
-    low = w * (pace.low or pace.mid) + (1 - w) * (past.low or past.mid)
-    high = w * (pace.high or pace.mid) + (1 - w) * (past.high or past.mid)
+    low = w * pace.lo + (1 - w) * past.lo
+    high = w * pace.hi + (1 - w) * past.hi
     return Spread(mid, min(low, mid), max(high, mid))
 
 
@@ -214,6 +222,8 @@ class _History:
         size = self.size(params)
         out = []
         for run in self.runs(kind):
+            if len(out) == PAST_RUNS:
+                break
             if size is None or run.size is None:
                 if size is None and run.size is None:
                     out.append((run, 1.0))
@@ -221,8 +231,6 @@ class _History:
             factor = size / run.size
             if 1 / SIZE_RATIO <= factor <= SIZE_RATIO:
                 out.append((run, factor))
-            if len(out) == PAST_RUNS:
-                break
         return out
 
     def duration(self, kind: str, params: Mapping[str, Any], elapsed: float = 0.0) -> Spread | None:
@@ -294,7 +302,7 @@ def _window(base: datetime, now: datetime, s: Spread) -> Window:
 
     if not s.ranged:
         return Window(at(s.mid))
-    return Window(at(s.mid), at(s.low or s.mid), at(s.high or s.mid))
+    return Window(at(s.mid), at(s.lo), at(s.hi))
 
 
 @dataclass(frozen=True)
@@ -447,8 +455,8 @@ def _queued(
     # Its own spread on top of the queue's: the ends of both ranges at once, a wide range.
     finish = Window(
         start.at + timedelta(seconds=own.mid),
-        start.low + timedelta(seconds=own.low) if start.low and own.low else None,
-        start.high + timedelta(seconds=own.high) if start.high and own.high else None,
+        start.low + timedelta(seconds=own.lo) if start.low is not None and own.ranged else None,
+        start.high + timedelta(seconds=own.hi) if start.high is not None and own.ranged else None,
     )
     used = len(history.matching(job.kind, job.params))
     return _with(base, start=start, finish=finish, past_runs=used)
@@ -462,7 +470,7 @@ INF: Triple = (math.inf, math.inf, math.inf)
 def _triple(s: Spread | None) -> Triple:
     if s is None:
         return INF
-    return (s.mid, s.low or s.mid, s.high or s.mid) if s.ranged else (s.mid,)
+    return (s.mid, s.lo, s.hi) if s.ranged else (s.mid,)
 
 
 def _slots_free(
