@@ -18,6 +18,7 @@ from plotly.subplots import make_subplots
 from compute.registry import Kind
 from jobstore.models import Status
 from jobstore.views import JobDetail
+from ui import palette
 
 log = logging.getLogger(__name__)
 
@@ -25,15 +26,7 @@ Series = Mapping[str, tuple[list[float], list[float]]]
 ROW_HEIGHT = 280
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 # One colour per state a bar of the timeline can be in; the legend names them.
-TIMELINE_COLOURS = {
-    "queued": "#b0b7c3",
-    "running": "#1f77b4",
-    "succeeded": "#2ca02c",
-    "done": "#2ca02c",
-    "failed": "#d62728",
-    "cancelled": "#7f7f7f",
-    "requeued": "#ff7f0e",
-}
+TIMELINE_COLOURS = palette.STATE_HEX
 TIMELINE_ROW = 34
 MIN_BAR_SHARE = 0.005
 
@@ -142,7 +135,7 @@ def timeline_figure(
                 y=[html.escape(s.row) for s in mine],
                 base=[_wall(s.start, zone) for s in mine],
                 x=[max(sliver, (s.end - s.start).total_seconds() * 1000) for s in mine],
-                marker_color=TIMELINE_COLOURS.get(state, "#9467bd"),
+                marker_color=TIMELINE_COLOURS.get(state, palette.OTHER_HEX),
                 hovertext=[_hover(s, zone) for s in mine],
                 hoverinfo="text",
             )

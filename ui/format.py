@@ -88,6 +88,17 @@ def timestamp(ts: datetime | None, zone: tzinfo = UTC) -> str:
     return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname() or ''}".rstrip()
 
 
+def when(ts: datetime | None, zone: tzinfo = UTC, now: datetime | None = None) -> str:
+    """How long ago, then the exact time, for cells that cannot show a tooltip:
+    `3 min ago · 2025-03-04 14:03:07 CET`. Past a week the age says nothing the date does not."""
+    if ts is None:
+        return DASH
+    now = now or datetime.now(UTC)
+    if (now - ts).total_seconds() >= 7 * 86400:
+        return timestamp(ts, zone)
+    return f"{ago(ts, now)} · {timestamp(ts, zone)}"
+
+
 def number(value: float | int) -> str:
     """A result number: integers with separators, floats to ten significant digits."""
     if isinstance(value, bool):

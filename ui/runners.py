@@ -17,9 +17,8 @@ import streamlit as st
 from compute import cluster_info
 from compute.cluster_info import ClusterInfo
 from jobstore.activity import Activity
-from jobstore.models import Status
 from jobstore.views import RunnerView
-from ui import charts, notices
+from ui import charts, notices, palette
 from ui import format as fmt
 from ui.text import md_escape
 
@@ -27,11 +26,7 @@ from ui.text import md_escape
 CLUSTER_TTL_SECONDS = 2.0
 # Runners killed outright never say they stopped, so their rows stay; the page shows the latest.
 SILENT_SHOWN = 20
-FINISHED_COLOURS = {
-    Status.SUCCEEDED: "#2E9E5B",
-    Status.FAILED: "#D64545",
-    Status.CANCELLED: "#E08A1E",
-}
+FINISHED_COLOURS = palette.STATUS_HEX
 DEPTH_COLOUR = "#3559E0"
 CHART_HEIGHT = 300
 

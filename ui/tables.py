@@ -6,13 +6,14 @@ A dataframe shows every cell as plain text, so names typed by users need no esca
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal
 
+import pandas as pd
 import streamlit as st
 
 from jobstore.views import JobSummary
-from ui import badges
+from ui import badges, palette
 from ui import format as fmt
 
 Column = Literal[
@@ -36,7 +37,7 @@ def job_link(public_id: str) -> str:
     return f"{LINK_PREFIX}{public_id}"
 
 
-def _config(zone: str) -> dict[str, Any]:
+def _config() -> dict[str, Any]:
     return {
         "position": st.column_config.NumberColumn("Position", format="%d", width="small"),
         "job": st.column_config.LinkColumn(
@@ -50,14 +51,12 @@ def _config(zone: str) -> dict[str, Any]:
         "progress": st.column_config.ProgressColumn(
             "Progress", min_value=0.0, max_value=1.0, format="percent", width="medium"
         ),
-        "created": st.column_config.DatetimeColumn(
-            "Created", format="YYYY-MM-DD HH:mm:ss", timezone=zone
-        ),
+        "created": st.column_config.TextColumn("Created", width="medium"),
         "duration": st.column_config.TextColumn("Duration", width="small"),
     }
 
 
-def _row(job: JobSummary, now: datetime) -> dict[str, Any]:
+def _row(job: JobSummary, now: datetime, zone: tzinfo) -> dict[str, Any]:
     return {
         "job": job_link(job.id),
         "status": badges.status_text(job.status),
@@ -66,9 +65,22 @@ def _row(job: JobSummary, now: datetime) -> dict[str, Any]:
         "owner": job.owner,
         "stage": job.stage or "",
         "progress": job.progress,
-        "created": job.created_at,
+        "created": fmt.when(job.created_at, zone, now),
         "duration": fmt.elapsed(job.started_at, job.finished_at, now),
     }
+
+
+def _styled(rows: list[dict[str, Any]], columns: Sequence[str]) -> Any:
+    """The rows as a frame whose status cells wear their status's colour, as badges do."""
+    frame = pd.DataFrame(rows, columns=list(dict.fromkeys([*columns, *(rows[0] if rows else [])])))
+    if "status" not in frame.columns:
+        return frame
+    return frame.style.map(_status_colour, subset=["status"])
+
+
+def _status_colour(value: object) -> str:
+    hex_ = palette.STATUS_HEX.get(str(value))
+    return f"color: {hex_}; font-weight: 600" if hex_ else ""
 
 
 def job_table(
@@ -83,16 +95,16 @@ def job_table(
     `key` names the table's container, which tests and CSS can find it by.
     """
     now = datetime.now(UTC)
-    rows = [_row(job, now) for job in jobs]
+    zone = fmt.browser_zone()
+    rows = [_row(job, now, zone) for job in jobs]
     if positions is not None:
         for row, job in zip(rows, jobs, strict=True):
             row["position"] = positions.get(job.id)
-    zone = st.context.timezone or "UTC"
     with st.container(key=key):
         st.dataframe(
-            rows,
+            _styled(rows, columns),
             column_order=list(columns),
-            column_config={c: cfg for c, cfg in _config(zone).items() if c in columns},
+            column_config={c: cfg for c, cfg in _config().items() if c in columns},
             hide_index=True,
         )
 
@@ -102,12 +114,12 @@ def selectable_job_table(
 ) -> list[str]:
     """The history's table, with a tick box per row; the ids of the ticked rows."""
     now = datetime.now(UTC)
-    zone = st.context.timezone or "UTC"
+    zone = fmt.browser_zone()
     with st.container(key=key):
         event = st.dataframe(
-            [_row(job, now) for job in jobs],
+            _styled([_row(job, now, zone) for job in jobs], HISTORY_COLUMNS),
             column_order=HISTORY_COLUMNS,
-            column_config={c: cfg for c, cfg in _config(zone).items() if c in HISTORY_COLUMNS},
+            column_config={c: cfg for c, cfg in _config().items() if c in HISTORY_COLUMNS},
             hide_index=True,
             on_select="rerun",
             selection_mode="multi-row",
