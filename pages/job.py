@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from jobstore import queries, transitions
 from jobstore.models import Status
 from runlab.errors import JobNotFound
-from ui import forms, job_view, notices, resources, sidebar
+from ui import eta, forms, job_view, notices, resources, sidebar
 
 OUTCOME_KEY = "job.cancel_outcome"
 CANCEL_TEXT = {
@@ -116,6 +116,7 @@ def live(was_terminal: bool) -> None:
     ):
         notices.no_runner()
     job_view.overall(now)
+    eta.eta(engine, now, settings)
     link = st.empty()  # above the tabs, filled once they have said what they show
     view = job_view.tabs(now, kind)
     job_view.share(link, now, view)
