@@ -19,7 +19,7 @@ import click
 from sqlalchemy import Engine
 
 from compute import registry
-from jobstore import queries, transitions
+from jobstore import history, queries, search, transitions
 from jobstore.artifacts import ArtifactStore
 from jobstore.engine import make_engine, migrate
 from jobstore.models import Status
@@ -302,20 +302,45 @@ def show(state: _State, job_id: str, as_json: bool) -> None:
 @cli.command("ls")
 @click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in Status]))
 @click.option("--kind", "kinds_", multiple=True)
+@click.option(
+    "-q",
+    "--query",
+    default="",
+    help='A search, as on /jobs: "kind:option_pricing sigma>=0.3 price>12 tag:q3".',
+)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 def ls(
-    state: _State, statuses: tuple[str, ...], kinds_: tuple[str, ...], limit: int, as_json: bool
+    state: _State,
+    statuses: tuple[str, ...],
+    kinds_: tuple[str, ...],
+    query: str,
+    limit: int,
+    as_json: bool,
 ) -> None:
     """List jobs, newest first."""
-    page = queries.list_jobs(state.engine, status=statuses, kind=kinds_, limit=limit)
+    everything = registry.all_kinds()
+    try:
+        found = search.parse(
+            query,
+            kinds=[k.name for k in everything],
+            param_keys={f for k in everything for f in k.params.model_fields},
+            me=state.settings.owner,
+        )
+    except search.InvalidQuery as exc:
+        raise click.UsageError(f"{exc.message}\n{exc.pointer()}") from None
+    found = found & search.Query(
+        statuses=frozenset(statuses) or None, kinds=frozenset(kinds_) or None
+    )
+    page = history.history(state.engine, found, limit=limit)
     if as_json:
         rows = [
             {
                 "id": j.id,
                 "kind": j.kind,
                 "name": j.name,
+                "owner": j.owner,
                 "status": str(j.status),
                 "progress": j.progress,
                 "created_at": j.created_at.isoformat(),
@@ -330,8 +355,8 @@ def ls(
         click.echo(
             f"{j.id:<17} {j.status:<10} {j.progress:>5.0%} {j.kind:<16} {created:<20} {j.name}"
         )
-    if page.total > len(page.rows):
-        click.echo(f"({len(page.rows)} of {page.total} jobs; --limit shows more)", err=True)
+    if page.next is not None:
+        click.echo(f"(the first {len(page.rows)} jobs; --limit shows more)", err=True)
 
 
 @cli.command()

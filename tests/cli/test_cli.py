@@ -135,6 +135,19 @@ def test_ls_filters_by_kind_and_status(db):
     assert code == 0 and pi in out and demo in out
 
 
+def test_ls_takes_the_history_search_and_points_at_a_bad_token(db):
+    small = run("submit", "monte_carlo_pi", "-p", "samples=5000", "--tag", "q3")[1].strip()
+    run("submit", "monte_carlo_pi", "-p", "samples=50000", "--tag", "q3")
+    run("submit", "monte_carlo_pi", "-p", "samples=6000")
+    rows = json.loads(run("ls", "--json", "-q", "samples<10000 tag:q3")[1])
+    assert [r["id"] for r in rows] == [small]
+    code, _, err = run("ls", "-q", "status:succeded")
+    assert code == 2
+    assert "did you mean 'succeeded'" in err and "^^^^^^^^^^^^^^^" in err
+    code, _, err = run("ls", "--limit", "1")
+    assert code == 0 and "--limit shows more" in err
+
+
 def test_kinds_lists_parameters_with_defaults_and_bounds(db):
     code, out, _ = run("kinds", "--json")
     assert code == 0
