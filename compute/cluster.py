@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 from dataclasses import dataclass
@@ -24,9 +25,13 @@ class Cluster:
 
     @property
     def dashboard_link(self) -> str | None:
+        """The Dask dashboard's address, only where one is served: without bokeh the address
+        answers "Dask needs bokeh", which is no link to give anyone."""
+        if importlib.util.find_spec("bokeh") is None:
+            return None
         try:
             return str(self.client.dashboard_link)
-        except Exception:  # no dashboard (bokeh is not installed): nothing to link to
+        except Exception:  # no dashboard on this scheduler
             return None
 
     def reconnect(self) -> Client:
