@@ -18,6 +18,7 @@ a driver holds a result, its cost is in the ledger.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -27,6 +28,7 @@ from typing import Any
 
 from dask.base import tokenize
 from dask.utils import funcname
+from distributed import get_worker
 
 from jobstore.views import Cost
 
@@ -46,11 +48,15 @@ def _reset_peak_rss() -> bool:
     """Start a fresh high-water mark of this process's resident memory (Linux: VmHWM).
 
     Writing "5" to clear_refs resets the mark to the current RSS in constant time; the kernel
-    then tracks every page fault, so no spike escapes, however short. False elsewhere.
+    then tracks every page fault, so no spike escapes, however short. False elsewhere. Plain
+    `os` calls: the pair costs some 30 µs, next to tasks of 0.1 s and more.
     """
     try:
-        with open(_CLEAR_REFS, "w") as f:
-            f.write("5")
+        fd = os.open(_CLEAR_REFS, os.O_WRONLY)
+        try:
+            os.write(fd, b"5")
+        finally:
+            os.close(fd)
     except OSError:
         return False
     return True
@@ -59,19 +65,19 @@ def _reset_peak_rss() -> bool:
 def _peak_rss() -> int | None:
     """The process's resident-memory high-water mark since the last reset, in bytes."""
     try:
-        with open(_STATUS, "rb") as f:
-            for line in f:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1]) * 1024  # the kernel counts in kB
-    except (OSError, ValueError, IndexError):
+        fd = os.open(_STATUS, os.O_RDONLY)
+        try:
+            status = os.read(fd, 16384)
+        finally:
+            os.close(fd)
+        at = status.index(b"VmHWM:") + len(b"VmHWM:")
+        return int(status[at : status.index(b"kB", at)]) * 1024  # the kernel counts in kB
+    except (OSError, ValueError):
         return None
-    return None
 
 
 def _send(message: dict[str, Any]) -> None:
     try:
-        from distributed import get_worker
-
         worker = get_worker()
     except ValueError:  # not on a Dask worker (a test calling the function directly)
         return
