@@ -8,7 +8,7 @@ seed:     1,000,000 jobs of mixed kinds, statuses, owners, tags and parameters, 
 queries:  each read the history page and its neighbours make, timed REPEAT times after a
           warm-up, as p50 and p95 in milliseconds. Target: every p95 <= 50 ms.
 plans:    the query plans of the three slowest, as the README shows them.
-browser:  `runlab up` on the seeded store, and Chromium timed from navigation to /jobs until the
+browser:  `runlab web` on the seeded store, and Chromium timed from navigation to /jobs until the
           history table is visible, REPEAT_PAGE times. Target: <= 1 s.
 
 Run: .venv/bin/python benchmarks/bench_history.py [--backend sqlite|postgres|both]
@@ -366,8 +366,10 @@ def plan(engine: Engine, fn: Callable[[], Any]) -> str:
 
 
 @contextlib.contextmanager
-def runlab_up(url: str) -> Iterator[str]:
-    """`runlab up` on the seeded store and a free port; its base URL once it answers."""
+def runlab_web(url: str) -> Iterator[str]:
+    """`runlab web` on the seeded store and a free port; its base URL once it answers.
+
+    The web app alone: a runner would start on the seed's queued jobs and time their work."""
     import socket
     import subprocess
     import urllib.request
@@ -381,9 +383,9 @@ def runlab_up(url: str) -> Iterator[str]:
         "RUNLAB_SCHEDULER": "",
         "RUNLAB_ARTIFACTS": str(ROOT / "data" / "bench_history_artifacts"),
     }
-    log = (ROOT / "data" / "bench_history_up.log").open("wb")
+    log = (ROOT / "data" / "bench_history_web.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runlab.cli", "up", "--port", str(port)],
+        [sys.executable, "-m", "runlab.cli", "web", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -395,7 +397,7 @@ def runlab_up(url: str) -> Iterator[str]:
         deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None:
-                raise SystemExit(f"runlab up exited with {proc.returncode}; see {log.name}")
+                raise SystemExit(f"runlab web exited with {proc.returncode}; see {log.name}")
             with (
                 contextlib.suppress(OSError),
                 urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as resp,
@@ -403,7 +405,7 @@ def runlab_up(url: str) -> Iterator[str]:
                 if resp.status == 200:
                     break
             if time.monotonic() > deadline:
-                raise SystemExit("runlab up did not answer within 120 s")
+                raise SystemExit("runlab web did not answer within 120 s")
             time.sleep(0.2)
         yield base
     finally:
@@ -419,7 +421,7 @@ def page_seconds(url: str) -> list[float]:
     from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 
     out: list[float] = []
-    with runlab_up(url) as base, sync_playwright() as pw:
+    with runlab_web(url) as base, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             for i in range(REPEAT_PAGE + 1):

@@ -550,5 +550,16 @@ def up(state: _State, port: int, concurrency: int) -> None:
     sys.exit(serve_up(state.settings, port=port, concurrency=concurrency))
 
 
+@cli.command()
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
+@pass_state
+def web(state: _State, port: int) -> None:
+    """Start the web app alone: its runners run elsewhere (`runlab runner`)."""
+    from runlab.processes import serve_web
+
+    migrate(state.engine)
+    sys.exit(serve_web(state.settings, port=port))
+
+
 if __name__ == "__main__":
     main()

@@ -76,6 +76,32 @@ def absolute_database_url(url: str, cwd: Path) -> str:
     return url
 
 
+def app_command(port: int) -> list[str]:
+    """The web app alone, as `runlab up` and `runlab web` start it."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+
+
+def serve_web(settings: Settings, *, port: int) -> int:
+    """The web app in the foreground, for a host whose runners live elsewhere."""
+    env = dict(os.environ)
+    env["RUNLAB_DATABASE_URL"] = absolute_database_url(settings.database_url, Path.cwd())
+    if "://" not in settings.artifacts:
+        env["RUNLAB_ARTIFACTS"] = str((Path.cwd() / settings.artifacts).resolve())
+    return subprocess.call(app_command(port), cwd=ROOT, env=env)
+
+
 def serve_up(settings: Settings, *, port: int, concurrency: int) -> int:
     """Run a runner and the web app until Ctrl-C or SIGTERM; 1 if either died on its own."""
     env = dict(os.environ)
@@ -89,24 +115,7 @@ def serve_up(settings: Settings, *, port: int, concurrency: int) -> int:
             env=env,
             start_new_session=True,
         ),
-        "app": subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                str(APP),
-                "--server.port",
-                str(port),
-                "--server.headless",
-                "true",
-                "--browser.gatherUsageStats",
-                "false",
-            ],
-            cwd=ROOT,
-            env=env,
-            start_new_session=True,
-        ),
+        "app": subprocess.Popen(app_command(port), cwd=ROOT, env=env, start_new_session=True),
     }
     stop = threading.Event()
 
