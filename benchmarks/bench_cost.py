@@ -71,8 +71,10 @@ def line(what: str, plain: list[float], metered: list[float], per: int = 1) -> s
     extra = (m - p) / p * 100
     each = (m - p) / per * 1e6
     tail = f", {each:+.0f} µs per task" if per > 1 else ""
+    spread = f"{min(plain):.2f}-{max(plain):.2f} s plain, {min(metered):.2f}-{max(metered):.2f} s"
     return (
-        f"{what}: plain {p:.3f} s, metered {m:.3f} s (median of {len(plain)}): {extra:+.1f} %{tail}"
+        f"{what}: plain {p:.3f} s, metered {m:.3f} s (median of {len(plain)}; rounds {spread}): "
+        f"{extra:+.1f} %{tail}"
     )
 
 

@@ -194,7 +194,8 @@ def _arrived(event: tuple[float, Any]) -> None:
     the job still (a task that outlived its attempt, or another runner's, is not ours)."""
     _, message = event
     try:
-        ledger = _ledgers.get(str(message["token"]))
+        with _watch_lock:
+            ledger = _ledgers.get(str(message["token"]))
         if ledger is None:
             return
         stage, cost = task_cost(message)
@@ -213,7 +214,14 @@ def _watch(client: Any) -> None:
         if client in _watched:
             return
         _watched.add(client)
-    client.subscribe_topic(TOPIC, _arrived)
+    try:
+        client.subscribe_topic(TOPIC, _arrived)
+    except Exception:
+        # Measuring never fails a job: a client that cannot subscribe (closed, say) runs its
+        # tasks unmeasured, and the job's driver meets the client's trouble on its own.
+        log.warning("could not subscribe to task costs; this job's cost goes unmeasured")
+        with _watch_lock:
+            _watched.discard(client)
 
 
 class MeteredClient:
@@ -228,18 +236,14 @@ class MeteredClient:
         self._client = client
         self._stage = stage
         self._token = uuid.uuid4().hex
-        _ledgers[self._token] = ledger
+        with _watch_lock:
+            _ledgers[self._token] = ledger
         _watch(client)
 
     @property
     def token(self) -> str:
         """What this attempt's task events carry, to find its ledger."""
         return self._token
-
-    @property
-    def unmetered(self) -> Any:
-        """The client itself, for work whose cost is not the job's."""
-        return self._client
 
     def submit(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return self._client.submit(Metered(func, self._token, self._stage()), *args, **kwargs)

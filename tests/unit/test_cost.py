@@ -9,8 +9,16 @@ import time
 import numpy as np
 import pytest
 from dask.base import tokenize
+from distributed import Client, LocalCluster
 
-from compute.cost import CostLedger, Metered, _peak_rss, _reset_peak_rss, task_cost
+from compute.cost import (
+    CostLedger,
+    Metered,
+    MeteredClient,
+    _peak_rss,
+    _reset_peak_rss,
+    task_cost,
+)
 from jobstore.transitions import StageUpdate, _coalesce
 from jobstore.views import Cost, JobCost, StageCost
 
@@ -126,3 +134,11 @@ def test_the_peak_after_a_reset_sees_memory_held_and_already_freed() -> None:
     assert _reset_peak_rss()
     again = _peak_rss()
     assert again is not None and again < after  # a reset starts from what is resident now
+
+
+def test_a_client_that_cannot_subscribe_leaves_the_job_unmeasured_rather_than_failed() -> None:
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
+        client = Client(cluster)
+        client.close()
+        metered = MeteredClient(client, CostLedger(), lambda: None)  # raises nothing
+        assert metered.token
