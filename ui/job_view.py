@@ -24,7 +24,7 @@ from jobstore import queries
 from jobstore.models import StageStatus, Status
 from jobstore.views import JobDetail
 from runlab.errors import UnknownKind
-from ui import badges, charts, report
+from ui import badges, charts, cost, report
 from ui import format as fmt
 from ui.text import md_escape, one_line
 
@@ -196,7 +196,8 @@ def metrics(job: JobDetail) -> ViewState:
 
 
 def timeline(job: JobDetail) -> None:
-    """When the job waited, each attempt on its runner, and the latest attempt's stages."""
+    """When the job waited, each attempt on its runner, the latest attempt's stages, and what
+    its Dask tasks cost."""
     fig = charts.timeline_figure(job, zone=fmt.browser_zone())
     if fig is None:
         st.caption("Nothing has happened yet.")
@@ -217,6 +218,8 @@ def timeline(job: JobDetail) -> None:
             ],
             hide_index=True,
         )
+    st.subheader("What it cost")
+    cost.cost(job)
 
 
 def show(fig: go.Figure, *, key: str) -> None:

@@ -603,3 +603,11 @@ def test_timeline_runs_what_has_not_ended_to_now(store: Engine) -> None:
     assert spans["stage · sample"].end == now  # still running
     assert spans["stage · plan"].end < now  # done: it ends when it did
     assert spans["queue"].end == spans["attempt 1 · r1"].start
+
+
+def test_the_timeline_tab_says_what_the_job_cost(store: Engine) -> None:
+    public_id = seed.succeeded(store, "costed")
+    at = open_page("pages/job.py", id=public_id, tab="Timeline")
+    assert "What it cost" in [h.value for h in at.subheader]
+    # The seed's job ran no Dask task through a metered client: the page says so.
+    assert any("Nothing was measured" in c.value for c in at.caption)
