@@ -88,10 +88,9 @@ FILTERS: dict[str, object] = {
 
 
 def clear() -> None:
-    """Back to every job: the filters' widgets and their URL parameters both."""
+    """Back to every job: the filters' widgets, and with them their URL parameters."""
     for key, empty in FILTERS.items():
-        st.session_state[key] = empty
-        st.query_params.pop(key, None)
+        st.session_state[key] = empty  # a bound widget takes its URL parameter with it
     _first_page()
 
 

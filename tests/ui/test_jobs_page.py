@@ -244,3 +244,14 @@ def test_running_and_queued_sections_show_progress_and_positions(store: Engine) 
     assert list(running["progress"]) == [0.25]
     queued = table(at, "queued")
     assert list(zip(queued["position"], queued["name"], strict=True)) == [(1, "next"), (2, "after")]
+
+
+def test_clearing_the_filters_brings_every_job_back(store: Engine) -> None:
+    seed.queued(store, "only")
+    at = open_page("pages/jobs.py", q="status:failed", kind="monte_carlo_pi")
+    assert [i.value for i in at.info] == ["No jobs match these filters."]
+
+    at.button(key="history.clear").click().run()
+
+    assert names(at) == ["only"]
+    assert "q" not in at.query_params and "kind" not in at.query_params

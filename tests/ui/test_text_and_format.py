@@ -136,3 +136,14 @@ def test_browser_json_keeps_every_digit_of_big_integers() -> None:
         "xs": [str(seed), 1.5],
         "nested": {"s": str(-seed)},
     }
+
+
+def test_when_gives_the_age_then_the_exact_time_and_only_the_time_past_a_week() -> None:
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    paris = ZoneInfo("Europe/Paris")
+    assert fmt.when(now - timedelta(minutes=3), paris, now) == "3 min ago · 2026-11-23 12:57:00 CET"
+    assert fmt.when(now - timedelta(days=8), UTC, now) == "2026-11-15 12:00:00 UTC"
+    assert fmt.when(None) == fmt.DASH
