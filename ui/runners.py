@@ -126,14 +126,8 @@ def runners_section(runners: Sequence[RunnerView], alive_within: float) -> None:
 
 
 def _bytes(n: int | None) -> str:
-    if n is None:
-        return "no limit"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
+    """A worker's memory; a limit that is not set reads as such, not as a dash."""
+    return "no limit" if n is None else fmt.size(n)
 
 
 def cluster_section(runners: Sequence[RunnerView], found: dict[str, ClusterInfo]) -> None:
