@@ -19,7 +19,7 @@ from compute import registry
 from jobstore import history as store_history
 from jobstore import labels, retention, transitions
 from jobstore.artifacts import ArtifactStore
-from jobstore.history import BadCursor, Cursor, HistoryPage, Sort
+from jobstore.history import SORTS, BadCursor, Cursor, HistoryPage, Sort
 from jobstore.models import Status
 from jobstore.search import InvalidQuery, Query, describe, parse
 from runlab.errors import InvalidParams
@@ -35,16 +35,6 @@ NOTICE = "history.notice"
 TAG_TEXT = "history.tag_text"
 ACTED = "history.acted"  # bumped by each action on a selection, which then starts afresh
 CONFIRM = "history.confirm_delete"  # the ids a delete waits to be confirmed for
-SORT_LABELS: dict[str, str] = {
-    "created": "created",
-    "name": "name",
-    "kind": "kind",
-    "status": "status",
-    "owner": "owner",
-    "started": "started",
-    "finished": "finished",
-    "duration": "duration",
-}
 ORDERS = ["newest first", "oldest first"]
 SEARCH_HELP = """Terms are joined by *and*:
 
@@ -55,7 +45,6 @@ SEARCH_HELP = """Terms are joined by *and*:
 - any other word, or a "quoted phrase", must be in the name
 """
 EXAMPLE = "kind:option_pricing sigma>=0.3 price>12 status:succeeded tag:q3"
-MAX_SELECTED = 500
 
 
 @dataclass(frozen=True)
@@ -67,6 +56,7 @@ class View:
     descending: bool
     error: InvalidQuery | None
     filtered: bool
+    asked: str  # the controls' values as typed: ages in a search resolve anew on every run
 
 
 def _first_page() -> None:
@@ -120,9 +110,11 @@ def controls(me: str) -> View:
     created = middle.date_input(
         "Created between", value=(), key="created", format="YYYY-MM-DD", **common
     )
-    sort = right.selectbox("Sort by", list(SORT_LABELS), key="sort", **common)
+    sort = right.selectbox("Sort by", list(SORTS), key="sort", **common)
     order = last.selectbox("Order", ORDERS, key="order", **common)
-    mine = st.toggle("My jobs", key="mine", help=f"Only jobs whose owner is {me}", **common)
+    mine = st.toggle(
+        "My jobs", key="mine", help=f"Only jobs whose owner is {md_escape(me)}", **common
+    )
 
     widgets = Query(
         statuses=frozenset(statuses) if statuses else None,
@@ -150,28 +142,25 @@ def controls(me: str) -> View:
     query = widgets & searched
     return View(
         query=query,
-        sort=sort if sort in SORT_LABELS else "created",  # type: ignore[arg-type]
+        sort=sort if sort in SORTS else "created",  # type: ignore[arg-type]
         descending=order != ORDERS[1],
         error=error,
         filtered=not query.empty,
+        asked=repr((text, statuses, chosen_kinds, owner, tag, name, created, mine, sort, order)),
     )
 
 
 def search_error(error: InvalidQuery) -> None:
     """What was wrong, with a caret under the token, in a code block that shows it as typed."""
-    st.error(f"The search was not run: {error.message}.", icon=":material/search_off:")
+    st.error(f"The search was not run: {md_escape(error.message)}.", icon=":material/search_off:")
     st.code(error.pointer(), language=None)
 
 
 def understood(view: View) -> None:
     chips = describe(view.query)
     if chips:
-        st.caption("Showing jobs where " + "; ".join(_plain(c) for c in chips))
-
-
-def _plain(text: str) -> str:
-    """Chips hold user text: escape what Markdown would read."""
-    return md_escape(text)
+        # Chips hold user text: escape what Markdown would read.
+        st.caption("Showing jobs where " + "; ".join(md_escape(c) for c in chips))
 
 
 def read(engine: Engine, view: View) -> HistoryPage:
@@ -252,15 +241,7 @@ def table(page: HistoryPage, view: View) -> list[str]:
     The selection is kept per view and page, and dropped after every action: ticks never
     apply to the rows that another filter, page or a re-run puts in the same places.
     """
-    where = repr(
-        (
-            view.query,
-            view.sort,
-            view.descending,
-            st.query_params.get(CURSOR, ""),
-            st.session_state.get(ACTED, 0),
-        )
-    )
+    where = repr((view.asked, st.query_params.get(CURSOR, ""), st.session_state.get(ACTED, 0)))
     digest = hashlib.sha256(where.encode()).hexdigest()[:12]
     return tables.selectable_job_table(page.rows, key="history", selection_key=digest)
 

@@ -255,3 +255,13 @@ def test_clearing_the_filters_brings_every_job_back(store: Engine) -> None:
 
     assert names(at) == ["only"]
     assert "q" not in at.query_params and "kind" not in at.query_params
+
+
+def test_ticks_survive_the_rerun_they_cause_under_a_search_by_age(store: Engine) -> None:
+    """`created>=1d` is resolved against the clock on every run; the ticks must not be."""
+    ids = [seed.queued(store, f"recent {i}") for i in range(2)]
+    at = select(open_page("pages/jobs.py", q="created>=1d"), [0, 1])
+    at.run()  # any later rerun, as a click elsewhere makes
+    assert "2 selected" in [c.value for c in at.caption]
+    at.button(key="history.cancel").click().run()
+    assert all(get_job(store, i).status is Status.CANCELLED for i in ids)
