@@ -239,7 +239,7 @@ def history(
                 _by_key(key, sort in NULLABLE, where, descending, after, limit + 1)
             ).all()
         if len(rows) <= limit and sort in NULLABLE:
-            # Past the rows with a value: those without one, newest first... in sort order.
+            # After every row with a value come those without one, by id in the same direction.
             start = after if after is not None and after.missing else None
             rest = conn.execute(
                 _by_id([*where, key.is_(None)], descending, start, limit + 1 - len(rows))
