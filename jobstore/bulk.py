@@ -111,12 +111,16 @@ def _reserve_ids(conn: Connection, n: int, postgres: bool) -> int:
     """The first of `n` consecutive job ids no one else will take."""
     if postgres:
         seq = conn.execute(text("SELECT pg_get_serial_sequence('jobs', 'id')")).scalar_one()
-        # Under an advisory lock, so that concurrent copies get disjoint blocks.
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": seq})
-        top = conn.execute(
-            text("SELECT setval(CAST(:s AS regclass), nextval(CAST(:s AS regclass)) + :n - 1)"),
-            {"s": seq, "n": n},
-        ).scalar_one()
+        # Concurrent copies get disjoint blocks: the two steps run under an advisory lock,
+        # held only for them (a sequence ignores transactions, so none need wait for a commit).
+        conn.execute(text("SELECT pg_advisory_lock(hashtext(:s))"), {"s": seq})
+        try:
+            top = conn.execute(
+                text("SELECT setval(CAST(:s AS regclass), nextval(CAST(:s AS regclass)) + :n - 1)"),
+                {"s": seq, "n": n},
+            ).scalar_one()
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(hashtext(:s))"), {"s": seq})
         return int(top) - n + 1
     # SQLite: the transaction already holds the write lock (BEGIN IMMEDIATE).
     top = conn.execute(select(func.coalesce(func.max(jobs.c.id), 0))).scalar_one()

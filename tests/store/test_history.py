@@ -381,3 +381,24 @@ def test_copied_history_satisfies_every_invariant(
     assert job.result == record.result
     assert job.series == {"estimate": ([1.0, 2.0], [0.5, 0.25])}
     assert job.attempts[0].outcome == "succeeded"
+
+
+def test_concurrent_copies_get_disjoint_ids_and_all_land(engine: Engine) -> None:
+    rng = random.Random(9)
+    batches = [[_record(rng, 100 * b + i) for i in range(100)] for b in range(4)]
+    out: list[list[str]] = [[] for _ in batches]
+
+    def copy(b: int) -> None:
+        out[b] = bulk.copy_jobs(engine, batches[b], chunk=30)
+
+    threads = [threading.Thread(target=copy, args=(b,)) for b in range(len(batches))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = [i for batch in out for i in batch]
+    assert len(ids) == len(set(ids)) == 400
+    assert set(all_pages(engine, Query(), "created", True, 500)) == set(ids)
+    from jobstore import doctor
+
+    assert doctor.check(engine) == []
