@@ -72,7 +72,11 @@ class PastJob:
 
 
 def copy_jobs(engine: Engine, records: Iterable[PastJob], *, chunk: int = 20_000) -> list[str]:
-    """Store every record, in chunks of one transaction each; return their public ids."""
+    """Store every record, in chunks of one transaction each; return their public ids.
+
+    A chunk's records are all checked before it is written: a bad one raises ValueError
+    there, and the chunks before it stay stored.
+    """
     out: list[str] = []
     it = iter(records)
     while batch := list(islice(it, chunk)):
