@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from jobstore import bulk, transitions
+from jobstore.engine import make_engine, migrate
 from jobstore.history import SORTS, BadCursor, Cursor, Sort, history
 from jobstore.models import Status
 from jobstore.search import FieldTest, Op, Query, parse
+from tests.conftest import PG_ADMIN_URL, require_postgres, sqlite_url
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 KINDS = ["option_pricing", "bootstrap", "optimize", "monte_carlo_pi"]
@@ -69,12 +73,46 @@ def _record(rng: random.Random, i: int) -> bulk.PastJob:
     )
 
 
-@pytest.fixture
-def seeded(engine: Engine) -> tuple[Engine, list[tuple[str, bulk.PastJob]]]:
+def _seed(engine: Engine) -> list[tuple[str, bulk.PastJob]]:
     rng = random.Random(6)
     records = [_record(rng, i) for i in range(400)]
     ids = bulk.copy_jobs(engine, records, chunk=150)
-    return engine, list(zip(ids, records, strict=True))
+    return list(zip(ids, records, strict=True))
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def seeded(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Engine, list[tuple[str, bulk.PastJob]]]]:
+    """One seeded store per backend, shared by the tests that only read it."""
+    schema = None
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path_factory.mktemp("history"))
+    else:
+        require_postgres()
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(PG_ADMIN_URL)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        url = f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
+    engine = make_engine(url)
+    migrate(engine)
+    try:
+        yield engine, _seed(engine)
+    finally:
+        engine.dispose()
+        if schema is not None:
+            with admin.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+
+
+@pytest.fixture
+def fresh_seeded(engine: Engine) -> tuple[Engine, list[tuple[str, bulk.PastJob]]]:
+    """A seeded store of the test's own, for a test that writes to it."""
+    return engine, _seed(engine)
 
 
 # --- the brute-force reference ----------------------------------------------------------------
@@ -324,12 +362,12 @@ def test_a_bad_cursor_is_refused_not_crashed_on() -> None:
 
 
 def test_keyset_pages_never_skip_or_repeat_while_new_jobs_arrive(
-    seeded: tuple[Engine, list[tuple[str, bulk.PastJob]]],
+    fresh_seeded: tuple[Engine, list[tuple[str, bulk.PastJob]]],
 ) -> None:
     """A writer submits jobs the whole time a reader pages through the history, in every
     sort. Each page read holds exactly the rows before it in the order of the sort, so the
     rows that existed when paging started are all seen, once each."""
-    engine, rows = seeded
+    engine, rows = fresh_seeded
     stop = threading.Event()
     submitted: list[str] = []
 
