@@ -81,13 +81,17 @@ def wait_succeeded(app: RunlabUp, public_id: str) -> None:
 
 
 def shown_estimate(page: Page) -> str:
-    """`succeeded`, a histogram of bars, and the estimate's text."""
-    status_badge(page, "succeeded").wait_for(state="visible", timeout=30_000)
+    """`succeeded`, a histogram of bars, and the estimate's text.
+
+    Generous deadlines: on a loaded machine the page's rerun at the job's end, then Plotly's
+    first drawing, each took over 30 s.
+    """
+    status_badge(page, "succeeded").wait_for(state="visible", timeout=60_000)
     bars = page.locator(".js-plotly-plot .barlayer .point")
-    bars.first.wait_for(state="attached", timeout=30_000)
+    bars.first.wait_for(state="attached", timeout=60_000)
     assert bars.count() > 5, f"{bars.count()} bars in the histogram"
     metric = estimate_metric(page)
-    metric.wait_for(state="visible", timeout=15_000)
+    metric.wait_for(state="visible", timeout=30_000)
     return metric.inner_text().strip()
 
 
