@@ -281,11 +281,16 @@ def selection_bar(engine: Engine, artifacts: ArtifactStore, selected: list[str],
     )
     with cols[3].popover("Tag", icon=":material/sell:"):
         st.text_input("Tag", key=TAG_TEXT, max_chars=transitions.MAX_TAG_LENGTH)
-        st.button("Add to selected", on_click=_tag, args=(engine, selected), key="history.tag_add")
+        st.button(
+            "Add to selected",
+            on_click=_retag,
+            args=(engine, selected, True),
+            key="history.tag_add",
+        )
         st.button(
             "Remove from selected",
-            on_click=_untag,
-            args=(engine, selected),
+            on_click=_retag,
+            args=(engine, selected, False),
             key="history.tag_remove",
         )
     cols[4].download_button(
@@ -326,25 +331,17 @@ def _rerun(engine: Engine, ids: list[str], me: str) -> None:
     _done(f"Queued {len(made)} new job(s) with the same parameters and seed.")
 
 
-def _tag(engine: Engine, ids: list[str]) -> None:
+def _retag(engine: Engine, ids: list[str], add: bool) -> None:
     # Read here, not passed in: the text typed just before the click is in the state already.
     tag = st.session_state.get(TAG_TEXT, "")
     try:
-        n = labels.add_tag(engine, ids, tag)
+        n = (labels.add_tag if add else labels.remove_tag)(engine, ids, tag)
     except InvalidParams as exc:
-        st.session_state[NOTICE] = f"Not tagged: {exc.errors['tag']}"
+        st.session_state[NOTICE] = (
+            f"{'Not tagged' if add else 'Nothing removed'}: {exc.errors['tag']}"
+        )
         return
-    _done(f"Tagged {n} job(s).")
-
-
-def _untag(engine: Engine, ids: list[str]) -> None:
-    tag = st.session_state.get(TAG_TEXT, "")
-    try:
-        n = labels.remove_tag(engine, ids, tag)
-    except InvalidParams as exc:
-        st.session_state[NOTICE] = f"Nothing removed: {exc.errors['tag']}"
-        return
-    _done(f"Removed the tag from {n} job(s).")
+    _done(f"Tagged {n} job(s)." if add else f"Removed the tag from {n} job(s).")
 
 
 def _ask_delete(ids: list[str]) -> None:

@@ -189,6 +189,11 @@ def test_cancel_rerun_and_tag_act_on_the_selected_rows_only(store: Engine) -> No
     at.button(key="history.tag_add").click().run()
     assert get_job(store, waiting).tags == ["q4"] and get_job(store, done).tags == ["q4"]
     assert get_job(store, keep).tags == []
+    at = select(open_page("pages/jobs.py"), [0])
+    at.text_input(key="history.tag_text").set_value("q4")
+    at.button(key="history.tag_remove").click().run()
+    assert "Removed the tag from 1 job(s)." in at.toast[0].value
+    assert get_job(store, waiting).tags == [] and get_job(store, done).tags == ["q4"]
 
     at = select(open_page("pages/jobs.py"), [2])
     at.button(key="history.rerun").click().run()
