@@ -164,16 +164,10 @@ def understood(view: View) -> None:
 
 
 def read(engine: Engine, view: View) -> HistoryPage:
-    """The page the URL points at; a cursor that does not fit is dropped with a note."""
-    raw = st.query_params.get(CURSOR)
-    after = None
-    if raw:
-        try:
-            after = Cursor.decode(raw)
-        except BadCursor:
-            st.query_params.pop(CURSOR, None)
-            st.warning("That page link was out of date; here is the first page.")
-    try:
+    """The page the URL points at; a cursor that does not parse, or does not fit this sort,
+    is dropped with a note and the first page is shown."""
+
+    def page(after: Cursor | None) -> HistoryPage:
         return store_history.history(
             engine,
             view.query,
@@ -182,12 +176,14 @@ def read(engine: Engine, view: View) -> HistoryPage:
             after=after,
             limit=PAGE_SIZE,
         )
+
+    raw = st.query_params.get(CURSOR)
+    try:
+        return page(Cursor.decode(raw) if raw else None)
     except BadCursor:
         st.query_params.pop(CURSOR, None)
         st.warning("That page link was out of date; here is the first page.")
-        return store_history.history(
-            engine, view.query, sort=view.sort, descending=view.descending, limit=PAGE_SIZE
-        )
+        return page(None)
 
 
 def _go_next(cursor: str) -> None:
