@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/runlab up
 
+# The slowest tests are listed at the end of every run, to keep the suite short.
+PYTEST_ARGS ?= --durations=25
+
 # pytest exits 5 when it collected no tests: that must fail, not pass quietly.
 test: install
 	@$(BIN)/pytest $(PYTEST_ARGS); code=$$?; \

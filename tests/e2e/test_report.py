@@ -70,6 +70,26 @@ def download(page: Page, label: str, into: Path) -> Path:
     return path
 
 
+def switch_on(page: Page, name: str) -> None:
+    """Turn a toggle on. A click that lands while the page reruns can be lost; a toggle that
+    is still off a few seconds after its click is clicked again."""
+    from playwright.sync_api import expect
+
+    switch = page.get_by_role("switch", name=name)
+
+    def on() -> bool:
+        if switch.is_checked():
+            return True
+        switch.click(force=True, timeout=UI_TIMEOUT)
+        try:
+            expect(switch).to_be_checked(timeout=5_000)
+        except AssertionError:  # still off: the click was lost
+            return False
+        return True
+
+    wait_for(on, timeout=UI_TIMEOUT / 1000, what=f"the {name!r} toggle to be on")
+
+
 def test_the_report_opens_from_disk_offline_with_its_charts(
     runlab_app: RunlabUp,
     new_page: Callable[[], Page],
@@ -153,7 +173,7 @@ def test_a_shared_view_opens_with_the_same_tab_and_chart_settings(
     series = page.get_by_role("toolbar", name="Series")
     series.get_by_role("button", name="price").click(timeout=UI_TIMEOUT)
     page.wait_for_url(re.compile(r"[?&]series=price"), timeout=UI_TIMEOUT)
-    page.get_by_role("switch", name="Log scale").click(force=True, timeout=UI_TIMEOUT)
+    switch_on(page, "Log scale")
     page.wait_for_url(re.compile(r"[?&]log=true"), timeout=UI_TIMEOUT)
 
     shown = page.get_by_test_id("stCode").filter(has_text="/job?id=")
