@@ -11,7 +11,6 @@ PostgreSQL takes the rows through COPY; SQLite through executemany in one transa
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, text
 
+from jobstore import jsonb
 from jobstore.models import (
     TERMINAL,
     Job,
@@ -229,7 +229,7 @@ def _rows(
 
 
 def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
+    return None if value is None else jsonb.dumps(value)
 
 
 def _write(raw: Any, name: str, rows: list[tuple[Any, ...]], postgres: bool) -> None:

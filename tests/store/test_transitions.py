@@ -263,6 +263,31 @@ def test_succeed_stores_one_result_and_finishes_the_job(engine: Engine) -> None:
     assert written(engine, lease.job_id)["results"] == 1
 
 
+def test_a_results_numbers_come_back_bit_for_bit(engine: Engine) -> None:
+    """The runner's determinism tests compare results read back from the store: on PostgreSQL
+    they pass through JSONB, which keeps numbers as decimals, so every float and integer must
+    survive the trip exactly."""
+    numbers = {
+        "third": 1 / 3,
+        "sum": 0.1 + 0.2,
+        "tiny": 5e-324,
+        "huge": 1.7976931348623157e308,
+        "negative": -2.5e-17,
+        "seed": 2**63 - 1,
+        "series": [0.1 * i for i in range(50)],
+    }
+    lease = claim_one(engine)
+    succeed(engine, lease, numbers, {"y": numbers["series"]})
+
+    job = get_job(engine, lease.public_id)
+    assert job.result == numbers
+    assert all(
+        type(job.result[k]) is type(v) and repr(job.result[k]) == repr(v)
+        for k, v in numbers.items()
+    )
+    assert job.chart == {"y": numbers["series"]}
+
+
 def test_succeed_many_stores_a_group_in_one_go_and_skips_a_stale_attempt(engine: Engine) -> None:
     for _ in range(4):
         submit(engine, "monte_carlo_pi", PI)
