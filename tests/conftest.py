@@ -66,6 +66,15 @@ def pg_url() -> Iterator[str]:
         admin.dispose()
 
 
+# A test of what happens in Dask or in the runner's process, not in the store, runs on one
+# backend: the store's part of it (claims, fences, results) is tested on both in tests/store.
+on_sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+# PostgreSQL turns JSON into JSONB: a result's round trip through it is the one worth checking.
+on_postgres_only = pytest.mark.parametrize(
+    "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty store on each backend in turn."""

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from jobstore import transitions
 from jobstore.models import Status
 from jobstore.views import Cost, JobDetail
+from tests.conftest import on_sqlite_only
 from tests.runner import cost_kind
 from tests.runner.conftest import ROOT
 from tests.runner.helpers import assert_sound, watch
@@ -42,6 +43,7 @@ def show_json(db_url: str, job: str) -> dict:
     return json.loads(out.stdout)
 
 
+@on_sqlite_only
 def test_a_job_stores_what_its_tasks_cost_per_stage_and_in_all(
     engine: Engine, db_url: str, start_runner
 ) -> None:
@@ -85,6 +87,7 @@ def test_a_job_stores_what_its_tasks_cost_per_stage_and_in_all(
     assert_sound(engine)
 
 
+@on_sqlite_only
 def test_a_retried_job_keeps_its_latest_attempts_cost_and_a_failed_one_keeps_its_own(
     engine: Engine, db_url: str, start_runner
 ) -> None:

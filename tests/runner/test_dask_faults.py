@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from jobstore.models import Status
+from tests.conftest import on_sqlite_only
 from tests.polling import wait_for
 from tests.runner.helpers import assert_sound, expected_inside, pi_under_way, watch
 
 
+@on_sqlite_only
 def test_a_lost_scheduler_ends_the_attempt_and_the_next_runs_on_a_fresh_client(
     engine, start_runner, dask_cluster
 ):

@@ -15,6 +15,7 @@ from jobstore.artifacts import ArtifactStore
 from jobstore.models import Status
 from jobstore.views import JobDetail
 from runlab.versions import software_versions
+from tests.conftest import on_postgres_only
 from tests.runner.helpers import assert_sound, watch
 
 ASIAN = {"option_type": "asian_call", "paths": 2_000_000, "steps": 50, "seed": 17}
@@ -52,6 +53,7 @@ def run_all(engine: Any, params: dict[str, dict[str, Any]]) -> dict[str, tuple[s
     return out
 
 
+@on_postgres_only
 def test_every_kind_gives_bit_identical_results_on_1_and_2_workers_and_on_a_rerun(
     engine, start_runner, artifacts: Path
 ) -> None:

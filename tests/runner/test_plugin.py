@@ -14,6 +14,7 @@ from pathlib import Path
 
 from jobstore import queries
 from jobstore.models import Status
+from tests.conftest import on_sqlite_only
 from tests.runner.helpers import assert_sound, watch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +34,7 @@ def runlab(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@on_sqlite_only
 def test_an_installed_plugin_kind_is_listed_checked_and_run(engine, db_url, start_runner):
     listed = runlab(db_url, "kinds", "--json")
     assert listed.returncode == 0, listed.stderr

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func, select
 from compute.kinds.monte_carlo_pi import chunk_sizes, count_inside, estimate
 from jobstore import queries, transitions
 from jobstore.models import JobEvent, JobMetric, Status
+from tests.conftest import on_sqlite_only
 from tests.polling import wait_for
 from tests.runner.helpers import assert_sound, pi_under_way, scheduler_tasks, watch
 
@@ -129,6 +130,7 @@ def test_cancel_of_a_running_pi_job_ends_it_within_5_s_and_stops_its_dask_tasks(
     assert_sound(engine)
 
 
+@on_sqlite_only
 def test_a_dask_worker_killed_mid_job_is_replaced_and_the_job_gives_the_same_numbers(
     engine, start_runner
 ):

@@ -11,6 +11,7 @@ from compute import registry
 from jobstore import queries, transitions
 from jobstore.models import JobEvent, Status
 from runlab.cli import cli
+from tests.conftest import on_sqlite_only
 from tests.polling import wait_for
 from tests.runner.helpers import assert_sound, expected_inside, pi_under_way, watch
 
@@ -59,6 +60,7 @@ def test_a_job_run_to_the_end_is_not_partial_and_stop_after_the_end_changes_noth
     assert_sound(engine)
 
 
+@on_sqlite_only
 def test_stop_and_keep_on_option_pricing_keeps_a_wider_interval(engine, start_runner):
     start_runner()
     params = {"option_type": "asian_call", "paths": 200_000_000, "steps": 20, "seed": 4}
