@@ -158,7 +158,7 @@ def test_a_dask_worker_killed_mid_job_is_replaced_and_the_job_gives_the_same_num
 def test_sigterm_finishes_the_short_job_hands_back_the_long_one_and_exits_0(engine, start_runner):
     runner = start_runner(RUNLAB_GRACE_SECONDS="4")
     short = transitions.submit(engine, "demo_stages", {"stages": 2, "seconds_per_stage": 1.0})
-    long = transitions.submit(engine, "demo_stages", {"stages": 3, "seconds_per_stage": 4.0})
+    long = transitions.submit(engine, "demo_stages", {"stages": 3, "seconds_per_stage": 2.5})
     wait_for(
         lambda: all(queries.get_job(engine, j).status is Status.RUNNING for j in (short, long)),
         timeout=60,
