@@ -14,6 +14,8 @@ A running job's end comes from two sources, blended:
 The progress rate weighs as much as the progress itself (0 to 1), so it takes over as the job
 advances. A job whose progress has not moved for `STALL_FACTOR` times the wait its own pace
 predicts (at least `STALL_FLOOR_SECONDS`) gets no time at all: a wrong time is worse than none.
+The store dates each change of a job's progress (`progress_at`), so a page that opens on a
+stalled job says so at once.
 
 A queued job's start comes from a simulation of the queue: the job slots of the alive runners
 free up as the running jobs end, and the jobs ahead of it, in claim order, take the earliest
@@ -159,18 +161,26 @@ class _Pace:
 
 
 def from_progress(
-    started: datetime, now: datetime, progress: float, trail: Sequence[Seen] = ()
+    started: datetime,
+    now: datetime,
+    progress: float,
+    trail: Sequence[Seen] = (),
+    progress_at: datetime | None = None,
 ) -> _Pace:
     """The total duration the progress so far implies, or that the job has stalled.
 
     Each change of value in `trail`, after the first (which may have happened before the page
-    looked), dates a step; with no trail, the current value is taken as reached just now.
+    looked), dates a step. A current value the trail has not seen yet was reached at
+    `progress_at`, the store's date for it, or else just now.
     """
     seen = sorted((s for s in trail if started <= s.at <= now), key=lambda s: s.at)
     steps: list[Seen] = []
-    for s in [*seen, Seen(now, progress)]:
+    for s in seen:
         if not steps or s.progress != steps[-1].progress:
             steps.append(s)
+    if not steps or steps[-1].progress != progress:
+        at = progress_at if progress_at is not None and started <= progress_at <= now else now
+        steps.append(Seen(max(at, steps[-1].at) if steps else at, progress))
     last = steps[-1]
     quiet = (now - last.at).total_seconds()
     if last.progress < MIN_PROGRESS:
@@ -321,10 +331,11 @@ def _running_total(
     now: datetime,
     progress: float,
     trail: Sequence[Seen] = (),
+    progress_at: datetime | None = None,
 ) -> _Total:
     """A running job's total duration by both sources; none once it has stalled."""
     elapsed = (now - started).total_seconds()
-    pace = from_progress(started, now, progress, trail)
+    pace = from_progress(started, now, progress, trail, progress_at)
     matching = len(history.matching(kind, params))
     past = history.duration(kind, params, elapsed)
     if pace.stalled_for is not None:
@@ -376,7 +387,9 @@ def _running(
         return base
     if row.runner_id not in {r.id for r in alive}:
         return _with(base, unknown="its runner has gone silent; the job will be handed on")
-    t = _running_total(history, job.kind, job.params, job.started_at, now, job.progress, trail)
+    t = _running_total(
+        history, job.kind, job.params, job.started_at, now, job.progress, trail, job.progress_at
+    )
     if t.pace.stalled_for is not None:
         return _with(base, unknown=f"no progress for {_words(t.pace.stalled_for)}")
     if t.total is None:
@@ -479,7 +492,7 @@ def _slots_free(
     """When each job slot of the alive runners frees up, in seconds from now."""
     ids = [r.id for r in alive]
     rows = conn.execute(
-        select(jobs.c.kind, jobs.c.params, jobs.c.progress, jobs.c.started_at)
+        select(jobs.c.kind, jobs.c.params, jobs.c.progress, jobs.c.started_at, jobs.c.progress_at)
         .where(jobs.c.status == Status.RUNNING, jobs.c.runner_id.in_(ids))
         .order_by(jobs.c.id)
         .limit(MAX_RUNNING)
@@ -487,7 +500,15 @@ def _slots_free(
     out: list[Triple] = []
     for r in rows:
         started = as_utc(r.started_at) or now
-        t = _running_total(history, r.kind, dict(r.params or {}), started, now, float(r.progress))
+        t = _running_total(
+            history,
+            r.kind,
+            dict(r.params or {}),
+            started,
+            now,
+            float(r.progress),
+            progress_at=as_utc(r.progress_at),
+        )
         elapsed = (now - started).total_seconds()
         out.append(tuple(max(0.0, x - elapsed) for x in _triple(t.total)))
     out.sort(key=lambda t: t[0])

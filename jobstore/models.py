@@ -95,6 +95,9 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(Stamp)
     finished_at: Mapped[datetime | None] = mapped_column(Stamp)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
+    # When `progress` last changed value, in the database's clock (migration 0007): a page that
+    # opens on a stalled job sees the stall at once, not only after watching it.
+    progress_at: Mapped[datetime | None] = mapped_column(Stamp)
     stage: Mapped[str | None] = mapped_column(String(100))
     error_type: Mapped[str | None] = mapped_column(String(200))
     error_message: Mapped[str | None] = mapped_column(Text)

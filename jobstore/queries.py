@@ -140,6 +140,7 @@ def get_job(
         queue_position=position,
         attempts=attempts,
         lease_until=as_utc(row.lease_until),
+        progress_at=as_utc(row.progress_at),
         cost=_job_cost(row, stages),
     )
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Row,
     and_,
     bindparam,
+    case,
     insert,
     select,
     text,
@@ -507,6 +508,7 @@ def _claim_statement(postgres: bool) -> Any:
             versions=bindparam("versions", type_=Job.__table__.c.versions.type),
             lease_until=db_later(bindparam("lease_seconds")),
             started_at=db_now(),
+            progress_at=db_now(),
             cancel_requested=False,
         )
         .returning(
@@ -619,7 +621,11 @@ def report(engine: Engine, lease: Lease, batch: Report, *, lease_seconds: float)
     """
     values: dict[str, Any] = {"lease_until": db_later(lease_seconds)}
     if batch.progress is not None:
-        values["progress"] = min(1.0, max(0.0, batch.progress))
+        progress = min(1.0, max(0.0, batch.progress))
+        values["progress"] = progress
+        values["progress_at"] = case(
+            (jobs.c.progress != progress, db_now()), else_=jobs.c.progress_at
+        )
     if batch.stage is not None:
         values["stage"] = batch.stage
     with engine.begin() as conn:
@@ -1002,6 +1008,7 @@ def _requeue(
         runner_id=None,
         lease_until=None,
         progress=0.0,
+        progress_at=None,
         stage=None,
         **NO_COST,  # a job's cost is its latest attempt's, as its progress and stages are
         **values,

@@ -125,7 +125,7 @@ def test_with_no_history_a_running_job_ends_at_its_progress_rate(engine: Engine)
     e = est(engine, job)
 
     assert e.unknown is None and e.finish is not None
-    ran = seconds_after(e.now, job.started_at)
+    ran = seconds_after(job.progress_at, job.started_at)  # until 0.5 was reached
     assert seconds_after(e.finish.at, job.started_at) == pytest.approx(2 * ran)
     assert e.finish.low is None and e.finish.high is None, "one reading gives no spread"
     assert e.from_progress and e.past_runs == 0
@@ -179,7 +179,7 @@ def test_progress_and_past_runs_blend_with_progress_as_weight(engine: Engine) ->
     e = est(engine, job)
 
     assert e.finish is not None and e.from_progress and e.past_runs == 5
-    pace = seconds_after(e.now, job.started_at) / 0.3
+    pace = seconds_after(job.progress_at, job.started_at) / 0.3  # the store dates the 0.3
     at = seconds_after(e.finish.at, job.started_at)
     assert at == pytest.approx(0.3 * pace + 0.7 * 100)
     assert seconds_after(e.finish.low, job.started_at) == pytest.approx(0.3 * pace + 0.7 * 92)
@@ -228,7 +228,7 @@ def test_steps_seen_by_the_page_give_the_pace_a_range(engine: Engine) -> None:
     e = est(engine, job, trail)
 
     assert e.finish is not None and e.finish.low is not None
-    total = seconds_after(e.now, started) / 0.5  # the last step is dated now
+    total = seconds_after(job.progress_at, started) / 0.5  # the store dates the last step
     assert seconds_after(e.finish.at, started) == pytest.approx(total)
     assert seconds_after(e.finish.low, started) == pytest.approx(min(200, total))
     assert seconds_after(e.finish.high, started) == pytest.approx(max(225, total))
@@ -250,6 +250,35 @@ def test_a_stalled_job_has_no_time(engine: Engine) -> None:
 
     assert e.finish is None
     assert e.unknown == "no progress for 12 min"
+
+
+def test_a_page_that_opens_on_a_stalled_job_sees_the_stall_at_once(engine: Engine) -> None:
+    runner(engine)
+    job = running(engine, ran=20 * 60, progress=0.3)
+    # 0.3 was reached 2 min in, by the store's date; nothing since, for 18 min. No page saw it.
+    with engine.begin() as conn:
+        conn.execute(
+            update(Job).where(Job.public_id == job.id).values(progress_at=db_later(-18 * 60))
+        )
+
+    e = est(engine, job)
+
+    assert e.finish is None
+    assert e.unknown == "no progress for 18 min"
+
+
+def test_the_stores_date_of_the_progress_sets_the_pace(engine: Engine) -> None:
+    runner(engine)
+    job = running(engine, ran=20 * 60, progress=0.5)
+    # 0.5 was reached 19 min in, by the store's date: the pace says 38 min in all. Dated "now",
+    # as when nothing dated it, it would say 40.
+    with engine.begin() as conn:
+        conn.execute(update(Job).where(Job.public_id == job.id).values(progress_at=db_later(-60)))
+
+    e = est(engine, job)
+
+    assert e.unknown is None and e.finish is not None
+    assert seconds_after(e.finish.at, job.started_at) == pytest.approx((19 * 60) / 0.5, abs=2)
 
 
 def test_a_short_wait_between_chunky_steps_is_no_stall(engine: Engine) -> None:

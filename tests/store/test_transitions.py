@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from compute import registry
-from jobstore.engine import database_time, reading
+from jobstore.engine import database_time, db_later, reading
 from jobstore.models import Job, JobEvent, JobMetric, JobResult, JobStage, StageStatus, Status
 from jobstore.queries import get_job, queued_jobs
 from jobstore.transitions import (
@@ -26,6 +26,7 @@ from jobstore.transitions import (
     cancelled,
     claim,
     fail,
+    hand_back,
     heartbeat,
     new_public_id,
     report,
@@ -223,6 +224,42 @@ def test_report_writes_progress_stage_metrics_and_logs(engine: Engine) -> None:
         ("info", "half way", 1),
         ("warning", "a <b>tag</b> stays text", 1),
     ]
+
+
+def test_progress_at_dates_each_change_of_progress_and_a_requeue_clears_it(
+    engine: Engine,
+) -> None:
+    lease = claim_one(engine)
+    claimed = job_row(engine, lease.job_id)["progress_at"]
+    assert claimed is not None, "an attempt's progress of 0 is dated by its claim"
+
+    def dated() -> Any:
+        return job_row(engine, lease.job_id)["progress_at"]
+
+    def age() -> float:
+        """Seconds since the progress was dated, by the database's clock."""
+        with engine.connect() as conn:
+            return (as_utc(database_time(conn)) - as_utc(dated())).total_seconds()
+
+    def backdate() -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                update(Job).where(Job.id == lease.job_id).values(progress_at=db_later(-600))
+            )
+
+    backdate()
+    report(engine, lease, Report(progress=0.0, logs=[("info", "still at 0")]), lease_seconds=LEASE)
+    assert age() > 590, "the same progress again is no change: its date stays"
+
+    report(engine, lease, Report(progress=0.4), lease_seconds=LEASE)
+    assert age() < 60
+
+    backdate()
+    report(engine, lease, Report(progress=0.4, stage="sample"), lease_seconds=LEASE)
+    assert age() > 590
+
+    hand_back(engine, lease)
+    assert dated() is None and job_row(engine, lease.job_id)["progress"] == 0.0
 
 
 def test_report_clamps_progress_into_unit_interval(engine: Engine) -> None:
