@@ -23,9 +23,10 @@ from jobstore import history, queries, search, transitions
 from jobstore.artifacts import ArtifactStore
 from jobstore.engine import make_engine, migrate
 from jobstore.models import Status
-from jobstore.views import JobDetail
+from jobstore.views import Cost, JobDetail
 from runlab.errors import InvalidParams, InvalidUpload, RunlabError
 from runlab.settings import Settings, load_settings
+from ui import format as fmt
 
 log = logging.getLogger(__name__)
 
@@ -297,6 +298,18 @@ def show(state: _State, job_id: str, as_json: bool) -> None:
         click.echo(f"result    {json.dumps(job.result)}")
     if job.error is not None:
         click.echo(f"error     {job.error.type}: {job.error.message}")
+    if job.cost is not None:
+        click.echo(f"cost      {_cost_text(job.cost.total)}")
+        for s in job.cost.stages:
+            click.echo(f"  stage   {s.name:<20} {_cost_text(s.cost)}")
+
+
+def _cost_text(c: Cost) -> str:
+    tasks = f"{c.tasks:,} task{'s' if c.tasks != 1 else ''}"
+    return (
+        f"{fmt.duration(c.cpu_seconds)} CPU, {fmt.duration(c.task_seconds)} in {tasks}, "
+        f"peak memory {fmt.size(c.peak_memory_bytes)}"
+    )
 
 
 @cli.command("ls")

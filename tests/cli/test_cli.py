@@ -108,6 +108,40 @@ def test_submit_json_and_show_json_print_the_same_public_shape(db):
     assert json.loads(out) == submitted
 
 
+def test_show_prints_what_the_job_cost_in_all_and_per_stage(db):
+    from jobstore import transitions as T
+    from jobstore.views import Cost
+
+    public_id = run("submit", "monte_carlo_pi")[1].strip()
+    assert "cost" not in run("show", public_id)[1], "a queued job has cost nothing yet"
+    engine = make_engine(db)
+    [lease] = T.claim(engine, "r1")
+    plan, sample = Cost(0.5, 0.6, 1, 100 * 2**20), Cost(83.0, 90.0, 12, 300 * 2**20)
+    T.report(
+        engine,
+        lease,
+        T.Report(
+            stage_updates=[
+                T.StageUpdate(0, "plan", cost=plan),
+                T.StageUpdate(1, "sample", cost=sample),
+            ],
+            cost=plan.plus(sample),
+        ),
+        lease_seconds=30,
+    )
+
+    code, out, _ = run("show", public_id)
+
+    assert code == 0
+    lines = out.splitlines()
+    assert "cost      1 min 23 s CPU, 1 min 30 s in 13 tasks, peak memory 300.0 MiB" in lines
+    assert (
+        "  stage   plan                 500 ms CPU, 600 ms in 1 task, peak memory 100.0 MiB"
+        in lines
+    )
+    assert any(line.startswith("  stage   reduce") and "0 tasks" in line for line in lines)
+
+
 def test_the_same_idempotency_key_makes_one_job(db):
     first = run("submit", "monte_carlo_pi", "--idempotency-key", "nightly-7")[1].strip()
     second = run("submit", "monte_carlo_pi", "--idempotency-key", "nightly-7")[1].strip()
