@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import islice
+from itertools import islice, pairwise
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, text
@@ -203,7 +203,8 @@ def _rows(
     )
     done = r.status is Status.SUCCEEDED
     stage_status = str(StageStatus.DONE if done else StageStatus.PENDING)
-    for idx, name in enumerate(r.stages):
+    spans = _stage_spans(r) if done else [(None, None)] * len(r.stages)
+    for idx, (name, (began, ended)) in enumerate(zip(r.stages, spans, strict=True)):
         out["job_stages"].append(
             (
                 job_id,
@@ -211,8 +212,8 @@ def _rows(
                 name,
                 stage_status,
                 1.0 if done else 0.0,
-                started if done else None,
-                finished if done else None,
+                stamp(began),
+                stamp(ended),
             )
         )
     events = out["job_events"]
@@ -226,6 +227,16 @@ def _rows(
         out["job_metrics"] += [(job_id, attempt, name, s, v) for s, v in points]
     if r.result is not None:
         out["job_results"].append((job_id, attempt, _dumps(r.result), _dumps(r.chart), finished))
+
+
+def _stage_spans(r: PastJob) -> list[tuple[datetime, datetime]]:
+    """Nothing dates a copied job's stages: they share its run time evenly, end to end, so
+    that estimates drawn from copied history see stages of a plausible length."""
+    assert r.started_at is not None and r.finished_at is not None  # checked: succeeded
+    n = len(r.stages)
+    step = (r.finished_at - r.started_at) / max(1, n)
+    bounds = [r.started_at + i * step for i in range(n)] + [r.finished_at]
+    return list(pairwise(bounds))
 
 
 def _dumps(value: Any) -> str | None:
