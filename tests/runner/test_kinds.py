@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from compute import datasets
+from compute.kinds import bootstrap, option_pricing, portfolio_risk
 from jobstore import transitions
 from jobstore.artifacts import ArtifactStore
 from jobstore.models import Status
@@ -18,12 +19,12 @@ from runlab.versions import software_versions
 from tests.conftest import on_postgres_only
 from tests.runner.helpers import assert_sound, watch
 
-ASIAN = {"option_type": "asian_call", "paths": 2_000_000, "steps": 50, "seed": 17}
+ASIAN = {"option_type": "asian_call", "paths": 1_000_000, "steps": 50, "seed": 17}
 JOBS: dict[str, dict[str, Any]] = {
     "option_pricing": ASIAN,
     "optimize": {"objective": "rosenbrock", "dimension": 3, "starts": 6, "seed": 5},
-    "portfolio_risk": {"scenarios": 20_000_000, "distribution": "student_t", "seed": 9},
-    "bootstrap": {"statistic": "median", "column": "x", "resamples": 30_000, "seed": 3},
+    "portfolio_risk": {"scenarios": 8_000_000, "distribution": "student_t", "seed": 9},
+    "bootstrap": {"statistic": "median", "column": "x", "resamples": 20_000, "seed": 3},
 }
 # What each kind must chunk, so that "1 worker against 2" compares more than one task.
 LIVE = {
@@ -58,6 +59,10 @@ def test_every_kind_gives_bit_identical_results_on_1_and_2_workers_and_on_a_reru
     engine, start_runner, artifacts: Path
 ) -> None:
     params = {**JOBS, "bootstrap": {**JOBS["bootstrap"], "data": upload(artifacts)}}
+    # Each job is several Dask tasks, so that 1 worker against 2 compares two schedules.
+    assert len(option_pricing.plan(option_pricing.OptionParams(**ASIAN))) >= 3
+    assert len(portfolio_risk.plan(portfolio_risk.PortfolioParams(**JOBS["portfolio_risk"]))) >= 3
+    assert len(bootstrap.plan(bootstrap.BootstrapParams(**params["bootstrap"]), 5_000)) >= 2
     one = start_runner("--concurrency", "2", workers=1)
     first = run_all(engine, params)
     one.stop()
@@ -76,7 +81,7 @@ def test_every_kind_gives_bit_identical_results_on_1_and_2_workers_and_on_a_reru
     assert opt["ci_low"] < opt["price"] < opt["ci_high"] and opt["partial"] is False
     assert max(abs(x - 1) for x in first["optimize"][1].result["best_x"]) < 1e-3
     boot = first["bootstrap"][1].result
-    assert boot["ci_low"] < boot["estimate"] < boot["ci_high"] and boot["resamples"] == 30_000
+    assert boot["ci_low"] < boot["estimate"] < boot["ci_high"] and boot["resamples"] == 20_000
     risk = first["portfolio_risk"][1].result
     assert risk["var"]["0.95"] < risk["var"]["0.99"] < risk["cvar"]["0.99"]
 

@@ -108,6 +108,7 @@ def test_cancel_stops_a_running_job_and_keeps_its_partial_metrics(engine, start_
     assert_sound(engine)
 
 
+@on_sqlite_only
 def test_cancel_of_a_running_pi_job_ends_it_within_5_s_and_stops_its_dask_tasks(
     engine, start_runner
 ):
@@ -155,6 +156,7 @@ def test_a_dask_worker_killed_mid_job_is_replaced_and_the_job_gives_the_same_num
     assert_sound(engine)
 
 
+@on_sqlite_only
 def test_sigterm_finishes_the_short_job_hands_back_the_long_one_and_exits_0(engine, start_runner):
     runner = start_runner(RUNLAB_GRACE_SECONDS="4")
     short = transitions.submit(engine, "demo_stages", {"stages": 2, "seconds_per_stage": 1.0})
@@ -306,6 +308,7 @@ def ledger_of_attempt(engine: Engine, attempt: int) -> tuple[int, int]:
     return metrics, events
 
 
+@on_sqlite_only
 def test_a_job_past_its_timeout_fails_within_seconds_of_the_limit(engine, start_runner):
     start_runner("--concurrency", "1")
     job = transitions.submit(
