@@ -13,7 +13,7 @@ def test_a_lost_scheduler_ends_the_attempt_and_the_next_runs_on_a_fresh_client(
     engine, start_runner, dask_cluster
 ):
     runner = start_runner("--scheduler", dask_cluster.address, "--concurrency", "1")
-    job = pi_under_way(engine, {"samples": 1_600_000_000, "chunks": 16, "seed": 21}, past=0.2)
+    job = pi_under_way(engine, {"samples": 800_000_000, "chunks": 16, "seed": 21}, past=0.2)
     dask_cluster.kill_scheduler()
     wait_for(
         lambda: "lost its Dask scheduler" in runner.log(),
@@ -31,5 +31,5 @@ def test_a_lost_scheduler_ends_the_attempt_and_the_next_runs_on_a_fresh_client(
     assert "ClusterLost" in (final.attempts[0].note or "")
     assert "fresh Dask client" in runner.log()
     assert any("resuming" in x.message for x in final.logs if x.attempt == 2)
-    assert final.result["inside"] == expected_inside(1_600_000_000, 16, 21)
+    assert final.result["inside"] == expected_inside(800_000_000, 16, 21)
     assert_sound(engine)
