@@ -13,7 +13,7 @@ from tests.runner.helpers import assert_sound
 
 
 def test_many_runners_race_over_zero_second_jobs(engine, start_runner, dask_cluster) -> None:
-    runners, jobs = (16, 1000) if is_postgres(engine) else (8, 1000)
+    runners, jobs = (16, 600) if is_postgres(engine) else (8, 600)
     ids = {
         transitions.submit(engine, "demo_stages", {"stages": 1, "seconds_per_stage": 0.0})
         for _ in range(jobs)
