@@ -30,9 +30,7 @@ def overview() -> None:
 
     st.subheader("Running now")
     if ov.running_jobs:
-        tables.job_table(
-            ov.running_jobs, ["job", "name", "kind", "stage", "progress", "duration"], key="running"
-        )
+        tables.job_table(ov.running_jobs, tables.RUNNING_COLUMNS, key="running")
     else:
         st.caption("Nothing is running.")
 

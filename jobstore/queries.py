@@ -50,6 +50,7 @@ SUMMARY_COLUMNS = (
     jobs.c.created_at,
     jobs.c.started_at,
     jobs.c.finished_at,
+    jobs.c.progress_at,
 )
 
 
@@ -66,6 +67,7 @@ def _summary(r: Any) -> JobSummary:
         created_at=as_utc(r.created_at),
         started_at=as_utc(r.started_at),
         finished_at=as_utc(r.finished_at),
+        progress_at=as_utc(r.progress_at),
     )
 
 
@@ -140,7 +142,6 @@ def get_job(
         queue_position=position,
         attempts=attempts,
         lease_until=as_utc(row.lease_until),
-        progress_at=as_utc(row.progress_at),
         cost=_job_cost(row, stages),
     )
 

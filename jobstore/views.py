@@ -132,6 +132,7 @@ class JobSummary:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    progress_at: datetime | None = None  # when the progress last changed value
 
     @property
     def duration_seconds(self) -> float | None:
@@ -161,7 +162,6 @@ class JobDetail(JobSummary):
     queue_position: int | None = None
     attempts: list[AttemptView] = field(default_factory=list)
     lease_until: datetime | None = None
-    progress_at: datetime | None = None  # when the progress last changed value
     versions: dict[str, str] = field(default_factory=dict)
     cost: JobCost | None = None  # None until the job's first attempt reports one
 

@@ -25,9 +25,7 @@ def live() -> None:
     running = queries.running_jobs(engine)
     st.subheader(f"Running · {len(running)}")
     if running:
-        tables.job_table(
-            running, ["job", "name", "kind", "stage", "progress", "duration"], key="running"
-        )
+        tables.job_table(running, tables.RUNNING_COLUMNS, key="running")
     else:
         st.caption("Nothing is running.")
     queued = queries.queued_jobs(engine)

@@ -25,9 +25,12 @@ Column = Literal[
     "owner",
     "stage",
     "progress",
+    "moved",
     "created",
     "duration",
 ]
+# "Last progress" beside the duration: a job whose progress stopped moving shows it at a glance.
+RUNNING_COLUMNS: list[Column] = ["job", "name", "kind", "stage", "progress", "moved", "duration"]
 HISTORY_COLUMNS: list[Column] = ["job", "status", "kind", "name", "owner", "created", "duration"]
 # The link is relative, so that it also works under a server.baseUrlPath.
 LINK_PREFIX = "job?id="
@@ -51,6 +54,9 @@ def _config() -> dict[str, Any]:
         "progress": st.column_config.ProgressColumn(
             "Progress", min_value=0.0, max_value=1.0, format="percent", width="medium"
         ),
+        "moved": st.column_config.TextColumn(
+            "Last progress", width="medium", help="When the progress last moved"
+        ),
         "created": st.column_config.TextColumn("Created", width="medium"),
         "duration": st.column_config.TextColumn("Duration", width="small"),
     }
@@ -65,6 +71,7 @@ def _row(job: JobSummary, now: datetime, zone: tzinfo) -> dict[str, Any]:
         "owner": job.owner,
         "stage": job.stage or "",
         "progress": job.progress,
+        "moved": fmt.ago(job.progress_at, now) if job.progress_at else "",
         "created": fmt.when(job.created_at, zone, now),
         "duration": fmt.elapsed(job.started_at, job.finished_at, now),
     }

@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from streamlit.testing.v1 import AppTest
 
 from jobstore import transitions as T
-from jobstore.models import Status
+from jobstore.engine import db_later
+from jobstore.models import Job, Status
 from jobstore.queries import get_job, list_jobs
 from tests.ui import seed
 from tests.ui.conftest import open_page
@@ -249,6 +250,22 @@ def test_running_and_queued_sections_show_progress_and_positions(store: Engine) 
     assert list(running["progress"]) == [0.25]
     queued = table(at, "queued")
     assert list(zip(queued["position"], queued["name"], strict=True)) == [(1, "next"), (2, "after")]
+
+
+def test_a_running_job_shows_when_its_progress_last_moved(store: Engine) -> None:
+    seed.runner(store)
+    seed.running(store, "moving", progress=0.25)
+    _, stuck = seed.running(store, "stuck", progress=0.5)
+    with store.begin() as conn:
+        conn.execute(
+            update(Job).where(Job.id == stuck.job_id).values(progress_at=db_later(-25 * 60))
+        )
+
+    at = open_page("pages/jobs.py")
+
+    running = table(at, "running")
+    moved = dict(zip(running["name"], running["moved"], strict=True))
+    assert moved == {"moving": "just now", "stuck": "25 min ago"}
 
 
 def test_clearing_the_filters_brings_every_job_back(store: Engine) -> None:
