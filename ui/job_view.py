@@ -41,6 +41,8 @@ LIVE_SECONDS = 0.75
 # Tab labels are the values in the URL, so renaming one breaks links already shared.
 TABS = ("Result", "Progress", "Timeline", "Parameters", "Log")
 TAB_KEY, SERIES_KEY, LOG_KEY = "tab", "series", "log"
+# Jobs this session watched unfinished, and the tab the viewer picked on each.
+WATCHED, PICKED = "tab.watched", "tab.picked"
 # (key, value) pairs of the URL beyond ?id=, in the order a link lists them.
 ViewState = list[tuple[str, str]]
 PAGE_PATH = "job"
@@ -124,7 +126,15 @@ def tabs(job: JobDetail, kind: Kind | None) -> ViewState:
     Returns what the URL now holds, for the link to this view.
     """
     default = default_tab(job.status)
-    panes = st.tabs(list(TABS), key=TAB_KEY, bind="query-params", default=default)
+    _follow_the_outcome(job)
+    panes = st.tabs(
+        list(TABS),
+        key=TAB_KEY,
+        bind="query-params",
+        default=default,
+        on_change=_picked,
+        args=(job.id,),
+    )
     draw: dict[str, Callable[[], ViewState | None]] = {
         "Result": lambda: outcome(job, kind),
         "Progress": lambda: progress(job),
@@ -139,6 +149,26 @@ def tabs(job: JobDetail, kind: Kind | None) -> ViewState:
             # A bound widget at its default leaves the URL, so the link leaves it out too.
             return ([] if label == default else [(TAB_KEY, label)]) + state
     return []
+
+
+def _follow_the_outcome(job: JobDetail) -> None:
+    """A job watched to its end turns from its Progress to its Result, as a job opened once
+    it has ended would, unless the viewer picked a tab meanwhile or a link named another."""
+    watched: set[str] = st.session_state.setdefault(WATCHED, set())
+    if not job.status.terminal:
+        watched.add(job.id)
+    elif job.id in watched:
+        # Said outright: the tabs' default changes with the status, and with it the widget.
+        watched.discard(job.id)
+        picked = st.session_state.get(PICKED, {}).get(job.id)
+        if picked is not None:
+            st.session_state[TAB_KEY] = picked
+        elif st.session_state.get(TAB_KEY) in (None, "Progress"):
+            st.session_state[TAB_KEY] = "Result"
+
+
+def _picked(job_id: str) -> None:
+    st.session_state.setdefault(PICKED, {})[job_id] = st.session_state.get(TAB_KEY)
 
 
 def outcome(job: JobDetail, kind: Kind | None) -> None:

@@ -207,3 +207,26 @@ def test_a_shared_view_opens_with_the_same_tab_and_chart_settings(
     ).json_value()
     assert chart == {"axis": "log", "titles": ["price"]}
     assert parse_qs(urlparse(other.url).query) == want
+
+
+def test_a_job_watched_to_its_end_turns_from_its_progress_to_its_result(
+    runlab_app: RunlabUp, new_page: Callable[[], Page]
+) -> None:
+    from playwright.sync_api import expect
+
+    public_id = T.submit(
+        runlab_app.engine, "demo_stages", {"stages": 4, "seconds_per_stage": 3.0}, name="watched"
+    )
+    page = new_page()
+    page.goto(f"{runlab_app.url}/job?id={public_id}")
+    progress = page.get_by_role("tab", name="Progress")
+    expect(progress).to_have_attribute("aria-selected", "true", timeout=UI_TIMEOUT)
+    assert not queries.get_job(runlab_app.engine, public_id, log_lines=0).status.terminal, (
+        "the page must first see the job unfinished"
+    )
+
+    expect(page.get_by_role("tab", name="Result")).to_have_attribute(
+        "aria-selected", "true", timeout=UI_TIMEOUT
+    )
+    assert queries.get_job(runlab_app.engine, public_id, log_lines=0).status is Status.SUCCEEDED
+    assert "tab" not in parse_qs(urlparse(page.url).query)

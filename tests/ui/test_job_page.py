@@ -329,6 +329,40 @@ TAB_PROBES: dict[str, Any] = {
 }
 
 
+@pytest.mark.parametrize("query", [{}, {"tab": "Progress"}])
+def test_a_job_watched_to_its_end_turns_to_its_result(store: Engine, query: dict[str, str]) -> None:
+    seed.runner(store)
+    public_id, lease = seed.running(store, "watched", progress=0.5)
+    at = job_page(public_id, **query)
+    assert open_tab(at) == "Progress"
+
+    T.succeed(store, lease, {"estimate": 3.14}, None)
+    at.run()
+
+    assert open_tab(at) == "Result"
+    assert "tab" not in at.query_params  # the default: a link to it names no tab
+
+
+@pytest.mark.parametrize("how", ["picked", "linked"])
+def test_a_tab_picked_or_linked_stays_open_when_the_job_ends(store: Engine, how: str) -> None:
+    seed.runner(store)
+    public_id, lease = seed.running(store, "watched", progress=0.5)
+    if how == "picked":
+        at = job_page(public_id)
+        at.session_state[job_view.PICKED] = {public_id: "Progress"}  # what a click records
+        at.run()
+        want = "Progress"
+    else:
+        at = job_page(public_id, tab="Log")
+        want = "Log"
+    assert open_tab(at) == want
+
+    T.succeed(store, lease, {"estimate": 3.14}, None)
+    at.run()
+
+    assert open_tab(at) == want
+
+
 @pytest.mark.parametrize("tab", job_view.TABS)
 def test_the_tab_named_in_the_url_is_the_one_open(store: Engine, tab: str) -> None:
     seed.runner(store)
