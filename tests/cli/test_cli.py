@@ -109,26 +109,16 @@ def test_submit_json_and_show_json_print_the_same_public_shape(db):
 
 
 def test_show_prints_what_the_job_cost_in_all_and_per_stage(db):
-    from jobstore import transitions as T
     from jobstore.views import Cost
+    from tests.ui import seed
 
-    public_id = run("submit", "monte_carlo_pi")[1].strip()
-    assert "cost" not in run("show", public_id)[1], "a queued job has cost nothing yet"
     engine = make_engine(db)
-    [lease] = T.claim(engine, "r1")
-    plan, sample = Cost(0.5, 0.6, 1, 100 * 2**20), Cost(83.0, 90.0, 12, 300 * 2**20)
-    T.report(
-        engine,
-        lease,
-        T.Report(
-            stage_updates=[
-                T.StageUpdate(0, "plan", cost=plan),
-                T.StageUpdate(1, "sample", cost=sample),
-            ],
-            cost=plan.plus(sample),
-        ),
-        lease_seconds=30,
+    migrate(engine)
+    public_id = seed.with_cost(
+        engine, Cost(0.5, 0.6, 1, 100 * 2**20), Cost(83.0, 90.0, 12, 300 * 2**20)
     )
+    queued = seed.queued(engine)
+    assert "cost" not in run("show", queued)[1], "a queued job has cost nothing yet"
 
     code, out, _ = run("show", public_id)
 

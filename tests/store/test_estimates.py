@@ -85,8 +85,10 @@ def running(
     samples: int = SAMPLES,
     stage_ran: float | None = None,
     stage_progress: float = 0.0,
+    moved: float | None = None,
 ) -> JobDetail:
-    """A job claimed `ran` seconds ago that reported `progress`, in stage `sample` if asked."""
+    """A job claimed `ran` seconds ago that reported `progress`, in stage `sample` if asked;
+    the store dates that progress `moved` seconds ago if given, else just now."""
     public_id = T.submit(engine, KIND, pi(samples))
     [lease] = T.claim(engine, RUNNER)
     assert lease.public_id == public_id, "claim running jobs before queueing others"
@@ -100,6 +102,10 @@ def running(
     T.report(engine, lease, batch, lease_seconds=60)
     with engine.begin() as conn:
         conn.execute(update(Job).where(Job.id == lease.job_id).values(started_at=db_later(-ran)))
+        if moved is not None:
+            conn.execute(
+                update(Job).where(Job.id == lease.job_id).values(progress_at=db_later(-moved))
+            )
         if stage_ran is not None:
             conn.execute(
                 update(JobStage)
@@ -254,12 +260,8 @@ def test_a_stalled_job_has_no_time(engine: Engine) -> None:
 
 def test_a_page_that_opens_on_a_stalled_job_sees_the_stall_at_once(engine: Engine) -> None:
     runner(engine)
-    job = running(engine, ran=20 * 60, progress=0.3)
     # 0.3 was reached 2 min in, by the store's date; nothing since, for 18 min. No page saw it.
-    with engine.begin() as conn:
-        conn.execute(
-            update(Job).where(Job.public_id == job.id).values(progress_at=db_later(-18 * 60))
-        )
+    job = running(engine, ran=20 * 60, progress=0.3, moved=18 * 60)
 
     e = est(engine, job)
 
@@ -269,11 +271,9 @@ def test_a_page_that_opens_on_a_stalled_job_sees_the_stall_at_once(engine: Engin
 
 def test_the_stores_date_of_the_progress_sets_the_pace(engine: Engine) -> None:
     runner(engine)
-    job = running(engine, ran=20 * 60, progress=0.5)
     # 0.5 was reached 19 min in, by the store's date: the pace says 38 min in all. Dated "now",
     # as when nothing dated it, it would say 40.
-    with engine.begin() as conn:
-        conn.execute(update(Job).where(Job.public_id == job.id).values(progress_at=db_later(-60)))
+    job = running(engine, ran=20 * 60, progress=0.5, moved=60)
 
     e = est(engine, job)
 

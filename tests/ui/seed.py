@@ -6,6 +6,7 @@ from sqlalchemy import Engine
 
 from jobstore import transitions as T
 from jobstore.models import StageStatus
+from jobstore.views import Cost
 
 RUNNER = "r1"
 PI_RESULT = {
@@ -86,4 +87,24 @@ def failed(engine: Engine, name: str = "", *, message: str = "boom") -> str:
 def cancelled(engine: Engine, name: str = "") -> str:
     public_id, lease = running(engine, name)
     T.cancelled(engine, lease)
+    return public_id
+
+
+def with_cost(engine: Engine, plan: Cost, sample: Cost, *, outside: int = 0) -> str:
+    """A running π job whose `plan` and `sample` stages report these costs; `outside` tasks
+    ran outside any stage."""
+    public_id, lease = running(engine)
+    extra = Cost(0.0, 0.0, outside, None)
+    T.report(
+        engine,
+        lease,
+        T.Report(
+            stage_updates=[
+                T.StageUpdate(0, "plan", cost=plan),
+                T.StageUpdate(1, "sample", cost=sample),
+            ],
+            cost=plan.plus(sample).plus(extra),
+        ),
+        lease_seconds=30,
+    )
     return public_id

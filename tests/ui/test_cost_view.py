@@ -8,7 +8,6 @@ import dataclasses
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
-from jobstore import transitions as T
 from jobstore.queries import get_job
 from jobstore.views import Cost
 from tests.ui import seed
@@ -39,23 +38,9 @@ def run(public_id: str) -> AppTest:
 
 def with_cost(engine: Engine, *, outside: int = 0) -> str:
     """A running π job whose `plan` ran one task and whose `sample` ran four so far."""
-    public_id, lease = seed.running(engine)
-    plan = Cost(0.25, 0.5, 1, 90 * MIB)
-    sample = Cost(3.0, 4.0, 4, 302 * MIB)
-    extra = Cost(0.0, 0.0, outside, None)
-    T.report(
-        engine,
-        lease,
-        T.Report(
-            stage_updates=[
-                T.StageUpdate(0, "plan", cost=plan),
-                T.StageUpdate(1, "sample", cost=sample),
-            ],
-            cost=plan.plus(sample).plus(extra),
-        ),
-        lease_seconds=30,
+    return seed.with_cost(
+        engine, Cost(0.25, 0.5, 1, 90 * MIB), Cost(3.0, 4.0, 4, 302 * MIB), outside=outside
     )
-    return public_id
 
 
 def test_the_cost_shows_four_numbers_and_a_row_per_stage(store: Engine) -> None:
