@@ -9,8 +9,11 @@ import os
 from dataclasses import dataclass
 
 from distributed import Client, LocalCluster
+from distributed.core import Status
 
 log = logging.getLogger(__name__)
+# A nanny in one of these states will not start its worker again.
+_GONE = (Status.closed, Status.closing, Status.failed)
 
 
 @dataclass
@@ -42,6 +45,29 @@ class Cluster:
         self.client = Client(address, timeout="10s")
         log.info("connected a fresh Dask client to %s", address)
         return self.client
+
+    def revive(self) -> bool:
+        """Start again the LocalCluster's workers that are gone for good; True if any were.
+
+        A nanny restarts a worker that dies, but one whose restart failed (a task that kills
+        its worker on a busy machine) is closed, and after `lost-worker-timeout` the cluster
+        drops it: nothing brings it back but this. A scheduler of someone else's is theirs to
+        keep staffed, so only a cluster the runner started is revived.
+        """
+        local = self.local
+        if local is None or local.status != Status.running:
+            return False
+        gone = [n for n, w in list(local.workers.items()) if w.status in _GONE]
+        if not gone and not set(local.worker_spec) - set(local.workers):
+            return False
+
+        def _start_again() -> object:
+            for name in gone:
+                local.workers.pop(name, None)
+            return local._correct_state()  # opens every worker of the spec that is missing
+
+        local.loop.add_callback(_start_again)
+        return True
 
     def close(self) -> None:
         try:

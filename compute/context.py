@@ -17,11 +17,16 @@ from jobstore import transitions
 from jobstore.artifacts import ArtifactStore
 from jobstore.models import StageStatus
 from jobstore.transitions import Lease, Report, StageUpdate
-from runlab.errors import JobCancelled, JobTimedOut, LostJob, UploadMissing
+from runlab.errors import JobCancelled, JobTimedOut, LostJob, NoWorkers, UploadMissing
 
 log = logging.getLogger(__name__)
 
 LEVELS = ("debug", "info", "warning", "error")
+# While a driver waits on Dask it looks up from the wait this often, and reads what the user
+# asked of the job (cancel, stop) at least this often: a request takes effect within seconds,
+# however long a task runs.
+WAIT_STEP = 0.25
+ASK_PERIOD = 1.0
 CHECKPOINTS = "checkpoints"  # the folder of a job's artifacts that holds its checkpoints
 
 
@@ -82,6 +87,11 @@ class JobContext:
         self.stop_requested = threading.Event()
         self.stoppable = stoppable  # only kinds that mark a partial result honour a stop
         self.lost = threading.Event()
+        # Set by the runner once its cluster has had no worker for too long: the driver stops
+        # and the attempt is handed back.
+        self.no_workers = threading.Event()
+        self.no_workers_reason = ""
+        self._last_asked = clock()
         self._db_trouble = False
 
     @property
@@ -192,6 +202,8 @@ class JobContext:
         self._maybe_flush()
         if self.lost.is_set():
             raise LostJob(self.lease.job_id, self.lease.attempt)
+        if self.no_workers.is_set():
+            raise NoWorkers(self.no_workers_reason or "the Dask cluster has no worker")
         if self.cancel_requested.is_set():
             raise JobCancelled(f"job {self.job_id} was cancelled")
         if self._deadline is not None and self._clock() >= self._deadline:
@@ -203,13 +215,17 @@ class JobContext:
     def as_completed(self, futures: Iterable[Future]) -> Iterator[tuple[Future, Any]]:
         """Yield (future, result) as Dask finishes them, checking for cancel in between.
 
+        The wait looks up every `WAIT_STEP`, so a cancel, a stop, a timeout or a cluster left
+        without workers ends it within seconds, even while one task runs for minutes.
         A "stop and keep" request ends the loop early without an error: the driver then sums
         up what finished, and marks its result partial. Whatever way the loop ends, the futures
         still pending are cancelled on the cluster.
         """
         futures = list(futures)
+        done = as_completed(futures)
         try:
-            for fut in as_completed(futures):
+            while self._wait_for_one(done):
+                fut = next(done)
                 self.check_cancelled()
                 yield fut, fut.result()  # finished work is kept, even once a stop is asked
                 self.check_cancelled()
@@ -219,6 +235,37 @@ class JobContext:
             pending = [f for f in futures if not f.done()]
             if pending and self.client is not None:
                 self.client.cancel(pending)
+
+    def _wait_for_one(self, done: as_completed) -> bool:
+        """Block until a future is ready (True), or none is left or a stop was asked (False);
+        raise meanwhile if the driver should no longer wait."""
+        while not done.has_ready():
+            if done.is_empty():
+                return False
+            self.check_cancelled()
+            if self.stop_requested.is_set():
+                return False
+            if self._clock() - self._last_asked >= ASK_PERIOD:
+                self._read_asked()
+            # The future's callback puts it in the queue, then notifies under this condition:
+            # checking inside it means no notification slips between the check and the wait.
+            with done.thread_condition:
+                if not done.has_ready():
+                    done.thread_condition.wait(timeout=WAIT_STEP)
+        return True
+
+    def _read_asked(self) -> None:
+        """A driver waiting on Dask writes nothing, so it reads back what the user asked."""
+        self._last_asked = self._clock()
+        try:
+            asked = transitions.asked(self._engine, self.lease)
+        except Exception:  # the store is out: the heartbeat carries the request later
+            log.debug("could not read the requests for %s", self.job_id, exc_info=True)
+            return
+        if asked is None:
+            self.lost.set()
+        else:
+            self.ask(asked)
 
     # --- writing --------------------------------------------------------------------------------
 
@@ -262,7 +309,7 @@ class JobContext:
                 self._merge_back(batch)
                 return
             self._db_trouble = False
-            self._last_write = self._clock()
+            self._last_write = self._last_asked = self._clock()
             self.ask(asked)
 
     def ask(self, asked: transitions.Asked) -> None:

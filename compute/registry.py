@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from compute.datasets import Upload
 from runlab.errors import InvalidParams, Retryable, UnknownKind
+from runlab.text import bad_in_json
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -166,8 +167,16 @@ def all_kinds() -> list[Kind]:
 
 
 def validate(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Check parameters against the kind's model; return them complete and JSON-ready."""
-    return get(kind).parse(params).model_dump(mode="json")
+    """Check parameters against the kind's model; return them complete and JSON-ready.
+
+    Text in them follows the store's one rule (`runlab.text`), checked here so that SQLite and
+    PostgreSQL refuse the same parameters.
+    """
+    clean = get(kind).parse(params).model_dump(mode="json")
+    errors = {name: why for name, value in clean.items() if (why := bad_in_json(value))}
+    if errors:
+        raise InvalidParams(errors)
+    return clean
 
 
 # --- field-level messages -----------------------------------------------------------------------

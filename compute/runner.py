@@ -35,7 +35,7 @@ from jobstore.artifacts import ArtifactStore
 from jobstore.engine import is_postgres
 from jobstore.models import Status
 from jobstore.transitions import Lease
-from runlab.errors import ClusterLost, JobCancelled, LostJob
+from runlab.errors import ClusterLost, JobCancelled, LostJob, NoWorkers
 from runlab.settings import Settings
 from runlab.versions import software_versions
 
@@ -54,6 +54,7 @@ def _lost_scheduler(exc: BaseException) -> bool:
 
 PG_FALLBACK_POLL = 2.0  # seconds: LISTEN wakes us; this only covers a missed notification
 PURGE_PERIOD = 3600.0  # seconds between two scheduled purges, when RUNLAB_PURGE_AFTER is set
+WORKERS_TTL = 1.0  # seconds a count of the Dask workers is trusted by the claim loop
 
 
 @dataclass
@@ -122,6 +123,7 @@ class Runner:
         client: object | None,
         *,
         reconnect: Callable[[], object] | None = None,
+        revive: Callable[[], bool] | None = None,
         concurrency: int = 2,
         scheduler_address: str | None = None,
         dashboard_link: str | None = None,
@@ -130,7 +132,11 @@ class Runner:
         self.settings = settings
         self.client = client
         self._reconnect = reconnect
+        self._revive = revive
         self._cluster_lost = threading.Event()  # no claims until a fresh client answers
+        # The cluster's workers, as last counted, and since when it has had none.
+        self._workers: tuple[float, int] | None = None
+        self._no_workers_since: float | None = None
         self.concurrency = max(1, concurrency)
         self.id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._scheduler_address = scheduler_address
@@ -233,11 +239,16 @@ class Runner:
             log.warning("could not mark runner %s stopped", self.id, exc_info=True)
         log.info("runner %s stopped; %d job(s) handed back", self.id, len(left_over))
 
-    def _hand_back(self, r: _Running) -> None:
+    def _hand_back(self, r: _Running, *, reason: str | None = None) -> None:
         pending = r.ctx.take_pending() if r.ctx is not None else None
         try:
-            transitions.hand_back(self.engine, r.lease, pending)
-            log.info("job %s handed back to the queue", r.lease.public_id)
+            status = transitions.hand_back(self.engine, r.lease, pending, reason=reason)
+            if status is Status.CANCELLED:
+                log.info(
+                    "job %s cancelled, as was asked, instead of handed back", r.lease.public_id
+                )
+            else:
+                log.info("job %s handed back to the queue", r.lease.public_id)
         except LostJob:
             log.info("job %s had already ended or moved on", r.lease.public_id)
         except Exception:
@@ -252,7 +263,7 @@ class Runner:
     def _claim_some(self) -> int:
         with self._lock:
             free = self.concurrency - len(self._running)
-        if free <= 0 or not self._cluster_ready():
+        if free <= 0 or not self._cluster_ready() or not self._has_workers():
             return 0
         try:
             leases = transitions.claim(
@@ -335,6 +346,9 @@ class Runner:
             self._drop_checkpoints(lease)
         except JobCancelled:
             self._end(lease, "cancelled", ctx)
+        except NoWorkers as exc:
+            assert ctx is not None  # only a context raises it
+            self._hand_back(_Running(lease, ctx), reason=str(exc))
         except LostJob:
             if self._handing_back.is_set():
                 log.info("job %s stopped for the shutdown", lease.public_id)
@@ -440,6 +454,72 @@ class Runner:
         self._cluster_lost.clear()
         return True
 
+    def _worker_count(self, *, fresh: bool = False) -> int | None:
+        """The workers the scheduler knows, asked at most once a second; None without a client
+        that answers."""
+        if self.client is None or not self._client_running():
+            return None
+        now = time.monotonic()
+        if not fresh and self._workers is not None and now - self._workers[0] < WORKERS_TTL:
+            return self._workers[1]
+        try:
+            count = len(self.client.nthreads())  # type: ignore[attr-defined]
+        except Exception:
+            log.debug("could not count the Dask workers", exc_info=True)
+            return None
+        self._workers = (now, count)
+        return count
+
+    def _has_workers(self) -> bool:
+        """Whether the cluster can run work: a job claimed with no worker would wait for ever.
+
+        Says so once when the last worker goes, and once when one is back.
+        """
+        count = self._worker_count()
+        if count is None or count > 0:
+            if count and self._no_workers_since is not None:
+                log.info("the Dask cluster has %d worker(s) again; claiming", count)
+                self._no_workers_since = None
+            return True  # not known (no client to ask) is not "none"
+        if self._no_workers_since is None:
+            self._no_workers_since = time.monotonic()
+            log.warning(
+                "the Dask cluster at %s has no workers; claiming nothing until one joins "
+                "(running jobs are handed back after %g s without one)",
+                self._scheduler_address or "its scheduler",
+                self.settings.no_worker_seconds,
+            )
+        return False
+
+    def _watch_workers(
+        self, held: list[tuple[Lease, JobContext | None]], count: int | None
+    ) -> None:
+        """On each heartbeat: bring back a local cluster's lost workers, and hand back the
+        running jobs once the cluster has had none for `no_worker_seconds`."""
+        self._has_workers()
+        if count is None or count > 0:
+            return
+        if self._revive is not None:
+            try:
+                if self._revive():
+                    log.info("restarting the local Dask cluster's lost workers")
+            except Exception:
+                log.warning("could not restart the local Dask workers", exc_info=True)
+        since = self._no_workers_since
+        waited = 0.0 if since is None else time.monotonic() - since
+        if waited < self.settings.no_worker_seconds:
+            return
+        for lease, ctx in held:
+            if ctx is not None and not ctx.no_workers.is_set():
+                ctx.no_workers_reason = (
+                    f"as its Dask cluster had no worker for {waited:.0f} s "
+                    f"(RUNLAB_NO_WORKER_SECONDS is {self.settings.no_worker_seconds:g})"
+                )
+                ctx.no_workers.set()
+                log.warning(
+                    "job %s: no Dask worker for %.0f s; handing it back", lease.public_id, waited
+                )
+
     # --- heartbeat ------------------------------------------------------------------------------
 
     def _heartbeat_loop(self) -> None:
@@ -447,18 +527,21 @@ class Runner:
         while not self._closed.wait(period):
             with self._lock:
                 held = [(r.lease, r.ctx) for r in self._running.values()]
+            workers = self._worker_count(fresh=True)
             try:
                 states = transitions.heartbeat(
                     self.engine,
                     self.id,
                     [lease for lease, _ in held],
                     lease_seconds=self.settings.lease_seconds,
+                    workers=workers,
                 )
             except Exception:
                 self._db_trouble("heartbeat")
                 continue
             self._db_ok()
             self._reap()
+            self._watch_workers(held, workers)
             for lease, ctx in held:
                 if ctx is None:
                     continue

@@ -12,11 +12,12 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from jobstore.engine import db_now, reading
-from jobstore.models import TERMINAL, Job, JobEvent, JobResult, Status
+from jobstore.models import TERMINAL, Job, JobEvent, JobResult, Runner, Status
 
 jobs = Job.__table__
 events = JobEvent.__table__
 results = JobResult.__table__
+runners = Runner.__table__
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,15 @@ class Violation:
         return f"{self.job}: {self.rule}: {self.detail}"
 
 
-def check(engine: Engine, *, lease_grace: float = 0.0) -> list[Violation]:
+def check(
+    engine: Engine, *, lease_grace: float = 0.0, stuck_after: float | None = None
+) -> list[Violation]:
     """Every violation in the store; an empty list means it is sound.
 
     `lease_grace` forgives leases that lapsed less than that many seconds ago, for a store whose
-    reaper has not passed yet.
+    reaper has not passed yet. With `stuck_after`, a running job is stuck when its runner's
+    cluster has had no worker, and the job no progress, for that many seconds: its runner
+    should have handed it back by then.
     """
     out: list[Violation] = []
     with reading(engine) as conn:
@@ -47,7 +52,11 @@ def check(engine: Engine, *, lease_grace: float = 0.0) -> list[Violation]:
                 jobs.c.max_attempts,
                 jobs.c.lease_until,
                 jobs.c.finished_at,
-            ).order_by(jobs.c.id)
+                jobs.c.progress_at,
+                runners.c.no_workers_since,
+            )
+            .select_from(jobs.outerjoin(runners, runners.c.id == jobs.c.runner_id))
+            .order_by(jobs.c.id)
         ).all()
         moves: dict[int, list[Any]] = defaultdict(list)
         for e in conn.execute(
@@ -94,6 +103,15 @@ def check(engine: Engine, *, lease_grace: float = 0.0) -> list[Violation]:
                 bad("no running job with a lapsed lease", f"lease lapsed {overdue:.1f} s ago")
         if status is Status.RUNNING and j.lease_until is None:
             bad("no running job with a lapsed lease", "running without a lease")
+        if status is Status.RUNNING and stuck_after is not None and j.no_workers_since:
+            idle = (now - j.no_workers_since).total_seconds()
+            still = (now - j.progress_at).total_seconds() if j.progress_at else idle
+            if min(idle, still) > stuck_after:
+                bad(
+                    "no job stuck on a cluster without workers",
+                    f"its runner's cluster has had no worker for {idle:.0f} s, "
+                    f"and the job no progress for {still:.0f} s",
+                )
         claims = [m.attempt for m in trail if m.to_status == Status.RUNNING]
         if claims != list(range(1, len(claims) + 1)):
             bad("attempts strictly increasing", f"claims numbered {claims}")

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, bindparam, select, update
 from jobstore.models import Job
 from jobstore.transitions import MAX_TAG_LENGTH, MAX_TAGS
 from runlab.errors import InvalidParams
+from runlab.text import bad_character
 
 jobs = Job.__table__
 
@@ -23,6 +24,8 @@ def clean_tag(tag: str) -> str:
         raise InvalidParams({"tag": "type a tag"})
     if len(tag) > MAX_TAG_LENGTH:
         raise InvalidParams({"tag": f"at most {MAX_TAG_LENGTH} characters"})
+    if why := bad_character(tag):
+        raise InvalidParams({"tag": why})
     return tag
 
 

@@ -207,6 +207,9 @@ class Runner(Base):
     concurrency: Mapped[int] = mapped_column(Integer)
     scheduler_address: Mapped[str | None] = mapped_column(String(255))
     dashboard_link: Mapped[str | None] = mapped_column(String(255))
+    # Since when the runner's Dask cluster has had no worker (its heartbeat says so); NULL
+    # while it has one. `runlab doctor` reads it to find jobs stuck on a cluster with none.
+    no_workers_since: Mapped[datetime | None] = mapped_column(Stamp)
 
 
 class Preset(Base):

@@ -14,6 +14,7 @@ from jobstore.engine import db_now, reading
 from jobstore.models import Preset
 from jobstore.views import as_utc
 from runlab.errors import InvalidParams
+from runlab.text import bad_character, bad_in_json
 
 NAME_MAX = 200
 presets = Preset.__table__
@@ -32,6 +33,8 @@ def _name(name: str) -> str:
         raise InvalidParams({"preset": "give the preset a name"})
     if len(clean) > NAME_MAX:
         raise InvalidParams({"preset": f"must be at most {NAME_MAX} characters"})
+    if why := bad_character(clean):
+        raise InvalidParams({"preset": why})
     return clean
 
 
@@ -43,6 +46,9 @@ def save(engine: Engine, kind: str, name: str, params: Mapping[str, Any]) -> str
     """
     clean = _name(name)
     values = {k: v for k, v in params.items() if v is not None}
+    errors = {key: why for key, value in values.items() if (why := bad_in_json(value))}
+    if errors:
+        raise InvalidParams(errors)
     for _ in range(3):  # two saves of a new name may race: the loser updates instead
         with engine.begin() as conn:
             hit = conn.execute(

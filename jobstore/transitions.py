@@ -24,6 +24,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    func,
     insert,
     select,
     text,
@@ -45,6 +46,7 @@ from jobstore.models import (
 )
 from jobstore.views import Cost
 from runlab.errors import InvalidParams, JobNotFound, LostJob
+from runlab.text import bad_character
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,12 @@ runners_t = Runner.__table__
 NOTIFY_CHANNEL = "runlab_jobs"
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
+# The columns' own sizes, checked before SQL so that both backends refuse the same input:
+# SQLite would store a longer value where PostgreSQL refuses it.
+MAX_NAME_LENGTH = 200
+MAX_OWNER_LENGTH = 100
+MAX_KEY_LENGTH = 200
+MAX_PRIORITY = 1_000_000
 
 # The only moves a job can make; a pair missing here cannot happen.
 ALLOWED: dict[tuple[Status, Status], str] = {
@@ -281,22 +289,36 @@ def _checked(
 
     spec = registry.get(kind)
     clean = registry.validate(kind, params)
+    errors: dict[str, str] = {}
     name = (name or "").strip()
-    if len(name) > 200:
-        raise InvalidParams({"name": "must be at most 200 characters"})
+    if len(name) > MAX_NAME_LENGTH:
+        errors["name"] = f"must be at most {MAX_NAME_LENGTH} characters"
+    elif why := bad_character(name):
+        errors["name"] = why
     tags = [str(t).strip() for t in tags if str(t).strip()]
     if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG_LENGTH for t in tags):
-        raise InvalidParams(
-            {"tags": f"at most {MAX_TAGS} tags of at most {MAX_TAG_LENGTH} characters each"}
-        )
+        errors["tags"] = f"at most {MAX_TAGS} tags of at most {MAX_TAG_LENGTH} characters each"
+    elif why := next(filter(None, map(bad_character, tags)), None):
+        errors["tags"] = why
+    if len(owner) > MAX_OWNER_LENGTH:
+        errors["owner"] = f"must be at most {MAX_OWNER_LENGTH} characters"
+    elif why := bad_character(owner):
+        errors["owner"] = why
+    if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
+        errors["priority"] = f"must be an integer between {-MAX_PRIORITY} and {MAX_PRIORITY}"
     if not 1 <= max_attempts <= 100:
-        raise InvalidParams({"max_attempts": "must be an integer between 1 and 100"})
+        errors["max_attempts"] = "must be an integer between 1 and 100"
     if timeout_seconds is None:
         timeout_seconds = spec.timeout_seconds
     if timeout_seconds is not None and not 1 <= timeout_seconds <= 30 * 86400:
-        raise InvalidParams({"timeout_seconds": "must be a number between 1 and 2592000"})
-    if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
-        raise InvalidParams({"idempotency_key": "must be 1 to 200 characters"})
+        errors["timeout_seconds"] = "must be a number between 1 and 2592000"
+    if idempotency_key is not None:
+        if not 0 < len(idempotency_key) <= MAX_KEY_LENGTH:
+            errors["idempotency_key"] = f"must be 1 to {MAX_KEY_LENGTH} characters"
+        elif why := bad_character(idempotency_key):
+            errors["idempotency_key"] = why
+    if errors:
+        raise InvalidParams(errors)
     return _NewJob(
         kind,
         clean,
@@ -382,7 +404,7 @@ def submit(
         timeout_seconds=timeout_seconds,
     )
     if idempotency_key is not None:
-        existing = _by_idempotency_key(engine, idempotency_key)
+        existing = _by_idempotency_key(engine, job, params)
         if existing is not None:
             return existing
     try:
@@ -392,7 +414,7 @@ def submit(
     except IntegrityError:
         if idempotency_key is None:
             raise
-        existing = _by_idempotency_key(engine, idempotency_key)
+        existing = _by_idempotency_key(engine, job, params)
         if existing is None:
             raise
         return existing
@@ -464,18 +486,40 @@ def rerun(engine: Engine, public_id: str, *, owner: str = "") -> str:
         engine,
         row.kind,
         dict(row.params),
-        name=f"{row.name} (re-run)"[:200],
+        name=f"{row.name} (re-run)"[:MAX_NAME_LENGTH],
         owner=owner,
         tags=list(row.tags or []),
         max_attempts=row.max_attempts,
     )
 
 
-def _by_idempotency_key(engine: Engine, key: str) -> str | None:
+def _by_idempotency_key(engine: Engine, job: _NewJob, raw: Mapping[str, Any]) -> str | None:
+    """The job already stored under `job`'s key, if any; InvalidParams if it is another job.
+
+    The same key must mean the same request: another kind or other parameters under it is a
+    mistake worth saying, not a reason to hand back a job the caller did not ask for. A seed
+    the caller left out is drawn afresh each time, so it is not compared.
+    """
     with reading(engine) as conn:
-        return conn.execute(
-            select(jobs.c.public_id).where(jobs.c.idempotency_key == key)
-        ).scalar_one_or_none()
+        row = conn.execute(
+            select(jobs.c.public_id, jobs.c.kind, jobs.c.params).where(
+                jobs.c.idempotency_key == job.idempotency_key
+            )
+        ).first()
+    if row is None:
+        return None
+    drawn = {"seed"} if raw.get("seed") is None else set()
+    mine = {k: v for k, v in job.params.items() if k not in drawn}
+    theirs = {k: v for k, v in dict(row.params).items() if k not in drawn}
+    if row.kind != job.kind or mine != theirs:
+        what = "a job of another kind" if row.kind != job.kind else "other parameters"
+        raise InvalidParams(
+            {
+                "idempotency_key": f"already used by job {row.public_id}, with {what}; "
+                "use a new key for a different job"
+            }
+        )
+    return str(row.public_id)
 
 
 # --- claim and lease ----------------------------------------------------------------------------
@@ -509,7 +553,6 @@ def _claim_statement(postgres: bool) -> Any:
             lease_until=db_later(bindparam("lease_seconds")),
             started_at=db_now(),
             progress_at=db_now(),
-            cancel_requested=False,
         )
         .returning(
             jobs.c.id,
@@ -587,17 +630,27 @@ def _fence(lease: Lease) -> Any:
 
 
 def heartbeat(
-    engine: Engine, runner_id: str, leases: Iterable[Lease], *, lease_seconds: float
+    engine: Engine,
+    runner_id: str,
+    leases: Iterable[Lease],
+    *,
+    lease_seconds: float,
+    workers: int | None = None,
 ) -> dict[int, Asked | None]:
     """Renew the runner's heartbeat and each lease.
 
+    `workers` is how many Dask workers the runner's cluster has (None: not known); the
+    runner's row keeps since when it has had none, in the database's clock, for the doctor.
     Returns, per job id, what the user asked of it, or None when the attempt lost the job.
     """
+    values: dict[str, Any] = {"heartbeat_at": db_now()}
+    if workers is not None:
+        values["no_workers_since"] = (
+            None if workers > 0 else func.coalesce(runners_t.c.no_workers_since, db_now())
+        )
     out: dict[int, Asked | None] = {}
     with engine.begin() as conn:
-        conn.execute(
-            update(runners_t).where(runners_t.c.id == runner_id).values(heartbeat_at=db_now())
-        )
+        conn.execute(update(runners_t).where(runners_t.c.id == runner_id).values(**values))
         for lease in leases:
             row = conn.execute(
                 update(jobs)
@@ -611,6 +664,19 @@ def heartbeat(
 
 def _asked(row: Any) -> Asked:
     return Asked(bool(row.cancel_requested), bool(row.stop_requested))
+
+
+def asked(engine: Engine, lease: Lease) -> Asked | None:
+    """What the user has asked of a running attempt, or None once the attempt lost the job.
+
+    A read, for a driver that waits on Dask and so writes nothing: a cancel reaches it within
+    a second rather than at the next heartbeat.
+    """
+    with reading(engine) as conn:
+        row = conn.execute(
+            select(jobs.c.cancel_requested, jobs.c.stop_requested).where(_fence(lease))
+        ).first()
+    return None if row is None else _asked(row)
 
 
 def report(engine: Engine, lease: Lease, batch: Report, *, lease_seconds: float) -> Asked:
@@ -895,7 +961,7 @@ def retry(
         fail(engine, lease, error_type, message, traceback, batch)
         return Status.FAILED
     with engine.begin() as conn:
-        _requeue(
+        return _requeue(
             conn,
             lease.job_id,
             lease.attempt,
@@ -905,25 +971,26 @@ def retry(
             detail=traceback,
             batch=(lease, batch),
         )
-    return Status.QUEUED
 
 
-def hand_back(engine: Engine, lease: Lease, batch: Report | None = None) -> None:
-    """A runner shutting down returns a job it cannot finish in its grace period.
+def hand_back(
+    engine: Engine, lease: Lease, batch: Report | None = None, *, reason: str | None = None
+) -> Status:
+    """A runner returns a job it cannot finish: it is shutting down, or its cluster has no
+    worker left to run the job's tasks.
 
     The job is queued again at once. The attempt stays in the ledger but is not charged:
-    `max_attempts` grows by one, so the job keeps every retry it had.
+    `max_attempts` grows by one, so the job keeps every retry it had. A job whose cancel was
+    asked for ends `cancelled`. Returns the status the job moved to.
     """
+    why = reason or "as it shut down"
     with engine.begin() as conn:
-        _requeue(
+        return _requeue(
             conn,
             lease.job_id,
             lease.attempt,
             backoff_base=0.0,
-            message=(
-                f"handed back by runner {lease.runner_id} as it shut down; "
-                "this attempt is not charged"
-            ),
+            message=f"handed back by runner {lease.runner_id} {why}; this attempt is not charged",
             actor=lease.runner_id,
             batch=(lease, batch),
             max_attempts=jobs.c.max_attempts + 1,
@@ -992,32 +1059,57 @@ def _requeue(
     also: Any = None,
     batch: tuple[Lease, Report | None] | None = None,
     **values: Any,
-) -> None:
-    """Running back to queued for the next attempt, after a backoff; the one way back."""
-    _transition(
-        conn,
-        job_id,
-        attempt,
-        Status.RUNNING,
-        Status.QUEUED,
-        actor=actor,
-        detail=detail,
-        message=message,
-        also=also,
-        run_after=db_later(backoff_seconds(attempt, backoff_base)),
-        runner_id=None,
-        lease_until=None,
-        progress=0.0,
-        progress_at=None,
-        stage=None,
-        **NO_COST,  # a job's cost is its latest attempt's, as its progress and stages are
-        **values,
-    )
+) -> Status:
+    """Running back to queued for the next attempt, after a backoff; the one way back.
+
+    A job whose cancel was asked for ends `cancelled` instead: a request outlives every
+    requeue, and no claim clears it. Returns the status the job moved to.
+    """
+    fence = [also] if also is not None else []
+    try:
+        _transition(
+            conn,
+            job_id,
+            attempt,
+            Status.RUNNING,
+            Status.QUEUED,
+            actor=actor,
+            detail=detail,
+            message=message,
+            also=and_(jobs.c.cancel_requested.is_(False), *fence),
+            run_after=db_later(backoff_seconds(attempt, backoff_base)),
+            runner_id=None,
+            lease_until=None,
+            progress=0.0,
+            progress_at=None,
+            stage=None,
+            **NO_COST,  # a job's cost is its latest attempt's, as its progress and stages are
+            **values,
+        )
+    except LostJob:
+        _transition(
+            conn,
+            job_id,
+            attempt,
+            Status.RUNNING,
+            Status.CANCELLED,
+            actor=actor,
+            detail=detail,
+            message=f"{message}; cancelled, as was asked",
+            also=and_(jobs.c.cancel_requested.is_(True), *fence),
+            lease_until=None,
+            finished_at=db_now(),
+        )
+        if batch is not None:
+            _write_batch(conn, *batch)
+        _close_open_stages(conn, job_id, StageStatus.FAILED)
+        return Status.CANCELLED
     if batch is not None:
         lease, report = batch  # the ending attempt's last metrics and log lines
         _write_batch(conn, lease, None if report is None else replace(report, cost=None))
     _restart_stages(conn, job_id)
     _notify(conn)
+    return Status.QUEUED
 
 
 def _restart_stages(conn: Connection, job_id: int) -> None:
@@ -1186,8 +1278,7 @@ def reap(engine: Engine, *, backoff_base: float = 5.0, limit: int = 100) -> list
                     )
                     _close_open_stages(conn, r.id, StageStatus.FAILED)
                 else:
-                    dst = Status.QUEUED
-                    _requeue(
+                    dst = _requeue(
                         conn, r.id, r.attempt, backoff_base=backoff_base, message=why, also=lapsed
                     )
             except LostJob:  # renewed or finished meanwhile: not ours to take

@@ -430,7 +430,9 @@ def doctor(state: _State, lease_grace: float) -> None:
     """Check the store against Runlab's invariants; exit 1 if any is broken."""
     from jobstore.doctor import check
 
-    found = check(state.engine, lease_grace=lease_grace)
+    # A runner hands a job back at its first heartbeat past the bound: two heartbeats of slack.
+    stuck_after = state.settings.no_worker_seconds + 2 * state.settings.heartbeat_seconds
+    found = check(state.engine, lease_grace=lease_grace, stuck_after=stuck_after)
     for v in found:
         click.echo(str(v))
     total = queries.list_jobs(state.engine, limit=1).total

@@ -60,6 +60,11 @@ class ClusterLost(Retryable):
     fresh client."""
 
 
+class NoWorkers(RunlabError):
+    """The runner's Dask cluster has had no worker for longer than it waits: the attempt is
+    handed back, uncharged, for a runner whose cluster can run it."""
+
+
 class JobTimedOut(RunlabError):
     """Raised inside a driver by `check_cancelled()` once the job has run past its timeout."""
 

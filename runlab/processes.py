@@ -47,6 +47,7 @@ def serve_runner(
         settings,
         cluster.client,
         reconnect=cluster.reconnect,
+        revive=cluster.revive,
         concurrency=concurrency,
         scheduler_address=cluster.scheduler_address,
         dashboard_link=cluster.dashboard_link,

@@ -32,6 +32,14 @@ class Settings(BaseModel):
     grace_seconds: float = Field(
         30.0, ge=0, description="on SIGTERM, how long running jobs may take before handed back"
     )
+    no_worker_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=86400,
+        allow_inf_nan=False,
+        description="how long a running job waits while its Dask cluster has no worker, "
+        "before it is handed back uncharged; at most a day (86400)",
+    )
     kind_modules: str = Field("", description="comma-separated modules that register more kinds")
     purge_after: str = Field(
         "", description="runners purge finished jobs older than this (30d, 12h); empty: never"

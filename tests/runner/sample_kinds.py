@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
 from typing import Any
 
+from distributed import get_worker
 from pydantic import BaseModel, ConfigDict, Field
 
 from compute.context import JobContext
@@ -53,3 +57,55 @@ def flaky(ctx: JobContext, p: Nothing) -> dict[str, Any]:
         if p.message == "always" or ctx.attempt < 3:
             raise Retryable(f"{p.message} on attempt {ctx.attempt}")
         return {"attempt": ctx.attempt}
+
+
+class Wait(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    seconds: float = Field(60.0, gt=0, le=3600)
+    marker: str = Field("", max_length=500)
+
+
+def sleep_for(seconds: float) -> float:
+    """A task that holds its worker without using a core, as a long chunk does."""
+    time.sleep(seconds)
+    return seconds
+
+
+@register(
+    "test_waits",
+    title="Waits",
+    description="One Dask task that sleeps.",
+    params=Wait,
+    stages=["wait"],
+)
+def waits(ctx: JobContext, p: Wait) -> dict[str, Any]:
+    with ctx.stage("wait"):
+        for _ in ctx.as_completed([ctx.client.submit(sleep_for, p.seconds, pure=False)]):
+            pass
+    return {"seconds": p.seconds}
+
+
+def close_worker_once(marker: str) -> int:
+    """Close this worker and its nanny the first time (the nanny gives up, as one whose
+    restart failed does); finish on any later run."""
+    if os.path.exists(marker):
+        return 1
+    Path(marker).touch()
+    worker = get_worker()
+    worker.loop.add_callback(worker.close, nanny=True, executor_wait=False)
+    time.sleep(60)  # the worker goes first
+    return 0
+
+
+@register(
+    "test_loses_worker",
+    title="Loses its worker",
+    description="Its one task closes its worker for good, once.",
+    params=Wait,
+    stages=["work"],
+)
+def loses_worker(ctx: JobContext, p: Wait) -> dict[str, Any]:
+    with ctx.stage("work"):
+        for _, value in ctx.as_completed([ctx.client.submit(close_worker_once, p.marker)]):
+            return {"value": value}
+    return {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, insert, select, update
 
 from jobstore.doctor import check
 from jobstore.engine import db_now
@@ -149,3 +149,34 @@ def test_runlab_doctor_exits_1_and_prints_the_violations(
     assert broken.exit_code == 1
     assert "succeeded without a result" in broken.stdout
     assert "violation(s) in 7 job(s)" in broken.stderr
+
+
+def test_the_doctor_names_a_job_stuck_on_a_cluster_without_workers(engine: Engine) -> None:
+    """What the doctor sees of a runner that held a job past the bound (as one that does not
+    hand jobs back would): its row dated without workers, the job without progress."""
+    from datetime import timedelta
+
+    from jobstore.models import Runner
+    from jobstore.transitions import heartbeat, register_runner
+
+    job = submit(engine, "demo_stages", {})
+    register_runner(
+        engine, "r1", host="h", pid=1, concurrency=1, scheduler_address=None, dashboard_link=None
+    )
+    (lease,) = claim(engine, "r1", lease_seconds=600)
+    heartbeat(engine, "r1", [lease], lease_seconds=600, workers=0)
+    assert check(engine, stuck_after=30) == []  # not yet past the bound
+
+    with engine.begin() as conn:  # two minutes on
+        ago = conn.execute(select(db_now())).scalar_one() - timedelta(minutes=2)
+        conn.execute(update(Runner).values(no_workers_since=ago))
+        conn.execute(update(Job).values(progress_at=ago))
+    found = [str(v) for v in check(engine, stuck_after=30)]
+
+    assert found == [
+        f"{job}: no job stuck on a cluster without workers: its runner's cluster has had no "
+        "worker for 120 s, and the job no progress for 120 s"
+    ]
+    assert check(engine) == []  # the check is asked for: a store alone does not know the bound
+    heartbeat(engine, "r1", [lease], lease_seconds=600, workers=1)  # a worker is back
+    assert check(engine, stuck_after=30) == []
