@@ -93,6 +93,7 @@ class JobContext:
         self.no_workers_reason = ""
         self._last_asked = clock()
         self._db_trouble = False
+        self._checkpoint_failed = False  # said once in the job's log, not once per chunk
 
     @property
     def job_id(self) -> str:
@@ -176,9 +177,17 @@ class JobContext:
             return
         try:
             self._artifacts.put_json(self.job_id, f"{CHECKPOINTS}/{key}.json", value)
-        except OSError:
-            # Losing a checkpoint costs only recomputation; the job itself goes on.
-            log.warning("could not save checkpoint %s of %s", key, self.job_id, exc_info=True)
+        except OSError as exc:
+            # Losing a checkpoint costs only recomputation, so the job goes on; but its page
+            # says so once, since a retry would start that part over.
+            log.debug("could not save checkpoint %s of %s", key, self.job_id, exc_info=True)
+            if not self._checkpoint_failed:
+                self._checkpoint_failed = True
+                self.log(
+                    "warning",
+                    f"could not save checkpoint {key} ({exc.strerror or exc}); the job goes "
+                    "on, but if it is retried, the work not saved is done again",
+                )
 
     def checkpoints(self) -> dict[str, Any]:
         """What earlier attempts of this job saved, by key."""

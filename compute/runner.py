@@ -35,14 +35,14 @@ from jobstore.artifacts import ArtifactStore
 from jobstore.engine import is_postgres
 from jobstore.models import Status
 from jobstore.transitions import Lease
-from runlab.errors import ClusterLost, JobCancelled, LostJob, NoWorkers
+from runlab.errors import ClusterLost, JobCancelled, LostJob, NoWorkers, StoreBusy
 from runlab.settings import Settings
 from runlab.versions import software_versions
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 # What a store outage looks like: the server gone or restarting, or SQLite locked for too long.
-DB_DOWN = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
+DB_DOWN = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, StoreBusy)
 
 
 def _lost_scheduler(exc: BaseException) -> bool:

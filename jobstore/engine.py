@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 import threading
 import time
@@ -12,12 +13,15 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, DateTime, Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from jobstore import jsonb
+from runlab.errors import StoreBusy
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_MS = 30_000
@@ -56,6 +60,12 @@ def _setup_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(ctx: Any) -> None:
+        # Raised here, it replaces SQLAlchemy's error once the transaction is rolled back.
+        if store_busy(ctx.original_exception):
+            raise StoreBusy(SQLITE_BUSY_MS / 1000) from ctx.sqlalchemy_exception
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -139,18 +149,46 @@ def _later_pg(element: db_later, compiler: Any, **kw: Any) -> str:
     return f"(clock_timestamp() + make_interval(secs => {secs}))"
 
 
-def migrate(engine: Engine) -> None:
-    """`alembic upgrade head`, safe when several processes start at once.
-
-    SQLite serialises the upgrade through BEGIN IMMEDIATE, PostgreSQL through an advisory
-    lock taken in env.py; the loser then finds the schema at head and does nothing.
-    """
+@functools.cache
+def _config() -> tuple[Config, frozenset[str]]:
+    """Alembic's config and the heads of our migrations, read from disk once per process."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg, frozenset(ScriptDirectory.from_config(cfg).get_heads())
+
+
+def schema_behind(engine: Engine) -> bool:
+    """Whether the store's schema lacks a migration; asked in a read, which on SQLite never
+    waits for another process's write lock."""
+    _cfg, heads = _config()
+    with reading(engine) as conn:
+        current = MigrationContext.configure(conn).get_current_heads()
+    return frozenset(current) != heads
+
+
+def migrate(engine: Engine) -> None:
+    """`alembic upgrade head` when the schema is behind, safe when several processes start
+    at once.
+
+    The check is a read, so a command that finds the schema current (every one but the first
+    after an upgrade) takes no write lock: `runlab ls` answers while another process holds
+    SQLite's. SQLite serialises the upgrade through BEGIN IMMEDIATE, PostgreSQL through an
+    advisory lock taken in env.py; the loser then finds the schema at head and does nothing.
+    """
+    if not schema_behind(engine):
+        return
+    cfg, _heads = _config()
     # Alembic keeps its context in module globals, so threads of one process take turns.
     with _MIGRATE_LOCK, engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def store_busy(exc: BaseException) -> bool:
+    """Whether a database error means another process held SQLite's write lock for longer
+    than `busy_timeout`: worth a plain "busy, try again", not a traceback."""
+    orig = getattr(exc, "orig", exc)
+    return isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig)
 
 
 def database_time(conn: Connection) -> Any:

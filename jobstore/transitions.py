@@ -333,6 +333,33 @@ def _checked(
     )
 
 
+def check(
+    kind: str,
+    params: Mapping[str, Any],
+    *,
+    name: str | None = None,
+    idempotency_key: str | None = None,
+    owner: str = "",
+    tags: Sequence[str] = (),
+    priority: int = 0,
+    max_attempts: int = 3,
+    timeout_seconds: float | None = None,
+) -> None:
+    """Every check `submit` makes, with nothing stored: an edge that keeps a file for the job
+    (an upload) keeps it only once the job would be taken."""
+    _checked(
+        kind,
+        params,
+        name=name,
+        idempotency_key=idempotency_key,
+        owner=owner,
+        tags=tags,
+        priority=priority,
+        max_attempts=max_attempts,
+        timeout_seconds=timeout_seconds,
+    )
+
+
 _INSERT_JOB = (
     insert(jobs)
     .values(run_after=db_now(), created_at=db_now())

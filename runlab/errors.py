@@ -35,6 +35,17 @@ class JobNotFound(RunlabError):
         super().__init__(f"no such job: {job_id}")
 
 
+class StoreBusy(RunlabError):
+    """Another process held SQLite's write lock for longer than a writer waits: nothing of
+    the write was kept, and trying again later is all there is to do."""
+
+    def __init__(self, waited: float) -> None:
+        super().__init__(
+            f"the store is busy: another process has held its write lock for {waited:g} s; "
+            "nothing was changed, try again"
+        )
+
+
 class LostJob(RunlabError):
     """A fenced write matched no row: the job was cancelled or reclaimed, so this attempt stops."""
 

@@ -29,8 +29,10 @@ from jobstore.transitions import (
     hand_back,
     heartbeat,
     new_public_id,
+    reap,
     report,
     request_cancel,
+    retry,
     submit,
     succeed,
     succeed_many,
@@ -413,6 +415,57 @@ def test_cancel_of_running_job_is_requested_then_acknowledged(engine: Engine) ->
     assert job.finished_at is not None
     assert job.result is None
     assert [x.message for x in job.logs] == ["stopped at chunk 2"]
+
+
+@pytest.mark.parametrize("requeue", ["hand_back", "retry", "reap"])
+def test_a_cancel_asked_while_running_survives_the_requeue_and_ends_the_job_cancelled(
+    engine: Engine, requeue: str
+) -> None:
+    lease = claim_one(engine)
+    assert request_cancel(engine, lease.public_id) is CancelOutcome.REQUESTED
+    batch = Report(logs=[("info", "last words")])
+
+    if requeue == "hand_back":
+        assert hand_back(engine, lease, batch) is Status.CANCELLED
+    elif requeue == "retry":
+        assert retry(engine, lease, "Retryable", "flaky", None, batch) is Status.CANCELLED
+    else:
+        with engine.begin() as conn:  # the runner died: its lease lapsed
+            conn.execute(
+                update(Job).where(Job.id == lease.job_id).values(lease_until=db_later(-60))
+            )
+        assert [r.status for r in reap(engine)] == [Status.CANCELLED]
+
+    job = get_job(engine, lease.public_id)
+    assert job.status is Status.CANCELLED and job.attempt == 1
+    assert job.finished_at is not None and job.lease_until is None
+    assert claim(engine, RUNNER, lease_seconds=LEASE) == []  # nothing runs it again
+    if requeue != "reap":
+        assert [x.message for x in job.logs] == ["last words"]
+
+
+def test_a_claim_never_clears_a_cancel_request(engine: Engine) -> None:
+    """A queued job carrying a request (as one requeued before this rule did) is claimed with
+    it, and its driver stops at its first check."""
+    public_id = submit(engine, "monte_carlo_pi", PI)
+    with engine.begin() as conn:
+        conn.execute(update(Job).where(Job.public_id == public_id).values(cancel_requested=True))
+
+    (lease,) = claim(engine, RUNNER, lease_seconds=LEASE)
+
+    assert get_job(engine, public_id).cancel_requested is True
+    assert heartbeat(engine, RUNNER, [lease], lease_seconds=LEASE) == {
+        lease.job_id: Asked(cancel=True)
+    }
+
+
+def test_a_requeue_without_a_cancel_request_still_queues_the_job(engine: Engine) -> None:
+    lease = claim_one(engine)
+
+    assert hand_back(engine, lease) is Status.QUEUED
+
+    job = get_job(engine, lease.public_id)
+    assert job.status is Status.QUEUED and job.max_attempts == 4
 
 
 @pytest.mark.parametrize("end", ["succeed", "fail", "cancel_queued"])

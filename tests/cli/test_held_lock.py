@@ -1,0 +1,82 @@
+"""Another process holds SQLite's write lock for over 35 s: reads answer, writes say "busy"."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from jobstore import queries, transitions
+from jobstore.engine import make_engine, migrate
+
+ROOT = Path(__file__).resolve().parents[2]
+HOLD = 35  # seconds at least: longer than a writer's 30 s busy_timeout
+
+# Holds the lock until told to let go on stdin (or two minutes pass), and says for how long.
+LOCKER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("UPDATE jobs SET name = name")
+took = time.monotonic()
+print("locked", flush=True)
+sys.stdin.readline()
+print(time.monotonic() - took, flush=True)
+conn.execute("ROLLBACK")
+"""
+
+
+def runlab(env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "runlab.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return done, time.monotonic() - started
+
+
+def test_a_held_write_lock_lets_reads_answer_and_makes_a_submit_say_busy(tmp_path: Path) -> None:
+    path = tmp_path / "runlab.db"
+    url = f"sqlite:///{path}"
+    engine = make_engine(url)
+    migrate(engine)
+    job = transitions.submit(engine, "demo_stages", {}, name="before the lock")
+    env = {**os.environ, "RUNLAB_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+
+    locker = subprocess.Popen(
+        [sys.executable, "-c", LOCKER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
+
+        listed, took = runlab(env, "ls")
+        assert listed.returncode == 0, listed.stderr
+        assert job in listed.stdout and "Traceback" not in listed.stderr
+        assert took < HOLD - 10, f"ls waited {took:.0f} s for the write lock"
+        shown, _ = runlab(env, "show", job)
+        assert shown.returncode == 0 and "before the lock" in shown.stdout
+
+        submitted, took = runlab(env, "submit", "demo_stages", "--name", "during the lock")
+    finally:
+        held, _ = locker.communicate("let go\n", timeout=60)
+    assert float(held.split()[-1]) >= HOLD
+
+    assert submitted.returncode == 1
+    assert "Traceback" not in submitted.stderr + submitted.stdout
+    assert submitted.stderr.strip() == (
+        "error: the store is busy: another process has held its write lock for 30 s; "
+        "nothing was changed, try again"
+    )
+    assert took >= 25  # it waited out the busy timeout first
+    names = [j.name for j in queries.list_jobs(engine).rows]
+    assert names == ["before the lock"]  # nothing half-stored
+    engine.dispose()

@@ -1,0 +1,33 @@
+"""A checkpoint that cannot be written: the job goes on, and its own log says so once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from jobstore import queries, transitions
+from jobstore.models import Status
+from tests.conftest import on_sqlite_only
+from tests.runner.helpers import assert_sound, watch
+
+
+@on_sqlite_only
+def test_a_checkpoint_that_fails_to_write_warns_in_the_jobs_own_log(
+    engine: Engine, start_runner, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the artifact folder's parent should be")
+    start_runner(workers=1, RUNLAB_ARTIFACTS=str(blocker / "artifacts"))
+    job = transitions.submit(
+        engine, "monte_carlo_pi", {"samples": 4_000_000, "chunks": 4, "seed": 3}
+    )
+
+    final = watch(engine, job, timeout=120)[-1]
+
+    assert final.status is Status.SUCCEEDED, final.error
+    warnings = [line for line in queries.get_job(engine, job).logs if line.level == "warning"]
+    assert len(warnings) == 1, warnings  # once, not once per chunk
+    assert warnings[0].message.startswith("could not save checkpoint ")
+    assert "if it is retried, the work not saved is done again" in warnings[0].message
+    assert_sound(engine)
