@@ -273,3 +273,19 @@ def test_a_bad_upload_exits_2_with_its_reason_and_stores_nothing(
     assert not (artifact_dir / "uploads").exists()
     code, _, err = run("submit", "bootstrap", "-p", "data=@/no/such.csv", "-p", "column=x")
     assert code == 2 and err.startswith("error: data: cannot read /no/such.csv")
+
+
+def test_an_idempotency_key_reused_with_other_parameters_exits_2_naming_the_first_job(db):
+    code, first, _ = run("submit", "demo_stages", "-p", "stages=2", "--idempotency-key", "k1")
+    assert code == 0
+    code, again, _ = run("submit", "demo_stages", "-p", "stages=2", "--idempotency-key", "k1")
+    assert (code, again) == (0, first)  # the same request: the same job
+
+    code, out, err = run("submit", "demo_stages", "-p", "stages=3", "--idempotency-key", "k1")
+
+    assert code == 2 and out == ""
+    assert err.strip() == (
+        f"error: idempotency_key: already used by job {first.strip()}, with other parameters; "
+        "use a new key for a different job"
+    )
+    assert job_count(db) == 1
