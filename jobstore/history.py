@@ -2,8 +2,10 @@
 
 Keyset paging ("the rows after this one") costs the same on the last page as on the first,
 and never skips or repeats a row while new jobs arrive, which OFFSET does at a million jobs.
-A cursor holds the sort value and the id of the last row shown. Rows whose sort value is
-missing (a queued job has no duration yet) come after all the others, in either direction.
+A cursor holds the sort value and the public id of the last row shown, never the internal
+row id (which would tell how many jobs exist); each page looks the row id up by the unique
+public id. Rows whose sort value is missing (a queued job has no duration yet) come after all
+the others, in either direction.
 
 Every value of a query reaches SQL as a bound parameter; the SQL text depends only on the
 query's shape.
@@ -14,12 +16,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Engine,
     Float,
     and_,
@@ -38,7 +43,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from jobstore.engine import reading
 from jobstore.models import Job, JobResult
 from jobstore.queries import SUMMARY_COLUMNS, _summary
-from jobstore.search import FieldTest, Op, Query
+from jobstore.search import PUBLIC_ID, FieldTest, Op, Query
 from jobstore.views import JobSummary, as_utc
 
 jobs = Job.__table__
@@ -58,16 +63,28 @@ NULLABLE: frozenset[Sort] = frozenset({"started", "finished", "duration"})
 MAX_LIMIT = 500
 
 
+# A name cursor is the longest: 200 characters, each up to 12 bytes of JSON, in base64.
+MAX_CURSOR = 4096
+TOKEN = re.compile(f"[A-Za-z0-9_-]{{1,{MAX_CURSOR}}}")
+MAX_TEXT = 200  # no sort value of text is longer: names are at most 200 characters
+MAX_SECONDS = timedelta.max.total_seconds()
+
+
 class BadCursor(ValueError):
-    """A page link that does not belong to this sort, or was edited by hand."""
+    """A page link that does not belong to this sort, was edited by hand, or names a job that
+    is gone: the page says the link is not valid and shows the first page."""
 
 
 @dataclass(frozen=True)
 class Cursor:
-    """Where the next page starts: after the row with this sort value and id."""
+    """Where the next page starts: after the row with this sort value and public id.
+
+    The link carries only what the page shows anyway; `decode` checks every part, so a
+    crafted token is a `BadCursor`, never a value SQL cannot take.
+    """
 
     value: Any
-    id: int
+    public_id: str
     missing: bool = False  # the row had no sort value: we are among the rows that come last
 
     def encode(self) -> str:
@@ -76,27 +93,60 @@ class Cursor:
             value = {"t": as_utc(value).isoformat()}
         elif isinstance(value, timedelta):
             value = {"s": value.total_seconds()}
-        raw = json.dumps([value, self.id, self.missing], separators=(",", ":"))
+        raw = json.dumps([value, self.public_id, self.missing], separators=(",", ":"))
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
         try:
+            if not isinstance(text, str) or not TOKEN.fullmatch(text):
+                raise ValueError
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            value, id_, missing = json.loads(raw)
-            if isinstance(value, dict) and "t" in value:
-                value = datetime.fromisoformat(value["t"])
-            elif isinstance(value, dict) and "s" in value:
-                value = timedelta(seconds=float(value["s"]))
-            if not isinstance(id_, int) or not isinstance(missing, bool):
+            parts = json.loads(raw)
+            if not isinstance(parts, list) or len(parts) != 3:
                 raise TypeError
-            if value is not None and not isinstance(
-                value, str | int | float | datetime | timedelta
-            ):
+            value, public_id, missing = parts
+            if not isinstance(public_id, str) or not PUBLIC_ID.fullmatch(public_id):
                 raise TypeError
-        except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
+            if not isinstance(missing, bool):
+                raise TypeError
+            return cls(_sort_value(value), public_id, missing)
+        except (
+            binascii.Error,
+            ValueError,  # UnicodeDecodeError and json's errors among them
+            TypeError,
+            OverflowError,
+            RecursionError,  # nesting deep enough to exhaust the parser
+        ):
             raise BadCursor(text) from None
-        return cls(value, id_, missing)
+
+
+def _sort_value(value: Any) -> Any:
+    """A sort value from a link, or an error: an aware UTC time, a duration a timedelta holds,
+    a finite number, or short text that either backend can bind."""
+    if value is None:
+        return None
+    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("t"), str):
+        at = datetime.fromisoformat(value["t"])
+        if at.tzinfo is None:
+            raise ValueError
+        return at.astimezone(UTC)
+    if isinstance(value, dict) and len(value) == 1 and "s" in value:
+        return timedelta(seconds=_finite(value["s"], MAX_SECONDS))
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT or "\0" in value or re.search("[\ud800-\udfff]", value):
+            raise ValueError  # PostgreSQL refuses a NUL; neither backend takes a lone surrogate
+        return value
+    return _finite(value, MAX_SECONDS / 86400)  # a duration in days, on SQLite
+
+
+def _finite(value: Any, limit: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError
+    number = float(value)
+    if not math.isfinite(number) or abs(number) > limit:
+        raise ValueError
+    return number
 
 
 @dataclass(frozen=True)
@@ -230,17 +280,19 @@ def history(
         raise BadCursor(after.encode())
     where = conditions(query, postgres)
     with reading(engine) as conn:
+        after_id = None if after is None else _row_id(conn, after)
         if key is None:
-            rows = conn.execute(_by_id(where, descending, after, limit + 1)).all()
-            return _page(rows, limit, lambda r: Cursor(None, r.id))
+            rows = conn.execute(_by_id(where, descending, after_id, limit + 1)).all()
+            return _page(rows, limit, lambda r: Cursor(None, r.public_id))
         rows = []
         if after is None or not after.missing:
+            at = None if after is None or after_id is None else (after.value, after_id)
             rows = conn.execute(
-                _by_key(key, sort in NULLABLE, where, descending, after, limit + 1)
+                _by_key(key, sort in NULLABLE, where, descending, at, limit + 1)
             ).all()
         if len(rows) <= limit and sort in NULLABLE:
             # After every row with a value come those without one, by id in the same direction.
-            start = after if after is not None and after.missing else None
+            start = after_id if after is not None and after.missing else None
             rest = conn.execute(
                 _by_id([*where, key.is_(None)], descending, start, limit + 1 - len(rows))
             ).all()
@@ -248,8 +300,19 @@ def history(
     return _page(
         rows,
         limit,
-        lambda r: Cursor(None, r.id, True) if isinstance(r, _Missing) else Cursor(r.k, r.id),
+        lambda r: (
+            Cursor(None, r.public_id, True) if isinstance(r, _Missing) else Cursor(r.k, r.public_id)
+        ),
     )
+
+
+def _row_id(conn: Connection, after: Cursor) -> int:
+    """The row a link's public id names, read through its unique index; a job deleted since
+    the link was made leaves nothing to page after."""
+    found = conn.execute(select(jobs.c.id).where(jobs.c.public_id == after.public_id)).scalar()
+    if found is None:
+        raise BadCursor(after.encode())
+    return int(found)
 
 
 def _fits(sort: Sort, by_id: bool, after: Cursor, postgres: bool) -> bool:
@@ -275,10 +338,10 @@ class _Missing:
         return getattr(self._row, name)
 
 
-def _by_id(where: list[ColumnElement[bool]], descending: bool, after: Cursor | None, n: int) -> Any:
+def _by_id(where: list[ColumnElement[bool]], descending: bool, after: int | None, n: int) -> Any:
     stmt = select(jobs.c.id, *SUMMARY_COLUMNS).where(*where)
     if after is not None:
-        stmt = stmt.where(jobs.c.id < after.id if descending else jobs.c.id > after.id)
+        stmt = stmt.where(jobs.c.id < after if descending else jobs.c.id > after)
     order = jobs.c.id.desc() if descending else jobs.c.id.asc()
     return stmt.order_by(order).limit(n)
 
@@ -288,14 +351,16 @@ def _by_key(
     nullable: bool,
     where: list[ColumnElement[bool]],
     descending: bool,
-    after: Cursor | None,
+    after: tuple[Any, int] | None,
     n: int,
 ) -> Any:
+    """Rows after `after`, a (sort value, row id) pair, in key order."""
     stmt = select(jobs.c.id, key.label("k"), *SUMMARY_COLUMNS).where(*where)
     if nullable:
         stmt = stmt.where(key.is_not(None))
     if after is not None:
-        pair, cursor = tuple_(key, jobs.c.id), tuple_(literal(after.value, key.type), after.id)
+        value, row_id = after
+        pair, cursor = tuple_(key, jobs.c.id), tuple_(literal(value, key.type), row_id)
         stmt = stmt.where(pair < cursor if descending else pair > cursor)
     if descending:
         return stmt.order_by(key.desc(), jobs.c.id.desc()).limit(n)

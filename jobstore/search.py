@@ -12,6 +12,9 @@
 - Any other word, or a "quoted phrase", must appear in the job's name (ASCII case ignored).
 
 Terms are joined by "and". Values reach SQL only as bound parameters (see `jobstore.history`).
+A search holds no control character but tab and line breaks (PostgreSQL refuses a NUL in text,
+SQLite would store it), and its times lie between the years 1 and 9999, so whatever is typed
+is answered with an `InvalidQuery`, the same on both backends.
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ from typing import Literal, TypeVar
 
 from jobstore.models import Status
 from runlab.errors import RunlabError
+from runlab.text import TEXT_WHITESPACE, bad_character
 
 MAX_TERMS = 20
 MAX_VALUES = 20
 MAX_TEXT = 200
 KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{8,32}")
-AGE = re.compile(r"(\d{1,6})([mhdw])")
+AGE = re.compile(r"([0-9]+)([mhdw])")
 AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 TOKEN = re.compile(
     r"""
@@ -44,6 +48,8 @@ TOKEN = re.compile(
     re.VERBOSE,
 )
 FIELDS = ("kind", "status", "tag", "owner", "name", "id", "created")
+OUT_OF_RANGE = "date out of range (times go from 0001-01-01 to 9999-12-31, UTC)"
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class Op(enum.StrEnum):
@@ -73,8 +79,23 @@ class InvalidQuery(RunlabError):
         super().__init__(f"{message} (at column {start + 1}: {query[start:end]!r})")
 
     def pointer(self) -> str:
-        """The query with a caret line under the bad token, for a monospace block."""
-        return f"{self.query}\n{' ' * self.start}{'^' * (self.end - self.start)}"
+        """The query with a caret line under the bad token, for a monospace block. A tab or
+        line break shows as a space and another control character as U+FFFD, each one column
+        wide, so the caret stays under its token."""
+        shown = _UNPRINTABLE.sub(lambda m: " " if m[0] in TEXT_WHITESPACE else "\ufffd", self.query)
+        return f"{shown}\n{' ' * self.start}{'^' * (self.end - self.start)}"
+
+
+def check_text(text: str, what: str = "a search") -> None:
+    """Refuse a control character (tab and line breaks aside) in `text`, pointing at it.
+
+    The page uses it for the filters beside the search box too, so every value of the URL
+    meets the same rule before it reaches SQL.
+    """
+    why = bad_character(text, allow=TEXT_WHITESPACE)
+    if why is not None:
+        at = next(m.start() for m in _UNPRINTABLE.finditer(text) if m[0] not in TEXT_WHITESPACE)
+        raise InvalidQuery(f"{what} {why}", at, at + 1, text)
 
 
 @dataclass(frozen=True)
@@ -173,6 +194,7 @@ def parse(
     now = (now or datetime.now(UTC)).astimezone(UTC)
     if len(text) > 1000:
         raise InvalidQuery("a search is at most 1,000 characters", 1000, len(text), text)
+    check_text(text)
     parts = _Parts()
     terms = list(_terms(text))
     if len(terms) > MAX_TERMS:
@@ -307,6 +329,18 @@ def _created(t: _Term, op: Op, parts: _Parts, now: datetime, bad: _Bad) -> None:
     if op is Op.NE:
         raise bad("created takes ':' (a day) or one of > >= < <=")
     at, day = _when(t.raw, now, bad)
+    try:
+        lo, hi = _bounds(at, day, op, bad)
+    except OverflowError:  # the day after 9999-12-31, or a microsecond after its end
+        raise bad(OUT_OF_RANGE) from None
+    if lo is not None:
+        parts.created_from = lo if parts.created_from is None else max(parts.created_from, lo)
+    if hi is not None:
+        parts.created_to = hi if parts.created_to is None else min(parts.created_to, hi)
+
+
+def _bounds(at: datetime, day: bool, op: Op, bad: _Bad) -> tuple[datetime | None, datetime | None]:
+    """The created range a comparison with `at` means: from (inclusive) and to (exclusive)."""
     if op is Op.EQ:
         if not day:
             raise bad("created: takes a day (2026-11-20); for a moment use created>= or <")
@@ -320,10 +354,7 @@ def _created(t: _Term, op: Op, parts: _Parts, now: datetime, bad: _Bad) -> None:
             lo = at + timedelta(days=1)
         if day and op is Op.LE:  # up to a day: that day included
             hi = at + timedelta(days=1)
-    if lo is not None:
-        parts.created_from = lo if parts.created_from is None else max(parts.created_from, lo)
-    if hi is not None:
-        parts.created_to = hi if parts.created_to is None else min(parts.created_to, hi)
+    return lo, hi
 
 
 def _when(raw: str, now: datetime, bad: _Bad) -> tuple[datetime, bool]:
@@ -333,8 +364,8 @@ def _when(raw: str, now: datetime, bad: _Bad) -> tuple[datetime, bool]:
         n, unit = int(m.group(1)), AGE_UNITS[m.group(2)]
         try:
             return now - timedelta(**{unit: n}), False
-        except OverflowError:
-            raise bad(f"{raw!r} is too long ago") from None
+        except OverflowError:  # before the year 1, or more days than a timedelta holds
+            raise bad(f"{raw!r} is too long ago: {OUT_OF_RANGE}") from None
     try:
         if len(raw) == 10:
             return datetime.combine(date.fromisoformat(raw), time(), UTC), True
@@ -346,7 +377,10 @@ def _when(raw: str, now: datetime, bad: _Bad) -> tuple[datetime, bool]:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC), False
+    try:
+        return parsed.astimezone(UTC), False
+    except OverflowError:  # 0001-01-01 east of UTC, or 9999-12-31 west of it
+        raise bad(OUT_OF_RANGE) from None
 
 
 def _field_test(t: _Term, op: Op, param_keys: set[str], bad: _Bad) -> FieldTest:

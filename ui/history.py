@@ -21,7 +21,7 @@ from jobstore import labels, retention, transitions
 from jobstore.artifacts import ArtifactStore
 from jobstore.history import SORTS, BadCursor, Cursor, HistoryPage, Sort
 from jobstore.models import Status
-from jobstore.search import InvalidQuery, Query, describe, parse
+from jobstore.search import InvalidQuery, Query, check_text, describe, parse
 from runlab.errors import InvalidParams
 from ui import format as fmt
 from ui import tables
@@ -131,9 +131,11 @@ def controls(me: str) -> View:
         start = datetime.combine(days[0], time(), zone)
         end = datetime.combine(days[-1], time(), zone) + timedelta(days=1)
         widgets = widgets & Query(created_from=start, created_to=end)
-    error = None
+    # A link can carry any text in these boxes: refuse what the store cannot compare (a NUL,
+    # say, which PostgreSQL rejects) as a bad search is, on either backend.
+    error = _bad_filter({"Owner": owner, "Tag": tag, "Name contains": name})
     searched = Query()
-    if text.strip():
+    if error is None and text.strip():
         keys = {f for k in registry.all_kinds() for f in k.params.model_fields}
         try:
             searched = parse(text, kinds=kinds, param_keys=keys, me=me)
@@ -150,6 +152,16 @@ def controls(me: str) -> View:
     )
 
 
+def _bad_filter(values: dict[str, str]) -> InvalidQuery | None:
+    """The first text filter holding a control character, as an error pointing at it."""
+    for label, value in values.items():
+        try:
+            check_text(value, f"the {label} filter")
+        except InvalidQuery as exc:
+            return exc
+    return None
+
+
 def search_error(error: InvalidQuery) -> None:
     """What was wrong, with a caret under the token, in a code block that shows it as typed."""
     st.error(f"The search was not run: {md_escape(error.message)}.", icon=":material/search_off:")
@@ -164,8 +176,8 @@ def understood(view: View) -> None:
 
 
 def read(engine: Engine, view: View) -> HistoryPage:
-    """The page the URL points at; a cursor that does not parse, or does not fit this sort,
-    is dropped with a note and the first page is shown."""
+    """The page the URL points at; a cursor that does not parse, does not fit this sort, or
+    names a job that is gone, is dropped with a note and the first page is shown."""
 
     def page(after: Cursor | None) -> HistoryPage:
         return store_history.history(
@@ -182,7 +194,7 @@ def read(engine: Engine, view: View) -> HistoryPage:
         return page(Cursor.decode(raw) if raw else None)
     except BadCursor:
         st.query_params.pop(CURSOR, None)
-        st.warning("That page link was out of date; here is the first page.")
+        st.warning("That page link is not valid (out of date or edited); here is the first page.")
         return page(None)
 
 

@@ -3,6 +3,8 @@ over the same seeded store, on both backends."""
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 import threading
 import uuid
@@ -353,12 +355,86 @@ def test_filters_from_the_page_and_the_search_box_both_hold(
 
 
 def test_a_bad_cursor_is_refused_not_crashed_on() -> None:
-    for text in ["", "x", "!!!", Cursor("a", 1).encode()[:-3] + "###", "W10"]:
+    for text in ["", "x", "!!!", Cursor("a", "Ab3xK9pQ").encode()[:-3] + "###", "W10"]:
         with pytest.raises(BadCursor):
             Cursor.decode(text)
     for value in ["name", 3, 2.5, None, NOW, timedelta(seconds=90.5)]:
-        c = Cursor(value, 42, value is None)
+        c = Cursor(value, "Ab3xK9pQ_-", value is None)
         assert Cursor.decode(c.encode()) == c
+
+
+def _token(payload: str) -> str:
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def test_a_page_link_holds_the_public_id_and_the_sort_value_only(engine: Engine) -> None:
+    ids = [transitions.submit(engine, "monte_carlo_pi", {"samples": 1000}, name=n) for n in "abc"]
+    for sort, value in (("created", None), ("name", "b")):
+        page = history(engine, sort=sort, limit=2)
+        assert page.next is not None
+        token = page.next.encode()
+        assert json.loads(base64.urlsafe_b64decode(token + "==")) == [value, ids[1], False]
+        after = history(engine, sort=sort, limit=2, after=Cursor.decode(token))
+        assert [r.id for r in after.rows] == [ids[0]]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '[{"s":1e300},1,false]',  # the reported link: a duration no timedelta holds
+        '[{"s":1e300},"Ab3xK9pQ",false]',
+        '[{"s":NaN},"Ab3xK9pQ",false]',
+        '[Infinity,"Ab3xK9pQ",false]',
+        '[1e999,"Ab3xK9pQ",false]',
+        "[" + "9" * 2900 + ',"Ab3xK9pQ",false]',
+        '[true,"Ab3xK9pQ",false]',
+        '[{"t":"0001-01-01T00:00:00+14:00"},"Ab3xK9pQ",false]',
+        '[{"t":"2026-11-20T12:00:00"},"Ab3xK9pQ",false]',
+        '[{"t":20261120},"Ab3xK9pQ",false]',
+        '[{"t":"2026-11-20T12:00:00+00:00","s":1},"Ab3xK9pQ",false]',
+        '["a\\u0000b","Ab3xK9pQ",false]',
+        '["\\ud800","Ab3xK9pQ",false]',
+        "[null,42,false]",
+        '[null,"short",false]',
+        '[null,"Ab3xK9pQ",0]',
+        '[null,"Ab3xK9pQ"]',
+        '{"a":null,"Ab3xK9pQ":1,"c":false}',
+        "[" * 3000,
+        '"just text"',
+    ],
+)
+def test_a_crafted_page_link_is_a_bad_cursor(payload: str) -> None:
+    with pytest.raises(BadCursor):
+        Cursor.decode(_token(payload))
+
+
+def test_the_reported_duration_link_is_refused_as_sent() -> None:
+    with pytest.raises(BadCursor):
+        Cursor.decode("W3sicyI6MWUzMDB9LDEsZmFsc2Vd")
+
+
+def test_a_link_to_a_job_that_no_longer_exists_is_a_bad_cursor(engine: Engine) -> None:
+    transitions.submit(engine, "monte_carlo_pi", {"samples": 1000}, name="kept")
+    for sort, value in (("created", None), ("name", "kept"), ("duration", None)):
+        with pytest.raises(BadCursor):
+            history(engine, sort=sort, after=Cursor(value, "Gone0000Gone", value is None))
+
+
+def test_links_at_either_end_of_the_calendar_and_of_durations_still_read(engine: Engine) -> None:
+    """The largest values a link may hold bind on both backends: a page, not a DataError."""
+    job = transitions.submit(engine, "monte_carlo_pi", {"samples": 1000}, name="x")
+    postgres = engine.dialect.name == "postgresql"
+    longest = timedelta(days=999_999_999) if postgres else 999_999_999.0
+    for sort, value in (
+        ("finished", datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+        ("started", datetime(1, 1, 1, tzinfo=UTC)),
+        ("duration", longest),
+        ("duration", -longest),
+        ("name", "\U0001f600" * 200),
+    ):
+        after = Cursor.decode(Cursor(value, job).encode())
+        page = history(engine, sort=sort, after=after)  # type: ignore[arg-type]
+        assert len(page.rows) <= 1
 
 
 def test_keyset_pages_never_skip_or_repeat_while_new_jobs_arrive(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -112,6 +113,92 @@ def test_a_stale_or_edited_page_link_falls_back_to_the_first_page(store: Engine)
         at = open_page("pages/jobs.py", after=bad)
         assert names(at) == ["only"]
         assert "out of date" in at.warning[0].value
+
+
+@pytest.fixture
+def either_store(db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """The pages' store on each backend: PostgreSQL refuses a NUL in text that SQLite takes."""
+    monkeypatch.setenv("RUNLAB_DATABASE_URL", db_url)
+    return engine
+
+
+def _token(payload: str) -> str:
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("sort", "after"),
+    [
+        ("duration", "W3sicyI6MWUzMDB9LDEsZmFsc2Vd"),  # as reported: a huge float duration
+        ("duration", _token('[{"s":NaN},"Ab3xK9pQ",false]')),
+        ("name", _token('["a\\u0000","Ab3xK9pQ",false]')),
+        ("created", _token("[" * 3000)),
+        ("created", _token('[null,"Gone0000Gone",false]')),  # a job that no longer exists
+        ("created", "not*base64"),
+    ],
+)
+def test_a_crafted_page_link_says_it_is_not_valid_and_shows_the_first_page(
+    either_store: Engine, sort: str, after: str
+) -> None:
+    seed.queued(either_store, "only")
+
+    at = open_page("pages/jobs.py", sort=sort, after=after)
+
+    assert names(at) == ["only"]
+    assert [w.value for w in at.warning] == [
+        "That page link is not valid (out of date or edited); here is the first page."
+    ]
+    assert "after" not in at.query_params
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ({"q": "\x00"}, "a search must not contain a NUL byte"),
+        ({"q": "tag:a\x00"}, "a search must not contain a NUL byte"),
+        ({"q": "owner:\x00"}, "a search must not contain a NUL byte"),
+        ({"owner": "\x00"}, "the Owner filter must not contain a NUL byte"),
+        ({"tag": "a\x00"}, "the Tag filter must not contain a NUL byte"),
+        ({"name": "x\x1by"}, "the Name contains filter must not contain the control character"),
+        ({"q": "created:9999-12-31"}, "date out of range"),
+        ({"q": "created>=0001-01-01T00:00:00+14:00"}, "date out of range"),
+        ({"q": "created>=99999999999999d"}, "too long ago"),
+    ],
+)
+def test_a_url_the_store_cannot_search_is_answered_with_a_message(
+    either_store: Engine, query: dict[str, str], says: str
+) -> None:
+    seed.queued(either_store, "only")
+
+    at = open_page("pages/jobs.py", **query)  # fails on any exception the page raised
+
+    assert says in at.error[0].value
+    assert "history" not in [c.key for c in at.get("flex_container")]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"status": "nope\x00"},
+        {"kind": "\x00"},
+        {"created": "9999-12-31"},
+        {"created": ["0001-01-01", "9999-12-31"]},
+        {"created": "not a date"},
+        {"sort": "\x00"},
+        {"order": "sideways"},
+        {"mine": "\x00"},
+    ],
+)
+def test_choices_the_page_does_not_offer_are_dropped_from_the_url(
+    either_store: Engine, query: dict[str, str | list[str]]
+) -> None:
+    seed.queued(either_store, "only")
+
+    at = open_page("pages/jobs.py", **query)
+
+    assert names(at) == ["only"]
+    assert not at.error
+    assert not set(query) & set(at.query_params)
 
 
 def test_the_search_box_in_the_url_filters_on_params_results_and_tags(store: Engine) -> None:

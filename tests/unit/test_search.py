@@ -154,3 +154,60 @@ def test_any_text_either_parses_or_raises_invalid_query_with_a_span_inside_it(te
     except InvalidQuery as err:
         assert 0 <= err.start < err.end <= max(len(text), err.start + 1)
         assert err.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "created:9999-12-31",
+        "created>=0001-01-01T00:00:00+14:00",
+        "created>9999-12-31",
+        "created<=9999-12-31",
+        "created<=9999-12-31T23:59:59.999999",
+        "created<9999-12-31T23:00:00-05:00",
+    ],
+)
+def test_a_date_past_either_end_of_the_calendar_is_an_invalid_query(text: str) -> None:
+    with pytest.raises(InvalidQuery, match="date out of range") as caught:
+        p(f"risk {text}")
+    assert (caught.value.start, caught.value.end) == (5, 5 + len(text))
+
+
+@pytest.mark.parametrize("age", ["99999999999999d", "999999w", "9" * 199 + "m"])
+def test_an_age_before_the_year_one_is_too_long_ago(age: str) -> None:
+    with pytest.raises(InvalidQuery, match="too long ago"):
+        p(f"created>={age}")
+
+
+def test_the_first_and_last_days_of_the_calendar_still_parse() -> None:
+    assert p("created>=0001-01-01").created_from == datetime(1, 1, 1, tzinfo=UTC)
+    assert p("created<9999-12-31").created_to == datetime(9999, 12, 31, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "at", "says"),
+    [
+        ("\x00", 0, "a NUL byte"),
+        ("tag:a\x00", 5, "a NUL byte"),
+        ("owner:\x00", 6, "a NUL byte"),
+        ('name:"a\x07b"', 7, "U+0007"),
+        ("x=1 \x1b[31m", 4, "U+001B"),
+        ("a\x0bb", 1, "U+000B"),
+        ("risk \x85", 5, "U+0085"),
+        ("x \ud800", 2, "U+D800"),
+    ],
+)
+def test_control_characters_are_refused_with_a_caret_under_them(
+    text: str, at: int, says: str
+) -> None:
+    with pytest.raises(InvalidQuery) as caught:
+        p(text)
+    assert says in caught.value.message
+    assert (caught.value.start, caught.value.end) == (at, at + 1)
+    shown, caret = caught.value.pointer().split("\n")
+    assert shown.isprintable() and len(shown) == len(text)
+    assert caret == " " * at + "^"
+
+
+def test_tabs_and_line_breaks_still_separate_terms() -> None:
+    assert p("risk\tdesk\r\nnight").words == ("risk", "desk", "night")

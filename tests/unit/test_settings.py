@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from runlab.errors import InvalidParams
-from runlab.settings import load_settings
+from runlab.settings import Settings, load_settings
 
 DEFAULT_URL = "sqlite:///data/runlab.db"
 
@@ -97,3 +97,82 @@ def test_a_lease_shorter_than_two_heartbeats_is_refused(tmp_path: Path) -> None:
             environ={"RUNLAB_LEASE_SECONDS": "4", "RUNLAB_HEARTBEAT_SECONDS": "3"},
             secrets_path=tmp_path / "none",
         )
+
+
+FLOATS = [name for name, f in Settings.model_fields.items() if f.annotation is float]
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e309", "Infinity"])
+@pytest.mark.parametrize("name", FLOATS)
+def test_no_float_setting_takes_infinity_or_nan(tmp_path: Path, name: str, value: str) -> None:
+    variable = f"RUNLAB_{name.upper()}"
+    with pytest.raises(InvalidParams) as caught:
+        load_settings(environ={variable: value}, secrets_path=tmp_path / "none")
+    assert caught.value.errors == {variable: "Input should be a finite number"}
+
+
+def test_an_infinite_lease_is_refused_so_a_dead_runners_jobs_come_back(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParams, match="RUNLAB_LEASE_SECONDS"):
+        load_settings(environ={"RUNLAB_LEASE_SECONDS": "inf"}, secrets_path=tmp_path / "none")
+
+
+@pytest.mark.parametrize(
+    ("name", "most"),
+    [
+        ("lease_seconds", 86400),
+        ("heartbeat_seconds", 3600),
+        ("poll_seconds", 60),
+        ("progress_write_seconds", 60),
+        ("retry_backoff_seconds", 3600),
+        ("grace_seconds", 86400),
+    ],
+)
+def test_each_period_has_a_stated_maximum(tmp_path: Path, name: str, most: int) -> None:
+    variable = f"RUNLAB_{name.upper()}"
+    lease = {"RUNLAB_LEASE_SECONDS": "86400"} if name == "heartbeat_seconds" else {}
+    ok = load_settings(environ={**lease, variable: str(most)}, secrets_path=tmp_path / "none")
+    assert getattr(ok, name) == most
+    with pytest.raises(InvalidParams) as caught:
+        load_settings(environ={**lease, variable: str(most + 1)}, secrets_path=tmp_path / "none")
+    assert list(caught.value.errors) == [variable]
+    assert f"{most}" in (Settings.model_fields[name].description or "")
+
+
+def test_a_purge_age_past_any_timedelta_is_refused_naming_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParams) as caught:
+        load_settings(
+            environ={"RUNLAB_PURGE_AFTER": "99999999999999999999d"},
+            secrets_path=tmp_path / "none",
+        )
+    assert caught.value.errors == {"RUNLAB_PURGE_AFTER": "must be at most 36500d"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("RUNLAB_USER", "ann\x00"),
+        ("RUNLAB_USER", "ann\x1b[2J"),
+        ("RUNLAB_DATABASE_URL", "sqlite:///data/run\x00lab.db"),
+        ("RUNLAB_ARTIFACTS", "data/\x00"),
+        ("RUNLAB_SCHEDULER", "tcp://a:8786\n"),
+    ],
+)
+def test_control_characters_in_text_settings_are_refused(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    with pytest.raises(InvalidParams) as caught:
+        load_settings(environ={variable: value}, secrets_path=tmp_path / "none")
+    assert list(caught.value.errors) == [variable]
+    assert "must not contain" in caught.value.errors[variable]
+
+
+@pytest.mark.parametrize("body", ["lease_seconds = ", b"\xff\xfe = 1", "runlab = 3"])
+def test_a_broken_secrets_file_is_named_in_the_error(tmp_path: Path, body: str | bytes) -> None:
+    path = tmp_path / "secrets.toml"
+    if isinstance(body, bytes):
+        path.write_bytes(body)
+    else:
+        path.write_text(body, encoding="utf-8")
+    with pytest.raises(InvalidParams) as caught:
+        load_settings(environ={}, secrets_path=path)
+    assert list(caught.value.errors) == [str(path)]
