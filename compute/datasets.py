@@ -8,8 +8,10 @@ file fails the job with a clear message instead of giving other numbers.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
-from typing import TYPE_CHECKING, Any
+import unicodedata
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,6 +46,29 @@ def too_big(size: int) -> str:
     if _size(size) == _size(MAX_BYTES):  # just over: only the bytes tell them apart
         return f"the file is {size:,} bytes; the limit is {MAX_BYTES:,} bytes (50 MB)"
     return f"the file is {_size(size)}; the limit is {_size(MAX_BYTES)}"
+
+
+def read_limited(stream: IO[bytes], field: str = "data") -> bytes:
+    """At most MAX_BYTES of a stream, or InvalidUpload: the size a file reports is not trusted
+    (`/dev/zero` and pipes report 0), so one byte past the limit is all that is ever read.
+    A raw stream may return less than asked, so it is read until its end or the limit."""
+    chunks: list[bytes] = []
+    total = 0
+    while total <= MAX_BYTES:
+        chunk = stream.read(MAX_BYTES + 1 - total)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    if total <= MAX_BYTES:
+        return b"".join(chunks)  # one chunk, as a file gives it, is returned uncopied
+    try:  # over the limit: a stream that knows its end gives the size for the message
+        size = stream.seek(0, io.SEEK_END)
+    except (OSError, ValueError):
+        size = 0
+    if size > MAX_BYTES:
+        raise InvalidUpload(too_big(size), field)
+    raise InvalidUpload(f"the file is larger than the limit of {_size(MAX_BYTES)}", field)
 
 
 def read_csv(data: bytes, field: str = "data") -> pd.DataFrame:
@@ -116,11 +141,28 @@ def column(df: pd.DataFrame, name: str, field: str = "column") -> np.ndarray:
     return values
 
 
-def store(artifacts: ArtifactStore, name: str, data: bytes) -> Upload:
-    """Check an uploaded CSV and keep it; the returned reference goes in the job's parameters."""
-    read_csv(data)
-    digest = artifacts.put_upload(data)
-    return Upload(name=name[-255:] or "upload.csv", size=len(data), sha256=digest)
+def reference(name: str, data: bytes, field: str = "data") -> Upload:
+    """Check an uploaded CSV and return the reference a job keeps, storing nothing: a caller
+    with other values to check keeps the bytes (`ArtifactStore.put_upload`) once they pass."""
+    read_csv(data, field)
+    digest = hashlib.sha256(data).hexdigest()
+    # A file name may hold bytes that are not UTF-8, or control characters: neither is text a
+    # database can keep, so each becomes "?".
+    shown = "".join("?" if unicodedata.category(c) in ("Cc", "Cs") else c for c in name[-255:])
+    return Upload(name=shown or "upload.csv", size=len(data), sha256=digest)
+
+
+def store(artifacts: ArtifactStore, name: str, data: bytes | IO[bytes]) -> Upload:
+    """Check an uploaded CSV and keep it; the returned reference goes in the job's parameters.
+
+    A stream is read through `read_limited`. A folder that cannot take the file raises
+    `UploadNotStored`, an InvalidUpload whose message names the folder and its setting.
+    """
+    if not isinstance(data, bytes):
+        data = read_limited(data)
+    ref = reference(name, data)
+    artifacts.put_upload(data)
+    return ref
 
 
 def load(artifacts: ArtifactStore, upload: Upload | dict[str, Any]) -> pd.DataFrame:

@@ -4,26 +4,53 @@ and uploaded data.
 A local directory by default; any fsspec URL (`s3://…`, `gcs://…`) when runners on several
 machines must share it. A job's keys are relative paths under `jobs/<public id>/`; uploads are
 stored once each under `uploads/<sha256>`, so jobs that share a file share its bytes.
+
+A local file is written aside as `<name>.<random>.tmp` and renamed into place; a failed write
+removes its `.tmp`, and retention removes any that a killed process left behind.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import logging
 import re
 import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from runlab.errors import UploadMissing
+from runlab.errors import InvalidUpload, UploadMissing
 
 log = logging.getLogger(__name__)
 
 JSON_LIMIT = 1_000_000  # bytes: checkpoints are small by design; larger data belongs in results
 SHA256 = re.compile(r"[0-9a-f]{64}")
+# What `_write` leaves aside while it writes: removed on failure, or by retention once stale.
+TEMPORARY = re.compile(r"[0-9a-f]{64}\.[0-9a-f]{8}\.tmp")
+SETTING = "RUNLAB_ARTIFACTS"
+
+
+class UploadNotStored(InvalidUpload):
+    """The artifacts folder refused an upload (unwritable, full, not a folder): a setting to
+    fix, not a bad file, so it exits 1 rather than 2; the message names the folder and setting.
+    """
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file under `uploads/`: a kept upload (`key` is its SHA-256) or an unfinished write."""
+
+    key: str
+    size: int
+    modified: datetime | None  # UTC; None when the filesystem does not say
 
 
 class ArtifactStore:
@@ -46,18 +73,45 @@ class ArtifactStore:
             # Object stores write whole objects; a local file is written aside, then renamed.
             self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
             tmp = f"{path}.{secrets.token_hex(4)}.tmp"
-            self.fs.pipe_file(tmp, data)
-            self.fs.mv(tmp, path)
+            try:
+                self.fs.pipe_file(tmp, data)
+                self.fs.mv(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):  # a half-written file helps no one
+                    self.fs.rm_file(tmp)
+                raise
         else:
             self.fs.pipe_file(path, data)
 
-    def put_upload(self, data: bytes) -> str:
-        """Keep an uploaded file; return its SHA-256, which is also its key."""
+    def put_upload(self, data: bytes, field: str = "data") -> str:
+        """Keep an uploaded file; return its SHA-256, which is also its key.
+
+        Keeping bytes already stored refreshes their date, so that retention, which removes
+        uploads no job names once they are old, does not take a file just handed out again.
+        A folder that refuses the write raises UploadNotStored, naming it and its setting.
+        """
         digest = hashlib.sha256(data).hexdigest()
         path = f"{self.root}/uploads/{digest}"
-        if not self.fs.exists(path):
-            self._write(path, data)
+        try:
+            if not self.fs.exists(path):
+                self._write(path, data)
+            elif isinstance(self.fs, LocalFileSystem):
+                self.fs.touch(path, truncate=False)
+        except OSError as exc:
+            raise UploadNotStored(self._refused(exc), field) from None
         return digest
+
+    def _refused(self, exc: OSError) -> str:
+        """Why the folder did not take a file, in words that say what to fix."""
+        where = f"the artifacts folder {self.location} ({SETTING})"
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return f"cannot keep the file: {where} is not writable"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"cannot keep the file: {where} is full"
+        if exc.errno in (errno.ENOTDIR, errno.EEXIST):  # it, or a folder above it, is a file
+            return f"cannot keep the file: {where} is not a folder"
+        reason = exc.strerror or type(exc).__name__
+        return f"cannot keep the file in {where}: {reason.lower()}"
 
     def get_upload(self, sha256: str) -> bytes:
         """The bytes of an upload, checked against their SHA-256."""
@@ -119,6 +173,38 @@ class ArtifactStore:
             return int(self.fs.size(f"{self.root}/uploads/{sha256}"))
         except FileNotFoundError:
             return None
+
+    def stored_uploads(self) -> list[StoredFile]:
+        """Every file under `uploads/`, kept or half-written, with its size and date."""
+        try:
+            found = self.fs.ls(f"{self.root}/uploads", detail=True)
+        except FileNotFoundError:
+            return []
+        out = []
+        for info in found:
+            if info.get("type") != "file":
+                continue
+            name = str(info["name"]).rstrip("/").rsplit("/", 1)[-1]
+            out.append(StoredFile(name, int(info.get("size") or 0), self._modified(info)))
+        return out
+
+    def _modified(self, info: dict[str, Any]) -> datetime | None:
+        """A file's last change: local files give `mtime`; other stores are asked."""
+        mtime = info.get("mtime")
+        if isinstance(mtime, int | float):
+            return datetime.fromtimestamp(mtime, UTC)
+        try:
+            when = self.fs.modified(info["name"])
+        except (NotImplementedError, OSError):
+            return None
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+    def delete_temporary(self, key: str) -> None:
+        """Remove a write's leftover `.tmp` under `uploads/`; retention calls it once stale."""
+        if not TEMPORARY.fullmatch(key):
+            raise ValueError(f"not a temporary file: {key!r}")
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(f"{self.root}/uploads/{key}")
 
     def delete_upload(self, sha256: str) -> None:
         """Remove an upload. Only retention calls it, once no job or preset refers to it."""

@@ -15,6 +15,11 @@ dies between the two leaves a job without files, which the next purge finishes, 
 without a job. Uploads (`uploads/<sha256>`) are shared by every job made from the same bytes,
 so one is removed only after its rows are gone and no remaining job and no preset names its
 SHA-256.
+
+Each purge also sweeps `uploads/` for what no job ever came to name: an upload kept by a form
+or the CLI whose job was never submitted goes once no job (of any status) and no preset names
+it and it is older than UNUSED_UPLOAD_AGE (a day: time enough to submit what was uploaded),
+and a write's `.tmp` left by a killed process goes once older than STALE_TMP_AGE.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -40,9 +45,10 @@ from sqlalchemy import (
     func,
     not_,
     select,
+    text,
 )
 
-from jobstore.artifacts import SHA256, ArtifactStore
+from jobstore.artifacts import SHA256, TEMPORARY, ArtifactStore, StoredFile
 from jobstore.engine import db_later, is_postgres, reading
 from jobstore.models import Job, JobEvent, JobMetric, JobResult, JobStage, Preset, Status
 
@@ -65,6 +71,22 @@ PURGEABLE = tuple(s for s in Status if s.terminal)
 UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 AGE = re.compile(r"([0-9]+)\s*([mhdw])")
 MAX_AGE = timedelta(days=36500)  # a hundred years: anything longer is a typo
+# An upload no job or preset names is removed once this old: a form keeps a file the moment it
+# is picked, and a person may take a while to submit it.
+UNUSED_UPLOAD_AGE = timedelta(days=1)
+# A write's `.tmp` this old belongs to no write still going: a 50 MB upload takes seconds.
+STALE_TMP_AGE = timedelta(minutes=30)
+# Every upload SHA-256 that rows of `table` name, at any depth of their JSON, in one statement.
+# On SQLite, a text test skips the rows with no upload before any JSON is parsed.
+_NAMED_SQLITE = """
+SELECT DISTINCT t.value FROM {table} AS r, json_tree(r.params) AS t
+WHERE r.params LIKE '%"sha256"%' AND t.key = 'sha256' AND t.type = 'text'
+"""
+_NAMED_POSTGRES = """
+SELECT DISTINCT s #>> '{{}}' FROM {table} AS r,
+LATERAL jsonb_path_query(r.params, 'strict $.**.sha256') AS s
+WHERE jsonb_typeof(s) = 'string'
+"""
 
 
 def parse_age(text: str) -> timedelta:
@@ -75,12 +97,17 @@ def parse_age(text: str) -> timedelta:
             f"{text.strip()!r} is not an age: write a whole number and a unit, "
             "m (minutes), h (hours), d (days) or w (weeks), such as 30d"
         )
-    age = timedelta(seconds=int(found[1]) * UNITS[found[2]])
-    if age <= timedelta(0):
+    # Checked as whole seconds before a timedelta is made: one overflows past 999999999 days.
+    digits = found[1].lstrip("0")
+    too_long = ValueError(f"must be at most {MAX_AGE.days}d")
+    if len(digits) > 12:  # far beyond MAX_AGE in any unit; spares int() thousands of digits
+        raise too_long
+    seconds = int(digits or "0") * UNITS[found[2]]
+    if seconds <= 0:
         raise ValueError("must be more than 0, such as 30d")
-    if age > MAX_AGE:
-        raise ValueError(f"must be at most {MAX_AGE.days}d")
-    return age
+    if seconds > MAX_AGE.total_seconds():
+        raise too_long
+    return timedelta(seconds=seconds)
 
 
 def format_age(age: timedelta) -> str:
@@ -148,6 +175,11 @@ class PurgeReport:
     artifact_bytes: int = 0
     uploads: int = 0
     upload_bytes: int = 0
+    # Uploads no job or preset names, older than UNUSED_UPLOAD_AGE.
+    unused_uploads: int = 0
+    unused_upload_bytes: int = 0
+    # Leftovers of interrupted writes, older than STALE_TMP_AGE.
+    temporary_files: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,7 +189,10 @@ class PurgeReport:
             f"{self.jobs} jobs, {self.stages} stages, {self.events} events, "
             f"{self.metrics} metrics, {self.results} results, "
             f"{self.artifact_files} artifact files ({self.artifact_bytes:,} bytes), "
-            f"{self.uploads} uploads ({self.upload_bytes:,} bytes)"
+            f"{self.uploads} uploads ({self.upload_bytes:,} bytes), "
+            f"{self.unused_uploads} unused uploads over {format_age(UNUSED_UPLOAD_AGE)} old "
+            f"({self.unused_upload_bytes:,} bytes), "
+            f"{self.temporary_files} temporary files over {format_age(STALE_TMP_AGE)} old"
         )
 
 
@@ -182,8 +217,10 @@ def purge(
 ) -> PurgeReport:
     """Remove the jobs `policy` names, `batch_size` per transaction, and report what went.
 
-    `artifacts` None leaves every file alone. `stop` ends the purge between two batches; what
-    is left is removed by the next one.
+    Then, whatever the policy, uploads that no job of any status and no preset names, once
+    older than UNUSED_UPLOAD_AGE (1 day), and `.tmp` leftovers older than STALE_TMP_AGE
+    (30 minutes). `artifacts` None leaves every file alone. `stop` ends the purge between two
+    batches, before the sweep; what is left is removed by the next one.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -209,7 +246,66 @@ def purge(
             stop.wait(pause)
         else:
             time.sleep(pause)
+    if artifacts is not None and (stop is None or not stop.is_set()):
+        _sweep(engine, artifacts, report)
     return report
+
+
+def _unused(engine: Engine, artifacts: ArtifactStore) -> tuple[list[StoredFile], list[StoredFile]]:
+    """The uploads no job or preset names that are older than UNUSED_UPLOAD_AGE, and the
+    `.tmp` files older than STALE_TMP_AGE; a file of unknown date is never taken."""
+    now = datetime.now(UTC)
+    old: list[StoredFile] = []
+    stale: list[StoredFile] = []
+    for f in artifacts.stored_uploads():
+        if f.modified is None:
+            continue
+        if SHA256.fullmatch(f.key) and f.modified < now - UNUSED_UPLOAD_AGE:
+            old.append(f)
+        elif TEMPORARY.fullmatch(f.key) and f.modified < now - STALE_TMP_AGE:
+            stale.append(f)
+    if not old:  # the usual case: no query over every job
+        return [], stale
+    with reading(engine) as conn:
+        named = _named_uploads(conn)
+    return [f for f in old if f.key not in named], stale
+
+
+def _named_uploads(conn: Connection) -> set[str]:
+    """Every upload SHA-256 that a job (of any status) or a preset names, at any depth.
+
+    Read by the database, one statement per table, so only the distinct SHA-256 values come
+    back, not a million jobs' parameters.
+    """
+    sql = _NAMED_POSTGRES if is_postgres(conn) else _NAMED_SQLITE
+    named: set[str] = set()
+    for table in (jobs.name, presets.name):
+        named.update(conn.execute(text(sql.format(table=table))).scalars())
+    return named
+
+
+def _sweep(engine: Engine, artifacts: ArtifactStore, report: PurgeReport) -> None:
+    """Remove unused old uploads and stale `.tmp` files, counting them in `report`."""
+    try:
+        unused, stale = _unused(engine, artifacts)
+    except OSError:
+        log.warning("could not list the uploads; none removed", exc_info=True)
+        return
+    for f in unused:
+        try:
+            artifacts.delete_upload(f.key)
+        except OSError:
+            log.warning("could not remove unused upload %s…; it stays", f.key[:12], exc_info=True)
+            continue
+        report.unused_uploads += 1
+        report.unused_upload_bytes += f.size
+    for f in stale:
+        try:
+            artifacts.delete_temporary(f.key)
+        except OSError:
+            log.warning("could not remove %s; it stays", f.key, exc_info=True)
+            continue
+        report.temporary_files += 1
 
 
 def delete_jobs(
@@ -351,4 +447,8 @@ def _survey(engine: Engine, artifacts: ArtifactStore | None, policy: Policy) -> 
         if size is not None:
             report.uploads += 1
             report.upload_bytes += size
+    unused, stale = _unused(engine, artifacts)
+    report.unused_uploads = len(unused)
+    report.unused_upload_bytes = sum(f.size for f in unused)
+    report.temporary_files = len(stale)
     return report

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -119,13 +120,18 @@ def kinds(state: _State, as_json: bool) -> None:
 
 
 def parse_params(
-    kind: str, pairs: Sequence[str], artifacts: ArtifactStore | None = None
+    kind: str, pairs: Sequence[str], files: dict[str, bytes] | None = None
 ) -> dict[str, Any]:
     """`key=value` pairs, each value read as its field's type; the model has the last word.
 
-    Lists are comma-separated (`0.6,0.4`), matrices have `;` between rows (`1,0.3;0.3,1`), and
-    an upload is `key=@path/to/file.csv`: the file is checked and kept in the artifact store.
+    Lists are comma-separated (`0.6,0.4`) or JSON (`[0.6, 0.4]`), matrices have `;` between
+    rows (`1,0.3;0.3,1`), and an upload is `key=@path/to/file.csv`: the file is read and
+    checked, its reference goes in the values and its bytes in `files` by field, to be kept
+    (`_keep`) only once every value has passed, so a bad one leaves no file behind. Without
+    `files`, uploads are refused. Any input ends as InvalidParams, never a traceback.
     """
+    from runlab.text import TEXT_WHITESPACE, bad_character
+
     fields = {f.name: f for f in registry.describe(registry.get(kind).params)}
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -133,34 +139,48 @@ def parse_params(
         key = key.strip()
         if not sep or not key:
             raise InvalidParams({"-p": f"expected key=value, got {pair!r}"})
+        # NUL, control characters and undecodable bytes (lone surrogates) are refused here, by
+        # the store's one rule, so that no message echoes them and no database sees them.
+        if why := bad_character(key):
+            raise InvalidParams({"-p": f"{key!r} {why}"})
+        if why := bad_character(raw, allow=TEXT_WHITESPACE):
+            raise InvalidParams({key: why})
         info = fields.get(key)
         type_ = info.type if info else "str"
         if type_ == "upload":
-            out[key] = _upload(key, raw.strip(), artifacts)
+            out[key] = _upload(key, raw.strip(), files)
         else:
             out[key] = _coerce(raw.strip(), type_)
     return out
 
 
-def _upload(key: str, raw: str, artifacts: ArtifactStore | None) -> Any:
+def _upload(key: str, raw: str, files: dict[str, bytes] | None) -> dict[str, Any]:
+    """The reference to the file `@path`, checked but not yet kept; its bytes go in `files`."""
     from compute import datasets
 
     if not raw.startswith("@"):
         raise InvalidParams({key: f"give a file as {key}=@path/to/file.csv"})
+    if files is None:
+        raise InvalidParams({key: "this command cannot take uploads"})
     path = Path(raw[1:]).expanduser()
     try:
-        size = path.stat().st_size
-        if size > datasets.MAX_BYTES:  # refused for its size, unread
-            raise InvalidParams({key: datasets.too_big(size)})
-        data = path.read_bytes()
+        with path.open("rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            if size > datasets.MAX_BYTES:  # refused for its size, unread
+                raise InvalidUpload(datasets.too_big(size), key)
+            # A device or pipe reports 0 bytes: the read itself stops past the limit.
+            data = datasets.read_limited(stream, key)
     except OSError as exc:
         raise InvalidParams({key: f"cannot read {path}: {exc.strerror or exc}"}) from None
-    if artifacts is None:
-        raise InvalidParams({key: "this command cannot take uploads"})
-    try:
-        return datasets.store(artifacts, path.name, data).model_dump()
-    except InvalidUpload as exc:
-        raise InvalidParams({key: next(iter(exc.errors.values()))}) from None
+    ref = datasets.reference(path.name, data, key)
+    files[key] = data
+    return ref.model_dump()
+
+
+def _keep(artifacts: ArtifactStore, files: dict[str, bytes]) -> None:
+    """Store the uploads of values that have passed; a folder's refusal names the field."""
+    for key, data in files.items():
+        artifacts.put_upload(data, key)
 
 
 def _numbers(raw: str) -> list[float] | str:
@@ -170,13 +190,36 @@ def _numbers(raw: str) -> list[float] | str:
         return raw
 
 
+# Brackets a list (1) or a matrix (2) may nest in JSON: deeper is refused unread, so a hostile
+# `[[[[…` costs one scan, never json's recursion.
+DEPTH = {"list": 1, "matrix": 2}
+
+
+def _depth(raw: str, limit: int) -> int:
+    """How deep brackets nest in `raw`, counted up to one past `limit`."""
+    depth = deepest = 0
+    for c in raw:
+        if c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                break
+        elif c in "]}":
+            depth -= 1
+    return deepest
+
+
 def _coerce(raw: str, type_: str) -> Any:
+    """`raw` as `type_` when it reads as one; otherwise `raw` itself, for the model to refuse
+    with the field's rule."""
     if raw.lower() in ("", "none", "null") and type_ != "str":
         return None
     if type_ in ("list", "matrix") and raw.startswith("["):
+        if _depth(raw, DEPTH[type_]) > DEPTH[type_]:
+            return raw
         try:
             return json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return raw
     if type_ == "list":
         return _numbers(raw)
@@ -234,18 +277,20 @@ def submit(
     wait: bool,
 ) -> None:
     """Submit a job of KIND; print its id (the last line of stdout)."""
-    values = parse_params(kind, params, ArtifactStore(state.settings.artifacts))
-    public_id = transitions.submit(
-        state.engine,
-        kind,
-        values,
-        name=name,
-        idempotency_key=idempotency_key,
-        owner=state.settings.owner,
-        tags=tags,
-        max_attempts=max_attempts,
-        timeout_seconds=timeout_seconds,
-    )
+    files: dict[str, bytes] = {}
+    values = parse_params(kind, params, files)
+    options: dict[str, Any] = {
+        "name": name,
+        "idempotency_key": idempotency_key,
+        "owner": state.settings.owner,
+        "tags": tags,
+        "max_attempts": max_attempts,
+        "timeout_seconds": timeout_seconds,
+    }
+    if files:  # the whole job passes before an upload is kept, so a bad one leaves no file
+        transitions.check(kind, values, **options)
+        _keep(ArtifactStore(state.settings.artifacts), files)
+    public_id = transitions.submit(state.engine, kind, values, **options)
     job = queries.get_job(state.engine, public_id)
     if wait:
         job = _wait(state.engine, public_id)
@@ -495,7 +540,11 @@ def purge(
     batch_size: int,
     as_json: bool,
 ) -> None:
-    """Delete old finished jobs with their stages, events, metrics, results and files."""
+    """Delete old finished jobs with their stages, events, metrics, results and files.
+
+    Also uploads that no job or preset names, once a day old, and unfinished writes' `.tmp`
+    files, once 30 minutes old.
+    """
     from jobstore import retention
 
     policy = retention.Policy(older_than, statuses)
@@ -526,10 +575,18 @@ def purge(
         ("results", report.results, None),
         ("artifact files", report.artifact_files, report.artifact_bytes),
         ("uploads", report.uploads, report.upload_bytes),
+        ("unused uploads", report.unused_uploads, report.unused_upload_bytes),
+        ("temporary files", report.temporary_files, None),
     ]
     for label, count, size in rows:
         extra = f"  ({size:,} bytes)" if size is not None else ""
         click.echo(f"  {label:<15}{count:>10,}{extra}")
+    click.echo(
+        f"(unused uploads: named by no job or preset, over "
+        f"{retention.format_age(retention.UNUSED_UPLOAD_AGE)} old; temporary files: "
+        f"unfinished writes over {retention.format_age(retention.STALE_TMP_AGE)} old)",
+        err=True,
+    )
 
 
 # --- processes ----------------------------------------------------------------------------------

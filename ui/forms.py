@@ -17,7 +17,7 @@ from streamlit.delta_generator import DeltaGenerator
 from compute import datasets, registry
 from compute.registry import FieldInfo, Kind
 from jobstore import presets
-from jobstore.artifacts import ArtifactStore
+from jobstore.artifacts import ArtifactStore, UploadNotStored
 from runlab.errors import InvalidParams, InvalidUpload, UploadMissing
 from ui import format as fmt
 from ui.text import md_escape
@@ -247,8 +247,11 @@ def _upload(
     if file is not None:
         seen = st.session_state.get(wkey + ".file")
         if seen is None or seen[0] != file.file_id:
+            file.seek(0)  # read from the start, and at most one byte past the limit
             try:
-                ref = datasets.store(artifacts, file.name, file.getvalue())
+                ref = datasets.store(artifacts, file.name, file)
+            except UploadNotStored as exc:  # the folder's fault: tried again on the next run
+                return None, next(iter(exc.errors.values()))
             except InvalidUpload as exc:  # named after the field "data": any name is this one
                 message = next(iter(exc.errors.values()))
                 st.session_state[wkey + ".file"] = (file.file_id, None, message)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -72,6 +74,7 @@ def test_purge_prints_each_count_and_removes_only_old_finished_jobs(
     assert shown["artifact files"] == 2
     assert all(shown[k] > 0 for k in ("stages", "events", "metrics"))
     assert shown["uploads"] == 0
+    assert (shown["unused uploads"], shown["temporary files"]) == (0, 0)
     assert (exists(engine, old), exists(engine, failed)) == (False, False)
     assert (exists(engine, young), exists(engine, running)) == (True, True)
     assert store.job_usage(old) == (0, 0)
@@ -96,6 +99,24 @@ def test_dry_run_json_gives_the_counts_and_removes_nothing(
     assert "nothing was removed" in err
     assert everything(engine) == before
     assert exists(engine, old)
+
+
+def test_purge_removes_an_unused_upload_past_its_age_and_says_what_that_age_is(
+    engine: Engine, store: ArtifactStore
+) -> None:
+    data = b"x\n1\n2\n"
+    sha = store.put_upload(data)
+    when = time.time() - 2 * 86400
+    os.utime(Path(store.root) / "uploads" / sha, (when, when))
+
+    code, out, err = run("purge", "--older-than", "30d")
+
+    assert code == 0, err
+    assert re.search(rf"^  unused uploads\s+1  \({len(data)} bytes\)$", out, re.M), out
+    assert "unused uploads: named by no job or preset, over 1d old" in err
+    assert store.upload_size(sha) is None
+    code, out, _ = run("purge", "--older-than", "30d", "--json")
+    assert (json.loads(out)["unused_uploads"], json.loads(out)["temporary_files"]) == (0, 0)
 
 
 def test_status_picks_which_finished_jobs_go(engine: Engine, store: ArtifactStore) -> None:

@@ -6,7 +6,10 @@ Jobs are made through the transitions and back-dated with a plain UPDATE (tests/
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,13 @@ from jobstore import presets, queries
 from jobstore.artifacts import ArtifactStore
 from jobstore.doctor import check
 from jobstore.models import Job, Status
-from jobstore.retention import Policy, PurgeReport, purge
+from jobstore.retention import (
+    STALE_TMP_AGE,
+    UNUSED_UPLOAD_AGE,
+    Policy,
+    PurgeReport,
+    purge,
+)
 from runlab.errors import JobNotFound
 from tests.store.aged import (
     aged_job,
@@ -260,3 +269,92 @@ def test_a_policy_takes_finished_statuses_only() -> None:
             Policy(timedelta(days=1), frozenset({Status.SUCCEEDED, status}))
     with pytest.raises(ValueError, match="above 0"):
         Policy(timedelta(0))
+
+
+def aged_file(artifacts: ArtifactStore, key: str, age: timedelta) -> Path:
+    """Date a file under `uploads/` `age` back, as if it had sat there that long."""
+    path = Path(artifacts.root) / "uploads" / key
+    when = time.time() - age.total_seconds()
+    os.utime(path, (when, when))
+    return path
+
+
+def stored_upload(artifacts: ArtifactStore, text: str, age: timedelta) -> dict[str, Any]:
+    ref = upload(artifacts, text)
+    aged_file(artifacts, ref["sha256"], age)
+    return ref
+
+
+def leftover_tmp(artifacts: ArtifactStore, age: timedelta) -> Path:
+    """A `.tmp` as a write killed half-way leaves it."""
+    key = f"{hashlib.sha256(str(age).encode()).hexdigest()}.{secrets.token_hex(4)}.tmp"
+    (Path(artifacts.root) / "uploads").mkdir(parents=True, exist_ok=True)
+    (Path(artifacts.root) / "uploads" / key).write_bytes(b"x\n1")
+    return aged_file(artifacts, key, age)
+
+
+PAST_UNUSED = UNUSED_UPLOAD_AGE + timedelta(hours=1)
+WITHIN_UNUSED = UNUSED_UPLOAD_AGE - timedelta(hours=1)
+
+
+def test_an_upload_no_job_names_goes_once_older_than_its_age_and_a_named_one_never(
+    engine: Engine, artifacts: ArtifactStore
+) -> None:
+    orphan = stored_upload(artifacts, "1", PAST_UNUSED)
+    young_orphan = stored_upload(artifacts, "2", WITHIN_UNUSED)
+    by_finished = stored_upload(artifacts, "3", timedelta(days=90))
+    by_queued = stored_upload(artifacts, "4", timedelta(days=90))
+    in_preset = stored_upload(artifacts, "5", timedelta(days=90))
+    bootstrap(engine, by_finished, Status.SUCCEEDED, YOUNG)  # not due: it stays, with its file
+    bootstrap(engine, by_queued, Status.QUEUED, OLD)
+    presets.save(engine, "bootstrap", "kept", {"data": in_preset, "column": "x"})
+
+    report = purge(engine, artifacts, MONTH)
+
+    assert report.jobs == 0
+    assert (report.unused_uploads, report.unused_upload_bytes) == (1, orphan["size"])
+    assert artifacts.upload_size(orphan["sha256"]) is None
+    for kept in (young_orphan, by_finished, by_queued, in_preset):
+        assert artifacts.upload_size(kept["sha256"]) == kept["size"]
+    assert "1 unused uploads over 1d old" in report.summary()
+
+
+def test_a_stale_tmp_goes_and_a_write_in_progress_stays(
+    engine: Engine, artifacts: ArtifactStore
+) -> None:
+    stale = leftover_tmp(artifacts, STALE_TMP_AGE + timedelta(minutes=1))
+    fresh = leftover_tmp(artifacts, timedelta(seconds=5))
+
+    report = purge(engine, artifacts, MONTH)
+
+    assert report.temporary_files == 1
+    assert (stale.exists(), fresh.exists()) == (False, True)
+
+
+def test_a_dry_run_counts_unused_uploads_and_stale_tmps_and_removes_neither(
+    engine: Engine, artifacts: ArtifactStore, tmp_path: Path
+) -> None:
+    stored_upload(artifacts, "1", PAST_UNUSED)
+    bootstrap(engine, stored_upload(artifacts, "2", PAST_UNUSED), Status.FAILED, OLD)
+    leftover_tmp(artifacts, timedelta(hours=2))
+    files_before = sorted(str(p) for p in (tmp_path / "artifacts").rglob("*"))
+
+    seen = purge(engine, artifacts, MONTH, dry_run=True)
+
+    assert sorted(str(p) for p in (tmp_path / "artifacts").rglob("*")) == files_before
+    assert (seen.uploads, seen.unused_uploads, seen.temporary_files) == (1, 1, 1)
+    done = purge(engine, artifacts, MONTH)
+    assert seen.to_json() == {**done.to_json(), "dry_run": True}
+    assert list((tmp_path / "artifacts" / "uploads").iterdir()) == []
+
+
+def test_unused_uploads_stay_when_the_purge_is_stopped_or_has_no_artifact_store(
+    engine: Engine, artifacts: ArtifactStore
+) -> None:
+    orphan = stored_upload(artifacts, "1", PAST_UNUSED)
+    stop = threading.Event()
+    stop.set()
+
+    assert purge(engine, artifacts, MONTH, stop=stop).unused_uploads == 0
+    assert purge(engine, None, MONTH).unused_uploads == 0
+    assert artifacts.upload_size(orphan["sha256"]) == orphan["size"]
