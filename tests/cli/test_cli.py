@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from jobstore import queries
 from jobstore.engine import make_engine, migrate
-from runlab.cli import cli
+from tests.cli.conftest import job_count, run
 
 JSON_KEYS = {
     "id",
@@ -30,24 +29,6 @@ JSON_KEYS = {
     "started_at",
     "finished_at",
 }
-
-
-@pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    monkeypatch.setenv("RUNLAB_DATABASE_URL", url)
-    return url
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
-def job_count(url: str) -> int:
-    engine = make_engine(url)
-    migrate(engine)  # the command may have failed before it ever opened the store
-    return queries.list_jobs(engine).total
 
 
 def test_bad_parameter_exits_2_naming_the_field_and_stores_nothing(db):

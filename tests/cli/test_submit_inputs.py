@@ -14,21 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from compute import datasets
-from jobstore import queries
-from jobstore.engine import make_engine, migrate
-from runlab.cli import cli
+from tests.cli.conftest import job_count, run
 
 CSV = b"x\n" + b"".join(f"{i}.5\n".encode() for i in range(20))
-
-
-@pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    monkeypatch.setenv("RUNLAB_DATABASE_URL", url)
-    return url
 
 
 def use_artifacts(monkeypatch: pytest.MonkeyPatch, path: Path) -> Path:
@@ -39,20 +29,6 @@ def use_artifacts(monkeypatch: pytest.MonkeyPatch, path: Path) -> Path:
 @pytest.fixture
 def artifact_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return use_artifacts(monkeypatch, tmp_path / "artifacts")
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
-def job_count(url: str) -> int:
-    engine = make_engine(url)
-    migrate(engine)  # the command may have failed before it ever opened the store
-    try:
-        return queries.list_jobs(engine).total
-    finally:
-        engine.dispose()
 
 
 def files_under(path: Path) -> list[str]:
