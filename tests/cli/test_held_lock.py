@@ -14,8 +14,8 @@ from jobstore.engine import make_engine, migrate
 ROOT = Path(__file__).resolve().parents[2]
 HOLD = 35  # seconds at least: longer than a writer's 30 s busy_timeout
 
-# Holds the lock until told to let go on stdin (or two minutes pass), and says for how long.
-LOCKER = """
+# Holds the lock until told to let go on stdin, and for HOLD s at least; says for how long.
+LOCKER = f"""
 import sqlite3, sys, time
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
 conn.execute("BEGIN IMMEDIATE")
@@ -23,6 +23,7 @@ conn.execute("UPDATE jobs SET name = name")
 took = time.monotonic()
 print("locked", flush=True)
 sys.stdin.readline()
+time.sleep(max(0.0, {HOLD} - (time.monotonic() - took)))
 print(time.monotonic() - took, flush=True)
 conn.execute("ROLLBACK")
 """
