@@ -6,9 +6,10 @@ import contextlib
 import importlib.util
 import logging
 import os
+import signal
 from dataclasses import dataclass
 
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, Worker
 from distributed.core import Status
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,21 @@ def connect(scheduler: str | None = None, n_workers: int | None = None) -> Clust
         processes=True,
         dashboard_address=None,
         silence_logs=logging.WARNING,
+        preload=[__name__],  # `dask_setup` below, in each worker process
     )
     log.info("started a LocalCluster with %d workers at %s", workers, local.scheduler_address)
     return Cluster(Client(local), local)
+
+
+def dask_setup(worker: Worker) -> None:
+    """Run by Dask in each LocalCluster worker process as it starts: ignore SIGTERM and SIGINT.
+
+    The workers share the runner's process group, so systemd, `docker stop` or Ctrl-C in a
+    terminal signal them with the runner. Killed at once, their nannies would start them again
+    in the middle of the runner's graceful stop, losing the tasks of the jobs given the grace
+    period, and the cluster's close would wait on the restarts until it timed out. The runner
+    closes its workers itself once its jobs are done or handed back, and a worker exits as soon
+    as its runner does, however that ends (SIGKILL included).
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

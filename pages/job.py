@@ -60,15 +60,7 @@ title, action = st.columns([5, 1], vertical_alignment="center")
 with title:
     job_view.header(job, kind)
 if not job.status.terminal:
-    action.button(
-        "Cancel job",
-        icon=":material/cancel:",
-        on_click=_cancel,
-        args=(engine, job.id),
-        disabled=job.cancel_requested,
-        help="Queued jobs stop at once; running ones at their next check.",
-        key="job.cancel",
-    )
+    job_view.cancel_button(action, engine, job, _cancel)  # a long run asks first
     if kind is not None and kind.stoppable:
         action.button(
             "Stop and keep",

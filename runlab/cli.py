@@ -610,27 +610,35 @@ def runner(state: _State, concurrency: int, scheduler: str | None, workers: int 
     )
 
 
+_HOST_HELP = (
+    "Address the web app listens on; 0.0.0.0 opens it to the network, where anyone who reaches "
+    "the port can use it: there is no sign-in."
+)
+
+
 @cli.command()
 @click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True, help=_HOST_HELP)
 @click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 256))
 @pass_state
-def up(state: _State, port: int, concurrency: int) -> None:
+def up(state: _State, port: int, host: str, concurrency: int) -> None:
     """Start a runner and the web app together; Ctrl-C stops both."""
     from runlab.processes import serve_up
 
     migrate(state.engine)
-    sys.exit(serve_up(state.settings, port=port, concurrency=concurrency))
+    sys.exit(serve_up(state.settings, port=port, concurrency=concurrency, host=host))
 
 
 @cli.command()
 @click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True, help=_HOST_HELP)
 @pass_state
-def web(state: _State, port: int) -> None:
+def web(state: _State, port: int, host: str) -> None:
     """Start the web app alone: its runners run elsewhere (`runlab runner`)."""
     from runlab.processes import serve_web
 
     migrate(state.engine)
-    sys.exit(serve_web(state.settings, port=port))
+    sys.exit(serve_web(state.settings, port=port, host=host))
 
 
 if __name__ == "__main__":

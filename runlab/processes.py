@@ -4,6 +4,7 @@ the Streamlit server and leaves no process behind when it stops."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"
 STOP_MARGIN = 15.0  # beyond the runner's grace period, for its Dask cluster to close
+# The web app has no sign-in: by default only this machine reaches it.
+LOOPBACK = "127.0.0.1"
 
 
 def serve_runner(
@@ -77,14 +80,16 @@ def absolute_database_url(url: str, cwd: Path) -> str:
     return url
 
 
-def app_command(port: int) -> list[str]:
-    """The web app alone, as `runlab up` and `runlab web` start it."""
+def app_command(port: int, host: str = LOOPBACK) -> list[str]:
+    """The web app alone, as `runlab up` and `runlab web` start it, listening on `host`."""
     return [
         sys.executable,
         "-m",
         "streamlit",
         "run",
         str(APP),
+        "--server.address",
+        host,
         "--server.port",
         str(port),
         "--server.headless",
@@ -94,16 +99,45 @@ def app_command(port: int) -> list[str]:
     ]
 
 
-def serve_web(settings: Settings, *, port: int) -> int:
+def _loopback(host: str) -> bool:
+    """Whether only this machine reaches an app that listens on `host`."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def app_url(host: str, port: int) -> str:
+    """Where a browser on this machine finds the app: localhost, unless it listens on one
+    address that is not loopback, which is then the only one that answers."""
+    if _loopback(host) or host in ("", "0.0.0.0", "::"):
+        return f"http://localhost:{port}"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def warn_if_exposed(host: str, port: int) -> None:
+    """There is no sign-in: say so whenever the app listens beyond this machine."""
+    if not _loopback(host):
+        click.echo(
+            f"warning: the web app listens on {host or 'every interface'}, port {port}, and has "
+            "no sign-in: anyone who reaches it can submit, cancel, delete and upload",
+            err=True,
+        )
+
+
+def serve_web(settings: Settings, *, port: int, host: str = LOOPBACK) -> int:
     """The web app in the foreground, for a host whose runners live elsewhere."""
     env = dict(os.environ)
     env["RUNLAB_DATABASE_URL"] = absolute_database_url(settings.database_url, Path.cwd())
     if "://" not in settings.artifacts:
         env["RUNLAB_ARTIFACTS"] = str((Path.cwd() / settings.artifacts).resolve())
-    return subprocess.call(app_command(port), cwd=ROOT, env=env)
+    warn_if_exposed(host, port)
+    return subprocess.call(app_command(port, host), cwd=ROOT, env=env)
 
 
-def serve_up(settings: Settings, *, port: int, concurrency: int) -> int:
+def serve_up(settings: Settings, *, port: int, concurrency: int, host: str = LOOPBACK) -> int:
     """Run a runner and the web app until Ctrl-C or SIGTERM; 1 if either died on its own."""
     env = dict(os.environ)
     env["RUNLAB_DATABASE_URL"] = absolute_database_url(settings.database_url, Path.cwd())
@@ -116,7 +150,7 @@ def serve_up(settings: Settings, *, port: int, concurrency: int) -> int:
             env=env,
             start_new_session=True,
         ),
-        "app": subprocess.Popen(app_command(port), cwd=ROOT, env=env, start_new_session=True),
+        "app": subprocess.Popen(app_command(port, host), cwd=ROOT, env=env, start_new_session=True),
     }
     stop = threading.Event()
 
@@ -129,7 +163,8 @@ def serve_up(settings: Settings, *, port: int, concurrency: int) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    url = f"http://localhost:{port}"
+    url = app_url(host, port)
+    warn_if_exposed(host, port)
     announced = False
     died: str | None = None
     try:

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from compute import registry
 from jobstore import history as store_history
-from jobstore import labels, retention, transitions
+from jobstore import labels, queries, retention, transitions
 from jobstore.artifacts import ArtifactStore
 from jobstore.history import SORTS, BadCursor, Cursor, HistoryPage, Sort
 from jobstore.models import Status
@@ -25,16 +25,22 @@ from jobstore.search import InvalidQuery, Query, check_text, describe, parse
 from runlab.errors import InvalidParams
 from ui import format as fmt
 from ui import tables
+from ui.job_view import CONFIRM_CANCEL_AFTER, NBSP
 from ui.report import csv_cell
-from ui.text import md_escape
+from ui.text import md_escape, one_line
 
 PAGE_SIZE = 25
+RUNNING_LIMIT = 10_000  # the running jobs a bulk cancel looks through for long runs
 CURSOR = "after"
 PREVIOUS = "history.previous"  # this session's cursors of the pages before this one
 NOTICE = "history.notice"
 TAG_TEXT = "history.tag_text"
 ACTED = "history.acted"  # bumped by each action on a selection, which then starts afresh
 CONFIRM = "history.confirm_delete"  # the ids a delete waits to be confirmed for
+CONFIRM_RERUN = "history.confirm_rerun"  # the ids a re-run of several waits to be confirmed for
+# The ids a cancel waits to be confirmed for, with the ticked jobs that have run long.
+CONFIRM_CANCEL = "history.confirm_cancel"
+QUESTIONS = (CONFIRM, CONFIRM_RERUN, CONFIRM_CANCEL)  # one dialog at a time
 ORDERS = ["newest first", "oldest first"]
 SEARCH_HELP = """Terms are joined by *and*:
 
@@ -276,15 +282,17 @@ def selection_bar(engine: Engine, artifacts: ArtifactStore, selected: list[str],
     cols[1].button(
         "Cancel",
         icon=":material/cancel:",
-        on_click=_cancel,
+        on_click=_ask_cancel,
         args=(engine, selected),
+        help="Asks first when a ticked job has run for over a minute.",
         key="history.cancel",
     )
     cols[2].button(
         "Re-run",
         icon=":material/replay:",
-        on_click=_rerun,
-        args=(engine, selected, me),
+        on_click=_rerun if n == 1 else _ask,
+        args=(engine, selected, me) if n == 1 else (CONFIRM_RERUN, selected),
+        help="A new job each, with the same parameters and seed; several ask first.",
         key="history.rerun",
     )
     with cols[3].popover("Tag", icon=":material/sell:"):
@@ -313,15 +321,55 @@ def selection_bar(engine: Engine, artifacts: ArtifactStore, selected: list[str],
     cols[5].button(
         "Delete",
         icon=":material/delete:",
-        on_click=_ask_delete,
-        args=(selected,),
+        on_click=_ask,
+        args=(CONFIRM, selected),
         key="history.delete",
     )
     if st.session_state.get(CONFIRM):
         _confirm_delete(engine, artifacts, st.session_state[CONFIRM])
+    elif st.session_state.get(CONFIRM_RERUN):
+        _confirm_rerun(engine, st.session_state[CONFIRM_RERUN], me)
+    elif st.session_state.get(CONFIRM_CANCEL):
+        _confirm_cancel(engine, *st.session_state[CONFIRM_CANCEL])
+
+
+def _ask(question: str, value: object) -> None:
+    """Open the dialog of `question` (one of QUESTIONS), closing any other."""
+    for key in QUESTIONS:
+        st.session_state.pop(key, None)
+    st.session_state[question] = value
+
+
+def _forget() -> None:
+    for key in QUESTIONS:
+        st.session_state.pop(key, None)
+
+
+def _close_once_answered(question: str) -> None:
+    """A click in a dialog reruns only the dialog: once its callback has answered the
+    question, rerun the page, which closes the dialog and shows what changed."""
+    if not st.session_state.get(question):
+        st.rerun()
+
+
+def _ask_cancel(engine: Engine, ids: list[str]) -> None:
+    """Cancel at once, unless a ticked job has run for over a minute: its work would be lost.
+
+    Read at the click, as the rows on show may be older than a job's start."""
+    wanted = set(ids)
+    long = [
+        (job.id, job.name, job.duration_seconds or 0.0)
+        for job in queries.running_jobs(engine, limit=RUNNING_LIMIT)
+        if job.id in wanted and (job.duration_seconds or 0.0) > CONFIRM_CANCEL_AFTER
+    ]
+    if long:
+        _ask(CONFIRM_CANCEL, (list(ids), long))
+    else:
+        _cancel(engine, ids)
 
 
 def _cancel(engine: Engine, ids: list[str]) -> None:
+    _forget()
     outcomes: dict[str, int] = {}
     for job_id in ids:
         outcome = transitions.request_cancel(engine, job_id)
@@ -335,6 +383,7 @@ def _cancel(engine: Engine, ids: list[str]) -> None:
 
 
 def _rerun(engine: Engine, ids: list[str], me: str) -> None:
+    _forget()
     made = [transitions.rerun(engine, job_id, owner=me) for job_id in ids]
     _done(f"Queued {len(made)} new job(s) with the same parameters and seed.")
 
@@ -352,10 +401,6 @@ def _retag(engine: Engine, ids: list[str], add: bool) -> None:
     _done(f"Tagged {n} job(s)." if add else f"Removed the tag from {n} job(s).")
 
 
-def _ask_delete(ids: list[str]) -> None:
-    st.session_state[CONFIRM] = list(ids)
-
-
 def _delete(engine: Engine, artifacts: ArtifactStore, ids: list[str]) -> None:
     st.session_state.pop(CONFIRM, None)
     report, kept = retention.delete_jobs(engine, artifacts, ids)
@@ -369,9 +414,68 @@ def _keep() -> None:
     st.session_state.pop(CONFIRM, None)
 
 
+@st.dialog("Re-run jobs", on_dismiss=_forget)
+def _confirm_rerun(engine: Engine, ids: list[str], me: str) -> None:
+    """Several new jobs at once are worth a second look; one re-run is a single click."""
+    _close_once_answered(CONFIRM_RERUN)
+    st.write(
+        f"Re-run {len(ids)} jobs? Each is queued again as a new job, with the same kind, "
+        "parameters and seed."
+    )
+    yes, no = st.columns(2)
+    yes.button(
+        f"Re-run {len(ids)} jobs",
+        type="primary",
+        icon=":material/replay:",
+        on_click=_rerun,
+        args=(engine, ids, me),
+        width="stretch",
+        key="history.rerun_yes",
+    )
+    no.button("Don't re-run", on_click=_forget, width="stretch", key="history.rerun_no")
+
+
+@st.dialog("Cancel jobs", on_dismiss=_forget)
+def _confirm_cancel(engine: Engine, ids: list[str], long: list[tuple[str, str, float]]) -> None:
+    """Names the ticked jobs that have run long, and for how long: the work a yes loses."""
+    _close_once_answered(CONFIRM_CANCEL)
+    runs = [
+        f"**{md_escape(one_line(name, 60))}** ({md_escape(public_id)}), running for "
+        f"{fmt.duration(ran).replace(' ', NBSP)}"
+        for public_id, name, ran in long
+    ]
+    if len(ids) == 1:
+        st.markdown(f"Cancel {runs[0]}? Its work so far will be lost.")
+    else:
+        some = (
+            "1 of them has been running for over a minute; its work so far will be lost"
+            if len(long) == 1
+            else f"{len(long)} of them have been running for over a minute; their work so far "
+            "will be lost"
+        )
+        st.markdown(f"Cancel {len(ids)} jobs? {some}:\n\n" + "\n".join(f"- {run}" for run in runs))
+    yes, no = st.columns(2)
+    yes.button(
+        "Yes, cancel",
+        type="primary",
+        icon=":material/cancel:",
+        on_click=_cancel,
+        args=(engine, ids),
+        width="stretch",
+        key="history.cancel_yes",
+    )
+    no.button(
+        "Keep it running" if len(ids) == 1 else "Keep them",
+        on_click=_forget,
+        width="stretch",
+        key="history.cancel_no",
+    )
+
+
 @st.dialog("Delete jobs", on_dismiss=_keep)
 def _confirm_delete(engine: Engine, artifacts: ArtifactStore, ids: list[str]) -> None:
     """Asked in a dialog; the choice is a callback, so it holds whatever reruns next."""
+    _close_once_answered(CONFIRM)
     st.write(
         f"Delete {len(ids)} job(s) with their results, metrics, logs and files? "
         "This cannot be undone. Queued and running jobs are kept: cancel them first."
@@ -383,9 +487,10 @@ def _confirm_delete(engine: Engine, artifacts: ArtifactStore, ids: list[str]) ->
         icon=":material/delete_forever:",
         on_click=_delete,
         args=(engine, artifacts, ids),
+        width="stretch",
         key="history.delete_yes",
     )
-    no.button("Keep them", on_click=_keep, key="history.delete_no")
+    no.button("Keep them", on_click=_keep, width="stretch", key="history.delete_no")
 
 
 def _done(note: str) -> None:

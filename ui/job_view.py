@@ -23,7 +23,7 @@ from compute.registry import Kind
 from jobstore import queries
 from jobstore.models import StageStatus, Status
 from jobstore.views import JobDetail
-from runlab.errors import UnknownKind
+from runlab.errors import JobNotFound, UnknownKind
 from ui import badges, charts, cost, report
 from ui import format as fmt
 from ui.text import md_escape, one_line
@@ -49,6 +49,11 @@ PAGE_PATH = "job"
 # What a download reads afresh when clicked: every point and a long log, not the page's cut.
 DOWNLOAD_LOG_LINES = 1000
 DOWNLOAD_MAX_POINTS = 1_000_000
+# A job that has run longer than this asks before it is cancelled: its work so far is lost.
+CONFIRM_CANCEL_AFTER = 60.0
+CANCEL_ASKED = "job.cancel_asked"  # (id, seconds run) of the cancel waiting for a yes
+Cancel = Callable[[Engine, str], None]  # the page's own cancel: engine, public id
+NBSP = "\u00a0"  # keeps "12 min 05 s" on one line
 
 
 def refresh_every(status: Status) -> float | None:
@@ -380,3 +385,67 @@ def downloads(engine: Engine, job: JobDetail, kind: Kind | None) -> None:
             key="job.download.report",
             help="One file with the charts inside, that opens without Runlab or a network.",
         )
+
+
+def cancel_button(slot: DeltaGenerator, engine: Engine, job: JobDetail, cancel: Cancel) -> None:
+    """Cancel job: at once for a queued job or one that started under a minute ago; a longer
+    run asks first. `cancel(engine, id)` does the cancelling, once decided."""
+    slot.button(
+        "Cancel job",
+        icon=":material/cancel:",
+        on_click=_ask_cancel,
+        args=(engine, job.id, cancel),
+        disabled=job.cancel_requested,
+        help="Queued jobs stop at once; running ones at their next check. "
+        "A job that has run for over a minute asks first.",
+        key="job.cancel",
+    )
+    asked = st.session_state.get(CANCEL_ASKED)
+    if asked is not None and asked[0] == job.id:
+        _confirm_cancel(engine, job, asked[1], cancel)
+
+
+def _ask_cancel(engine: Engine, public_id: str, cancel: Cancel) -> None:
+    """Decided from the job as it is at the click: the page around the button only reruns
+    when the job ends, so it may have been drawn before the job started."""
+    try:
+        now = queries.get_job(engine, public_id, log_lines=0, max_points=1)
+    except JobNotFound:
+        now = None
+    ran = now.duration_seconds if now is not None and now.status is Status.RUNNING else None
+    if ran is not None and ran > CONFIRM_CANCEL_AFTER:
+        st.session_state[CANCEL_ASKED] = (public_id, ran)
+    else:
+        cancel(engine, public_id)
+
+
+def _cancel_confirmed(engine: Engine, public_id: str, cancel: Cancel) -> None:
+    st.session_state.pop(CANCEL_ASKED, None)
+    cancel(engine, public_id)
+
+
+def _keep_running() -> None:
+    st.session_state.pop(CANCEL_ASKED, None)
+
+
+@st.dialog("Cancel this job?", on_dismiss=_keep_running)
+def _confirm_cancel(engine: Engine, job: JobDetail, ran: float, cancel: Cancel) -> None:
+    """Asked in a dialog; the choice is a callback, so it holds whatever reruns next."""
+    if CANCEL_ASKED not in st.session_state:  # answered: a click in a dialog reruns only it
+        st.rerun()
+    st.markdown(
+        f"Cancel job **{md_escape(one_line(job.name, 80))}**, which has run for "
+        f"{fmt.duration(ran).replace(' ', NBSP)}? It stops at its next check, and its work so "
+        "far will be lost."
+    )
+    yes, no = st.columns(2)
+    yes.button(
+        "Yes, cancel",
+        type="primary",
+        icon=":material/cancel:",
+        on_click=_cancel_confirmed,
+        args=(engine, job.id, cancel),
+        width="stretch",
+        key="job.cancel_yes",
+    )
+    no.button("Keep it running", on_click=_keep_running, width="stretch", key="job.cancel_no")

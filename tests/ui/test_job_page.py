@@ -15,11 +15,12 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, select, update
 from streamlit.testing.v1 import AppTest
 
 from jobstore import queries
 from jobstore import transitions as T
+from jobstore.engine import db_later
 from jobstore.models import Job, JobEvent, JobMetric, JobResult, JobStage, Status
 from tests.polling import wait_for
 from tests.ui import seed
@@ -645,3 +646,51 @@ def test_the_timeline_tab_says_what_the_job_cost(store: Engine) -> None:
     assert "What it cost" in [h.value for h in at.subheader]
     # The seed's job ran no Dask task through a metered client: the page says so.
     assert any("Nothing was measured" in c.value for c in at.caption)
+
+
+def _started_ago(engine: Engine, public_id: str, seconds: float) -> None:
+    """Back-date a running job's start, as if it had been running `seconds` already."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(Job).where(Job.public_id == public_id).values(started_at=db_later(-seconds))
+        )
+
+
+def _cancel_job(at: AppTest) -> AppTest:
+    return next(b for b in at.button if b.label == "Cancel job").click().run()
+
+
+def test_cancel_of_a_job_running_over_a_minute_asks_first(store: Engine) -> None:
+    seed.runner(store)
+    public_id, _ = seed.running(store, "*slow* run")
+    _started_ago(store, public_id, 12 * 60 + 5)
+    at = job_page(public_id)
+
+    _cancel_job(at)
+    question = " ".join(m.value for m in at.markdown).replace("\u00a0", " ")
+    assert f"Cancel job **{md_escape('*slow* run')}**, which has run for 12 min 0" in question
+    assert not queries.get_job(store, public_id).cancel_requested
+
+    at.button(key="job.cancel_no").click().run()  # Keep it running
+    assert not queries.get_job(store, public_id).cancel_requested
+    assert "job.cancel_yes" not in [b.key for b in at.button]
+
+    _cancel_job(at)
+    at.button(key="job.cancel_yes").click().run()
+    assert queries.get_job(store, public_id).cancel_requested
+    assert [t.value for t in at.toast] == ["Cancel requested: the job stops at its next check."]
+
+
+def test_cancel_asks_about_a_job_that_started_long_after_the_page_was_drawn(
+    store: Engine,
+) -> None:
+    seed.runner(store)
+    public_id = seed.queued(store)
+    at = job_page(public_id)  # drawn while the job waits in the queue
+    T.claim(store, seed.RUNNER, limit=1)
+    _started_ago(store, public_id, 5 * 60)
+
+    _cancel_job(at)
+
+    assert at.button(key="job.cancel_yes")
+    assert not queries.get_job(store, public_id).cancel_requested

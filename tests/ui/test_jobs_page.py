@@ -20,6 +20,7 @@ from jobstore.queries import get_job, list_jobs
 from tests.ui import seed
 from tests.ui.conftest import open_page
 from ui import history as history_ui
+from ui.text import md_escape
 
 
 def table(at: AppTest, key: str) -> pd.DataFrame:
@@ -374,3 +375,69 @@ def test_ticks_survive_the_rerun_they_cause_under_a_search_by_age(store: Engine)
     assert "2 selected" in [c.value for c in at.caption]
     at.button(key="history.cancel").click().run()
     assert all(get_job(store, i).status is Status.CANCELLED for i in ids)
+
+
+def _running_for(engine: Engine, public_id: str, seconds: float) -> None:
+    """Back-date a running job's start, as if it had been running `seconds` already."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(Job).where(Job.public_id == public_id).values(started_at=db_later(-seconds))
+        )
+
+
+def test_rerun_of_several_jobs_asks_first_and_queues_them_only_once_confirmed(
+    store: Engine,
+) -> None:
+    first = seed.succeeded(store, "first")
+    second = seed.failed(store, "second")
+    at = select(open_page("pages/jobs.py"), [0, 1])
+
+    at.button(key="history.rerun").click().run()
+    assert "Re-run 2 jobs?" in " ".join(m.value for m in at.markdown)
+    assert {r.id for r in list_jobs(store).rows} == {first, second}  # nothing queued yet
+
+    at.button(key="history.rerun_no").click().run()
+    assert {r.id for r in list_jobs(store).rows} == {first, second}
+    assert "history.rerun_yes" not in [b.key for b in at.button]  # the dialog closed
+
+    at = select(open_page("pages/jobs.py"), [0, 1])
+    at.button(key="history.rerun").click().run()
+    at.button(key="history.rerun_yes").click().run()
+    assert "Queued 2 new job(s)" in at.toast[0].value
+    made = [r for r in list_jobs(store).rows if r.id not in {first, second}]
+    assert sorted((r.name, r.status) for r in made) == [
+        ("first (re-run)", Status.QUEUED),
+        ("second (re-run)", Status.QUEUED),
+    ]
+
+
+def test_cancel_of_a_job_running_over_a_minute_asks_first_and_names_it(store: Engine) -> None:
+    seed.runner(store)
+    long, _ = seed.running(store, "**long** run")
+    waiting = seed.queued(store, "waiting")
+    _running_for(store, long, 12 * 60 + 5)
+    at = select(open_page("pages/jobs.py"), [0, 1])  # newest first: waiting, long
+
+    at.button(key="history.cancel").click().run()
+    question = " ".join(m.value for m in at.markdown).replace("\u00a0", " ")
+    assert "Cancel 2 jobs? 1 of them has been running for over a minute" in question
+    assert f"{md_escape('**long** run')}** ({md_escape(long)}), running for 12 min 0" in question
+    assert not get_job(store, long).cancel_requested  # nothing happens before the yes
+    assert get_job(store, waiting).status is Status.QUEUED
+
+    at.button(key="history.cancel_yes").click().run()
+    assert get_job(store, long).cancel_requested
+    assert get_job(store, waiting).status is Status.CANCELLED
+    assert "1 cancelled" in at.toast[0].value and "1 asked to stop" in at.toast[0].value
+
+
+def test_cancel_of_jobs_that_started_under_a_minute_ago_needs_one_click(store: Engine) -> None:
+    seed.runner(store)
+    fresh, _ = seed.running(store, "fresh")
+    _running_for(store, fresh, 30)
+    at = select(open_page("pages/jobs.py"), [0])
+
+    at.button(key="history.cancel").click().run()
+
+    assert get_job(store, fresh).cancel_requested
+    assert "1 asked to stop" in at.toast[0].value
