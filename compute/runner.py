@@ -511,10 +511,7 @@ class Runner:
             return
         for lease, ctx in held:
             if ctx is not None and not ctx.no_workers.is_set():
-                ctx.no_workers_reason = (
-                    f"as its Dask cluster had no worker for {waited:.0f} s "
-                    f"(RUNLAB_NO_WORKER_SECONDS is {self.settings.no_worker_seconds:g})"
-                )
+                ctx.no_workers_reason = f"as its Dask cluster had no worker for {waited:.0f} s"
                 ctx.no_workers.set()
                 log.warning(
                     "job %s: no Dask worker for %.0f s; handing it back", lease.public_id, waited

@@ -1017,7 +1017,7 @@ def hand_back(
             lease.job_id,
             lease.attempt,
             backoff_base=0.0,
-            message=f"handed back by runner {lease.runner_id} {why}; this attempt is not charged",
+            message=f"handed back {why}; not charged",  # the event names the runner
             actor=lease.runner_id,
             batch=(lease, batch),
             max_attempts=jobs.c.max_attempts + 1,

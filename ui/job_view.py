@@ -252,6 +252,7 @@ def timeline(job: JobDetail) -> None:
                 for a in job.attempts
             ],
             hide_index=True,
+            column_config={"Note": st.column_config.TextColumn(width="large")},
         )
     st.subheader("What it cost")
     cost.cost(job)
