@@ -23,8 +23,8 @@ from jobstore.history import SORTS, BadCursor, Cursor, HistoryPage, Sort
 from jobstore.models import Status
 from jobstore.search import InvalidQuery, Query, check_text, describe, parse
 from runlab.errors import InvalidParams
+from ui import confirm, tables
 from ui import format as fmt
-from ui import tables
 from ui.job_view import CONFIRM_CANCEL_AFTER, NBSP
 from ui.report import csv_cell
 from ui.text import md_escape, one_line
@@ -422,17 +422,15 @@ def _confirm_rerun(engine: Engine, ids: list[str], me: str) -> None:
         f"Re-run {len(ids)} jobs? Each is queued again as a new job, with the same kind, "
         "parameters and seed."
     )
-    yes, no = st.columns(2)
-    yes.button(
-        f"Re-run {len(ids)} jobs",
-        type="primary",
+    confirm.yes_or_no(
+        yes=f"Re-run {len(ids)} jobs",
         icon=":material/replay:",
-        on_click=_rerun,
+        on_yes=_rerun,
         args=(engine, ids, me),
-        width="stretch",
-        key="history.rerun_yes",
+        no="Don't re-run",
+        on_no=_forget,
+        key="history.rerun",
     )
-    no.button("Don't re-run", on_click=_forget, width="stretch", key="history.rerun_no")
 
 
 @st.dialog("Cancel jobs", on_dismiss=_forget)
@@ -454,21 +452,14 @@ def _confirm_cancel(engine: Engine, ids: list[str], long: list[tuple[str, str, f
             "will be lost"
         )
         st.markdown(f"Cancel {len(ids)} jobs? {some}:\n\n" + "\n".join(f"- {run}" for run in runs))
-    yes, no = st.columns(2)
-    yes.button(
-        "Yes, cancel",
-        type="primary",
+    confirm.yes_or_no(
+        yes="Yes, cancel",
         icon=":material/cancel:",
-        on_click=_cancel,
+        on_yes=_cancel,
         args=(engine, ids),
-        width="stretch",
-        key="history.cancel_yes",
-    )
-    no.button(
-        "Keep it running" if len(ids) == 1 else "Keep them",
-        on_click=_forget,
-        width="stretch",
-        key="history.cancel_no",
+        no="Keep it running" if len(ids) == 1 else "Keep them",
+        on_no=_forget,
+        key="history.cancel",
     )
 
 
@@ -480,17 +471,15 @@ def _confirm_delete(engine: Engine, artifacts: ArtifactStore, ids: list[str]) ->
         f"Delete {len(ids)} job(s) with their results, metrics, logs and files? "
         "This cannot be undone. Queued and running jobs are kept: cancel them first."
     )
-    yes, no = st.columns(2)
-    yes.button(
-        "Delete",
-        type="primary",
+    confirm.yes_or_no(
+        yes="Delete",
         icon=":material/delete_forever:",
-        on_click=_delete,
+        on_yes=_delete,
         args=(engine, artifacts, ids),
-        width="stretch",
-        key="history.delete_yes",
+        no="Keep them",
+        on_no=_keep,
+        key="history.delete",
     )
-    no.button("Keep them", on_click=_keep, width="stretch", key="history.delete_no")
 
 
 def _done(note: str) -> None:

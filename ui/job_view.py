@@ -24,7 +24,7 @@ from jobstore import queries
 from jobstore.models import StageStatus, Status
 from jobstore.views import JobDetail
 from runlab.errors import JobNotFound, UnknownKind
-from ui import badges, charts, cost, report
+from ui import badges, charts, confirm, cost, report
 from ui import format as fmt
 from ui.text import md_escape, one_line
 
@@ -439,14 +439,12 @@ def _confirm_cancel(engine: Engine, job: JobDetail, ran: float, cancel: Cancel) 
         f"{fmt.duration(ran).replace(' ', NBSP)}? It stops at its next check, and its work so "
         "far will be lost."
     )
-    yes, no = st.columns(2)
-    yes.button(
-        "Yes, cancel",
-        type="primary",
+    confirm.yes_or_no(
+        yes="Yes, cancel",
         icon=":material/cancel:",
-        on_click=_cancel_confirmed,
+        on_yes=_cancel_confirmed,
         args=(engine, job.id, cancel),
-        width="stretch",
-        key="job.cancel_yes",
+        no="Keep it running",
+        on_no=_keep_running,
+        key="job.cancel",
     )
-    no.button("Keep it running", on_click=_keep_running, width="stretch", key="job.cancel_no")
