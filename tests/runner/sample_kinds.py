@@ -109,3 +109,21 @@ def loses_worker(ctx: JobContext, p: Wait) -> dict[str, Any]:
         for _, value in ctx.as_completed([ctx.client.submit(close_worker_once, p.marker)]):
             return {"value": value}
     return {}
+
+
+@register(
+    "test_stops",
+    title="Stops",
+    description="A short task and a long one; stop and keep ends it with the short one's result.",
+    params=Wait,
+    stages=["wait"],
+    stoppable=True,
+)
+def stops(ctx: JobContext, p: Wait) -> dict[str, Any]:
+    finished = []
+    with ctx.stage("wait"):
+        futures = [ctx.client.submit(sleep_for, s, pure=False) for s in (0.1, p.seconds)]
+        for k, (_, seconds) in enumerate(ctx.as_completed(futures), start=1):
+            finished.append(seconds)
+            ctx.progress(k, len(futures))
+    return {"finished": finished, "partial": len(finished) < len(futures)}

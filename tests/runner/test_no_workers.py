@@ -1,5 +1,5 @@
 """A Dask cluster with no worker: the runner claims nothing, hands back what it holds, and a
-cancel still lands while a driver waits on Dask."""
+cancel or a stop still lands while a driver waits on Dask."""
 
 from __future__ import annotations
 
@@ -122,6 +122,34 @@ def test_cancel_takes_effect_within_5_s_while_the_driver_waits_on_dask(
         wait_for(lambda: tasks() == 0, timeout=10, what="the job's task to be cancelled")
     finally:
         tasks.client.close()  # type: ignore[attr-defined]
+    assert_sound(engine)
+
+
+@on_sqlite_only
+def test_stop_and_keep_takes_effect_within_5_s_while_the_driver_waits_on_dask(
+    engine: Engine, start_runner
+) -> None:
+    start_runner(workers=2, RUNLAB_HEARTBEAT_SECONDS="5", RUNLAB_LEASE_SECONDS="30")
+    job = transitions.submit(engine, "test_stops", {"seconds": 600})
+    wait_for(
+        lambda: queries.get_job(engine, job).progress >= 0.5,
+        timeout=60,
+        what="the short task to finish while the long one runs",
+    )
+
+    asked = time.monotonic()
+    assert (
+        transitions.request_stop(engine, job, ["test_stops"]) is transitions.StopOutcome.REQUESTED
+    )
+    wait_for(
+        lambda: queries.get_job(engine, job).status.terminal, timeout=30, what="the job to end"
+    )
+    took = time.monotonic() - asked
+
+    final = queries.get_job(engine, job)
+    assert final.status is Status.SUCCEEDED, final.error
+    assert final.result == {"finished": [0.1], "partial": True}
+    assert took < 5, f"stopped after {took:.1f} s"
     assert_sound(engine)
 
 
