@@ -30,7 +30,7 @@ from typing import Literal, TypeVar
 
 from jobstore.models import Status
 from runlab.errors import RunlabError
-from runlab.text import TEXT_WHITESPACE, bad_character
+from runlab.text import CONTROL, TEXT_WHITESPACE, bad_character
 
 MAX_TERMS = 20
 MAX_VALUES = 20
@@ -49,7 +49,6 @@ TOKEN = re.compile(
 )
 FIELDS = ("kind", "status", "tag", "owner", "name", "id", "created")
 OUT_OF_RANGE = "date out of range (times go from 0001-01-01 to 9999-12-31, UTC)"
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class Op(enum.StrEnum):
@@ -82,7 +81,7 @@ class InvalidQuery(RunlabError):
         """The query with a caret line under the bad token, for a monospace block. A tab or
         line break shows as a space and another control character as U+FFFD, each one column
         wide, so the caret stays under its token."""
-        shown = _UNPRINTABLE.sub(lambda m: " " if m[0] in TEXT_WHITESPACE else "\ufffd", self.query)
+        shown = CONTROL.sub(lambda m: " " if m[0] in TEXT_WHITESPACE else "\ufffd", self.query)
         return f"{shown}\n{' ' * self.start}{'^' * (self.end - self.start)}"
 
 
@@ -94,7 +93,7 @@ def check_text(text: str, what: str = "a search") -> None:
     """
     why = bad_character(text, allow=TEXT_WHITESPACE)
     if why is not None:
-        at = next(m.start() for m in _UNPRINTABLE.finditer(text) if m[0] not in TEXT_WHITESPACE)
+        at = next(m.start() for m in CONTROL.finditer(text) if m[0] not in TEXT_WHITESPACE)
         raise InvalidQuery(f"{what} {why}", at, at + 1, text)
 
 

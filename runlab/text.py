@@ -13,12 +13,12 @@ from typing import Any
 
 TEXT_WHITESPACE = frozenset("\t\n\r")
 # Unicode's control characters (Cc) and surrogates (Cs).
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def bad_character(text: str, *, allow: frozenset[str] = frozenset()) -> str | None:
     """Why `text` cannot be stored, or None: names the first control character and where."""
-    for found in _CONTROL.finditer(text):
+    for found in CONTROL.finditer(text):
         ch = found.group()
         if ch not in allow:
             what = "a NUL byte" if ch == "\0" else f"the control character U+{ord(ch):04X}"
