@@ -56,8 +56,9 @@ class Cluster:
         keep staffed, so only a cluster the runner started is revived.
         """
         local = self.local
-        if local is None or local.status != Status.running:
+        if local is None or local.status != Status.running or local.loop is None:
             return False
+        loop = local.loop
         gone = [n for n, w in list(local.workers.items()) if w.status in _GONE]
         if not gone and not set(local.worker_spec) - set(local.workers):
             return False
@@ -67,7 +68,7 @@ class Cluster:
                 local.workers.pop(name, None)
             return local._correct_state()  # opens every worker of the spec that is missing
 
-        local.loop.add_callback(_start_again)
+        loop.add_callback(_start_again)
         return True
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import distributed
 from distributed import Client, Future, as_completed
 from sqlalchemy import Engine
 
@@ -245,7 +246,7 @@ class JobContext:
             if pending and self.client is not None:
                 self.client.cancel(pending)
 
-    def _wait_for_one(self, done: as_completed) -> bool:
+    def _wait_for_one(self, done: distributed.as_completed) -> bool:
         """Block until a future is ready (True), or none is left or a stop was asked (False);
         raise meanwhile if the driver should no longer wait."""
         while not done.has_ready():

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args, get_origin
 
 import annotated_types
 from pydantic import BaseModel, ValidationError
@@ -229,16 +229,17 @@ def describe(model: type[BaseModel]) -> list[FieldInfo]:
             kind = "float"
         else:
             kind = "str"
-        lo = hi = None
-        for m in f.metadata:
+        lo: float | None = None
+        hi: float | None = None
+        for m in f.metadata:  # the bounds are numbers on every numeric field of a kind
             if isinstance(m, annotated_types.Ge):
-                lo = m.ge
+                lo = cast(float, m.ge)
             elif isinstance(m, annotated_types.Gt):
-                lo = m.gt
+                lo = cast(float, m.gt)
             elif isinstance(m, annotated_types.Le):
-                hi = m.le
+                hi = cast(float, m.le)
             elif isinstance(m, annotated_types.Lt):
-                hi = m.lt
+                hi = cast(float, m.lt)
         required = f.is_required()
         if f.default_factory is not None:
             default = None if required else f.default_factory()  # type: ignore[call-arg]

@@ -27,10 +27,10 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from jobstore.engine import db_now, reading
-from jobstore.models import TERMINAL, Job, Status
+from jobstore.models import TERMINAL, Job, Status, table_of
 from jobstore.views import as_utc
 
-jobs = Job.__table__
+jobs = table_of(Job)
 MINUTE = timedelta(minutes=1)
 MAX_MINUTES = 24 * 60
 # Newest first in the legend reads oddly; this is the order a person expects.

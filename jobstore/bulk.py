@@ -25,11 +25,12 @@ from jobstore.models import (
     Job,
     StageStatus,
     Status,
+    table_of,
 )
 from jobstore.transitions import new_public_id
 from jobstore.views import as_utc
 
-jobs = Job.__table__
+jobs = table_of(Job)
 COPY_CACHE_KIB = 512 * 1024
 
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, and_, func, select
 
 from jobstore.engine import reading
-from jobstore.models import JobMetric, JobResult
+from jobstore.models import JobMetric, JobResult, table_of
 from jobstore.queries import PUBLIC_ID, SUMMARY_COLUMNS, _summary, jobs, thin
 from jobstore.views import JobSummary
 from runlab.errors import InvalidParams
@@ -179,7 +179,7 @@ def compare(engine: Engine, ids: Sequence[str], *, max_points: int = MAX_POINTS)
 
 def _series(conn: Connection, job_ids: list[int], max_points: int) -> dict[int, Series]:
     """Every job's series from its latest attempt that wrote any, in one statement."""
-    m = JobMetric.__table__
+    m = table_of(JobMetric)
     latest = (
         select(m.c.job_id, func.max(m.c.attempt).label("attempt"))
         .where(m.c.job_id.in_(job_ids))

@@ -12,12 +12,12 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from jobstore.engine import db_now, reading
-from jobstore.models import TERMINAL, Job, JobEvent, JobResult, Runner, Status
+from jobstore.models import TERMINAL, Job, JobEvent, JobResult, Runner, Status, table_of
 
-jobs = Job.__table__
-events = JobEvent.__table__
-results = JobResult.__table__
-runners = Runner.__table__
+jobs = table_of(Job)
+events = table_of(JobEvent)
+results = table_of(JobResult)
+runners = table_of(Runner)
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def check(
             .order_by(events.c.job_id, events.c.id)
         ):
             moves[e.job_id].append(e)
-        result_count = dict(
+        result_count: dict[int, int] = dict(
             conn.execute(select(results.c.job_id, func.count()).group_by(results.c.job_id)).all()
         )
     known = {s.value for s in Status}

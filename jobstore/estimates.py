@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, or_, select
 
 from jobstore.engine import db_now, reading
-from jobstore.models import JobStage, StageStatus, Status
+from jobstore.models import JobStage, StageStatus, Status, table_of
 from jobstore.queries import _queue_position, jobs, runners
 from jobstore.views import JobDetail, as_utc
 
@@ -55,7 +55,7 @@ MAX_RUNNING = 1000
 # Parameters that split the work or seed it without changing how much there is.
 NOT_SIZE = frozenset({"seed", "chunks"})
 
-stages_t = JobStage.__table__
+stages_t = table_of(JobStage)
 
 
 def job_size(params: Mapping[str, Any]) -> float | None:
@@ -230,7 +230,7 @@ class _History:
     def matching(self, kind: str, params: Mapping[str, Any]) -> list[tuple[_Past, float]]:
         """The latest runs of a size within ×2, each with its factor to this job's size."""
         size = self.size(params)
-        out = []
+        out: list[tuple[_Past, float]] = []
         for run in self.runs(kind):
             if len(out) == PAST_RUNS:
                 break

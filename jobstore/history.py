@@ -18,6 +18,7 @@ import binascii
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -41,13 +42,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from jobstore.engine import reading
-from jobstore.models import Job, JobResult
+from jobstore.models import Job, JobResult, table_of
 from jobstore.queries import SUMMARY_COLUMNS, _summary
 from jobstore.search import PUBLIC_ID, FieldTest, Op, Query
 from jobstore.views import JobSummary, as_utc
 
-jobs = Job.__table__
-results = JobResult.__table__
+jobs = table_of(Job)
+results = table_of(JobResult)
 Sort = Literal["created", "name", "kind", "status", "owner", "started", "finished", "duration"]
 SORTS: tuple[Sort, ...] = (
     "created",
@@ -282,14 +283,14 @@ def history(
     with reading(engine) as conn:
         after_id = None if after is None else _row_id(conn, after)
         if key is None:
-            rows = conn.execute(_by_id(where, descending, after_id, limit + 1)).all()
-            return _page(rows, limit, lambda r: Cursor(None, r.public_id))
-        rows = []
+            found = conn.execute(_by_id(where, descending, after_id, limit + 1)).all()
+            return _page(found, limit, lambda r: Cursor(None, r.public_id))
+        rows: list[Any] = []  # the keyed rows, then a _Missing for each without a sort value
         if after is None or not after.missing:
             at = None if after is None or after_id is None else (after.value, after_id)
-            rows = conn.execute(
-                _by_key(key, sort in NULLABLE, where, descending, at, limit + 1)
-            ).all()
+            rows = list(
+                conn.execute(_by_key(key, sort in NULLABLE, where, descending, at, limit + 1)).all()
+            )
         if len(rows) <= limit and sort in NULLABLE:
             # After every row with a value come those without one, by id in the same direction.
             start = after_id if after is not None and after.missing else None
@@ -367,7 +368,7 @@ def _by_key(
     return stmt.order_by(key.asc(), jobs.c.id.asc()).limit(n)
 
 
-def _page(rows: list[Any], limit: int, cursor_of: Any) -> HistoryPage:
+def _page(rows: Sequence[Any], limit: int, cursor_of: Any) -> HistoryPage:
     shown = rows[:limit]
     more = len(rows) > limit
     return HistoryPage(

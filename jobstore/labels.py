@@ -9,12 +9,12 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine, bindparam, select, update
 
-from jobstore.models import Job
+from jobstore.models import Job, table_of
 from jobstore.transitions import MAX_TAG_LENGTH, MAX_TAGS
 from runlab.errors import InvalidParams
 from runlab.text import bad_character
 
-jobs = Job.__table__
+jobs = table_of(Job)
 
 
 def clean_tag(tag: str) -> str:

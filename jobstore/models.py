@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     false,
@@ -67,6 +68,17 @@ class StageStatus(enum.StrEnum):
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: Json, list[Any]: Json}
+
+
+def table_of(model: type[Base]) -> Table:
+    """`model.__table__` typed as the Table it is, for Core's insert(), update() and delete().
+
+    SQLAlchemy types `__table__` as a FromClause, since a class may be mapped to any
+    selectable; every model here is mapped to a Table.
+    """
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 Stamp = DateTime(timezone=True)

@@ -11,13 +11,13 @@ from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from jobstore.engine import db_now, reading
-from jobstore.models import Preset
+from jobstore.models import Preset, table_of
 from jobstore.views import as_utc
 from runlab.errors import InvalidParams
 from runlab.text import bad_character, bad_in_json
 
 NAME_MAX = 200
-presets = Preset.__table__
+presets = table_of(Preset)
 
 
 @dataclass(frozen=True)

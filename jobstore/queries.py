@@ -18,6 +18,7 @@ from jobstore.models import (
     JobStage,
     Runner,
     Status,
+    table_of,
 )
 from jobstore.views import (
     AttemptView,
@@ -36,7 +37,7 @@ from jobstore.views import (
 )
 from runlab.errors import InvalidParams, JobNotFound
 
-jobs = Job.__table__
+jobs = table_of(Job)
 PUBLIC_ID = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
 SUMMARY_COLUMNS = (
     jobs.c.public_id,
@@ -315,13 +316,13 @@ def running_jobs(engine: Engine, *, limit: int = 100) -> list[JobSummary]:
 
 def runners(engine: Engine, *, alive_within: float) -> list[RunnerView]:
     """Runners that have not said they stopped; silent ones are reported as not alive."""
-    r = Runner.__table__
+    r = table_of(Runner)
     with reading(engine) as conn:
         now = as_utc(conn.execute(select(db_now())).scalar_one())
         rows = conn.execute(
             select(r).where(r.c.stopped_at.is_(None)).order_by(r.c.started_at.desc())
         ).all()
-        counts = dict(
+        counts: dict[str | None, int] = dict(
             conn.execute(
                 select(jobs.c.runner_id, func.count())
                 .where(jobs.c.status == Status.RUNNING)
@@ -352,7 +353,7 @@ def runners(engine: Engine, *, alive_within: float) -> list[RunnerView]:
 
 def overview(engine: Engine, *, alive_within: float, recent: int = 10) -> Overview:
     with reading(engine) as conn:
-        counts = dict(
+        counts: dict[str, int] = dict(
             conn.execute(
                 select(jobs.c.status, func.count())
                 .where(jobs.c.status.in_([Status.QUEUED, Status.RUNNING]))

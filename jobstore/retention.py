@@ -50,18 +50,18 @@ from sqlalchemy import (
 
 from jobstore.artifacts import SHA256, TEMPORARY, ArtifactStore, StoredFile
 from jobstore.engine import db_later, is_postgres, reading
-from jobstore.models import Job, JobEvent, JobMetric, JobResult, JobStage, Preset, Status
+from jobstore.models import Job, JobEvent, JobMetric, JobResult, JobStage, Preset, Status, table_of
 
 log = logging.getLogger(__name__)
 
-jobs = Job.__table__
-presets = Preset.__table__
+jobs = table_of(Job)
+presets = table_of(Preset)
 # Each child table with the report field its deleted rows count towards.
 CHILDREN = (
-    (JobStage.__table__, "stages"),
-    (JobEvent.__table__, "events"),
-    (JobMetric.__table__, "metrics"),
-    (JobResult.__table__, "results"),
+    (table_of(JobStage), "stages"),
+    (table_of(JobEvent), "events"),
+    (table_of(JobMetric), "metrics"),
+    (table_of(JobResult), "results"),
 )
 
 BATCH_SIZE = 500
@@ -339,7 +339,7 @@ def _purge_batch(
     engine: Engine,
     artifacts: ArtifactStore | None,
     due: ColumnElement[bool],
-    batch: Sequence[Row[Any]],
+    batch: Sequence[Row[int, str, Any]],  # id, public_id, params
     report: PurgeReport,
 ) -> None:
     """Remove `batch`, each row only if `due` still holds for it when the batch is locked."""
@@ -379,15 +379,15 @@ def _purge_batch(
             if _referenced(conn, sha):
                 continue
         try:
-            size = artifacts.upload_size(sha)
-            if size is None:
+            nbytes = artifacts.upload_size(sha)
+            if nbytes is None:
                 continue
             artifacts.delete_upload(sha)
         except OSError:
             log.warning("could not remove upload %s…; it stays", sha[:12], exc_info=True)
             continue
         report.uploads += 1
-        report.upload_bytes += size
+        report.upload_bytes += nbytes
 
 
 def _uploads_in(params: Iterable[Any]) -> Iterator[str]:
@@ -443,10 +443,10 @@ def _survey(engine: Engine, artifacts: ArtifactStore | None, policy: Policy) -> 
         report.artifact_files += files
         report.artifact_bytes += size
     for sha in orphaned:
-        size = artifacts.upload_size(sha)
-        if size is not None:
+        nbytes = artifacts.upload_size(sha)
+        if nbytes is not None:
             report.uploads += 1
-            report.upload_bytes += size
+            report.upload_bytes += nbytes
     unused, stale = _unused(engine, artifacts)
     report.unused_uploads = len(unused)
     report.unused_upload_bytes = sum(f.size for f in unused)

@@ -264,6 +264,7 @@ def _apply(
             raise bad("an empty phrase matches every name; remove it")
         parts.words.append(t.raw)
         return
+    assert t.op is not None  # TOKEN matches an op wherever it matches a key
     key, op = t.key.lower(), Op.EQ if t.op == ":" else Op(t.op)
     if key in FIELDS and "." not in t.key:
         if not t.raw:
@@ -340,6 +341,8 @@ def _created(t: _Term, op: Op, parts: _Parts, now: datetime, bad: _Bad) -> None:
 
 def _bounds(at: datetime, day: bool, op: Op, bad: _Bad) -> tuple[datetime | None, datetime | None]:
     """The created range a comparison with `at` means: from (inclusive) and to (exclusive)."""
+    lo: datetime | None
+    hi: datetime | None
     if op is Op.EQ:
         if not day:
             raise bad("created: takes a day (2026-11-20); for a moment use created>= or <")

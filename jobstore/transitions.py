@@ -43,6 +43,7 @@ from jobstore.models import (
     Runner,
     StageStatus,
     Status,
+    table_of,
 )
 from jobstore.views import Cost
 from runlab.errors import InvalidParams, JobNotFound, LostJob
@@ -50,12 +51,12 @@ from runlab.text import bad_character
 
 log = logging.getLogger(__name__)
 
-jobs = Job.__table__
-stages_t = JobStage.__table__
-events_t = JobEvent.__table__
-metrics_t = JobMetric.__table__
-results_t = JobResult.__table__
-runners_t = Runner.__table__
+jobs = table_of(Job)
+stages_t = table_of(JobStage)
+events_t = table_of(JobEvent)
+metrics_t = table_of(JobMetric)
+results_t = table_of(JobResult)
+runners_t = table_of(Runner)
 
 NOTIFY_CHANNEL = "runlab_jobs"
 MAX_TAGS = 20

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from jobstore.models import Status
 
 
+@overload
+def as_utc(ts: datetime) -> datetime: ...
+@overload
+def as_utc(ts: None) -> None: ...
 def as_utc(ts: datetime | None) -> datetime | None:
     """SQLite hands back naive UTC times, PostgreSQL aware ones: make them all aware."""
     if ts is None:

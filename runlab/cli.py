@@ -82,7 +82,7 @@ def main() -> None:
 @pass_state
 def kinds(state: _State, as_json: bool) -> None:
     """List the kinds of job, with their parameters, defaults and bounds."""
-    out = []
+    out: list[dict[str, Any]] = []
     for k in registry.all_kinds():
         fields = registry.describe(k.params)
         out.append(
@@ -110,9 +110,9 @@ def kinds(state: _State, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(out, indent=2))
         return
-    for k in out:
-        click.echo(f"{k['kind']}: {k['description']}")
-        for p in k["params"]:
+    for entry in out:
+        click.echo(f"{entry['kind']}: {entry['description']}")
+        for p in entry["params"]:
             default = "automatic" if p["default"] is None and p["optional"] else p["default"]
             click.echo(f"  {p['name']:<20} {p['rule']}; default {default}")
             if p["description"]:
@@ -345,8 +345,8 @@ def show(state: _State, job_id: str, as_json: bool) -> None:
         click.echo(f"error     {job.error.type}: {job.error.message}")
     if job.cost is not None:
         click.echo(f"cost      {_cost_text(job.cost.total)}")
-        for s in job.cost.stages:
-            click.echo(f"  stage   {s.name:<20} {_cost_text(s.cost)}")
+        for sc in job.cost.stages:
+            click.echo(f"  stage   {sc.name:<20} {_cost_text(sc.cost)}")
 
 
 def _cost_text(c: Cost) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from statistics import NormalDist
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import plotly.graph_objects as go
@@ -132,7 +132,7 @@ def _pricer(p: OptionParams, log_x: np.ndarray) -> Callable[[float], np.ndarray]
 
         def knock_out(scale: float) -> np.ndarray:
             a = math.log(barrier / scale) - path
-            alive = (a > 0).all(axis=1)
+            alive = cast(np.ndarray, (a > 0).all(axis=1))  # one row per path
             touch = np.exp(-2.0 * a[:, :-1] * a[:, 1:] / (p.sigma**2 * dt))
             survive = np.prod(1.0 - np.where(alive[:, None], touch, 1.0), axis=1)
             return disc * survive * np.maximum(scale * terminal - p.K, 0.0)
