@@ -10,12 +10,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import unicodedata
 from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from runlab.errors import InvalidUpload
+from runlab.text import CONTROL
 
 if TYPE_CHECKING:
     import numpy as np
@@ -148,7 +148,7 @@ def reference(name: str, data: bytes, field: str = "data") -> Upload:
     digest = hashlib.sha256(data).hexdigest()
     # A file name may hold bytes that are not UTF-8, or control characters: neither is text a
     # database can keep, so each becomes "?".
-    shown = "".join("?" if unicodedata.category(c) in ("Cc", "Cs") else c for c in name[-255:])
+    shown = CONTROL.sub("?", name[-255:])
     return Upload(name=shown or "upload.csv", size=len(data), sha256=digest)
 
 

@@ -314,6 +314,17 @@ def running_jobs(engine: Engine, *, limit: int = 100) -> list[JobSummary]:
     return [_summary(r) for r in rows]
 
 
+def running_among(engine: Engine, public_ids: Sequence[str]) -> list[JobSummary]:
+    """The jobs of `public_ids` that are running now, read through the unique public id."""
+    with reading(engine) as conn:
+        rows = conn.execute(
+            select(*SUMMARY_COLUMNS)
+            .where(jobs.c.public_id.in_(list(public_ids)), jobs.c.status == Status.RUNNING)
+            .order_by(jobs.c.id)
+        ).all()
+    return [_summary(r) for r in rows]
+
+
 def runners(engine: Engine, *, alive_within: float) -> list[RunnerView]:
     """Runners that have not said they stopped; silent ones are reported as not alive."""
     r = table_of(Runner)

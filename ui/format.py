@@ -32,6 +32,11 @@ def duration(seconds: float | None) -> str:
     return f"{days} d {hours} h"
 
 
+def duration_in_a_sentence(seconds: float | None) -> str:
+    """`duration`, with no-break spaces: "12 min 05 s" never splits across two lines."""
+    return duration(seconds).replace(" ", "\u00a0")
+
+
 def ago(ts: datetime | None, now: datetime | None = None) -> str:
     """How long ago `ts` was, in words a person scans quickly: `12 s ago`, `3 h ago`."""
     if ts is None:

@@ -25,12 +25,11 @@ from jobstore.search import InvalidQuery, Query, check_text, describe, parse
 from runlab.errors import InvalidParams
 from ui import confirm, tables
 from ui import format as fmt
-from ui.job_view import CONFIRM_CANCEL_AFTER, NBSP
+from ui.job_view import CONFIRM_CANCEL_AFTER
 from ui.report import csv_cell
 from ui.text import md_escape, one_line
 
 PAGE_SIZE = 25
-RUNNING_LIMIT = 10_000  # the running jobs a bulk cancel looks through for long runs
 CURSOR = "after"
 PREVIOUS = "history.previous"  # this session's cursors of the pages before this one
 NOTICE = "history.notice"
@@ -356,11 +355,10 @@ def _ask_cancel(engine: Engine, ids: list[str]) -> None:
     """Cancel at once, unless a ticked job has run for over a minute: its work would be lost.
 
     Read at the click, as the rows on show may be older than a job's start."""
-    wanted = set(ids)
     long = [
         (job.id, job.name, job.duration_seconds or 0.0)
-        for job in queries.running_jobs(engine, limit=RUNNING_LIMIT)
-        if job.id in wanted and (job.duration_seconds or 0.0) > CONFIRM_CANCEL_AFTER
+        for job in queries.running_among(engine, ids)
+        if (job.duration_seconds or 0.0) > CONFIRM_CANCEL_AFTER
     ]
     if long:
         _ask(CONFIRM_CANCEL, (list(ids), long))
@@ -439,7 +437,7 @@ def _confirm_cancel(engine: Engine, ids: list[str], long: list[tuple[str, str, f
     _close_once_answered(CONFIRM_CANCEL)
     runs = [
         f"**{md_escape(one_line(name, 60))}** ({md_escape(public_id)}), running for "
-        f"{fmt.duration(ran).replace(' ', NBSP)}"
+        f"{fmt.duration_in_a_sentence(ran)}"
         for public_id, name, ran in long
     ]
     if len(ids) == 1:

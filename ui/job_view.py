@@ -53,7 +53,6 @@ DOWNLOAD_MAX_POINTS = 1_000_000
 CONFIRM_CANCEL_AFTER = 60.0
 CANCEL_ASKED = "job.cancel_asked"  # (id, seconds run) of the cancel waiting for a yes
 Cancel = Callable[[Engine, str], None]  # the page's own cancel: engine, public id
-NBSP = "\u00a0"  # keeps "12 min 05 s" on one line
 
 
 def refresh_every(status: Status) -> float | None:
@@ -436,7 +435,7 @@ def _confirm_cancel(engine: Engine, job: JobDetail, ran: float, cancel: Cancel) 
         st.rerun()
     st.markdown(
         f"Cancel job **{md_escape(one_line(job.name, 80))}**, which has run for "
-        f"{fmt.duration(ran).replace(' ', NBSP)}? It stops at its next check, and its work so "
+        f"{fmt.duration_in_a_sentence(ran)}? It stops at its next check, and its work so "
         "far will be lost."
     )
     confirm.yes_or_no(
