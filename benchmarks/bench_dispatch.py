@@ -3,11 +3,11 @@
 For each store (a temporary SQLite file; a fresh schema in PostgreSQL), with `runlab runner`
 subprocesses and the `bench_noop` kind of `benchmarks/dispatch_kind.py`:
 
-latency:    one idle runner; jobs submitted one at a time through `transitions.submit`, a
+latency:    one idle runner; jobs submitted one at a time through `intake.submit`, a
             random 0.1-0.2 s apart. Submit to running is `started_at - created_at`, both in the
             store's own clock.
 throughput: 1, 2 and 4 runners, all registered first; then the jobs are queued in one
-            transaction through the store's bulk path (`transitions.submit_many`), and
+            transaction through the store's bulk path (`intake.submit_many`), and
             the rate is jobs ÷ (last `finished_at` - first `started_at`). Every job must end
             `succeeded` with exactly one claim event.
 locks:      lines saying "database is locked" in the runners' logs, and jobs that failed.
@@ -45,8 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.dispatch_kind import KIND  # noqa: E402
-from compute import registry  # noqa: E402
-from jobstore import queries, transitions  # noqa: E402
+from compute import intake, registry  # noqa: E402
+from jobstore import ledger, queries, transitions  # noqa: E402
 from jobstore.doctor import check  # noqa: E402
 from jobstore.engine import make_engine, migrate, reading  # noqa: E402
 from jobstore.models import TERMINAL, Status  # noqa: E402
@@ -60,7 +60,7 @@ TROUBLE = ("the store did not answer", "could not write progress", "could not ma
 
 jobs_t = transitions.jobs
 stages_t = transitions.stages_t
-events_t = transitions.events_t
+events_t = ledger.events_t
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -365,7 +365,7 @@ def measure_latency(
         runners(url, tmp, label, concurrency) as group,
     ):
         group.start(engine, 1)
-        warm = [transitions.submit(engine, KIND, {}) for _ in range(3)]
+        warm = [intake.submit(engine, KIND, {}) for _ in range(3)]
         public_ids: list[str] = []
         wait_until(
             lambda: all(queries.get_job(engine, p).status.terminal for p in warm),
@@ -373,7 +373,7 @@ def measure_latency(
             what="the warm-up jobs",
         )
         for _ in range(count):
-            public_ids.append(transitions.submit(engine, KIND, {}))
+            public_ids.append(intake.submit(engine, KIND, {}))
             time.sleep(rng.uniform(0.1, 0.2))  # the spacing of arrivals, not a wait for state
         ids = internal_ids(engine, public_ids)
         wait_until(
@@ -414,7 +414,7 @@ def measure_throughput(
         cpu0 = group.cpu_seconds()
         t0 = time.perf_counter()
         # The store's own bulk path: one transaction, the rows `submit` writes.
-        ids = internal_ids(engine, transitions.submit_many(engine, KIND, [{}] * count))
+        ids = internal_ids(engine, intake.submit_many(engine, KIND, [{}] * count))
         queued = time.perf_counter() - t0
         ended = 0
         deadline = time.monotonic() + timeout

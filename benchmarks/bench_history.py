@@ -44,11 +44,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from compute import registry  # noqa: E402
-from jobstore import bulk, compare, queries  # noqa: E402
+from jobstore import compare, queries  # noqa: E402
 from jobstore.engine import make_engine, migrate, reading  # noqa: E402
 from jobstore.history import Cursor, Sort, history  # noqa: E402
 from jobstore.models import Job, Status  # noqa: E402
 from jobstore.search import Query, parse  # noqa: E402
+from tests import bulk  # noqa: E402
 
 PG_ADMIN = os.environ.get("RUNLAB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PG_SCHEMA = "bench_history"

@@ -29,9 +29,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from compute import registry  # noqa: E402
+from compute import intake, registry  # noqa: E402
 from compute.kinds.monte_carlo_pi import chunk_sizes, count_inside  # noqa: E402
-from jobstore import queries, transitions  # noqa: E402
+from jobstore import queries  # noqa: E402
 from jobstore.engine import make_engine, migrate  # noqa: E402
 from jobstore.models import Status  # noqa: E402
 
@@ -45,7 +45,7 @@ def plain(samples: int, chunks: int, seed: int, pool: ProcessPoolExecutor) -> tu
 
 def through_runlab(engine, samples: int, seed: int) -> tuple[float, float, int]:
     start = time.perf_counter()
-    public_id = transitions.submit(engine, "monte_carlo_pi", {"samples": samples, "seed": seed})
+    public_id = intake.submit(engine, "monte_carlo_pi", {"samples": samples, "seed": seed})
     while True:
         job = queries.get_job(engine, public_id, log_lines=0, max_points=1)
         if job.status.terminal:

@@ -22,7 +22,6 @@ from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import psycopg
 import sqlalchemy.exc
 from distributed.comm.core import CommClosedError
 from sqlalchemy import Engine
@@ -30,11 +29,11 @@ from sqlalchemy import Engine
 from compute import registry
 from compute.context import CHECKPOINTS, JobContext
 from compute.results import clean_result
-from jobstore import retention, transitions
+from jobstore import ledger, registration, reports, retention, transitions
 from jobstore.artifacts import ArtifactStore
 from jobstore.engine import is_postgres
 from jobstore.models import Status
-from jobstore.transitions import Lease
+from jobstore.reports import Lease
 from runlab.errors import ClusterLost, JobCancelled, LostJob, NoWorkers, StoreBusy
 from runlab.settings import Settings
 from runlab.versions import software_versions
@@ -162,7 +161,7 @@ class Runner:
 
     def run(self) -> None:
         """Claim and run jobs until `stop()`; then finish or hand back what is running."""
-        transitions.register_runner(
+        registration.register(
             self.engine,
             self.id,
             host=socket.gethostname(),
@@ -234,7 +233,7 @@ class Runner:
             self._hand_back(r)
         self._closed.set()
         try:
-            transitions.runner_stopped(self.engine, self.id)
+            registration.stopped(self.engine, self.id)
         except Exception:
             log.warning("could not mark runner %s stopped", self.id, exc_info=True)
         log.info("runner %s stopped; %d job(s) handed back", self.id, len(left_over))
@@ -294,17 +293,7 @@ class Runner:
 
     def _listen_loop(self) -> None:
         """Wake the claim loop as soon as a job is submitted (PostgreSQL NOTIFY)."""
-        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(url, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {transitions.NOTIFY_CHANNEL}")
-                    while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
-                            self._wake.set()
-            except Exception:
-                log.debug("LISTEN connection lost; polling until it is back", exc_info=True)
-                self._stop.wait(PG_FALLBACK_POLL)
+        ledger.listen(self.engine, self._stop, self._wake.set, retry_after=PG_FALLBACK_POLL)
 
     # --- one job --------------------------------------------------------------------------------
 
@@ -526,7 +515,7 @@ class Runner:
                 held = [(r.lease, r.ctx) for r in self._running.values()]
             workers = self._worker_count(fresh=True)
             try:
-                states = transitions.heartbeat(
+                states = reports.heartbeat(
                     self.engine,
                     self.id,
                     [lease for lease, _ in held],

@@ -27,6 +27,7 @@ filtered: a bounded read whatever the size of the store.
 
 from __future__ import annotations
 
+import enum
 import heapq
 import math
 import statistics
@@ -111,6 +112,18 @@ class Window:
     high: datetime | None = None
 
 
+class Unknown(enum.StrEnum):
+    """Why the main time is missing. Data, not words: `ui.eta` says each to the viewer."""
+
+    RUNNER_SILENT = "runner_silent"  # its runner stopped heartbeating; the job will be handed on
+    STALLED = "stalled"  # no progress for `Estimate.stalled_for` seconds
+    OUTRAN_PAST_RUNS = "outran_past_runs"  # it has run longer than all `past_runs` of its size
+    NOTHING_TO_GO_BY = "nothing_to_go_by"  # no progress yet, and no past runs of its kind and size
+    NO_RUNNER = "no_runner"  # no runner is alive to claim it
+    AHEAD_NEVER_RAN = "ahead_never_ran"  # jobs ahead of it are of a kind with no past runs
+    WAITS_ON_UNKNOWN = "waits_on_unknown"  # it waits on a job whose end cannot be estimated
+
+
 @dataclass(frozen=True)
 class Estimate:
     """What a page says about a job's timing. `unknown` says why the main time is missing."""
@@ -121,8 +134,10 @@ class Estimate:
     finish: Window | None = None  # when it should end
     stage: Window | None = None  # running: when its current stage should end
     stage_name: str | None = None
-    unknown: str | None = None
-    past_runs: int = 0  # of the job's kind and size, behind `finish`
+    unknown: Unknown | None = None
+    stalled_for: float | None = None  # with Unknown.STALLED: seconds since its progress moved
+    # Of the job's kind and size: those behind `finish`, or with OUTRAN_PAST_RUNS, all of them.
+    past_runs: int = 0
     from_progress: bool = False  # whether its progress rate is behind `finish`
     ahead: int = 0
     slots: int = 0
@@ -386,18 +401,16 @@ def _running(
     if job.started_at is None:
         return base
     if row.runner_id not in {r.id for r in alive}:
-        return _with(base, unknown="its runner has gone silent; the job will be handed on")
+        return _with(base, unknown=Unknown.RUNNER_SILENT)
     t = _running_total(
         history, job.kind, job.params, job.started_at, now, job.progress, trail, job.progress_at
     )
     if t.pace.stalled_for is not None:
-        return _with(base, unknown=f"no progress for {_words(t.pace.stalled_for)}")
+        return _with(base, unknown=Unknown.STALLED, stalled_for=t.pace.stalled_for)
     if t.total is None:
         if t.matching:
-            why = f"it has run longer than its {t.matching} past runs of this size"
-        else:
-            why = "no progress yet, and no past runs of this kind and size"
-        return _with(base, unknown=why)
+            return _with(base, unknown=Unknown.OUTRAN_PAST_RUNS, past_runs=t.matching)
+        return _with(base, unknown=Unknown.NOTHING_TO_GO_BY)
     finish = _window(job.started_at, now, t.total)
     stage = _stage_window(conn, history, job, now, finish)
     return _with(
@@ -445,14 +458,14 @@ def _queued(
     position = job.queue_position or _queue_position(conn, row.id, row.priority)
     base = Estimate(now, job.status, ahead=position - 1, slots=slots)
     if slots <= 0:
-        return _with(base, unknown="no runner is alive")
+        return _with(base, unknown=Unknown.NO_RUNNER)
     free = _slots_free(conn, history, now, alive, slots)
     ahead = _ahead(conn, history, row, position - 1)
     if ahead is None:
-        return _with(base, unknown="jobs ahead of it are of a kind with no past runs")
+        return _with(base, unknown=Unknown.AHEAD_NEVER_RAN)
     waits = [_simulate(free, ahead, i) for i in range(3)]
     if math.isinf(waits[0]):
-        return _with(base, unknown="it waits on a job whose end cannot be estimated")
+        return _with(base, unknown=Unknown.WAITS_ON_UNKNOWN)
     ranged = not any(map(math.isinf, waits)) and all(
         len(x) == 3 for x in [*free, *ahead] if not math.isinf(x[0])
     )
@@ -553,12 +566,3 @@ def _simulate(free: Sequence[Triple], ahead: Sequence[Triple], i: int) -> float:
 
 def _with(e: Estimate, **changes: Any) -> Estimate:
     return replace(e, **changes)
-
-
-def _words(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    if minutes < 1:
-        return f"{seconds:.0f} s"
-    if minutes < 120:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60:02d} min"

@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine, bindparam, select, update
 
+from jobstore.enqueue import MAX_TAG_LENGTH, MAX_TAGS
 from jobstore.models import Job, table_of
-from jobstore.transitions import MAX_TAG_LENGTH, MAX_TAGS
 from runlab.errors import InvalidParams
 from runlab.text import bad_character
 

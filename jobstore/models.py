@@ -24,6 +24,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+# Defined in runlab/, so that the settings name statuses without importing the store.
+from runlab.status import TERMINAL as TERMINAL
+from runlab.status import Status as Status
+
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit key.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 # JSONB on PostgreSQL, so that later searches on params and results can be indexed.
@@ -40,23 +44,6 @@ MIGRATION_ONLY_INDEXES = frozenset(
         "ix_jobs_name_trgm",
     }
 )
-
-
-class Status(enum.StrEnum):
-    """A job's state. The only spelling of these strings in the code base."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL
-
-
-TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 
 
 class StageStatus(enum.StrEnum):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import streamlit as st
 from sqlalchemy import Engine
 
+from compute import intake
 from jobstore import queries, transitions
 from jobstore.models import Status
 from runlab.errors import JobNotFound
@@ -78,7 +79,7 @@ elif action.button(
 ):
     st.switch_page(
         "pages/job.py",
-        query_params={"id": transitions.rerun(engine, job.id, owner=settings.owner)},
+        query_params={"id": intake.rerun(engine, job.id, owner=settings.owner)},
     )
 if kind is not None and action.button(
     "Clone",

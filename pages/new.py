@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from compute import registry
-from jobstore import presets, queries, transitions
+from compute import intake, registry
+from jobstore import presets, queries
 from runlab.errors import InvalidParams, JobNotFound
 from ui import forms, resources, sidebar
 from ui.text import md_escape
@@ -101,14 +101,14 @@ if form is not None and form.action == "preset":
         st.rerun()
 elif form is not None:
     try:
-        forms.precheck(kind, form)
-        public_id = transitions.submit(
+        public_id = intake.submit(
             engine,
             kind.name,
             form.params,
             name=form.name,
             owner=settings.owner,
             tags=form.tags,
+            tables=form.tables,
         )
     except InvalidParams as exc:
         form.show_errors(exc.errors)

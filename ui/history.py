@@ -15,9 +15,9 @@ from datetime import datetime, time, timedelta
 import streamlit as st
 from sqlalchemy import Engine
 
-from compute import registry
+from compute import intake, registry
+from jobstore import enqueue, labels, queries, retention, transitions
 from jobstore import history as store_history
-from jobstore import labels, queries, retention, transitions
 from jobstore.artifacts import ArtifactStore
 from jobstore.history import SORTS, BadCursor, Cursor, HistoryPage, Sort
 from jobstore.models import Status
@@ -108,7 +108,7 @@ def controls(me: str) -> View:
     chosen_kinds = middle.multiselect("Kind", kinds, key="kind", placeholder="any kind", **common)
     owner = right.text_input("Owner", key="owner", placeholder="anyone", max_chars=100, **common)
     tag = last.text_input(
-        "Tag", key="tag", placeholder="any tag", max_chars=transitions.MAX_TAG_LENGTH, **common
+        "Tag", key="tag", placeholder="any tag", max_chars=enqueue.MAX_TAG_LENGTH, **common
     )
     left, middle, right, last = st.columns([3, 3, 2, 2], vertical_alignment="bottom")
     name = left.text_input("Name contains", key="name", max_chars=200, **common)
@@ -295,7 +295,7 @@ def selection_bar(engine: Engine, artifacts: ArtifactStore, selected: list[str],
         key="history.rerun",
     )
     with cols[3].popover("Tag", icon=":material/sell:"):
-        st.text_input("Tag", key=TAG_TEXT, max_chars=transitions.MAX_TAG_LENGTH)
+        st.text_input("Tag", key=TAG_TEXT, max_chars=enqueue.MAX_TAG_LENGTH)
         st.button(
             "Add to selected",
             on_click=_retag,
@@ -382,7 +382,7 @@ def _cancel(engine: Engine, ids: list[str]) -> None:
 
 def _rerun(engine: Engine, ids: list[str], me: str) -> None:
     _forget()
-    made = [transitions.rerun(engine, job_id, owner=me) for job_id in ids]
+    made = [intake.rerun(engine, job_id, owner=me) for job_id in ids]
     _done(f"Queued {len(made)} new job(s) with the same parameters and seed.")
 
 

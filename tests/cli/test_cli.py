@@ -11,6 +11,7 @@ import pytest
 
 from jobstore import queries
 from jobstore.engine import make_engine, migrate
+from runlab.errors import InvalidParams
 from tests.cli.conftest import job_count, run
 
 JSON_KEYS = {
@@ -221,7 +222,7 @@ def test_an_upload_is_checked_kept_by_its_sha256_and_referenced_by_the_job(
 ):
     import hashlib
 
-    data = b"x,y\n1.5,a\n2.5,b\n3.0,c\n"
+    data = b"x,y\n" + b"".join(b"%d.5,a\n" % i for i in range(12))  # a bootstrap needs 10 rows
     (tmp_path / "d.csv").write_bytes(data)
     code, out, err = run(
         "submit", "bootstrap", "-p", f"data=@{tmp_path / 'd.csv'}", "-p", "column=x", "--json"
@@ -231,6 +232,27 @@ def test_an_upload_is_checked_kept_by_its_sha256_and_referenced_by_the_job(
     digest = hashlib.sha256(data).hexdigest()
     assert ref == {"name": "d.csv", "size": len(data), "sha256": digest}
     assert (artifact_dir / "uploads" / digest).read_bytes() == data
+
+
+def test_a_column_the_upload_lacks_exits_2_with_the_forms_message_and_stores_nothing(
+    db, artifact_dir, tmp_path
+):
+    from compute import datasets, intake
+
+    data = b"x,y\n" + b"".join(b"%d.5,%d\n" % (i, i) for i in range(12))
+    (tmp_path / "d.csv").write_bytes(data)
+    code, _, err = run(
+        "submit", "bootstrap", "-p", f"data=@{tmp_path / 'd.csv'}", "-p", "column=nope"
+    )
+    assert code == 2
+    # The very check the form runs, on the same table, words the same field-level message.
+    with pytest.raises(InvalidParams) as form:
+        params = {"data": datasets.reference("d.csv", data).model_dump(), "column": "nope"}
+        intake.check("bootstrap", params, tables={"data": datasets.read_csv(data)})
+    assert form.value.errors == {"column": "the file has no column 'nope'"}
+    assert err == "error: column: the file has no column 'nope'\n"
+    assert job_count(db) == 0
+    assert not (artifact_dir / "uploads").exists() or not any((artifact_dir / "uploads").iterdir())
 
 
 @pytest.mark.parametrize(

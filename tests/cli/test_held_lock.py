@@ -8,7 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from jobstore import queries, transitions
+import pytest
+
+from compute import intake
+from jobstore import queries
 from jobstore.engine import make_engine, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,12 +45,14 @@ def runlab(env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess
     return done, time.monotonic() - started
 
 
+# Its deadlines add up to 420 s: three commands of up to 120 s each, then the lock's release.
+@pytest.mark.timeout(480)
 def test_a_held_write_lock_lets_reads_answer_and_makes_a_submit_say_busy(tmp_path: Path) -> None:
     path = tmp_path / "runlab.db"
     url = f"sqlite:///{path}"
     engine = make_engine(url)
     migrate(engine)
-    job = transitions.submit(engine, "demo_stages", {}, name="before the lock")
+    job = intake.submit(engine, "demo_stages", {}, name="before the lock")
     env = {**os.environ, "RUNLAB_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
 
     locker = subprocess.Popen(

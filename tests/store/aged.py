@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
+from compute import intake
+from jobstore import reports
 from jobstore import transitions as T
 from jobstore.artifacts import ArtifactStore
 from jobstore.engine import db_later, reading
@@ -20,14 +22,14 @@ PI = {"samples": 1000, "chunks": 2, "seed": 7}
 CHILD_MODELS = {"stages": JobStage, "events": JobEvent, "metrics": JobMetric, "results": JobResult}
 
 
-def _busy(progress: float) -> T.Report:
+def _busy(progress: float) -> reports.Report:
     """A report that writes a stage, two metrics and a log line: rows for a purge to find."""
-    return T.Report(
+    return reports.Report(
         progress=progress,
         stage="sample",
         stage_updates=[
-            T.StageUpdate(0, "plan", StageStatus.DONE, 1.0, started=True, finished=True),
-            T.StageUpdate(1, "sample", StageStatus.RUNNING, progress, started=True),
+            reports.StageUpdate(0, "plan", StageStatus.DONE, 1.0, started=True, finished=True),
+            reports.StageUpdate(1, "sample", StageStatus.RUNNING, progress, started=True),
         ],
         metrics=[("estimate", 500.0, 3.1), ("estimate", 1000.0, 3.14)],
         logs=[("info", "sampling")],
@@ -46,7 +48,7 @@ def make_job(
 
     Claims the oldest queued job: make queued and running ones last.
     """
-    public_id = T.submit(engine, kind, dict(PI if params is None else params))
+    public_id = intake.submit(engine, kind, dict(PI if params is None else params))
     if status is Status.QUEUED:
         return public_id
     if status is Status.CANCELLED and while_queued:
@@ -54,7 +56,7 @@ def make_job(
         return public_id
     (lease,) = T.claim(engine, RUNNER, limit=1)
     assert lease.public_id == public_id, "make jobs one at a time, with nothing else queued"
-    T.report(engine, lease, _busy(0.5), lease_seconds=30)
+    reports.report(engine, lease, _busy(0.5), lease_seconds=30)
     if status is Status.SUCCEEDED:
         T.succeed(engine, lease, {"estimate": 3.14}, None)
     elif status is Status.FAILED:

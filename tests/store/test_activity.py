@@ -11,10 +11,12 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import Engine, select, update
 
+from compute.intake import submit
 from jobstore.activity import last_hour
 from jobstore.engine import db_now
 from jobstore.models import Job, Status
-from jobstore.transitions import Lease, claim, request_cancel, retry, submit, succeed
+from jobstore.reports import Lease
+from jobstore.transitions import claim, request_cancel, retry, succeed
 from jobstore.transitions import fail as fail_job
 from jobstore.views import as_utc
 

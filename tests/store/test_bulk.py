@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 
 from jobstore import doctor
-from jobstore.bulk import PastJob, copy_jobs
 from jobstore.models import Status
 from jobstore.queries import get_job
+from tests.bulk import PastJob, copy_jobs
 
 
 def test_a_copied_jobs_stages_share_its_run_time_end_to_end(engine: Engine) -> None:

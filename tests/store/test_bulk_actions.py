@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
+from compute import intake
 from jobstore import labels, retention
-from jobstore import transitions as T
 from jobstore.artifacts import ArtifactStore
 from jobstore.models import Job, JobEvent, JobMetric, JobResult, JobStage
 from jobstore.queries import get_job, list_jobs
@@ -17,9 +17,9 @@ from tests.ui import seed
 
 
 def test_tags_are_added_once_and_removed_from_the_chosen_jobs_only(engine: Engine) -> None:
-    a = T.submit(engine, "monte_carlo_pi", {"samples": 1000}, tags=["x"])
-    b = T.submit(engine, "monte_carlo_pi", {"samples": 1000})
-    c = T.submit(engine, "monte_carlo_pi", {"samples": 1000})
+    a = intake.submit(engine, "monte_carlo_pi", {"samples": 1000}, tags=["x"])
+    b = intake.submit(engine, "monte_carlo_pi", {"samples": 1000})
+    c = intake.submit(engine, "monte_carlo_pi", {"samples": 1000})
 
     assert labels.add_tag(engine, [a, b], " q3 ") == 2
     assert labels.add_tag(engine, [a, b], "q3") == 0  # already there
@@ -29,8 +29,10 @@ def test_tags_are_added_once_and_removed_from_the_chosen_jobs_only(engine: Engin
 
 
 def test_a_bad_tag_or_a_full_job_changes_nothing(engine: Engine) -> None:
-    full = T.submit(engine, "monte_carlo_pi", {"samples": 1000}, tags=[f"t{i}" for i in range(20)])
-    other = T.submit(engine, "monte_carlo_pi", {"samples": 1000})
+    full = intake.submit(
+        engine, "monte_carlo_pi", {"samples": 1000}, tags=[f"t{i}" for i in range(20)]
+    )
+    other = intake.submit(engine, "monte_carlo_pi", {"samples": 1000})
     for tag in ["", "   ", "x" * 51]:
         with pytest.raises(InvalidParams) as err:
             labels.add_tag(engine, [other], tag)

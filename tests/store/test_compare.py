@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, text
 
+from compute import intake
+from jobstore import enqueue, reports
 from jobstore import transitions as T
 from jobstore.compare import ABSENT, MAX_JOBS, compare, parse_ids
 from jobstore.engine import is_postgres
@@ -29,11 +31,11 @@ def finished(
     metrics: Sequence[tuple[str, float, float]] = (),
 ) -> str:
     """A job claimed at once, with its metrics; succeeded with `result`, or left running."""
-    public_id = T.submit(engine, kind, params, name=name)
+    public_id = intake.submit(engine, kind, params, name=name)
     [lease] = T.claim(engine, RUNNER)
     assert lease.public_id == public_id
     if metrics:
-        T.report(engine, lease, T.Report(metrics=list(metrics)), lease_seconds=30)
+        reports.report(engine, lease, reports.Report(metrics=list(metrics)), lease_seconds=30)
     if result is not None:
         T.succeed(engine, lease, result)
     return public_id
@@ -184,14 +186,14 @@ def test_the_first_common_series_is_the_default(engine: Engine) -> None:
 def test_each_job_shows_its_latest_attempts_series_thinned_keeping_the_last_point(
     engine: Engine,
 ) -> None:
-    public_id = T.submit(engine, "monte_carlo_pi", {"samples": 1000})
+    public_id = intake.submit(engine, "monte_carlo_pi", {"samples": 1000})
     [first] = T.claim(engine, RUNNER)
-    T.report(engine, first, T.Report(metrics=[("estimate", 1, 9.0)]), lease_seconds=30)
+    reports.report(engine, first, reports.Report(metrics=[("estimate", 1, 9.0)]), lease_seconds=30)
     T.hand_back(engine, first)
     [second] = T.claim(engine, RUNNER)
     assert second.attempt == first.attempt + 1
     points = [("estimate", float(step), step / 10) for step in range(1, 101)]
-    T.report(engine, second, T.Report(metrics=points), lease_seconds=30)
+    reports.report(engine, second, reports.Report(metrics=points), lease_seconds=30)
     other = pi(engine, 1000, 3.1)
 
     cmp = compare(engine, [public_id, other], max_points=10)
@@ -208,7 +210,7 @@ def test_unknown_and_malformed_ids_are_reported_in_order_and_the_rest_compared(
 ) -> None:
     a = pi(engine, 1000, 3.1)
     b = pi(engine, 2000, 3.14)
-    gone = T.new_public_id()
+    gone = enqueue.new_public_id()
 
     cmp = compare(engine, [a, "not an id!", b, gone])
 
@@ -229,7 +231,7 @@ def test_duplicates_collapse_to_their_first_place(engine: Engine) -> None:
 def test_fewer_than_two_or_more_than_ten_distinct_ids_are_refused_at_the_ids_field(
     engine: Engine, count: int
 ) -> None:
-    ids = [T.new_public_id() for _ in range(count)]
+    ids = [enqueue.new_public_id() for _ in range(count)]
 
     with pytest.raises(InvalidParams) as caught:
         compare(engine, ids)

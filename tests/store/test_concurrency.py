@@ -24,10 +24,11 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, func, inspect, select, text
 
+from compute.intake import submit
 from jobstore.engine import MIGRATIONS, make_engine, migrate, reading
 from jobstore.models import MIGRATION_ONLY_INDEXES, Base, Job, JobEvent, Status
 from jobstore.queries import get_job, list_jobs
-from jobstore.transitions import claim, submit
+from jobstore.transitions import claim
 
 START_TIMEOUT = 60.0  # spawned interpreters import numpy and SQLAlchemy before they are ready
 RUN_TIMEOUT = 60.0

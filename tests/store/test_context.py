@@ -7,8 +7,9 @@ import dataclasses
 from sqlalchemy import Engine
 
 from compute.context import JobContext
+from compute.intake import submit
 from jobstore.queries import get_job
-from jobstore.transitions import claim, submit, succeed
+from jobstore.transitions import claim, succeed
 
 PI = {"samples": 1000, "chunks": 2, "seed": 7}
 

@@ -11,20 +11,10 @@ from sqlalchemy import Engine
 
 from compute import cost as metering
 from compute.context import JobContext
+from compute.intake import submit
 from jobstore.queries import get_job
-from jobstore.transitions import (
-    Lease,
-    Report,
-    StageUpdate,
-    Success,
-    claim,
-    fail,
-    hand_back,
-    report,
-    retry,
-    submit,
-    succeed_many,
-)
+from jobstore.reports import Lease, Report, StageUpdate, report
+from jobstore.transitions import Success, claim, fail, hand_back, retry, succeed_many
 from jobstore.views import Cost, JobCost, StageCost
 from runlab.errors import LostJob
 

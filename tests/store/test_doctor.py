@@ -6,19 +6,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, insert, select, update
 
+from compute.intake import submit
 from jobstore.doctor import check
 from jobstore.engine import db_now
 from jobstore.models import Job, JobEvent, JobResult, Status
-from jobstore.transitions import (
-    Report,
-    cancelled,
-    claim,
-    fail,
-    reap,
-    request_cancel,
-    submit,
-    succeed,
-)
+from jobstore.reports import Report
+from jobstore.transitions import cancelled, claim, fail, reap, request_cancel, succeed
 from runlab.cli import cli
 from tests.polling import wait_for
 
@@ -157,7 +150,8 @@ def test_the_doctor_names_a_job_stuck_on_a_cluster_without_workers(engine: Engin
     from datetime import timedelta
 
     from jobstore.models import Runner
-    from jobstore.transitions import heartbeat, register_runner
+    from jobstore.registration import register as register_runner
+    from jobstore.reports import heartbeat
 
     job = submit(engine, "demo_stages", {})
     register_runner(

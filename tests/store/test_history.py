@@ -18,11 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from jobstore import bulk, transitions
+from compute import intake
 from jobstore.engine import make_engine, migrate
 from jobstore.history import SORTS, BadCursor, Cursor, Sort, history
 from jobstore.models import Status
 from jobstore.search import FieldTest, Op, Query, parse
+from tests import bulk
 from tests.conftest import PG_ADMIN_URL, require_postgres, sqlite_url
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -368,7 +369,7 @@ def _token(payload: str) -> str:
 
 
 def test_a_page_link_holds_the_public_id_and_the_sort_value_only(engine: Engine) -> None:
-    ids = [transitions.submit(engine, "monte_carlo_pi", {"samples": 1000}, name=n) for n in "abc"]
+    ids = [intake.submit(engine, "monte_carlo_pi", {"samples": 1000}, name=n) for n in "abc"]
     for sort, value in (("created", None), ("name", "b")):
         page = history(engine, sort=sort, limit=2)
         assert page.next is not None
@@ -414,7 +415,7 @@ def test_the_reported_duration_link_is_refused_as_sent() -> None:
 
 
 def test_a_link_to_a_job_that_no_longer_exists_is_a_bad_cursor(engine: Engine) -> None:
-    transitions.submit(engine, "monte_carlo_pi", {"samples": 1000}, name="kept")
+    intake.submit(engine, "monte_carlo_pi", {"samples": 1000}, name="kept")
     for sort, value in (("created", None), ("name", "kept"), ("duration", None)):
         with pytest.raises(BadCursor):
             history(engine, sort=sort, after=Cursor(value, "Gone0000Gone", value is None))
@@ -422,7 +423,7 @@ def test_a_link_to_a_job_that_no_longer_exists_is_a_bad_cursor(engine: Engine) -
 
 def test_links_at_either_end_of_the_calendar_and_of_durations_still_read(engine: Engine) -> None:
     """The largest values a link may hold bind on both backends: a page, not a DataError."""
-    job = transitions.submit(engine, "monte_carlo_pi", {"samples": 1000}, name="x")
+    job = intake.submit(engine, "monte_carlo_pi", {"samples": 1000}, name="x")
     postgres = engine.dialect.name == "postgresql"
     longest = timedelta(days=999_999_999) if postgres else 999_999_999.0
     for sort, value in (
@@ -450,7 +451,7 @@ def test_keyset_pages_never_skip_or_repeat_while_new_jobs_arrive(
     def writer() -> None:
         while not stop.is_set():
             submitted.append(
-                transitions.submit(engine, "monte_carlo_pi", {"samples": 1000}, owner="ann")
+                intake.submit(engine, "monte_carlo_pi", {"samples": 1000}, owner="ann")
             )
 
     thread = threading.Thread(target=writer)

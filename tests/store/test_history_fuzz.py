@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from jobstore import bulk
 from jobstore.history import SORTS, BadCursor, Cursor, Sort, history
 from jobstore.models import Status
 from jobstore.search import InvalidQuery, parse
+from tests import bulk
 from tests.hostile import PUBLIC_IDS, SEARCHES, cursor_payloads
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

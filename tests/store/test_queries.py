@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
+from compute.intake import submit
+from jobstore.enqueue import new_public_id
 from jobstore.models import Status
 from jobstore.queries import (
     get_job,
@@ -15,15 +17,9 @@ from jobstore.queries import (
     runners,
     running_jobs,
 )
-from jobstore.transitions import (
-    claim,
-    new_public_id,
-    register_runner,
-    request_cancel,
-    runner_stopped,
-    submit,
-    succeed,
-)
+from jobstore.registration import register as register_runner
+from jobstore.registration import stopped as runner_stopped
+from jobstore.transitions import claim, request_cancel, succeed
 from runlab.errors import JobNotFound
 
 RUNNER = "runner-q"

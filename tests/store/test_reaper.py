@@ -5,19 +5,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine, select
 
+from compute.intake import submit
 from jobstore.engine import database_time, reading
 from jobstore.models import Job, JobEvent, StageStatus, Status
 from jobstore.queries import get_job
-from jobstore.transitions import (
-    Report,
-    StageUpdate,
-    backoff_seconds,
-    claim,
-    reap,
-    report,
-    request_cancel,
-    submit,
-)
+from jobstore.reports import Report, StageUpdate, report
+from jobstore.transitions import backoff_seconds, claim, reap, request_cancel
 from runlab.errors import LostJob
 from tests.polling import wait_for
 

@@ -10,10 +10,11 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import Engine, func, select
 
+from compute.intake import rerun, submit, submit_many
 from jobstore.engine import make_engine, reading
 from jobstore.models import JobEvent, JobStage, Status
 from jobstore.queries import get_job, list_jobs, queue_position
-from jobstore.transitions import claim, rerun, submit, submit_many
+from jobstore.transitions import claim
 from runlab.errors import InvalidParams, JobNotFound, UnknownKind
 
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")

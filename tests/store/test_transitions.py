@@ -13,27 +13,22 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select, update
 
 from compute import registry
+from compute.intake import submit
 from jobstore.engine import database_time, db_later, reading
+from jobstore.enqueue import new_public_id
 from jobstore.models import Job, JobEvent, JobMetric, JobResult, JobStage, StageStatus, Status
 from jobstore.queries import get_job, queued_jobs
+from jobstore.reports import Asked, Lease, Report, StageUpdate, heartbeat, report
 from jobstore.transitions import (
-    Asked,
     CancelOutcome,
-    Lease,
-    Report,
-    StageUpdate,
     Success,
     cancelled,
     claim,
     fail,
     hand_back,
-    heartbeat,
-    new_public_id,
     reap,
-    report,
     request_cancel,
     retry,
-    submit,
     succeed,
     succeed_many,
 )

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select, text
 
 from jobstore import jsonb
+from jobstore.enqueue import new_public_id
 from jobstore.models import (
     TERMINAL,
     Job,
@@ -27,7 +28,6 @@ from jobstore.models import (
     Status,
     table_of,
 )
-from jobstore.transitions import new_public_id
 from jobstore.views import as_utc
 
 jobs = table_of(Job)

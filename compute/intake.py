@@ -1,0 +1,172 @@
+"""Checking a submission, the one way a job gets into the store.
+
+`check` is every check a job passes before anything is stored: the kind's model, the text rule,
+the store's limits (`jobstore.enqueue.envelope_errors`) and, given the uploaded tables, the
+columns a parameter names and the kind's own data checks. The form, the CLI and the Python API
+(`submit`, `submit_many`, `rerun` here) all go through it, so a bad `-p column=` is refused by
+`runlab submit` with the very message the form shows. Each failure is `InvalidParams`, naming
+the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
+
+from sqlalchemy import Engine
+
+from compute import datasets, registry
+from jobstore import enqueue as store
+from jobstore.enqueue import MAX_NAME_LENGTH, NewJob
+from runlab.errors import InvalidParams
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from jobstore.artifacts import ArtifactStore
+
+
+class Options(TypedDict, total=False):
+    """What a submission may say besides its kind and parameters."""
+
+    name: str | None
+    idempotency_key: str | None
+    owner: str
+    tags: Sequence[str]
+    priority: int
+    max_attempts: int
+    timeout_seconds: float | None
+    tables: Mapping[str, pd.DataFrame] | None
+
+
+def check(
+    kind: str,
+    params: Mapping[str, Any],
+    *,
+    name: str | None = None,
+    idempotency_key: str | None = None,
+    owner: str = "",
+    tags: Sequence[str] = (),
+    priority: int = 0,
+    max_attempts: int = 3,
+    timeout_seconds: float | None = None,
+    tables: Mapping[str, pd.DataFrame] | None = None,
+) -> NewJob:
+    """The job as the store will keep it, or InvalidParams naming each bad field.
+
+    `tables` maps an upload field to its table, read by `datasets.read_csv`; without it the
+    checks that need the data wait for the driver, which makes them on the same bytes.
+    """
+    spec = registry.get(kind)
+    clean = registry.validate(kind, params)
+    name = (name or "").strip()
+    tags = [str(t).strip() for t in tags if str(t).strip()]
+    if timeout_seconds is None:
+        timeout_seconds = spec.timeout_seconds
+    errors = store.envelope_errors(
+        name=name,
+        tags=tags,
+        owner=owner,
+        priority=priority,
+        max_attempts=max_attempts,
+        timeout_seconds=timeout_seconds,
+        idempotency_key=idempotency_key,
+    )
+    if errors:
+        raise InvalidParams(errors)
+    if tables:
+        _check_data(spec, clean, tables)
+    return NewJob(
+        kind,
+        clean,
+        spec.stage_names(clean),
+        name,
+        owner,
+        tags,
+        priority,
+        max_attempts,
+        timeout_seconds,
+        idempotency_key,
+        seed_drawn=params.get("seed") is None,
+    )
+
+
+def _check_data(
+    spec: registry.Kind, clean: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]
+) -> None:
+    """The columns a parameter names, then the kind's own checks of the table."""
+    for info in registry.describe(spec.params):
+        if info.column_of is not None and info.column_of in tables:
+            value = clean.get(info.name)
+            if value is not None:
+                datasets.column(tables[info.column_of], value, info.name)
+    if spec.check is not None:
+        spec.check(spec.parse(clean), next(iter(tables.values())))
+
+
+def tables_of(
+    kind: str, params: Mapping[str, Any], artifacts: ArtifactStore
+) -> dict[str, pd.DataFrame]:
+    """The tables behind a submission's uploads, read back from the artifact store."""
+    uploads = [i.name for i in registry.describe(registry.get(kind).params) if i.type == "upload"]
+    return {f: datasets.load(artifacts, params[f]) for f in uploads if params.get(f) is not None}
+
+
+def submit(engine: Engine, kind: str, params: Mapping[str, Any], **options: Unpack[Options]) -> str:
+    """Check, store and queue a job; return its public id once it is committed."""
+    return store.enqueue(engine, check(kind, params, **options))
+
+
+def submit_many(
+    engine: Engine,
+    kind: str,
+    params: Sequence[Mapping[str, Any]],
+    *,
+    owner: str = "",
+    tags: Sequence[str] = (),
+    priority: int = 0,
+    max_attempts: int = 3,
+    timeout_seconds: float | None = None,
+    chunk: int = 1000,
+) -> list[str]:
+    """Queue many jobs of one kind in one transaction: all of them, or none.
+
+    Every job is checked first; a bad one raises InvalidParams with its fields prefixed by its
+    position (`3.samples`), before anything is stored.
+    """
+    registry.get(kind)  # an unknown kind is one error, not one per job
+    checked: list[NewJob] = []
+    for i, p in enumerate(params):
+        try:
+            checked.append(
+                check(
+                    kind,
+                    p,
+                    owner=owner,
+                    tags=tags,
+                    priority=priority,
+                    max_attempts=max_attempts,
+                    timeout_seconds=timeout_seconds,
+                )
+            )
+        except InvalidParams as exc:
+            raise InvalidParams({f"{i}.{k}": v for k, v in exc.errors.items()}) from None
+    return store.enqueue_many(engine, checked, chunk=chunk)
+
+
+def rerun(engine: Engine, public_id: str, *, owner: str = "") -> str:
+    """Queue a new job of the same kind with the same parameters, seed included.
+
+    The stored parameters are the validated ones, with the seed the first run drew, so the
+    new job computes the same numbers whenever the software versions match.
+    """
+    was = store.request_of(engine, public_id)
+    return submit(
+        engine,
+        was.kind,
+        was.params,
+        name=f"{was.name} (re-run)"[:MAX_NAME_LENGTH],
+        owner=owner,
+        tags=was.tags,
+        max_attempts=was.max_attempts,
+    )

@@ -1,0 +1,242 @@
+"""Storing new jobs: a checked job, its stages and its `submitted` event, in one transaction.
+
+The store does not know the kinds. `compute.intake.check` validates a submission (the kind's
+model, its uploads and columns, and the limits below) and hands over a `NewJob`; `enqueue`
+only stores it. A job is born `queued` here; every later change of its status is a move of
+`jobstore.states`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from jobstore.engine import db_now, reading
+from jobstore.ledger import events_t, notify
+from jobstore.models import Job, JobStage, StageStatus, Status, table_of
+from runlab.errors import InvalidParams, JobNotFound
+from runlab.text import bad_character
+
+jobs = table_of(Job)
+stages_t = table_of(JobStage)
+
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 50
+# The columns' own sizes, checked before SQL so that both backends refuse the same input:
+# SQLite would store a longer value where PostgreSQL refuses it.
+MAX_NAME_LENGTH = 200
+MAX_OWNER_LENGTH = 100
+MAX_KEY_LENGTH = 200
+MAX_PRIORITY = 1_000_000
+MAX_ATTEMPTS = 100
+MAX_TIMEOUT_SECONDS = 30 * 86400
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job that passed every check, ready to store; made by `compute.intake.check`."""
+
+    kind: str
+    params: dict[str, Any]
+    stage_names: list[str]
+    name: str
+    owner: str
+    tags: list[str]
+    priority: int
+    max_attempts: int
+    timeout_seconds: float | None
+    idempotency_key: str | None
+    # The seed was drawn for this submission, not given: a resubmission under the same
+    # idempotency key draws another, which is not a different request.
+    seed_drawn: bool = False
+
+
+def envelope_errors(
+    *,
+    name: str,
+    tags: Sequence[str],
+    owner: str,
+    priority: int,
+    max_attempts: int,
+    timeout_seconds: float | None,
+    idempotency_key: str | None,
+) -> dict[str, str]:
+    """What is wrong with a job's name, tags, owner, limits and key, by field; the store's
+    columns set these bounds, whatever the kind."""
+    errors: dict[str, str] = {}
+    if len(name) > MAX_NAME_LENGTH:
+        errors["name"] = f"must be at most {MAX_NAME_LENGTH} characters"
+    elif why := bad_character(name):
+        errors["name"] = why
+    if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG_LENGTH for t in tags):
+        errors["tags"] = f"at most {MAX_TAGS} tags of at most {MAX_TAG_LENGTH} characters each"
+    elif why := next(filter(None, map(bad_character, tags)), None):
+        errors["tags"] = why
+    if len(owner) > MAX_OWNER_LENGTH:
+        errors["owner"] = f"must be at most {MAX_OWNER_LENGTH} characters"
+    elif why := bad_character(owner):
+        errors["owner"] = why
+    if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
+        errors["priority"] = f"must be an integer between {-MAX_PRIORITY} and {MAX_PRIORITY}"
+    if not 1 <= max_attempts <= MAX_ATTEMPTS:
+        errors["max_attempts"] = f"must be an integer between 1 and {MAX_ATTEMPTS}"
+    if timeout_seconds is not None and not 1 <= timeout_seconds <= MAX_TIMEOUT_SECONDS:
+        errors["timeout_seconds"] = f"must be a number between 1 and {MAX_TIMEOUT_SECONDS}"
+    if idempotency_key is not None:
+        if not 0 < len(idempotency_key) <= MAX_KEY_LENGTH:
+            errors["idempotency_key"] = f"must be 1 to {MAX_KEY_LENGTH} characters"
+        elif why := bad_character(idempotency_key):
+            errors["idempotency_key"] = why
+    return errors
+
+
+def new_public_id() -> str:
+    """96 random bits, URL-safe: the only id shown or shared.
+
+    Never with a leading "-", which a command line would read as an option (`runlab show -x…`).
+    """
+    while True:
+        public_id = secrets.token_urlsafe(12)
+        if not public_id.startswith("-"):
+            return public_id
+
+
+_INSERT_JOB = (
+    insert(jobs)
+    .values(run_after=db_now(), created_at=db_now())
+    .returning(jobs.c.id, sort_by_parameter_order=True)
+)
+_INSERT_SUBMITTED = insert(events_t).values(
+    at=db_now(), attempt=0, kind="transition", to_status=Status.QUEUED, message="submitted"
+)
+
+
+def _insert_jobs(conn: Connection, new: Sequence[NewJob]) -> list[str]:
+    """Rows, stages and `submitted` events of checked jobs, a few executemany statements."""
+    public_ids = [new_public_id() for _ in new]
+    rows = [
+        {
+            "public_id": public_id,
+            "kind": j.kind,
+            "name": j.name or f"{j.kind} {public_id[:6]}",
+            "owner": j.owner,
+            "tags": j.tags,
+            "params": j.params,
+            "idempotency_key": j.idempotency_key,
+            "priority": j.priority,
+            "queue": "default",
+            "status": Status.QUEUED,
+            "attempt": 0,
+            "max_attempts": j.max_attempts,
+            "timeout_seconds": j.timeout_seconds,
+            "progress": 0.0,
+            "cancel_requested": False,
+        }
+        for public_id, j in zip(public_ids, new, strict=True)
+    ]
+    ids = list(conn.execute(_INSERT_JOB, rows).scalars())
+    stages = [
+        {"job_id": job_id, "idx": i, "name": s, "status": StageStatus.PENDING}
+        for job_id, j in zip(ids, new, strict=True)
+        for i, s in enumerate(j.stage_names)
+    ]
+    if stages:
+        conn.execute(insert(stages_t), stages)
+    conn.execute(_INSERT_SUBMITTED, [{"job_id": job_id} for job_id in ids])
+    return public_ids
+
+
+def enqueue(engine: Engine, job: NewJob) -> str:
+    """Store and queue a checked job; return its public id once it is committed.
+
+    Under an idempotency key already used for the same request, the job stored then.
+    """
+    if job.idempotency_key is not None:
+        existing = _by_idempotency_key(engine, job)
+        if existing is not None:
+            return existing
+    try:
+        with engine.begin() as conn:
+            (public_id,) = _insert_jobs(conn, [job])
+            notify(conn)
+    except IntegrityError:
+        if job.idempotency_key is None:
+            raise
+        existing = _by_idempotency_key(engine, job)
+        if existing is None:
+            raise
+        return existing
+    return public_id
+
+
+def enqueue_many(engine: Engine, new: Sequence[NewJob], *, chunk: int = 1000) -> list[str]:
+    """Store many checked jobs in one transaction: all of them, or none."""
+    out: list[str] = []
+    with engine.begin() as conn:
+        for start in range(0, len(new), chunk):
+            out.extend(_insert_jobs(conn, new[start : start + chunk]))
+        if out:
+            notify(conn)
+    return out
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a stored job was submitted with, for a re-run."""
+
+    kind: str
+    name: str
+    params: dict[str, Any]
+    tags: list[str]
+    max_attempts: int
+
+
+def request_of(engine: Engine, public_id: str) -> Request:
+    """The stored request of a job; its parameters are the validated ones, seed included."""
+    with reading(engine) as conn:
+        row = conn.execute(
+            select(jobs.c.kind, jobs.c.name, jobs.c.params, jobs.c.tags, jobs.c.max_attempts).where(
+                jobs.c.public_id == public_id
+            )
+        ).first()
+    if row is None:
+        raise JobNotFound(public_id)
+    return Request(row.kind, row.name, dict(row.params), list(row.tags or []), row.max_attempts)
+
+
+def _by_idempotency_key(engine: Engine, job: NewJob) -> str | None:
+    """The job already stored under `job`'s key, if any; InvalidParams if it is another job.
+
+    The same key must mean the same request: another kind or other parameters under it is a
+    mistake worth saying, not a reason to hand back a job the caller did not ask for. A seed
+    the caller left out is drawn afresh each time, so it is not compared.
+    """
+    with reading(engine) as conn:
+        row = conn.execute(
+            select(jobs.c.public_id, jobs.c.kind, jobs.c.params).where(
+                jobs.c.idempotency_key == job.idempotency_key
+            )
+        ).first()
+    if row is None:
+        return None
+    drawn = {"seed"} if job.seed_drawn else set()
+    mine = _without(job.params, drawn)
+    theirs = _without(dict(row.params), drawn)
+    if row.kind != job.kind or mine != theirs:
+        what = "a job of another kind" if row.kind != job.kind else "other parameters"
+        raise InvalidParams(
+            {
+                "idempotency_key": f"already used by job {row.public_id}, with {what}; "
+                "use a new key for a different job"
+            }
+        )
+    return str(row.public_id)
+
+
+def _without(params: Mapping[str, Any], keys: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k not in keys}

@@ -1,0 +1,87 @@
+"""The event ledger: every transition, request and log line of a job, in the database's clock.
+
+Events are only ever appended, in the same transaction as the write they describe, so the
+Timeline and `runlab doctor` read what the state machine did, not what a caller meant to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from sqlalchemy import Connection, Engine, insert, text
+
+from jobstore.engine import db_now, is_postgres
+from jobstore.models import JobEvent, Status, table_of
+
+log = logging.getLogger(__name__)
+
+events_t = table_of(JobEvent)
+
+# On PostgreSQL a new or requeued job wakes the runners listening here at once.
+NOTIFY_CHANNEL = "runlab_jobs"
+
+_INSERT_EVENT = insert(events_t).values(at=db_now())
+
+
+def event_row(
+    job_id: int,
+    attempt: int,
+    message: str,
+    *,
+    kind: str = "transition",
+    runner_id: str | None = None,
+    from_status: Status | None = None,
+    to_status: Status | None = None,
+    level: str | None = None,
+    detail: str | None = None,
+) -> dict[str, Any]:
+    """One event's parameters for `insert_events`, which stamps it with the database's clock."""
+    return {
+        "job_id": job_id,
+        "attempt": attempt,
+        "runner_id": runner_id,
+        "kind": kind,
+        "from_status": from_status,
+        "to_status": to_status,
+        "level": level,
+        "message": message,
+        "detail": detail,
+    }
+
+
+def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Many events in one executemany, each stamped by the database's clock."""
+    if rows:
+        conn.execute(_INSERT_EVENT, rows)
+
+
+def notify(conn: Connection) -> None:
+    """Tell listening runners that a job is due; sent when the transaction commits."""
+    if is_postgres(conn):
+        conn.execute(text("SELECT pg_notify(:ch, '')"), {"ch": NOTIFY_CHANNEL})
+
+
+def listen(
+    engine: Engine, stop: threading.Event, wake: Callable[[], None], *, retry_after: float
+) -> None:
+    """Call `wake` on each NOTIFY of new work until `stop` is set; PostgreSQL only.
+
+    LISTEN needs a connection of its own outside any pool, held open for the runner's life.
+    When it is lost, the caller's polling covers the gap: this waits `retry_after` seconds and
+    listens again.
+    """
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    while not stop.is_set():
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                while not stop.is_set():
+                    for _ in conn.notifies(timeout=1.0, stop_after=1):
+                        wake()
+        except Exception:
+            log.debug("LISTEN connection lost; polling until it is back", exc_info=True)
+            stop.wait(retry_after)
