@@ -7,6 +7,7 @@ import importlib.util
 import logging
 import os
 import signal
+import sys
 from dataclasses import dataclass
 
 from distributed import Client, LocalCluster, Worker
@@ -99,6 +100,21 @@ def connect(scheduler: str | None = None, n_workers: int | None = None) -> Clust
     )
     log.info("started a LocalCluster with %d workers at %s", workers, local.scheduler_address)
     return Cluster(Client(local), local)
+
+
+def spawn_without_main() -> None:
+    """Worker processes start without running this process's main module again.
+
+    Dask starts each LocalCluster worker through multiprocessing's spawn, which first imports
+    the parent's `__main__` in the child: by name under `python -m runlab.cli`, by path under
+    the `runlab` script. For a runner that is the CLI, and with it the store, SQLAlchemy and
+    Alembic, in every worker, where a task needs only its kernel's module. Called by the
+    runner's entry point, whose main module defines nothing a task uses.
+    """
+    main = sys.modules["__main__"]
+    main.__spec__ = None
+    with contextlib.suppress(AttributeError):
+        del main.__file__
 
 
 def dask_setup(worker: Worker) -> None:

@@ -6,18 +6,19 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import distributed
 from distributed import Client, Future, as_completed
 from sqlalchemy import Engine
 
 from compute.cost import CostLedger, MeteredClient, StageKey
-from jobstore import transitions
+from compute.seeds import spawn
+from jobstore import reports
 from jobstore.artifacts import ArtifactStore
 from jobstore.models import StageStatus
-from jobstore.transitions import Lease, Report, StageUpdate
+from jobstore.reports import Lease, Report, StageUpdate
 from runlab.errors import JobCancelled, JobTimedOut, LostJob, NoWorkers, UploadMissing
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,92 @@ WAIT_STEP = 0.25
 ASK_PERIOD = 1.0
 CHECKPOINTS = "checkpoints"  # the folder of a job's artifacts that holds its checkpoints
 
+T = TypeVar("T")
 
-class JobContext:
+
+class _Reporting(Protocol):
+    """What the chunk loop uses of a context: JobContext, or a test's in-memory stand-in."""
+
+    client: Any
+
+    def log(self, level: str, message: str) -> None: ...
+
+    def progress(self, done: float, total: float) -> None: ...
+
+    def checkpoint(self, key: str, value: Any) -> None: ...
+
+    def checkpoints(self) -> dict[str, Any]: ...
+
+    def as_completed(self, futures: Iterable[Any]) -> Iterator[tuple[Any, Any]]: ...
+
+
+class ChunkLoop:
+    """The one driver loop of the chunked kinds, for any context that reports like JobContext."""
+
+    def map_chunks(
+        self: _Reporting,
+        kernel: Callable[..., T],
+        chunks: Sequence[tuple[Any, ...]],
+        *,
+        seed: int,
+        resume: Callable[[Mapping[str, Any]], Mapping[int, T]] | None = None,
+        save: Callable[[int, T], Any] | None = None,
+        add: Callable[[int, T], None] | None = None,
+        show: Callable[[], None] | None = None,
+        shared: Callable[[], Any] | None = None,
+        name: str = "chunk",
+    ) -> dict[int, T]:
+        """Run `kernel` once per chunk on Dask; return the chunks that finished, by index.
+
+        Chunk i runs as `kernel(*chunks[i], seed_i)`, or `kernel(data, *chunks[i], seed_i)`
+        where `shared()` made `data`, scattered once and only if some chunk is left to run.
+        `seed_i` is the i-th stream spawned from `seed` (`compute.seeds.spawn`), so a chunk's
+        result depends on the parameters, the seed and i only, never on who ran it or when.
+
+        `resume` picks, from what earlier attempts saved, the chunks that fit this plan; each
+        chunk that finishes is saved as checkpoint `{name}-{i}` (`save(i, result)`, or the
+        result itself), so that a resumed run ends with the results of an uninterrupted one.
+        `add(i, result)` folds every kept chunk into the driver's running totals (the resumed
+        ones first, by index, then each as it finishes), and `show()` draws them on the live
+        chart, once after the resumed chunks and after each chunk that finishes.
+
+        Progress is the share of chunks done. A cancel raises; a "stop and keep" ends the loop
+        with what finished, logged as partial; a stop before any chunk finished raises
+        JobCancelled, as there is nothing to keep.
+        """
+        total = len(chunks)
+        seeds = spawn(seed, total)
+        done: dict[int, T] = {} if resume is None else dict(resume(self.checkpoints()))
+        if done:
+            self.log("info", f"resuming: {len(done)} of {total} {name}s already done")
+            if add is not None:
+                for i in sorted(done):
+                    add(i, done[i])
+            self.progress(len(done), total)
+            if show is not None:
+                show()
+        todo = [i for i in range(total) if i not in done]
+        lead = () if shared is None or not todo else (self.client.scatter(shared()),)
+        futures = {
+            self.client.submit(kernel, *lead, *chunks[i], seeds[i], pure=False): i for i in todo
+        }
+        for k, (fut, result) in enumerate(self.as_completed(futures), start=len(done) + 1):
+            i = futures[fut]
+            done[i] = result
+            self.checkpoint(f"{name}-{i}", result if save is None else save(i, result))
+            self.progress(k, total)
+            if add is not None:
+                add(i, result)
+            if show is not None:
+                show()
+        if total and not done:
+            raise JobCancelled(f"stopped before any {name} finished: there is nothing to keep")
+        if len(done) < total:
+            self.log("info", f"stopped early: kept {len(done)} of {total} {name}s")
+        return dict(sorted(done.items()))
+
+
+class JobContext(ChunkLoop):
     """Buffers a driver's reports and writes them, throttled, behind the attempt's fence.
 
     Progress, stage changes, metrics, log lines and what the tasks cost so far are written at
@@ -41,7 +126,7 @@ class JobContext:
 
     `client` is the Dask client behind a meter: each task submitted through it reports its
     CPU time, wall time and peak memory against the stage it was submitted in
-    (compute/cost.py).
+    (compute/cost.py). A chunked kind runs its tasks through `map_chunks` (`ChunkLoop`).
     """
 
     def __init__(
@@ -268,7 +353,7 @@ class JobContext:
         """A driver waiting on Dask writes nothing, so it reads back what the user asked."""
         self._last_asked = self._clock()
         try:
-            asked = transitions.asked(self._engine, self.lease)
+            asked = reports.asked(self._engine, self.lease)
         except Exception:  # the store is out: the heartbeat carries the request later
             log.debug("could not read the requests for %s", self.job_id, exc_info=True)
             return
@@ -306,7 +391,7 @@ class JobContext:
             if batch.empty():
                 return
             try:
-                asked = transitions.report(
+                asked = reports.report(
                     self._engine, self.lease, batch, lease_seconds=self._lease_seconds
                 )
             except LostJob:
@@ -322,7 +407,7 @@ class JobContext:
             self._last_write = self._last_asked = self._clock()
             self.ask(asked)
 
-    def ask(self, asked: transitions.Asked) -> None:
+    def ask(self, asked: reports.Asked) -> None:
         """Pass on what the user asked of the job, as read back by a write or a heartbeat."""
         if asked.cancel:
             self.cancel_requested.set()

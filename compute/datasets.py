@@ -10,11 +10,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from runlab.errors import InvalidUpload
+from runlab.format import file_size
 from runlab.text import CONTROL
 
 if TYPE_CHECKING:
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 MAX_BYTES = 50 * 1024 * 1024
 MAX_LINE = 100_000  # characters: a real table's row is far shorter; a longer one is a CSV bomb
 MAX_COLUMNS = 1_000
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what the CSV parser ends a line at
 
 
 class Upload(BaseModel):
@@ -38,14 +41,10 @@ class Upload(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Its SHA-256, also its key.")
 
 
-def _size(n: int) -> str:
-    return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n:,} bytes"
-
-
 def too_big(size: int) -> str:
-    if _size(size) == _size(MAX_BYTES):  # just over: only the bytes tell them apart
+    if file_size(size) == file_size(MAX_BYTES):  # just over: only the bytes tell them apart
         return f"the file is {size:,} bytes; the limit is {MAX_BYTES:,} bytes (50 MB)"
-    return f"the file is {_size(size)}; the limit is {_size(MAX_BYTES)}"
+    return f"the file is {file_size(size)}; the limit is {file_size(MAX_BYTES)}"
 
 
 def read_limited(stream: IO[bytes], field: str = "data") -> bytes:
@@ -68,13 +67,18 @@ def read_limited(stream: IO[bytes], field: str = "data") -> bytes:
         size = 0
     if size > MAX_BYTES:
         raise InvalidUpload(too_big(size), field)
-    raise InvalidUpload(f"the file is larger than the limit of {_size(MAX_BYTES)}", field)
+    raise InvalidUpload(f"the file is larger than the limit of {file_size(MAX_BYTES)}", field)
 
 
-def read_csv(data: bytes, field: str = "data") -> pd.DataFrame:
+def read_csv(data: bytes, field: str = "data", *, as_text: bool = False) -> pd.DataFrame:
     """The table in an uploaded CSV, or InvalidUpload saying what is wrong with the file.
 
-    Sizes and line lengths are checked before parsing, so a hostile file costs little.
+    Sizes and line lengths are checked before parsing, so a hostile file costs little. The
+    first row names the columns, and a column of numbers is read as numbers. With `as_text`,
+    for a caller that reads its own values and names lines in its messages, every row that is
+    not blank (the first one too) comes back as the text of its cells, indexed by its line in
+    the file; a row shorter than the first is filled with empty cells, and a longer one is
+    refused. Rows after a quoted value that spans lines are numbered as if it did not.
     """
     if not data or not data.strip():
         raise InvalidUpload("the file is empty", field)
@@ -99,17 +103,46 @@ def read_csv(data: bytes, field: str = "data") -> pd.DataFrame:
     import pandas as pd
 
     try:
-        df = pd.read_csv(io.StringIO(text), sep=delimiter, engine="c", low_memory=False)
+        if as_text:
+            df = _text_rows(text, delimiter)
+        else:
+            df = pd.read_csv(io.StringIO(text), sep=delimiter, engine="c", low_memory=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "it does not parse"
         raise InvalidUpload(f"not a CSV file: {first}", field) from None
     if df.shape[1] > MAX_COLUMNS:
         raise InvalidUpload(f"{df.shape[1]:,} columns; the limit is {MAX_COLUMNS:,}", field)
-    if df.empty:
+    if len(df) < (2 if as_text else 1):
         raise InvalidUpload("the file has a header but no rows", field)
-    if not numeric_columns(df):
+    if not as_text and not numeric_columns(df):
         raise InvalidUpload("no numeric column: every column holds text", field)
     return df
+
+
+def _text_rows(text: str, delimiter: str) -> pd.DataFrame:
+    """The rows of `text` that are not blank, as text, indexed by their line numbers."""
+    import pandas as pd
+
+    # Blank lines are kept as rows, so that a row's place is its line; but the parser finds no
+    # columns in a blank first line, so the blank lines that lead are skipped, and counted.
+    lead = 0
+    for line in _LINE_BREAK.split(text):
+        if line.strip():
+            break
+        lead += 1
+    df = pd.read_csv(
+        io.StringIO(text),
+        sep=delimiter,
+        engine="c",
+        header=None,
+        dtype=str,
+        na_filter=False,
+        skip_blank_lines=False,
+        skiprows=lead,
+    )
+    df.index = pd.RangeIndex(lead + 1, lead + 1 + len(df))
+    filled = (df.apply(lambda cells: cells.str.strip()) != "").any(axis=1)
+    return df[filled]
 
 
 def numeric_columns(df: pd.DataFrame) -> list[str]:

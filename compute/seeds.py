@@ -1,10 +1,12 @@
-"""The seed every kind takes: given, or drawn once at submit and stored with the job."""
+"""The seed every kind takes: given, or drawn once at submit and stored with the job, and the
+one way a job's seed becomes its chunks' streams."""
 
 from __future__ import annotations
 
 import secrets
 from typing import Annotated
 
+import numpy as np
 from pydantic import AfterValidator, Field
 
 # 53 bits: a drawn seed survives a browser, whose numbers are doubles, so the job page shows it
@@ -32,3 +34,9 @@ Seed = Annotated[
     ),
     AfterValidator(_or_drawn),
 ]
+
+
+def spawn(seed: int, n: int) -> list[np.random.SeedSequence]:
+    """One independent stream per chunk, the i-th a function of the job's seed and i only: a
+    chunk draws the same numbers whichever attempt, worker or order runs it."""
+    return np.random.SeedSequence(seed).spawn(n)

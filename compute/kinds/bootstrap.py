@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from compute import datasets
 from compute.context import JobContext
 from compute.datasets import Upload
+from compute.kernels.bootstrap import prepare, resample
 from compute.registry import register
 from compute.seeds import Seed
 from runlab.errors import InvalidUpload, JobCancelled
@@ -35,13 +36,11 @@ MAX_RESAMPLES = 1_000_000
 BUDGET = 5 * 10**10  # resamples × rows: 4 to 11 minutes of one core, so a typo cannot queue days
 CHUNK_RESAMPLES = 20_000  # a chunk's values stay a checkpoint of well under 1 MB of JSON
 CHUNK_INDICES = 50_000_000  # drawn row indices per Dask task: 0.25 to 0.65 s of one core
-BLOCK = 1 << 18  # indices drawn at once in a chunk: 2 MB stays in cache; 2^22 ran a third slower
 MIN_ROWS = 10  # fewer rows give a bootstrap distribution of a handful of distinct values
 MAX_ABS = 1e100  # sums of squares of larger values over millions of rows would overflow
 MAX_UNDEFINED = 0.01  # refused above this share of resamples with a constant column
 HIST_BINS = 50
 METRIC_SECONDS = 0.5  # the live interval is a quantile of every value so far: not every chunk
-CANCEL = 1e-6  # below this share of Σc², a resample's spread is recomputed in two passes
 
 
 class BootstrapParams(BaseModel):
@@ -210,92 +209,6 @@ def jackknife(statistic: str, x: np.ndarray, y: np.ndarray | None = None) -> np.
     vy = (float(cy @ cy) - cy * cy) - sy_i * sy_i / m
     cxy = (float(cx @ cy) - cx * cy) - sx_i * sy_i / m
     return np.clip(cxy / np.sqrt(vx * vy), -1.0, 1.0)
-
-
-def prepare(statistic: str, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-    """The array the chunks resample: sorted for the median (whose resample's median is then
-    the value at the middle of its sorted indices), centred for sums of squares."""
-    if statistic == "mean":
-        return np.ascontiguousarray(x, dtype=np.float64)
-    if statistic == "median":
-        return np.sort(x)
-    if statistic == "std":
-        return x - np.mean(x)
-    assert y is not None
-    return np.stack([x - np.mean(x), y - np.mean(y)])
-
-
-def _exact(g: np.ndarray, h: np.ndarray | None) -> float:
-    """One resample's standard deviation (or correlation, with `h`) in two passes; a constant
-    resample gives 0 (or NaN, the correlation being undefined)."""
-    if g.min() == g.max():
-        return 0.0 if h is None else math.nan
-    dg = g - g.mean()
-    if h is None:
-        return math.sqrt(float(dg @ dg) / (len(g) - 1))
-    if h.min() == h.max():
-        return math.nan
-    dh = h - h.mean()
-    r = float(dg @ dh) / math.sqrt(float(dg @ dg) * float(dh @ dh))
-    return min(1.0, max(-1.0, r))
-
-
-def _block(data: np.ndarray, statistic: str, idx: np.ndarray, space: np.ndarray) -> np.ndarray:
-    """The statistic of each row of resampled indices `idx`; `space` holds the gathered values,
-    reused from block to block."""
-    m, n = idx.shape
-    if statistic == "median":
-        lo, hi = (n - 1) // 2, n // 2
-        idx.partition([lo, hi] if hi != lo else lo, axis=1)
-        return 0.5 * (data[idx[:, lo]] + data[idx[:, hi]]) if hi != lo else data[idx[:, lo]]
-    if statistic == "mean":
-        return np.take(data, idx, out=space[0, :m], mode="clip").mean(axis=1)
-    if statistic == "std":
-        g = np.take(data, idx, out=space[0, :m], mode="clip")
-        s1 = g.sum(axis=1)
-        s2 = np.einsum("ij,ij->i", g, g)
-        var = s2 - s1 * s1 / n
-        out = np.sqrt(np.maximum(var, 0.0) / (n - 1))
-        for i in np.flatnonzero(var <= CANCEL * s2):
-            out[i] = _exact(g[i], None)
-        return out
-    gx = np.take(data[0], idx, out=space[0, :m], mode="clip")
-    gy = np.take(data[1], idx, out=space[1, :m], mode="clip")
-    sx, sy = gx.sum(axis=1), gy.sum(axis=1)
-    sxx, syy = np.einsum("ij,ij->i", gx, gx), np.einsum("ij,ij->i", gy, gy)
-    vx, vy = sxx - sx * sx / n, syy - sy * sy / n
-    cxy = np.einsum("ij,ij->i", gx, gy) - sx * sy / n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.clip(cxy / np.sqrt(vx * vy), -1.0, 1.0)
-    for i in np.flatnonzero((vx <= CANCEL * sxx) | (vy <= CANCEL * syy)):
-        out[i] = _exact(gx[i], gy[i])
-    return out
-
-
-def resample(
-    data: np.ndarray, statistic: str, size: int, seed: np.random.SeedSequence
-) -> list[float | None]:
-    """One chunk: the statistic of `size` resamples drawn from `seed`'s own stream, in draw
-    order; None where the statistic is undefined (a correlation with a constant column).
-
-    Memory is reused: fresh multi-megabyte arrays on every block cost new pages each time,
-    and ran three times slower on this machine.
-    """
-    rng = np.random.Generator(np.random.PCG64(seed))
-    n = data.shape[-1]
-    rows = max(1, min(size, BLOCK // n))
-    gathered = {"median": 0, "correlation": 2}.get(statistic, 1)
-    space = np.empty((gathered, rows, n))
-    out = np.empty(size)
-    done = 0
-    while done < size:
-        m = min(rows, size - done)
-        # Bound to a name, a block's indices are freed only once the next block's are drawn,
-        # so the allocator hands their memory straight back.
-        idx = rng.integers(0, n, size=(m, n))
-        out[done : done + m] = _block(data, statistic, idx, space)
-        done += m
-    return [v if math.isfinite(v) else None for v in out.tolist()]
 
 
 def plan(p: BootstrapParams, rows: int) -> list[int]:
@@ -480,54 +393,46 @@ def run(ctx: JobContext, p: BootstrapParams) -> dict[str, Any]:
         del table
         rows = len(x)
         sizes = plan(p, rows)
-        seeds = np.random.SeedSequence(p.seed).spawn(len(sizes))
-        done = resumable(ctx.checkpoints(), sizes, rows, p)
         ctx.log("info", f"{p.resamples:,} resamples in {len(sizes)} chunks, seed {p.seed}")
-        if done:
-            ctx.log("info", f"resuming: {len(done)} of {len(sizes)} chunks already done")
+    seed = p.seed
+    # The live interval only; the result takes the chunks in index order, at the end.
+    so_far: list[float] = []
+    count = shown = 0
+    last = -math.inf
+
+    def add(i: int, values: list[float | None]) -> None:
+        nonlocal count
+        so_far.extend(v for v in values if v is not None)
+        count += sizes[i]
+
+    def show() -> None:
+        nonlocal last, shown
+        if len(so_far) > 1 and time.monotonic() - last >= METRIC_SECONDS:
+            last, shown = time.monotonic(), count
+            running_interval(ctx, so_far, count, p.confidence)
+
     with ctx.stage("resample"):
-        todo = [i for i in range(len(sizes)) if i not in done]
-        futures: dict[Any, int] = {}
-        if todo:
-            data = ctx.client.scatter(prepare(p.statistic, x, y), broadcast=False)
-            futures = {
-                ctx.client.submit(resample, data, p.statistic, sizes[i], seeds[i], pure=False): i
-                for i in todo
-            }
-        # The live interval only; the result takes the chunks in index order, at the end.
-        so_far = [v for i in sorted(done) for v in done[i] if v is not None]
-        count = sum(sizes[i] for i in done)
-        shown, last = 0, -math.inf
-        if done:
-            ctx.progress(len(done), len(sizes))
-        for k, (fut, values) in enumerate(ctx.as_completed(futures), start=len(done) + 1):
-            i = futures[fut]
-            done[i] = values
-            ctx.checkpoint(
-                f"chunk-{i}",
-                {
-                    "n": sizes[i],
-                    "rows": rows,
-                    "of": len(sizes),
-                    "seed": p.seed,
-                    "statistic": p.statistic,
-                    "values": values,
-                },
-            )
-            ctx.progress(k, len(sizes))
-            so_far.extend(v for v in values if v is not None)
-            count += sizes[i]
-            if len(so_far) > 1 and time.monotonic() - last >= METRIC_SECONDS:
-                last, shown = time.monotonic(), count
-                running_interval(ctx, so_far, count, p.confidence)
+        done = ctx.map_chunks(
+            resample,
+            [(p.statistic, n) for n in sizes],
+            seed=seed,
+            shared=lambda: prepare(p.statistic, x, y),
+            resume=lambda saved: resumable(saved, sizes, rows, p),
+            save=lambda i, values: {
+                "n": sizes[i],
+                "rows": rows,
+                "of": len(sizes),
+                "seed": seed,
+                "statistic": p.statistic,
+                "values": values,
+            },
+            add=add,
+            show=show,
+        )
         if count != shown and len(so_far) > 1:  # the chart ends where the loop did
             running_interval(ctx, so_far, count, p.confidence)
     with ctx.stage("summarise"):
-        if not done:
-            raise JobCancelled("stopped before any chunk finished: there is nothing to keep")
         result = summarise(p, x, y, done, len(sizes))
-        if result["partial"]:
-            ctx.log("info", f"stopped early: kept {len(done)} of {len(sizes)} chunks")
         if result["undefined_resamples"]:
             ctx.log(
                 "warning",

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from pydantic import BaseModel, ConfigDict, Field
 
 from compute.context import JobContext
+from compute.kernels.demo_stages import work
 from compute.registry import register
 
 TICK = 0.5  # seconds per Dask task: short enough to cancel promptly between tasks
@@ -27,13 +28,6 @@ class DemoParams(BaseModel):
 
 def stage_names(p: DemoParams) -> list[str]:
     return [f"stage {i + 1}" for i in range(p.stages)]
-
-
-def work(seconds: float) -> float:
-    """Stand-in for a piece of real work: occupies a worker for `seconds`."""
-    start = time.perf_counter()
-    time.sleep(seconds)
-    return time.perf_counter() - start
 
 
 def figure(result: Mapping[str, Any], series: Mapping[str, tuple[list[float], list[float]]]) -> Any:

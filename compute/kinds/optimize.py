@@ -16,8 +16,9 @@ import plotly.graph_objects as go
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from compute.context import JobContext
+from compute.kernels.optimize import BOXES, path_points, solve, value
 from compute.registry import register
-from compute.seeds import Seed
+from compute.seeds import Seed, spawn
 
 Objective = Literal["rosenbrock", "rastrigin", "ackley", "himmelblau"]
 Method = Literal["Nelder-Mead", "Powell", "L-BFGS-B", "differential_evolution"]
@@ -28,16 +29,8 @@ MAX_ITERATIONS = 1_000_000
 # starts × max_iterations × dimension: tens of minutes of one core for the local methods, so a
 # typo cannot queue a month of work.
 BUDGET = 10**9
-PATH_POINTS = 200  # per start, at most
-PATH_TOTAL = 12_800  # over all starts, so that 256 starts keep the result around a megabyte
 MATCH = 1e-3  # how close a himmelblau start must end to a known minimum to be labelled with it
 
-BOXES: dict[str, tuple[float, float]] = {
-    "rosenbrock": (-2.0, 2.0),
-    "rastrigin": (-5.12, 5.12),
-    "ackley": (-32.768, 32.768),
-    "himmelblau": (-5.0, 5.0),
-}
 HIMMELBLAU_MINIMA: dict[str, tuple[float, float]] = {
     "(3, 2)": (3.0, 2.0),
     "(-2.805118, 3.131312)": (-2.805118, 3.131312),
@@ -103,45 +96,7 @@ class OptimizeParams(BaseModel):
         return v
 
 
-# --- objectives: coordinates along axis 0, so one function serves a point, a population and a grid
-
-
-def value(objective: str, x: np.ndarray) -> Any:
-    """The objective at `x` of shape (d, ...): a float for one point, an array for many."""
-    if objective == "rosenbrock":
-        return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2, axis=0)
-    if objective == "rastrigin":
-        return 10.0 * x.shape[0] + np.sum(x * x - 10.0 * np.cos(2 * np.pi * x), axis=0)
-    if objective == "ackley":
-        r = np.sqrt(np.mean(x * x, axis=0))
-        s = np.mean(np.cos(2 * np.pi * x), axis=0)
-        return -20.0 * np.exp(-0.2 * r) - np.exp(s) + 20.0 + math.e
-    a = x[0] ** 2 + x[1] - 11.0
-    b = x[0] + x[1] ** 2 - 7.0
-    return a * a + b * b
-
-
-def gradient(objective: str, x: np.ndarray) -> np.ndarray:
-    """The exact gradient at one point, so that L-BFGS-B reaches the minimum to full precision."""
-    if objective == "rosenbrock":
-        g = np.zeros_like(x)
-        t = x[1:] - x[:-1] ** 2
-        g[:-1] = -400.0 * x[:-1] * t - 2.0 * (1.0 - x[:-1])
-        g[1:] += 200.0 * t
-        return g
-    if objective == "rastrigin":
-        return 2.0 * x + 20.0 * np.pi * np.sin(2 * np.pi * x)
-    if objective == "ackley":
-        d = x.shape[0]
-        r = math.sqrt(float(np.mean(x * x)))
-        s = float(np.mean(np.cos(2 * np.pi * x)))
-        g = math.exp(s) * 2 * np.pi * np.sin(2 * np.pi * x) / d
-        if r > 0:  # the cone's tip has no gradient; its subgradient 0 is the natural choice
-            g = g + 4.0 * math.exp(-0.2 * r) * x / (d * r)
-        return g
-    a = x[0] ** 2 + x[1] - 11.0
-    b = x[0] + x[1] ** 2 - 7.0
-    return np.array([4.0 * a * x[0] + 2.0 * b, 2.0 * a + 4.0 * b * x[1]])
+# --- the known minima -----------------------------------------------------------------------------
 
 
 def known_minima(objective: str, dimension: int) -> list[list[float]]:
@@ -164,119 +119,10 @@ def label(x: list[float | None]) -> str | None:
 
 
 def plan(p: OptimizeParams) -> list[np.random.SeedSequence]:
-    """One seed per start, one Dask task per start: a function of the parameters only."""
-    return np.random.SeedSequence(p.seed).spawn(p.starts)
-
-
-def path_points(starts: int) -> int:
-    return min(PATH_POINTS, max(2, PATH_TOTAL // starts))
-
-
-def _finite(v: Any) -> float | None:
-    f = float(v)
-    return f if math.isfinite(f) else None
-
-
-def _downsample(n: int, m: int) -> list[int]:
-    """At most `m` indices of `n`, evenly spread, first and last always kept."""
-    if n <= m:
-        return list(range(n))
-    return sorted({round(k * (n - 1) / (m - 1)) for k in range(m)})
-
-
-def solve(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict[str, Any]:
-    """One start, from its own seed: where it ended, how, at what cost, and the way it went."""
-    from scipy.optimize import differential_evolution, minimize
-
-    p = OptimizeParams.model_validate(dict(params))
-    lo, hi = BOXES[p.objective]
-    d = p.dimension
-    rng = np.random.default_rng(seed)
-    x0 = rng.uniform(lo, hi, d)
-    objective = p.objective
-    xs: list[np.ndarray] = [x0]
-    fs: list[float] = [float(value(objective, x0))]
-    calls = [0]  # points evaluated: a vectorised call evaluates a whole population
-
-    def counted(x: np.ndarray) -> Any:
-        calls[0] += 1 if x.ndim == 1 else x.shape[1]
-        return value(objective, x)
-
-    def record(intermediate_result: Any) -> None:
-        xs.append(np.array(intermediate_result.x, dtype=float))
-        fs.append(float(intermediate_result.fun))
-
-    def f(x: np.ndarray) -> float:
-        return float(counted(x))
-
-    tol, iters = p.tolerance, p.max_iterations
-    if p.method == "differential_evolution":
-        res = differential_evolution(
-            counted,
-            [(lo, hi)] * d,
-            maxiter=iters,
-            tol=tol,
-            atol=tol,
-            rng=rng,  # the start point's own stream, carried on
-            x0=x0,
-            polish=True,
-            callback=record,
-            vectorized=True,
-            updating="deferred",
-        )
-    elif p.method == "L-BFGS-B":
-
-        def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
-            return float(counted(x)), gradient(objective, x)
-
-        res = minimize(
-            fg,
-            x0,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[(lo, hi)] * d,
-            callback=record,
-            options={"maxiter": iters, "maxfun": 20 * iters, "ftol": tol, "gtol": tol},
-        )
-    elif p.method == "Powell":
-        res = minimize(
-            f,
-            x0,
-            method="Powell",
-            callback=record,
-            options={"maxiter": iters, "xtol": tol, "ftol": tol},
-        )
-    else:
-        res = minimize(
-            f,
-            x0,
-            method="Nelder-Mead",
-            callback=record,
-            options={"maxiter": iters, "xatol": tol, "fatol": tol, "adaptive": True},
-        )
-    x = np.asarray(res.x, dtype=float)
-    fx = float(res.fun)
-    if not np.array_equal(xs[-1], x):  # a polish step, or a last move after the last callback
-        xs.append(x)
-        fs.append(fx)
-    keep = _downsample(len(fs), path_points(p.starts))
-    best = np.minimum.accumulate(np.array(fs))
-    path: dict[str, list[Any]] = {
-        "iteration": keep,
-        "best_f": [_finite(best[k]) for k in keep],
-    }
-    if d == 2:
-        path["x1"] = [_finite(xs[k][0]) for k in keep]
-        path["x2"] = [_finite(xs[k][1]) for k in keep]
-    ok = math.isfinite(fx) and bool(np.all(np.isfinite(x)))
-    return {
-        "x": [_finite(v) for v in x],
-        "f": fx if ok else None,
-        "converged": bool(res.success) and ok,
-        "evaluations": calls[0],
-        "iterations": int(res.nit),
-        "path": path,
-    }
+    """One seed per start, one Dask task per start: a function of the parameters only, and the
+    very streams the driver's `map_chunks` gives its starts."""
+    assert p.seed is not None  # filled by the model
+    return spawn(p.seed, p.starts)
 
 
 def valid_outcome(o: Any, p: OptimizeParams) -> bool:
@@ -468,42 +314,36 @@ def run_starts(
 def run(ctx: JobContext, p: OptimizeParams) -> dict[str, Any]:
     assert p.seed is not None  # filled by the model
     with ctx.stage("plan"):
-        seeds = plan(p)
-        done = resumable(ctx.checkpoints(), p)
         ctx.log(
             "info",
             f"{p.method} on {p.objective} in {p.dimension} dimensions from {p.starts} starts, "
             f"seed {p.seed}",
         )
-        if done:
-            ctx.log("info", f"resuming: {len(done)} of {p.starts} starts already done")
     params = p.model_dump()
+    evaluations = 0
+    best = math.inf
+
+    def add(_i: int, outcome: dict[str, Any]) -> None:
+        nonlocal evaluations, best
+        evaluations += outcome["evaluations"]
+        if outcome["f"] is not None:
+            best = min(best, outcome["f"])
+
+    def show() -> None:
+        if math.isfinite(best):
+            ctx.metric("best_f", evaluations, best)
+
     with ctx.stage("optimise"):
-        evaluations = sum(o["evaluations"] for o in done.values())
-        found = [o["f"] for o in done.values() if o["f"] is not None]
-        best = min(found, default=math.inf)
-        if done:
-            ctx.progress(len(done), p.starts)
-            if math.isfinite(best):
-                ctx.metric("best_f", evaluations, best)
-        futures = {
-            ctx.client.submit(solve, params, seeds[i], pure=False): i
-            for i in range(p.starts)
-            if i not in done
-        }
-        for k, (fut, outcome) in enumerate(ctx.as_completed(futures), start=len(done) + 1):
-            i = futures[fut]
-            done[i] = outcome
-            ctx.checkpoint(f"start-{i}", outcome)
-            ctx.progress(k, p.starts)
-            evaluations += outcome["evaluations"]
-            if outcome["f"] is not None:
-                best = min(best, outcome["f"])
-            if math.isfinite(best):
-                ctx.metric("best_f", evaluations, best)
+        done = ctx.map_chunks(
+            solve,
+            [(params,)] * p.starts,
+            seed=p.seed,
+            resume=lambda saved: resumable(saved, p),
+            add=add,
+            show=show,
+            name="start",
+        )
     with ctx.stage("summarise"):
         result = summarise(p, done)
-        if result["partial"]:
-            ctx.log("warning", f"stopped early: {len(done)} of {p.starts} starts finished")
         ctx.log("info", f"best f {result['best_f']} after {result['evaluations']:,} evaluations")
     return result

@@ -8,18 +8,17 @@ of not having touched the barrier, so the estimate has no discretisation bias at
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from statistics import NormalDist
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-import numpy as np
 import plotly.graph_objects as go
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from compute.context import JobContext
+from compute.kernels.option_pricing import simulate
 from compute.registry import register
 from compute.seeds import Seed
-from runlab.errors import JobCancelled
 
 OptionType = Literal[
     "european_call", "european_put", "asian_call", "asian_put", "barrier_up_out_call"
@@ -29,8 +28,6 @@ MAX_PATHS = 10**9
 BUDGET = 2 * 10**11  # paths × steps: hours on a laptop, so a typo cannot queue a month of work
 TARGET_CHUNK = 20_000_000  # normal draws per Dask task: about half a second of one core
 MAX_CHUNKS = 10_000
-BLOCK = 1 << 20  # draws held in memory at once, per chunk
-BUMP = 0.01  # relative spot bump of the finite-difference delta (common random numbers)
 Z95 = 1.959963984540054
 
 
@@ -111,88 +108,6 @@ def plan(p: OptionParams) -> list[int]:
     return [unit * (base + (1 if i < extra else 0)) for i in range(chunks)]
 
 
-def _pricer(p: OptionParams, log_x: np.ndarray) -> Callable[[float], np.ndarray]:
-    """Discounted payoffs as a function of the spot, from normalised log paths (a row each).
-
-    What does not depend on the spot (the terminal or average value of a unit path) is computed
-    once, so the delta's two bumped spots cost little more than the price itself.
-    """
-    disc = math.exp(-p.r * p.T)
-    terminal = np.exp(log_x[:, -1])
-    if p.option_type.startswith("european"):
-        return _vanilla(p, terminal)
-    if p.option_type.startswith("asian"):
-        return _vanilla(p, np.exp(log_x).mean(axis=1))
-    else:
-        assert p.barrier is not None
-        dt = p.T / (p.steps or 1)
-        # Distance to the barrier in log terms at every date, the start (0) included.
-        path = np.concatenate([np.zeros((log_x.shape[0], 1)), log_x], axis=1)
-        barrier = p.barrier
-
-        def knock_out(scale: float) -> np.ndarray:
-            a = math.log(barrier / scale) - path
-            alive = cast(np.ndarray, (a > 0).all(axis=1))  # one row per path
-            touch = np.exp(-2.0 * a[:, :-1] * a[:, 1:] / (p.sigma**2 * dt))
-            survive = np.prod(1.0 - np.where(alive[:, None], touch, 1.0), axis=1)
-            return disc * survive * np.maximum(scale * terminal - p.K, 0.0)
-
-        return knock_out
-
-
-def _vanilla(p: OptionParams, unit: np.ndarray) -> Callable[[float], np.ndarray]:
-    """Discounted call or put payoffs on `unit` (the underlying of a unit spot) times a spot."""
-    disc = math.exp(-p.r * p.T)
-    sign = 1.0 if p.option_type.endswith("call") else -1.0
-
-    def payoff(scale: float) -> np.ndarray:
-        return disc * np.maximum(sign * (scale * unit - p.K), 0.0)
-
-    return payoff
-
-
-def simulate(params: Mapping[str, Any], n: int, seed: np.random.SeedSequence) -> list[float]:
-    """One chunk of `n` paths: [samples, Σy, Σy², Σdelta] over independent samples y.
-
-    With antithetic paths a sample is the mean of a path and its mirror, so the standard error
-    counts pairs, not paths.
-    """
-    p = OptionParams.model_validate(dict(params))
-    steps = p.steps or 1
-    dt = p.T / steps
-    drift, vol = (p.r - 0.5 * p.sigma**2) * dt, p.sigma * math.sqrt(dt)
-    rng = np.random.Generator(np.random.PCG64(seed))
-    samples = n // 2 if p.antithetic else n
-    rows = max(1, BLOCK // steps)
-    count, s1, s2, sd = 0, 0.0, 0.0, 0.0
-    up, down = p.S * (1 + BUMP), p.S * (1 - BUMP)
-    signs = (1.0, -1.0) if p.antithetic else (1.0,)
-    left = samples
-    while left > 0:
-        m = min(rows, left)
-        z = rng.standard_normal((m, steps))
-        y = np.zeros(m)
-        d = np.zeros(m)
-        if p.option_type.startswith("european"):
-            # One exponential serves both mirrors: exp(μ - σz) = exp(2μ) / exp(μ + σz).
-            terminal = np.exp(drift + vol * z[:, 0])
-            units = [terminal, math.exp(2 * drift) / terminal] if p.antithetic else [terminal]
-            payoffs = [_vanilla(p, u) for u in units]
-        else:
-            payoffs = [_pricer(p, np.cumsum(drift + (s * vol) * z, axis=1)) for s in signs]
-        for payoff in payoffs:
-            y += payoff(p.S)
-            d += (payoff(up) - payoff(down)) / (up - down)
-        y /= len(signs)
-        d /= len(signs)
-        count += m
-        s1 += float(y.sum())
-        s2 += float(np.dot(y, y))
-        sd += float(d.sum())
-        left -= m
-    return [float(count), s1, s2, sd]
-
-
 def summarise(chunks: list[list[float]]) -> dict[str, float]:
     """Price, standard error, 95 % interval and delta from chunk sums, in any order.
 
@@ -244,6 +159,16 @@ def figure(result: Mapping[str, Any], series: Mapping[str, tuple[list[float], li
     return fig
 
 
+def resumable(saved: Mapping[str, Any], sizes: list[int], antithetic: bool) -> dict[int, list]:
+    """Chunk index → sums, from checkpoints that hold as many samples as this plan's chunk."""
+    out: dict[int, list] = {}
+    for i, n in enumerate(sizes):
+        c = saved.get(f"chunk-{i}")
+        if isinstance(c, list) and len(c) == 4 and c[0] == (n // 2 if antithetic else n):
+            out[i] = c
+    return out
+
+
 @register(
     "option_pricing",
     title="Option pricing",
@@ -258,50 +183,38 @@ def run(ctx: JobContext, p: OptionParams) -> dict[str, Any]:
     assert p.seed is not None  # filled by the model
     with ctx.stage("plan"):
         sizes = plan(p)
-        seeds = np.random.SeedSequence(p.seed).spawn(len(sizes))
-        saved = ctx.checkpoints()
-        done: dict[int, list[float]] = {
-            i: c
-            for i, c in ((i, saved.get(f"chunk-{i}")) for i in range(len(sizes)))
-            if isinstance(c, list)
-            and len(c) == 4
-            and c[0] == (sizes[i] // 2 if p.antithetic else sizes[i])
-        }
         ctx.log("info", f"{p.paths:,} paths in {len(sizes)} chunks, seed {p.seed}")
-        if done:
-            ctx.log("info", f"resuming: {len(done)} of {len(sizes)} chunks already done")
     params = p.model_dump()
+    # Running totals for the live chart; the result sums the chunks exactly, at the end.
+    running = [0.0] * 4
+    paths = 0
+
+    def add(i: int, sums: list[float]) -> None:
+        nonlocal running, paths
+        running = [a + b for a, b in zip(running, sums, strict=True)]
+        paths += sizes[i]
+
+    def show() -> None:
+        if running[0] > 1:
+            now = summarise([running])
+            for name in ("price", "ci_low", "ci_high"):
+                ctx.metric(name, paths, now[name])
+
     with ctx.stage("simulate"):
-        futures = {
-            ctx.client.submit(simulate, params, sizes[i], seeds[i], pure=False): i
-            for i in range(len(sizes))
-            if i not in done
-        }
-        # Running totals for the live chart; the result sums the chunks exactly, at the end.
-        running = [math.fsum(c[j] for c in done.values()) for j in range(4)]
-        paths = sum(sizes[i] for i in done)
-        for k, (fut, sums) in enumerate(ctx.as_completed(futures), start=len(done) + 1):
-            i = futures[fut]
-            done[i] = sums
-            ctx.checkpoint(f"chunk-{i}", sums)
-            ctx.progress(k, len(sizes))
-            running = [a + b for a, b in zip(running, sums, strict=True)]
-            paths += sizes[i]
-            if running[0] > 1:
-                now = summarise([running])
-                for name in ("price", "ci_low", "ci_high"):
-                    ctx.metric(name, paths, now[name])
+        done = ctx.map_chunks(
+            simulate,
+            [(params, n) for n in sizes],
+            seed=p.seed,
+            resume=lambda saved: resumable(saved, sizes, p.antithetic),
+            add=add,
+            show=show,
+        )
     with ctx.stage("summarise"):
         # After "stop and keep", over the chunks that finished: fewer paths, a wider error.
-        kept = sorted(done)
-        if not kept:
-            raise JobCancelled("stopped before any chunk finished: there is nothing to keep")
-        result: dict[str, Any] = summarise([done[i] for i in kept])
+        result: dict[str, Any] = summarise(list(done.values()))
         if p.option_type.startswith("european"):
             result["bs_price"] = black_scholes(p.option_type, p.S, p.K, p.r, p.sigma, p.T)
-        partial = len(kept) < len(sizes)
-        if partial:
-            ctx.log("info", f"stopped early: kept {len(kept)} of {len(sizes)} chunks")
         ctx.log("info", f"price {result['price']:.6g} ± {result['standard_error']:.2g}")
     # An odd path out has no mirror, so `paths` counts what was simulated.
-    return {**result, "paths": sum(sizes[i] for i in kept), "partial": partial, "seed": p.seed}
+    kept = sum(sizes[i] for i in done)
+    return {**result, "paths": kept, "partial": len(done) < len(sizes), "seed": p.seed}

@@ -10,9 +10,6 @@ bin: a discretisation error far below the Monte Carlo error, at any number of sc
 
 from __future__ import annotations
 
-import csv
-import functools
-import io
 import itertools
 import math
 from collections.abc import Mapping
@@ -23,14 +20,23 @@ import numpy as np
 import plotly.graph_objects as go
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from compute import datasets
 from compute.context import JobContext
+from compute.kernels.portfolio_risk import (
+    BINS,
+    FRACTION,
+    TRADING_DAYS,
+    _symmetric,
+    edges,
+    exposure,
+    simulate,
+)
 from compute.registry import register
 from compute.seeds import Seed
-from runlab.errors import InvalidUpload, JobCancelled
+from runlab.errors import InvalidUpload
 
 Distribution = Literal["normal", "student_t"]
 
-TRADING_DAYS = 252
 MAX_ASSETS = 200
 MAX_WEIGHT = 10.0  # |weight|: up to tenfold leverage, short or long
 MAX_RETURN = 5.0  # |expected annual return|
@@ -45,7 +51,6 @@ BUDGET = 2 * 10**10  # scenarios × assets: normal draws
 SUM_TOLERANCE = 1e-6
 SYMMETRY_TOLERANCE = 1e-8
 PSD_TOLERANCE = 1e-10
-MAX_CSV_BYTES = 5 * 1024 * 1024
 
 # Work per scenario in normal-draw equivalents: its draws, about three for a chi-squared draw
 # (Student-t), and about one for the binning.
@@ -54,18 +59,6 @@ CHI2_COST = 3
 TARGET_CHUNK = 20_000_000  # normal-draw equivalents per Dask task: about 0.4 s of one core
 MAX_CHUNKS = 2_000
 MIN_CHUNK = 1_000  # scenarios
-BLOCK = 1 << 20  # normal draws held in memory at once, per chunk
-MIN_ROWS = 16_384  # scenarios per block, however many assets: the binning has a fixed cost
-
-# The loss grid, in units of the loss scale around the mean loss (see `exposure`).
-GRID_HALF = 8.0  # the uniform part spans ±8 scale units
-GRID_STEP = 1e-3  # and its bins are a thousandth of the scale
-GRID_RATIO = 1e-3  # beyond it each bin is 0.1 % wider than the one before
-GRID_REACH = 1e8  # scale units; losses beyond are kept as counts and sums
-UNIFORM_BINS = 16_000
-TAIL_BINS = math.ceil(math.log(GRID_REACH / GRID_HALF) / math.log1p(GRID_RATIO))
-BINS = UNIFORM_BINS + 2 * TAIL_BINS
-FRACTION = 1 << 16  # a loss's place inside its bin is kept to 1/65536 of the bin's width
 DISPLAY_BINS = 100
 Z95 = 1.959963984540054
 
@@ -277,50 +270,6 @@ class PortfolioParams(BaseModel):
         return None if distribution is not None else v
 
 
-def _symmetric(c: list[list[float]]) -> np.ndarray:
-    a = np.asarray(c, dtype=np.float64)
-    return (a + a.T) / 2.0
-
-
-def factor(c: np.ndarray) -> np.ndarray:
-    """A matrix F with F Fᵀ = c: Cholesky when c is positive definite, else from its eigen
-    decomposition, which also serves the singular matrices of perfectly correlated assets."""
-    try:
-        f = np.linalg.cholesky(c)
-        if np.isfinite(f).all():
-            return f
-    except np.linalg.LinAlgError:
-        pass
-    values, vectors = np.linalg.eigh(c)
-    return vectors * np.sqrt(np.clip(values, 0.0, None))
-
-
-def exposure(p: PortfolioParams) -> tuple[float, float, np.ndarray]:
-    """(mean loss, loss scale, direction d): a scenario's loss is mean + scale · x with
-    x = d·y for y standard normal, times √(dof/W) for W chi-squared under Student-t.
-
-    With R = w·μ h + √h w·(σ ∘ F z), the loss −V R is linear in z through b = Fᵀ(w ∘ σ), so
-    each scenario costs its n draws and one dot product, not an n×n product. In these units x
-    is a standard normal or a standard t whatever the portfolio: one grid serves every job.
-    """
-    w = np.asarray(p.weights, dtype=np.float64)
-    vol = np.asarray(p.volatilities, dtype=np.float64)
-    h = p.horizon_days / TRADING_DAYS
-    b = factor(_symmetric(p.correlation)).T @ (w * vol)
-    norm = float(np.sqrt(np.dot(b, b)))
-    mean = (
-        -p.portfolio_value
-        * h
-        * math.fsum(a * m for a, m in zip(p.weights, p.expected_returns, strict=True))
-    )
-    scale = p.portfolio_value * math.sqrt(h) * norm
-    if p.distribution == "student_t":
-        assert p.dof is not None
-        scale *= math.sqrt((p.dof - 2.0) / p.dof)  # so that the covariance is the correlation's
-    direction = -b / norm if norm > 0 else np.zeros_like(b)
-    return mean, scale, direction
-
-
 def plan(p: PortfolioParams) -> list[int]:
     """Scenarios per chunk: a function of the parameters only, never of the cluster, so that
     the same parameters and seed give the same numbers on any number of workers."""
@@ -329,87 +278,6 @@ def plan(p: PortfolioParams) -> list[int]:
     chunks = max(1, min(chunks, MAX_CHUNKS, p.scenarios // MIN_CHUNK))
     base, extra = divmod(p.scenarios, chunks)
     return [base + (1 if i < extra else 0) for i in range(chunks)]
-
-
-@functools.cache
-def edges() -> np.ndarray:
-    """The loss grid's bin edges, in scale units: uniform inside ±GRID_HALF, geometric beyond."""
-    tail = GRID_HALF * np.exp(np.arange(1, TAIL_BINS + 1) * math.log1p(GRID_RATIO))
-    uniform = -GRID_HALF + GRID_STEP * np.arange(UNIFORM_BINS + 1)
-    out = np.concatenate([-tail[::-1], uniform, tail])
-    out.flags.writeable = False
-    return out
-
-
-def _bin(x: np.ndarray, counts: np.ndarray, fracs: np.ndarray, outside: list[list[float]]) -> None:
-    """Add losses x (scale units) to the grid's counts and in-bin positions, in place.
-
-    The uniform part is found by arithmetic; only the rare losses beyond it are searched for.
-    `outside` holds [count, Σx] below the grid's first edge and beyond its last.
-    """
-    e = edges()
-    u = (x + GRID_HALF) * (1.0 / GRID_STEP)
-    k = np.floor(u)
-    inner = (k >= 0) & (k < UNIFORM_BINS)
-    if inner.all():
-        idx = k.astype(np.intp) + TAIL_BINS
-        pos = np.rint((u - k) * FRACTION)
-    else:
-        xo = x[~inner]
-        j = np.searchsorted(e, xo, side="right") - 1
-        below, above = j < 0, j >= BINS
-        for side, mask in ((0, below), (1, above)):
-            if mask.any():
-                outside[side][0] += float(np.count_nonzero(mask))
-                outside[side][1] += float(xo[mask].sum())
-        keep = ~(below | above)
-        jk = j[keep]
-        at = np.clip((xo[keep] - e[jk]) / (e[jk + 1] - e[jk]), 0.0, 1.0)
-        ki = k[inner]
-        idx = np.concatenate([ki.astype(np.intp) + TAIL_BINS, jk])
-        pos = np.concatenate([np.rint((u[inner] - ki) * FRACTION), np.rint(at * FRACTION)])
-    counts += np.bincount(idx, minlength=BINS)
-    fracs += np.bincount(idx, weights=pos, minlength=BINS).astype(np.int64)
-
-
-def simulate(params: Mapping[str, Any], n: int, seed: np.random.SeedSequence) -> dict[str, Any]:
-    """One chunk of `n` scenarios, as its losses' histogram on the fixed grid.
-
-    Returns only the non-empty bins: `at` (the first bin's index, then steps to the next),
-    `counts`, and `fracs` (Σ of each loss's place inside its bin, in 1/FRACTION of the width),
-    all integers; `sum` (Σx), and `below`/`above` ([count, Σx] off the grid).
-    """
-    p = PortfolioParams.model_validate(dict(params))
-    _, _, direction = exposure(p)
-    assets = len(direction)
-    rng = np.random.Generator(np.random.PCG64(seed))
-    rows = max(MIN_ROWS, BLOCK // assets)
-    counts = np.zeros(BINS, dtype=np.int64)
-    fracs = np.zeros(BINS, dtype=np.int64)
-    outside: list[list[float]] = [[0.0, 0.0], [0.0, 0.0]]
-    sums: list[float] = []
-    tiny = np.finfo(np.float64).tiny
-    left = n
-    while left > 0:
-        m = min(rows, left)
-        x = rng.standard_normal((m, assets)) @ direction
-        if p.distribution == "student_t":
-            assert p.dof is not None
-            w = rng.chisquare(p.dof, m)
-            x *= np.sqrt(p.dof / np.maximum(w, tiny))
-        sums.append(float(x.sum()))
-        _bin(x, counts, fracs, outside)
-        left -= m
-    nz = np.flatnonzero(counts)
-    return {
-        "n": n,
-        "at": np.diff(nz, prepend=0).tolist(),
-        "counts": counts[nz].tolist(),
-        "fracs": fracs[nz].tolist(),
-        "sum": math.fsum(sums),
-        "below": [int(outside[0][0]), outside[0][1]],
-        "above": [int(outside[1][0]), outside[1][1]],
-    }
 
 
 def valid_chunk(c: Any, n: int) -> bool:
@@ -572,7 +440,7 @@ def summarise(
     for i in sorted(chunks):
         tally.add(chunks[i])
     n = tally.n
-    mean, scale, _ = exposure(p)
+    mean, scale, _ = exposure(p.model_dump())
 
     def money(x: float) -> float:
         return mean + scale * x
@@ -635,37 +503,16 @@ def from_csv(data: bytes) -> dict[str, list]:
         stocks,0.6,0.07,0.2,1,0.2
         bonds,0.4,0.03,0.06,0.2,1
 
-    Commas separate the values (semicolons or tabs also do, if the header holds no comma).
-    Returns `weights`, `expected_returns`, `volatilities` and `correlation`; the parameter
-    model then checks them (adding up to 1, positive semi-definite, and so on).
+    Commas, semicolons or tabs separate the values. The file goes through the one intake of
+    uploads (`datasets.read_csv`: its size limit, its checks, its messages). Returns
+    `weights`, `expected_returns`, `volatilities` and `correlation`; the parameter model then
+    checks them (adding up to 1, positive semi-definite, and so on).
     """
-    if len(data) > MAX_CSV_BYTES:
-        raise InvalidUpload(f"the file is {len(data) / 1024 / 1024:.1f} MB; the limit is 5 MB")
-    if not data.strip():
-        raise InvalidUpload("the file is empty")
-    if b"\x00" in data:
-        raise InvalidUpload("not a CSV file: it holds binary data")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidUpload("not a CSV file: it is not UTF-8 text") from None
-    if not text.strip():
-        raise InvalidUpload("the file is empty")
-    first = text.lstrip().splitlines()[0]
-    delimiter = ","
-    if "," not in first:
-        delimiter = ";" if ";" in first else "\t" if "\t" in first else ","
-    try:
-        rows = [
-            (reader.line_num, [cell.strip() for cell in row])
-            for reader in [csv.reader(io.StringIO(text), delimiter=delimiter)]
-            for row in reader
-            if any(cell.strip() for cell in row)
-        ]
-    except csv.Error as exc:
-        raise InvalidUpload(f"not a CSV file: {exc}") from None
-    if not rows:
-        raise InvalidUpload("the file is empty")
+    table = datasets.read_csv(data, as_text=True)
+    rows = [
+        (int(line), [cell.strip() for cell in cells])
+        for line, cells in zip(table.index, table.to_numpy().tolist(), strict=True)
+    ]
     (_, header), body = rows[0], rows[1:]
     names = [h.lower() for h in header]
     for i, column in enumerate(CSV_COLUMNS):
@@ -674,16 +521,12 @@ def from_csv(data: bytes) -> dict[str, list]:
                 f"the header has no column {column!r} in place {i + 1}; it must start "
                 f"{','.join(CSV_COLUMNS)}, then name each asset"
             )
-    if not body:
-        raise InvalidUpload("the file has a header but no rows")
     if len(body) > MAX_ASSETS:
         raise InvalidUpload(f"the file has {len(body):,} assets; the limit is {MAX_ASSETS}")
     columns = header[len(CSV_COLUMNS) :]
     assets: list[str] = []
     values: list[list[float]] = []
     for line, row in body:
-        if len(row) != len(header):
-            raise InvalidUpload(f"line {line} has {len(row)} values; the header has {len(header)}")
         if not row[0]:
             raise InvalidUpload(f"line {line}: the asset has no name")
         if row[0] in assets:
@@ -691,6 +534,8 @@ def from_csv(data: bytes) -> dict[str, list]:
         assets.append(row[0])
         numbers = []
         for name, cell in zip(header[1:], row[1:], strict=True):
+            if not cell:
+                raise InvalidUpload(f"line {line}, column {name!r} has no value")
             try:
                 x = float(cell)
             except ValueError:
@@ -780,48 +625,32 @@ def run(ctx: JobContext, p: PortfolioParams) -> dict[str, Any]:
     assert p.seed is not None  # filled by the model
     with ctx.stage("plan"):
         sizes = plan(p)
-        seeds = np.random.SeedSequence(p.seed).spawn(len(sizes))
-        done = resumable(ctx.checkpoints(), sizes)
-        mean, scale, _ = exposure(p)
+        params = p.model_dump()
+        mean, scale, _ = exposure(params)
         ctx.log(
             "info",
             f"{p.scenarios:,} scenarios of {len(p.weights)} assets in {len(sizes)} chunks, "
             f"seed {p.seed}",
         )
-        if done:
-            ctx.log("info", f"resuming: {len(done)} of {len(sizes)} chunks already done")
-    params = p.model_dump()
     tally = Tally()
+
+    def show() -> None:
+        for level in p.levels:
+            ctx.metric(f"var_{level_key(level)}", tally.n, mean + scale * tally.var(level))
+
     with ctx.stage("simulate"):
-        for i in sorted(done):
-            tally.add(done[i])
-
-        def report() -> None:
-            for level in p.levels:
-                ctx.metric(f"var_{level_key(level)}", tally.n, mean + scale * tally.var(level))
-
-        if done:
-            ctx.progress(len(done), len(sizes))
-            report()
-        futures = {
-            ctx.client.submit(simulate, params, sizes[i], seeds[i], pure=False): i
-            for i in range(len(sizes))
-            if i not in done
-        }
-        for k, (fut, chunk) in enumerate(ctx.as_completed(futures), start=len(done) + 1):
-            i = futures[fut]
-            done[i] = chunk
-            ctx.checkpoint(f"chunk-{i}", {**chunk, "of": len(sizes)})
-            ctx.progress(k, len(sizes))
-            tally.add(chunk)
-            report()
+        done = ctx.map_chunks(
+            simulate,
+            [(params, n) for n in sizes],
+            seed=p.seed,
+            resume=lambda saved: resumable(saved, sizes),
+            save=lambda _i, chunk: {**chunk, "of": len(sizes)},
+            add=lambda _i, chunk: tally.add(chunk),
+            show=show,
+        )
     with ctx.stage("summarise"):
         # After "stop and keep", over the chunks that finished: fewer scenarios, wider intervals.
-        if not done:
-            raise JobCancelled("stopped before any chunk finished: there is nothing to keep")
         result = summarise(p, done, len(sizes))
-        if result["partial"]:
-            ctx.log("info", f"stopped early: kept {len(done)} of {len(sizes)} chunks")
         top = level_key(max(p.levels))
         ctx.log(
             "info",

@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from compute.context import LEVELS
+from compute.context import LEVELS, ChunkLoop
 
 
 class FakeFuture:
@@ -32,9 +32,9 @@ class FakeClient:
         return FakeFuture(fn, args)
 
 
-class FakeContext:
+class FakeContext(ChunkLoop):
     """Chunks finish in reverse order, and the loop ends after `stop_after` of them, as
-    "stop and keep" ends it (never, by default)."""
+    "stop and keep" ends it (never, by default). `map_chunks` is JobContext's own loop."""
 
     def __init__(
         self,

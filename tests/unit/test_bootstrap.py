@@ -19,13 +19,13 @@ from scipy import stats
 
 import compute.kinds.bootstrap as bootstrap
 from compute import datasets, registry
+from compute.kernels import bootstrap as kernel
+from compute.kernels.bootstrap import prepare, resample
 from compute.kinds.bootstrap import (
     BootstrapParams,
     check,
     jackknife,
     plan,
-    prepare,
-    resample,
     summarise,
 )
 from runlab.errors import InvalidParams, InvalidUpload
@@ -222,7 +222,7 @@ def test_a_chunk_holds_the_statistic_of_exactly_the_rows_drawn(statistic: str, n
     x = rng.normal(50.0, 4.0, size=n)
     y = x + rng.normal(size=n) if statistic == "correlation" else None
     seed = np.random.SeedSequence(99)
-    size = bootstrap.BLOCK // n  # one block: the same draws as one call of rng.integers
+    size = kernel.BLOCK // n  # one block: the same draws as one call of rng.integers
     got = resample(prepare(statistic, x, y), statistic, size, seed)
     idx = np.random.Generator(np.random.PCG64(seed)).integers(0, n, size=(size, n))
     if statistic == "median":

@@ -11,15 +11,9 @@ import pytest
 from dask.base import tokenize
 from distributed import Client, LocalCluster
 
-from compute.cost import (
-    CostLedger,
-    Metered,
-    MeteredClient,
-    _peak_rss,
-    _reset_peak_rss,
-    task_cost,
-)
-from jobstore.transitions import StageUpdate, _coalesce
+from compute.cost import CostLedger, MeteredClient, task_cost
+from compute.metering import Metered, _peak_rss, _reset_peak_rss
+from jobstore.reports import StageUpdate, _coalesce
 from jobstore.views import Cost, JobCost, StageCost
 
 MIB = 2**20

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from jobstore.estimates import Estimate, Window
+import pytest
+
+from jobstore.estimates import Estimate, Unknown, Window
 from jobstore.models import Status
-from ui.eta import lines, until
+from ui.eta import lines, until, why
 
 NOW = datetime(2025, 3, 4, 14, 26, 30, tzinfo=UTC)  # a Tuesday
 
@@ -76,12 +78,47 @@ def test_first_in_line_with_a_free_slot_starts_any_moment_now() -> None:
 
 
 def test_unknown_times_say_why() -> None:
-    queued = Estimate(NOW, Status.QUEUED, unknown="no runner is alive")
-    stalled = Estimate(NOW, Status.RUNNING, unknown="no progress for 12 min")
+    queued = Estimate(NOW, Status.QUEUED, unknown=Unknown.NO_RUNNER)
+    stalled = Estimate(NOW, Status.RUNNING, unknown=Unknown.STALLED, stalled_for=12 * 60 + 9)
 
     assert lines(queued, UTC, NOW) == ["Start time unknown: no runner is alive."]
     assert lines(stalled, UTC, NOW) == ["End time unknown: no progress for 12 min."]
     assert lines(Estimate(NOW, Status.SUCCEEDED), UTC, NOW) == []
+
+
+@pytest.mark.parametrize(
+    ("estimate", "words"),
+    [
+        (
+            Estimate(NOW, Status.RUNNING, unknown=Unknown.RUNNER_SILENT),
+            "its runner has gone silent; the job will be handed on",
+        ),
+        (
+            Estimate(NOW, Status.RUNNING, unknown=Unknown.STALLED, stalled_for=1080),
+            "no progress for 18 min",
+        ),
+        (
+            Estimate(NOW, Status.RUNNING, unknown=Unknown.OUTRAN_PAST_RUNS, past_runs=10),
+            "it has run longer than its 10 past runs of this size",
+        ),
+        (
+            Estimate(NOW, Status.RUNNING, unknown=Unknown.NOTHING_TO_GO_BY),
+            "no progress yet, and no past runs of this kind and size",
+        ),
+        (Estimate(NOW, Status.QUEUED, unknown=Unknown.NO_RUNNER), "no runner is alive"),
+        (
+            Estimate(NOW, Status.QUEUED, unknown=Unknown.AHEAD_NEVER_RAN),
+            "jobs ahead of it are of a kind with no past runs",
+        ),
+        (
+            Estimate(NOW, Status.QUEUED, unknown=Unknown.WAITS_ON_UNKNOWN),
+            "it waits on a job whose end cannot be estimated",
+        ),
+        (Estimate(NOW, Status.RUNNING), "not enough to go by"),
+    ],
+)
+def test_the_store_gives_the_reason_and_the_page_words_it(estimate: Estimate, words: str) -> None:
+    assert why(estimate) == words
 
 
 def test_waits_are_coarse() -> None:

@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy.exc
 
 from compute.runner import GroupCommit
-from jobstore.transitions import Lease, Success
+from jobstore.reports import Lease
+from jobstore.transitions import Success
 
 
 def success(job_id: int) -> Success:

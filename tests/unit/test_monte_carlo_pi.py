@@ -11,12 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from compute import registry
+from compute.kernels.monte_carlo_pi import count_inside
 from compute.kinds.monte_carlo_pi import (
     MAX_CHUNKS,
     MAX_SAMPLES,
     TARGET_CHUNK,
     chunk_sizes,
-    count_inside,
     estimate,
     resumable,
 )

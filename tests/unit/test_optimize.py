@@ -16,16 +16,14 @@ from hypothesis import strategies as st
 
 import compute.kinds.optimize  # noqa: F401  (registers the kind)
 from compute import registry
+from compute.kernels.optimize import gradient, solve, value
 from compute.kinds.optimize import (
     OptimizeParams,
     figure,
-    gradient,
     plan,
     run,
     run_starts,
-    solve,
     summarise,
-    value,
 )
 from runlab.errors import InvalidParams
 from tests.unit.fake_context import FakeContext

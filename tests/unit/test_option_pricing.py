@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compute import registry
+from compute.kernels.option_pricing import simulate
 from compute.kinds.option_pricing import (
     OptionParams,
     black_scholes,
     plan,
-    simulate,
     summarise,
 )
 from runlab.errors import InvalidParams

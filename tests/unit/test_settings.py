@@ -176,3 +176,30 @@ def test_a_broken_secrets_file_is_named_in_the_error(tmp_path: Path, body: str |
     with pytest.raises(InvalidParams) as caught:
         load_settings(environ={}, secrets_path=path)
     assert list(caught.value.errors) == [str(path)]
+
+
+def test_a_bad_value_in_the_secrets_file_is_named_by_its_variable(tmp_path: Path) -> None:
+    path = secrets(tmp_path, '[runlab]\nlease_seconds = "abc"\n')
+    with pytest.raises(InvalidParams) as caught:
+        load_settings(environ={}, secrets_path=path)
+    assert list(caught.value.errors) == ["RUNLAB_LEASE_SECONDS"]
+
+
+def test_only_the_upper_case_prefix_is_read(tmp_path: Path) -> None:
+    s = load_settings(
+        environ={"runlab_user": "low", "RUNLAB_Kind_Modules": "a.kinds"},
+        secrets_path=tmp_path / "none",
+    )
+    assert (s.user, s.kind_modules) == ("", "a.kinds")
+
+
+def test_with_no_arguments_the_process_environment_and_the_apps_file_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where the app's .streamlit/secrets.toml is looked for
+    (tmp_path / ".streamlit").mkdir()
+    secrets(tmp_path / ".streamlit", '[runlab]\nuser = "from-file"\nlease_seconds = 40\n')
+    monkeypatch.setenv("RUNLAB_USER", "from-env")
+
+    for s in (load_settings(), Settings()):
+        assert (s.user, s.lease_seconds) == ("from-env", 40.0)
