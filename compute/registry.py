@@ -284,7 +284,9 @@ def rule(info: FieldInfo) -> str:
     if info.type == "list":
         return "must be a list of numbers, separated by commas"
     if info.type == "matrix":
-        return "must be rows of numbers separated by commas, one row per line"
+        return (
+            "must be rows of numbers separated by commas, one row per line or with ; between rows"
+        )
     if info.type == "upload":
         return "must be an uploaded CSV file"
     noun = {"int": "an integer", "float": "a number", "bool": "true or false"}.get(

@@ -19,15 +19,16 @@ from typing import Any
 import click
 from sqlalchemy import Engine
 
-from compute import registry
+from compute import datasets, intake, param_text, registry
 from jobstore import history, queries, search, transitions
 from jobstore.artifacts import ArtifactStore
 from jobstore.engine import make_engine, migrate
+from jobstore.enqueue import enqueue
 from jobstore.models import Status
 from jobstore.views import Cost, JobDetail
+from runlab import format as fmt
 from runlab.errors import InvalidParams, InvalidUpload, RunlabError
 from runlab.settings import Settings, load_settings
-from ui import format as fmt
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,8 @@ def parse_params(
 ) -> dict[str, Any]:
     """`key=value` pairs, each value read as its field's type; the model has the last word.
 
-    Lists are comma-separated (`0.6,0.4`) or JSON (`[0.6, 0.4]`), matrices have `;` between
-    rows (`1,0.3;0.3,1`), and an upload is `key=@path/to/file.csv`: the file is read and
+    Lists and matrices read as the form reads them (`compute.param_text`): `0.6,0.4`,
+    `1,0.3;0.3,1` or JSON. An upload is `key=@path/to/file.csv`: the file is read and
     checked, its reference goes in the values and its bytes in `files` by field, to be kept
     (`_keep`) only once every value has passed, so a bad one leaves no file behind. Without
     `files`, uploads are refused. Any input ends as InvalidParams, never a traceback.
@@ -156,8 +157,6 @@ def parse_params(
 
 def _upload(key: str, raw: str, files: dict[str, bytes] | None) -> dict[str, Any]:
     """The reference to the file `@path`, checked but not yet kept; its bytes go in `files`."""
-    from compute import datasets
-
     if not raw.startswith("@"):
         raise InvalidParams({key: f"give a file as {key}=@path/to/file.csv"})
     if files is None:
@@ -183,49 +182,13 @@ def _keep(artifacts: ArtifactStore, files: dict[str, bytes]) -> None:
         artifacts.put_upload(data, key)
 
 
-def _numbers(raw: str) -> list[float] | str:
-    try:
-        return [float(x) for x in raw.replace(",", " ").split()]
-    except ValueError:
-        return raw
-
-
-# Brackets a list (1) or a matrix (2) may nest in JSON: deeper is refused unread, so a hostile
-# `[[[[…` costs one scan, never json's recursion.
-DEPTH = {"list": 1, "matrix": 2}
-
-
-def _depth(raw: str, limit: int) -> int:
-    """How deep brackets nest in `raw`, counted up to one past `limit`."""
-    depth = deepest = 0
-    for c in raw:
-        if c in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-            if deepest > limit:
-                break
-        elif c in "]}":
-            depth -= 1
-    return deepest
-
-
 def _coerce(raw: str, type_: str) -> Any:
     """`raw` as `type_` when it reads as one; otherwise `raw` itself, for the model to refuse
     with the field's rule."""
     if raw.lower() in ("", "none", "null") and type_ != "str":
         return None
-    if type_ in ("list", "matrix") and raw.startswith("["):
-        if _depth(raw, DEPTH[type_]) > DEPTH[type_]:
-            return raw
-        try:
-            return json.loads(raw)
-        except (ValueError, RecursionError):
-            return raw
-    if type_ == "list":
-        return _numbers(raw)
-    if type_ == "matrix":
-        rows = [_numbers(r) for r in raw.split(";") if r.strip()]
-        return raw if any(isinstance(r, str) for r in rows) else rows
+    if type_ in param_text.TYPES:  # the form's syntax too
+        return param_text.parse(raw, type_)
     try:
         if type_ == "int":
             if raw.lstrip("+-").isdigit():
@@ -287,10 +250,11 @@ def submit(
         "max_attempts": max_attempts,
         "timeout_seconds": timeout_seconds,
     }
+    tables = {key: datasets.read_csv(data, key) for key, data in files.items()}
+    checked = intake.check(kind, values, tables=tables, **options)
     if files:  # the whole job passes before an upload is kept, so a bad one leaves no file
-        transitions.check(kind, values, **options)
         _keep(ArtifactStore(state.settings.artifacts), files)
-    public_id = transitions.submit(state.engine, kind, values, **options)
+    public_id = enqueue(state.engine, checked)
     job = queries.get_job(state.engine, public_id)
     if wait:
         job = _wait(state.engine, public_id)
@@ -422,7 +386,7 @@ def ls(
 @pass_state
 def rerun(state: _State, job_id: str) -> None:
     """Submit the same kind, parameters and seed again; print the new job's id."""
-    click.echo(transitions.rerun(state.engine, job_id, owner=state.settings.owner))
+    click.echo(intake.rerun(state.engine, job_id, owner=state.settings.owner))
 
 
 @cli.command()
@@ -620,13 +584,16 @@ _HOST_HELP = (
 @click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--host", default="127.0.0.1", show_default=True, help=_HOST_HELP)
 @click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 256))
+@click.option("--workers", default=None, type=click.IntRange(1, 1024), help="LocalCluster size.")
 @pass_state
-def up(state: _State, port: int, host: str, concurrency: int) -> None:
+def up(state: _State, port: int, host: str, concurrency: int, workers: int | None) -> None:
     """Start a runner and the web app together; Ctrl-C stops both."""
     from runlab.processes import serve_up
 
     migrate(state.engine)
-    sys.exit(serve_up(state.settings, port=port, concurrency=concurrency, host=host))
+    sys.exit(
+        serve_up(state.settings, port=port, concurrency=concurrency, host=host, workers=workers)
+    )
 
 
 @cli.command()

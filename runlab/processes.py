@@ -24,8 +24,7 @@ from runlab.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
-APP = ROOT / "app.py"
+PACKAGE = Path(__file__).resolve().parent
 STOP_MARGIN = 15.0  # beyond the runner's grace period, for its Dask cluster to close
 # The web app has no sign-in: by default only this machine reaches it.
 LOOPBACK = "127.0.0.1"
@@ -39,11 +38,12 @@ def serve_runner(
     scheduler: str | None,
     workers: int | None,
 ) -> None:
-    from compute.cluster import connect
+    from compute.cluster import connect, spawn_without_main
     from compute.runner import Runner
 
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     logging.getLogger("distributed").setLevel(logging.WARNING)
+    spawn_without_main()
     cluster = connect(scheduler, workers)
     runner = Runner(
         engine,
@@ -80,14 +80,34 @@ def absolute_database_url(url: str, cwd: Path) -> str:
     return url
 
 
+def app_dir() -> Path:
+    """The folder of app.py, with pages/ and .streamlit/ beside it.
+
+    An installed package carries them as `runlab/webapp`; a checkout, and an editable install
+    of one, has them at its top level.
+    """
+    for folder in (PACKAGE / "webapp", PACKAGE.parent):
+        if (folder / "app.py").is_file() and (folder / "pages").is_dir():
+            return folder
+    raise click.ClickException(
+        f"the web app is missing: no app.py and pages/ in {PACKAGE / 'webapp'} or {PACKAGE.parent}"
+    )
+
+
+def python(*args: str) -> list[str]:
+    """This interpreter, not searching the working folder for modules (`-P`): the children run
+    in the user's folder, where a stray `compute/` or `numpy.py` must not replace the real one."""
+    return [sys.executable, "-P", *args]
+
+
 def app_command(port: int, host: str = LOOPBACK) -> list[str]:
-    """The web app alone, as `runlab up` and `runlab web` start it, listening on `host`."""
+    """The web app alone, as `runlab up` and `runlab web` start it, listening on `host`.
+
+    Streamlit reads the app's own .streamlit/config.toml beside app.py, wherever it runs.
+    """
     return [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(APP),
+        *python("-m", "streamlit", "run"),
+        str(app_dir() / "app.py"),
         "--server.address",
         host,
         "--server.port",
@@ -127,30 +147,48 @@ def warn_if_exposed(host: str, port: int) -> None:
         )
 
 
+def child_env(settings: Settings) -> dict[str, str]:
+    """The environment of the children: the store and the artifacts as absolute paths, so that
+    a relative setting names the same place for every process, whatever its working folder."""
+    env = dict(os.environ)
+    env["RUNLAB_DATABASE_URL"] = absolute_database_url(settings.database_url, Path.cwd())
+    if "://" not in settings.artifacts:
+        env["RUNLAB_ARTIFACTS"] = str((Path.cwd() / settings.artifacts).resolve())
+    return env
+
+
 def serve_web(settings: Settings, *, port: int, host: str = LOOPBACK) -> int:
     """The web app in the foreground, for a host whose runners live elsewhere."""
-    env = dict(os.environ)
-    env["RUNLAB_DATABASE_URL"] = absolute_database_url(settings.database_url, Path.cwd())
-    if "://" not in settings.artifacts:
-        env["RUNLAB_ARTIFACTS"] = str((Path.cwd() / settings.artifacts).resolve())
+    env = child_env(settings)
+    command = app_command(port, host)
     warn_if_exposed(host, port)
-    return subprocess.call(app_command(port, host), cwd=ROOT, env=env)
+    # In the user's folder, as this process: a settings file found there is read by both.
+    return subprocess.call(command, env=env)
 
 
-def serve_up(settings: Settings, *, port: int, concurrency: int, host: str = LOOPBACK) -> int:
-    """Run a runner and the web app until Ctrl-C or SIGTERM; 1 if either died on its own."""
-    env = dict(os.environ)
-    env["RUNLAB_DATABASE_URL"] = absolute_database_url(settings.database_url, Path.cwd())
-    if "://" not in settings.artifacts:
-        env["RUNLAB_ARTIFACTS"] = str((Path.cwd() / settings.artifacts).resolve())
+def serve_up(
+    settings: Settings,
+    *,
+    port: int,
+    concurrency: int,
+    host: str = LOOPBACK,
+    workers: int | None = None,
+) -> int:
+    """Run a runner and the web app until Ctrl-C or SIGTERM; 1 if either died on its own.
+
+    `workers` sizes the LocalCluster the runner starts when no scheduler is set (None: one
+    worker per core).
+    """
+    env = child_env(settings)
+    runner = python("-m", "runlab.cli", "runner", "--concurrency", str(concurrency))
+    if workers is not None:
+        runner += ["--workers", str(workers)]
+    app = app_command(port, host)
+    # Both run in the user's folder, as this process: a settings file found there is read by all
+    # three.
     children = {
-        "runner": subprocess.Popen(
-            [sys.executable, "-m", "runlab.cli", "runner", "--concurrency", str(concurrency)],
-            cwd=ROOT,
-            env=env,
-            start_new_session=True,
-        ),
-        "app": subprocess.Popen(app_command(port, host), cwd=ROOT, env=env, start_new_session=True),
+        "runner": subprocess.Popen(runner, env=env, start_new_session=True),
+        "app": subprocess.Popen(app, env=env, start_new_session=True),
     }
     stop = threading.Event()
 

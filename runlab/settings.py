@@ -1,8 +1,10 @@
 """One settings object, read once: environment, then `.streamlit/secrets.toml`, then defaults.
 
-Every number is finite and bounded, and no text holds a control character: a value such as
-`RUNLAB_LEASE_SECONDS=inf` would start a runner whose jobs are never taken back, so each bad
-value is an `InvalidParams` naming its variable, before anything starts.
+pydantic-settings reads both sources: `RUNLAB_`-prefixed variables, and the file's `[runlab]`
+table (or its top level), keys in any case. Every number is finite and bounded, and no text
+holds a control character: a value such as `RUNLAB_LEASE_SECONDS=inf` would start a runner
+whose jobs are never taken back, so each bad value is an `InvalidParams` naming its variable,
+before anything starts.
 """
 
 from __future__ import annotations
@@ -10,20 +12,24 @@ from __future__ import annotations
 import getpass
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
 )
 
-from jobstore.retention import Policy, parse_age, parse_statuses
 from runlab.errors import InvalidParams
+from runlab.purge_policy import Policy, parse_age, parse_statuses
 from runlab.text import bad_character
 
 SECRETS_FILE = Path(".streamlit/secrets.toml")
@@ -41,58 +47,117 @@ TEXT_SETTINGS = (
     "purge_statuses",
 )
 
+# Where `Settings()` reads from: the process's environment and SECRETS_FILE, unless
+# `load_settings` names others for its one call (as tests do, leaving os.environ alone).
+_SOURCES: ContextVar[tuple[Mapping[str, str], Path] | None] = ContextVar(
+    "runlab_settings_sources", default=None
+)
 
-class Settings(BaseModel):
+
+class _Environment(EnvSettingsSource):
+    """`RUNLAB_` variables of a given mapping. Only the upper-case prefix counts, as a shell
+    spells it; the rest of the name is matched in any case."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k.lower(): v for k, v in self._environ.items() if k.startswith(ENV_PREFIX)}
+
+
+class _SecretsFile(TomlConfigSettingsSource):
+    """The `[runlab]` table of a TOML file, or its top level when it has none; a missing file
+    gives nothing, and a broken one an InvalidParams naming the file."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls, toml_file=path)
+
+    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
+        try:
+            with file_path.open("rb") as fh:
+                data = tomllib.load(fh)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidParams({str(file_path): f"not valid TOML: {exc}"}) from None
+        section = data.get("runlab", data)
+        if not isinstance(section, dict):
+            raise InvalidParams({str(file_path): "[runlab] must be a table of settings"})
+        return {k.lower(): v for k, v in section.items() if isinstance(k, str)}
+
+
+class Settings(BaseSettings):
     # nan and inf are refused for every float: an infinite lease never lapses, so a claimed
-    # job would never be taken back from a runner that died.
-    model_config = ConfigDict(allow_inf_nan=False)
+    # job would never be taken back from a runner that died. Unknown keys are ignored.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", allow_inf_nan=False)
 
     database_url: str = "sqlite:///data/runlab.db"
-    scheduler: str = Field("", description="Dask scheduler address; empty starts a LocalCluster")
+    scheduler: str = Field(
+        default="", description="Dask scheduler address; empty starts a LocalCluster"
+    )
     artifacts: str = "data/artifacts"
     user: str = ""
     lease_seconds: float = Field(
-        30.0,
+        default=30.0,
         gt=0,
         le=DAY,
         description="how long a claim holds without a heartbeat; at most a day (86400)",
     )
     heartbeat_seconds: float = Field(
-        5.0, gt=0, le=HOUR, description="period of a runner's heartbeat; at most an hour (3600)"
+        default=5.0,
+        gt=0,
+        le=HOUR,
+        description="period of a runner's heartbeat; at most an hour (3600)",
     )
     poll_seconds: float = Field(
-        0.2, gt=0, le=MINUTE, description="idle runner's poll period on SQLite; at most 60"
+        default=0.2, gt=0, le=MINUTE, description="idle runner's poll period on SQLite; at most 60"
     )
     progress_write_seconds: float = Field(
-        0.25, gt=0, le=MINUTE, description="throttle of a job's writes; at most 60"
+        default=0.25, gt=0, le=MINUTE, description="throttle of a job's writes; at most 60"
     )
     retry_backoff_seconds: float = Field(
-        5.0,
+        default=5.0,
         ge=0,
         le=HOUR,
         description="first wait before a job whose lease lapsed runs again; at most 3600",
     )
     grace_seconds: float = Field(
-        30.0,
+        default=30.0,
         ge=0,
         le=DAY,
         description="on SIGTERM, how long running jobs may take before handed back; "
         "at most a day (86400)",
     )
     no_worker_seconds: float = Field(
-        60.0,
+        default=60.0,
         gt=0,
         le=DAY,
         description="how long a running job waits while its Dask cluster has no worker, "
         "before it is handed back uncharged; at most a day (86400)",
     )
-    kind_modules: str = Field("", description="comma-separated modules that register more kinds")
+    kind_modules: str = Field(
+        default="", description="comma-separated modules that register more kinds"
+    )
     purge_after: str = Field(
-        "", description="runners purge finished jobs older than this (30d, 12h); empty: never"
+        default="",
+        description="runners purge finished jobs older than this (30d, 12h); empty: never",
     )
     purge_statuses: str = Field(
-        "succeeded,failed,cancelled", description="which finished jobs the scheduled purge takes"
+        default="succeeded,failed,cancelled",
+        description="which finished jobs the scheduled purge takes",
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Highest first: the environment, then the secrets file. No .env file, no secrets folder.
+        environ, path = _SOURCES.get() or (os.environ, SECRETS_FILE)
+        return init_settings, _Environment(settings_cls, environ), _SecretsFile(settings_cls, path)
 
     @field_validator(*TEXT_SETTINGS)
     @classmethod
@@ -147,36 +212,23 @@ class Settings(BaseModel):
         return [m.strip() for m in self.kind_modules.split(",") if m.strip()]
 
 
-def _secrets(path: Path) -> dict[str, object]:
-    if not path.is_file():
-        return {}
+@contextmanager
+def _reading(environ: Mapping[str, str], secrets_path: Path) -> Iterator[None]:
+    token = _SOURCES.set((environ, secrets_path))
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidParams({str(path): f"not valid TOML: {exc}"}) from None
-    section = data.get("runlab", data)
-    if not isinstance(section, dict):
-        raise InvalidParams({str(path): "[runlab] must be a table of settings"})
-    return {k.lower(): v for k, v in section.items() if isinstance(k, str)}
+        yield
+    finally:
+        _SOURCES.reset(token)
 
 
 def load_settings(
     environ: Mapping[str, str] | None = None, secrets_path: Path = SECRETS_FILE
 ) -> Settings:
-    environ = os.environ if environ is None else environ
-    values: dict[str, object] = {}
-    known = set(Settings.model_fields)
-    for key, value in _secrets(secrets_path).items():
-        if key in known:
-            values[key] = value
-    for name, value in environ.items():
-        if name.startswith(ENV_PREFIX):
-            key = name[len(ENV_PREFIX) :].lower()
-            if key in known:
-                values[key] = value
+    """The settings from `environ` (the process's by default) and the TOML file at
+    `secrets_path`; InvalidParams names each bad one by its variable."""
     try:
-        return Settings.model_validate(values)
+        with _reading(os.environ if environ is None else environ, secrets_path):
+            return Settings()
     except ValidationError as exc:
         errors = {}
         for err in exc.errors():

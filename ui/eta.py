@@ -16,9 +16,10 @@ from typing import Any
 import streamlit as st
 from sqlalchemy import Engine
 
-from jobstore.estimates import Estimate, Seen, Window, estimate
+from jobstore.estimates import Estimate, Seen, Unknown, Window, estimate
 from jobstore.models import StageStatus, Status
 from jobstore.views import JobDetail
+from runlab.format import rough_duration
 from runlab.settings import Settings
 from ui import format as fmt
 from ui import resources
@@ -28,6 +29,14 @@ RECOMPUTE_SECONDS = 5.0
 TRAIL_LENGTH = 50
 STATE_KEY = "eta"
 SOON_SECONDS = 10.0  # closer than this, a time reads "any moment now"
+# Why a time is missing, as the page says it; the reasons that carry a number are worded in `why`.
+REASONS = {
+    Unknown.RUNNER_SILENT: "its runner has gone silent; the job will be handed on",
+    Unknown.NOTHING_TO_GO_BY: "no progress yet, and no past runs of this kind and size",
+    Unknown.NO_RUNNER: "no runner is alive",
+    Unknown.AHEAD_NEVER_RAN: "jobs ahead of it are of a kind with no past runs",
+    Unknown.WAITS_ON_UNKNOWN: "it waits on a job whose end cannot be estimated",
+}
 
 
 @dataclass
@@ -79,7 +88,7 @@ def lines(e: Estimate, zone: tzinfo, now: datetime) -> list[str]:
 
 def _queued(e: Estimate, zone: tzinfo, now: datetime) -> list[str]:
     if e.start is None:
-        return [f"Start time unknown: {e.unknown or 'not enough to go by'}."]
+        return [f"Start time unknown: {why(e)}."]
     ahead = _count(e.ahead, "job") + " ahead" if e.ahead else "first in line"
     out = [
         f"Expected to start {_when(e.start, zone, now)}; {ahead}, "
@@ -92,11 +101,21 @@ def _queued(e: Estimate, zone: tzinfo, now: datetime) -> list[str]:
 
 def _running(e: Estimate, zone: tzinfo, now: datetime) -> list[str]:
     if e.finish is None:
-        return [f"End time unknown: {e.unknown or 'not enough to go by'}."]
+        return [f"End time unknown: {why(e)}."]
     out = [f"Expected to finish {_when(e.finish, zone, now)}, {_basis(e)}."]
     if e.stage is not None and e.stage_name:
         out.append(f"Stage {md_escape(e.stage_name)}: {_when(e.stage, zone, now)}.")
     return out
+
+
+def why(e: Estimate) -> str:
+    """Why the estimate has no main time, in words."""
+    if e.unknown is Unknown.STALLED:
+        return f"no progress for {rough_duration(e.stalled_for or 0.0)}"
+    if e.unknown is Unknown.OUTRAN_PAST_RUNS:
+        return f"it has run longer than its {e.past_runs} past runs of this size"
+    reason = REASONS.get(e.unknown) if e.unknown is not None else None
+    return reason or "not enough to go by"
 
 
 def _basis(e: Estimate) -> str:
@@ -130,15 +149,7 @@ def clock(ts: datetime, zone: tzinfo, now: datetime) -> str:
 
 def until(seconds: float) -> str:
     """A coarse wait: `in under a minute`, `in 6 min`, `in 2 h 05 min`, `in 3 d 4 h`."""
-    if seconds < 60:
-        return "in under a minute"
-    minutes = round(seconds / 60)
-    if minutes < 90:
-        return f"in {minutes} min"
-    if minutes < 48 * 60:
-        return f"in {minutes // 60} h {minutes % 60:02d} min"
-    hours = minutes // 60
-    return f"in {hours // 24} d {hours % 24} h"
+    return f"in {rough_duration(seconds)}"
 
 
 def _count(n: int, noun: str) -> str:

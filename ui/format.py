@@ -7,29 +7,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-DASH = "—"
+# Durations and sizes are worded in runlab.format, which the CLI and the kinds use too.
+from runlab.format import DASH as DASH
+from runlab.format import duration as duration
+from runlab.format import size as size
+
 # Browsers parse JSON numbers as doubles: integers beyond this lose their last digits.
 JS_SAFE_INT = 2**53 - 1
-
-
-def duration(seconds: float | None) -> str:
-    """A compact duration: `850 ms`, `42 s`, `3 min 05 s`, `2 h 04 min`, `3 d 4 h`."""
-    if seconds is None or not math.isfinite(seconds):
-        return DASH
-    seconds = max(0.0, seconds)
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
-    whole = int(seconds)
-    minutes, secs = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes:02d} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
 
 
 def duration_in_a_sentence(seconds: float | None) -> str:
@@ -115,18 +99,6 @@ def number(value: float | int) -> str:
     if value != 0 and (abs(value) >= 1e12 or abs(value) < 1e-4):
         return f"{value:.4e}"
     return f"{value:.10g}"
-
-
-def size(n: int | None) -> str:
-    """A byte count in binary units, as memory is counted: `512 B`, `1.5 KiB`, `302.3 MiB`."""
-    if n is None or n < 0:
-        return DASH
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def percent(fraction: float) -> str:

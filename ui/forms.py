@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from compute import datasets, registry
+from compute import datasets, param_text, registry
 from compute.registry import FieldInfo, Kind
 from jobstore import presets
 from jobstore.artifacts import ArtifactStore, UploadNotStored
@@ -64,33 +64,12 @@ def key(kind: Kind, name: str) -> str:
     return f"new.{kind.name}.{name}"
 
 
-def _list_text(values: Any) -> str:
-    if not isinstance(values, list | tuple):
-        return "" if values is None else str(values)
-    return ", ".join(str(v) for v in values)  # str() of a float round-trips exactly
-
-
-def _matrix_text(rows: Any) -> str:
-    if not isinstance(rows, list | tuple):
-        return "" if rows is None else str(rows)
-    return "\n".join(_list_text(r) for r in rows)
-
-
-def _parse_list(text: str) -> list[float] | str:
-    """Numbers separated by commas (or spaces); the raw text if any is not a number, so that
-    the model names the field's rule."""
-    parts = text.replace(";", ",").replace(",", " ").split()
-    try:
-        return [float(p) for p in parts]
-    except ValueError:
-        return text
-
-
-def _parse_matrix(text: str) -> list[list[float]] | str:
-    rows = [_parse_list(line) for line in text.splitlines() if line.strip()]
-    if any(isinstance(r, str) for r in rows):
-        return text
-    return [r for r in rows if isinstance(r, list)]
+def text_value(info: FieldInfo, text: str) -> Any:
+    """A list or matrix field's text as its value, read as `runlab submit -p` reads it
+    (`compute.param_text`); None when an optional field is left empty."""
+    if not text.strip() and info.optional:
+        return None
+    return param_text.parse(text, info.type)
 
 
 def fill(kind: Kind, params: Mapping[str, Any], *, partial: bool = False) -> list[str]:
@@ -118,10 +97,8 @@ def fill(kind: Kind, params: Mapping[str, Any], *, partial: bool = False) -> lis
                 + (": a new one is drawn." if info.optional else ".")
             )
             continue
-        if info.type == "list":
-            value = _list_text(value)
-        elif info.type == "matrix":
-            value = _matrix_text(value)
+        if info.type in param_text.TYPES:
+            value = param_text.to_text(value, info.type)
         elif info.type == "upload":
             st.session_state[key(kind, info.name) + ".ref"] = value
             continue
@@ -212,12 +189,10 @@ def _widget(kind: Kind, info: FieldInfo, tables: Mapping[str, pd.DataFrame]) -> 
             key=wkey,
             **_value(wkey, default),
         )
-    if info.type == "list":
-        text = st.text_input(label, help=help_, key=wkey, **_value(wkey, _list_text(info.default)))
-        return _parse_list(text) if text.strip() or not info.optional else None
-    if info.type == "matrix":
-        text = st.text_area(label, help=help_, key=wkey, **_value(wkey, _matrix_text(info.default)))
-        return _parse_matrix(text) if text.strip() or not info.optional else None
+    if info.type in param_text.TYPES:
+        shown = param_text.to_text(info.default, info.type)
+        box = st.text_input if info.type == "list" else st.text_area
+        return text_value(info, box(label, help=help_, key=wkey, **_value(wkey, shown)))
     text = st.text_input(label, help=help_, key=wkey, **_value(wkey, info.default or ""))
     return text if text or not info.optional else None
 
@@ -375,18 +350,3 @@ def job_form(kind: Kind, artifacts: ArtifactStore) -> JobForm | None:
         form.show_errors({k: v for k, v in refused.items() if k not in slots})
         return None
     return form
-
-
-def precheck(kind: Kind, form: JobForm) -> None:
-    """The checks that need the uploaded data (a column's missing values, say), before
-    anything is stored; raises InvalidParams naming the field."""
-    if not form.tables:
-        return
-    parsed = kind.parse(form.params)
-    for info in registry.describe(kind.params):
-        if info.column_of is not None and info.column_of in form.tables:
-            value = form.params.get(info.name)
-            if value is not None:
-                datasets.column(form.tables[info.column_of], value, info.name)
-    if kind.check is not None:
-        kind.check(parsed, next(iter(form.tables.values())))

@@ -2,21 +2,23 @@
 standalone HTML report.
 
 No Streamlit here, so the same files can be made outside the app. The report is one
-self-contained page: Plotly's JavaScript is inlined once, and every piece of user text
-(name, tags, parameters, runner names, notes, errors, log lines) goes through `html.escape`.
+self-contained page, the Jinja2 template `ui/templates/report.html`: Plotly's JavaScript is
+inlined once, and every piece of user text (name, tags, parameters, runner names, notes,
+errors, log lines) is escaped by the template's autoescape.
 """
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
-from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
+import jinja2
 import plotly.graph_objects as go
 import plotly.io as pio
+from markupsafe import Markup
 
 from compute.registry import Kind
 from jobstore.models import Status
@@ -27,20 +29,17 @@ from ui import format as fmt
 # A spreadsheet reads a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 SERIES_COLUMNS = ("series", "step", "value")
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px;
-       padding: 0 1rem; color: #1f2328; }
-h1 { margin-bottom: .2rem; overflow-wrap: anywhere; }
-h2 { margin-top: 2rem; border-bottom: 1px solid #d0d7de; padding-bottom: .3rem; }
-.snapshot { color: #59636e; }
-table { border-collapse: collapse; margin: .5rem 0; }
-th, td { border: 1px solid #d0d7de; padding: .25rem .6rem; text-align: left;
-         vertical-align: top; overflow-wrap: anywhere; }
-th { background: #f6f8fa; }
-pre { background: #f6f8fa; padding: .8rem; overflow-x: auto; white-space: pre-wrap;
-      overflow-wrap: anywhere; }
-.error { color: #b42318; }
-"""
+TEMPLATE = "report.html"
+SECTIONS = ("result", "timeline", "series")
+# Autoescape on: every value the template shows is escaped unless it is Markup.
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("ui", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
 
 
 def file_name(job: JobDetail, what: str) -> str:
@@ -82,111 +81,32 @@ def html_report(
     job: JobDetail, kind: Kind | None, *, made_at: datetime, link: str | None = None
 ) -> str:
     """The job as it is at `made_at`, in one .html file that opens with no server or network."""
-    e = html.escape
     title = kind.title if kind else "kind not installed here"
     figures = _figures(job, kind, made_at)
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>Runlab report · {e(job.name or job.id)}</title>",
-        f"<style>{STYLE}</style></head><body>",
-        f"<h1>{e(job.name or '(unnamed job)')}</h1>",
-        f'<p class="snapshot">Report made at {e(fmt.timestamp(made_at))}: an immutable '
-        "snapshot of the job at that moment."
-        + (f' The live page is <a href="{e(link)}">{e(link)}</a>.' if _web(link) else "")
-        + "</p>",
-        _table(
-            [
-                ("Id", job.id),
-                ("Kind", f"{title} ({job.kind})"),
-                (
-                    "Status",
-                    str(job.status) + (" (cancel requested)" if job.cancel_requested else ""),
-                ),
-                ("Owner", job.owner or fmt.DASH),
-                ("Tags", ", ".join(job.tags) or fmt.DASH),
-                ("Seed", _seed(job)),
-                ("Progress", fmt.percent(job.progress)),
-                ("Submitted", fmt.timestamp(job.created_at)),
-                ("Started", fmt.timestamp(job.started_at)),
-                ("Finished", fmt.timestamp(job.finished_at)),
-                ("Run time", fmt.elapsed(job.started_at, job.finished_at, made_at)),
-                ("Attempt", f"{job.attempt} of {job.max_attempts}"),
-            ]
-        ),
-        "<h2>Result</h2>",
-        *figures.get("result", []),
-        _outcome(job),
-        "<h2>Parameters</h2>",
-        _pre(json.dumps(job.params, indent=2, ensure_ascii=False)),
-        "<h3>Versions it ran with</h3>",
-        _table(list(job.versions.items())) if job.versions else "<p>Not recorded yet.</p>",
-        "<h2>Timeline</h2>",
-        *figures.get("timeline", []),
-        "<h3>Attempts</h3>",
-        _attempts(job),
-        "<h3>Stages</h3>",
-        _stages(job),
-        "<h2>Metric series</h2>",
-        *(figures.get("series") or ["<p>The job reported no metric series.</p>"]),
-        f"<h2>Log · last {len(job.logs)} lines</h2>",
-        _pre("\n".join(_log_line(x) for x in job.logs)) if job.logs else "<p>No log lines.</p>",
-        "</body></html>",
-    ]
-    return "\n".join(parts)
-
-
-def _figures(job: JobDetail, kind: Kind | None, now: datetime) -> dict[str, list[str]]:
-    """Each figure as a div; Plotly's JavaScript goes inline with the first one only."""
-    wanted: list[tuple[str, go.Figure | None]] = [
-        ("result", charts.result_figure(kind, job.result or {}, job.series))
-        if job.status is Status.SUCCEEDED
-        else ("result", None),
-        ("timeline", charts.timeline_figure(job, now=now)),
-        ("series", charts.series_figure(job.series)),
-    ]
-    out: dict[str, list[str]] = {}
-    inline = True
-    for n, (section, fig) in enumerate(wanted):
-        if fig is None:
-            continue
-        div = pio.to_html(
-            fig,
-            include_plotlyjs=inline,
-            full_html=False,
-            config=charts.PLOTLY_CONFIG,
-            div_id=f"runlab-chart-{n}",
-        )
-        out.setdefault(section, []).append(div)
-        inline = False
-    return out
-
-
-def _outcome(job: JobDetail) -> str:
-    e = html.escape
-    if job.status is Status.SUCCEEDED:
-        return _pre(result_json(job))
-    if job.status is Status.FAILED:
-        err = job.error
-        text = f"{err.type}: {err.message}" if err else "The job failed without an error message."
-        trace = _pre(job.traceback) if job.traceback else ""
-        return f'<p class="error">{e(text)}</p>{trace}'
-    if job.status is Status.CANCELLED:
-        return f"<p>Cancelled at {e(fmt.timestamp(job.finished_at))}.</p>"
-    return f"<p>No result yet: the job was {e(str(job.status))} when this report was made.</p>"
-
-
-def _seed(job: JobDetail) -> str:
-    seed = job.params.get("seed", (job.result or {}).get("seed"))
-    return fmt.DASH if seed is None else str(seed)
-
-
-def _attempts(job: JobDetail) -> str:
-    if not job.attempts:
-        return "<p>Not started yet.</p>"
-    return _table(
-        [
+    return _TEMPLATES.get_template(TEMPLATE).render(
+        title=job.name or job.id,
+        heading=job.name or "(unnamed job)",
+        made_at=fmt.timestamp(made_at),
+        link=link if _web(link) else None,
+        facts=[
+            ("Id", job.id),
+            ("Kind", f"{title} ({job.kind})"),
+            ("Status", str(job.status) + (" (cancel requested)" if job.cancel_requested else "")),
+            ("Owner", job.owner or fmt.DASH),
+            ("Tags", ", ".join(job.tags) or fmt.DASH),
+            ("Seed", _seed(job)),
+            ("Progress", fmt.percent(job.progress)),
+            ("Submitted", fmt.timestamp(job.created_at)),
+            ("Started", fmt.timestamp(job.started_at)),
+            ("Finished", fmt.timestamp(job.finished_at)),
+            ("Run time", fmt.elapsed(job.started_at, job.finished_at, made_at)),
+            ("Attempt", f"{job.attempt} of {job.max_attempts}"),
+        ],
+        figures={section: figures.get(section, []) for section in SECTIONS},
+        outcome=_outcome(job),
+        params=json.dumps(job.params, indent=2, ensure_ascii=False),
+        versions=list(job.versions.items()),
+        attempts=[
             (
                 str(a.attempt),
                 a.runner_id or "",
@@ -197,15 +117,7 @@ def _attempts(job: JobDetail) -> str:
             )
             for a in job.attempts
         ],
-        header=("Attempt", "Runner", "Started", "Took", "Outcome", "Note"),
-    )
-
-
-def _stages(job: JobDetail) -> str:
-    if not job.stages:
-        return "<p>No stages.</p>"
-    return _table(
-        [
+        stages=[
             (
                 s.name,
                 s.status,
@@ -215,30 +127,71 @@ def _stages(job: JobDetail) -> str:
             )
             for s in job.stages
         ],
-        header=("Stage", "Status", "Progress", "Started", "Took"),
+        logs=[_log_line(x) for x in job.logs],
     )
+
+
+def _figures(job: JobDetail, kind: Kind | None, now: datetime) -> dict[str, list[Markup]]:
+    """Each figure as a div; Plotly's JavaScript goes inline with the first one only."""
+    wanted: list[tuple[str, go.Figure | None]] = [
+        ("result", charts.result_figure(kind, job.result or {}, job.series))
+        if job.status is Status.SUCCEEDED
+        else ("result", None),
+        ("timeline", charts.timeline_figure(job, now=now)),
+        ("series", charts.series_figure(job.series)),
+    ]
+    out: dict[str, list[Markup]] = {}
+    inline = True
+    for n, (section, fig) in enumerate(wanted):
+        if fig is None:
+            continue
+        # The one markup the template takes as it is: Plotly writes the figure's JSON with
+        # `<`, `>` and `/` escaped, so no text of the job can close its script.
+        div = Markup(
+            pio.to_html(
+                fig,
+                include_plotlyjs=inline,
+                full_html=False,
+                config=charts.PLOTLY_CONFIG,
+                div_id=f"runlab-chart-{n}",
+            )
+        )
+        out.setdefault(section, []).append(div)
+        inline = False
+    return out
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What the job came to: its result, its error, when it was cancelled, or none yet."""
+
+    status: str
+    result: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    cancelled_at: str | None = None
+
+
+def _outcome(job: JobDetail) -> _Outcome:
+    status = str(job.status)
+    if job.status is Status.SUCCEEDED:
+        return _Outcome(status, result=result_json(job))
+    if job.status is Status.FAILED:
+        err = job.error
+        text = f"{err.type}: {err.message}" if err else "The job failed without an error message."
+        return _Outcome(status, error=text, traceback=job.traceback or None)
+    if job.status is Status.CANCELLED:
+        return _Outcome(status, cancelled_at=fmt.timestamp(job.finished_at))
+    return _Outcome(status)
+
+
+def _seed(job: JobDetail) -> str:
+    seed = job.params.get("seed", (job.result or {}).get("seed"))
+    return fmt.DASH if seed is None else str(seed)
 
 
 def _log_line(x: LogLine) -> str:
     return f"{fmt.timestamp(x.at)}  {x.level.upper():<7} {x.message}"
-
-
-def _table(rows: Iterable[Sequence[str]], header: Sequence[str] | None = None) -> str:
-    """Rows of text as a table; every cell escaped."""
-    e = html.escape
-    head = "<tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>" if header else ""
-    if header:
-        body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
-    else:  # a key-value table: the key is a header cell
-        body = "".join(
-            "<tr>" + f"<th>{e(r[0])}</th>" + "".join(f"<td>{e(c)}</td>" for c in r[1:]) + "</tr>"
-            for r in rows
-        )
-    return f"<table>{head}{body}</table>"
-
-
-def _pre(text: str) -> str:
-    return f"<pre>{html.escape(text)}</pre>"
 
 
 def _web(link: str | None) -> bool:

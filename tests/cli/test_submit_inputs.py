@@ -14,9 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from compute import datasets
+from compute import datasets, param_text, registry
+from runlab.cli import parse_params
 from tests.cli.conftest import job_count, run
+from ui import forms
 
 CSV = b"x\n" + b"".join(f"{i}.5\n".encode() for i in range(20))
 
@@ -50,6 +54,46 @@ def test_fifty_thousand_brackets_exit_2_naming_the_field_through_the_installed_c
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == "error: weights: must be a list of numbers, separated by commas"
     assert job_count(db) == 0
+
+
+CORRELATION = [[1.0, 0.3], [0.3, 1.0]]
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "value"),
+    [
+        ("weights", "0.6, 0.4", [0.6, 0.4]),
+        ("weights", "0.6 0.4", [0.6, 0.4]),
+        ("weights", "0.6;0.4", [0.6, 0.4]),
+        ("weights", "[0.6, 0.4]", [0.6, 0.4]),
+        ("correlation", "1, 0.3\n0.3, 1", CORRELATION),
+        ("correlation", "1,0.3;0.3,1", CORRELATION),
+        ("correlation", "1 0.3 ; 0.3 1", CORRELATION),
+        ("correlation", "1, 0.3\r\n\n0.3, 1\n", CORRELATION),
+        ("correlation", "[[1, 0.3], [0.3, 1]]", CORRELATION),
+        ("weights", "half, 0.4", "half, 0.4"),  # not numbers: left for the model to refuse
+        ("correlation", "1, 0.3\n0.3, one", "1, 0.3\n0.3, one"),
+        ("correlation", "[[[1]]]", "[[[1]]]"),
+    ],
+)
+def test_the_form_and_the_command_line_read_the_same_text_as_the_same_value(
+    field: str, text: str, value: object
+) -> None:
+    [info] = [
+        i for i in registry.describe(registry.get("portfolio_risk").params) if i.name == field
+    ]
+    from_form = forms.text_value(info, text)
+    from_cli = parse_params("portfolio_risk", [f"{field}={text}"])[field]
+    assert from_form == from_cli == value
+
+
+FINITE = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@given(st.lists(st.lists(FINITE, min_size=1, max_size=4), min_size=1, max_size=4))
+def test_a_matrix_shown_in_the_form_reads_back_as_the_same_numbers(rows: list[list[float]]) -> None:
+    assert param_text.parse(param_text.to_text(rows, "matrix"), "matrix") == rows
+    assert param_text.parse(param_text.to_text(rows[0], "list"), "list") == rows[0]
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import Engine, update
 from streamlit.testing.v1 import AppTest
 
-from jobstore import transitions as T
+from jobstore import reports
 from jobstore.engine import db_later
 from jobstore.estimates import Seen
 from jobstore.models import Job
@@ -86,7 +86,7 @@ def test_the_page_notices_a_job_whose_progress_stopped(store: Engine) -> None:
 
     assert captions(run(public_id, at)) == ["End time unknown: no progress for 12 min."]
 
-    T.report(store, lease, T.Report(progress=0.4), lease_seconds=30)
+    reports.report(store, lease, reports.Report(progress=0.4), lease_seconds=30)
     [end] = captions(run(public_id, at))[:1]
     assert end.startswith("Expected to finish about "), "moving again, it gets a time back"
 

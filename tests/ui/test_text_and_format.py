@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from runlab import format as words
 from ui import format as fmt
 from ui.text import md_escape, one_line
 
@@ -147,3 +148,27 @@ def test_when_gives_the_age_then_the_exact_time_and_only_the_time_past_a_week() 
     assert fmt.when(now - timedelta(minutes=3), paris, now) == "3 min ago · 2026-11-23 12:57:00 CET"
     assert fmt.when(now - timedelta(days=8), UTC, now) == "2026-11-15 12:00:00 UTC"
     assert fmt.when(None) == fmt.DASH
+
+
+def test_the_pages_word_durations_and_sizes_as_the_cli_does() -> None:
+    assert (fmt.duration, fmt.size, fmt.DASH) == (words.duration, words.size, words.DASH)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (40, "under a minute"),
+        (6 * 60 + 20, "6 min"),
+        (89 * 60, "89 min"),
+        (125 * 60, "2 h 05 min"),
+        (76 * 3600, "3 d 4 h"),
+    ],
+)
+def test_rough_durations_are_to_the_minute(seconds: float, text: str) -> None:
+    assert words.rough_duration(seconds) == text
+
+
+def test_file_sizes_read_as_upload_limits_state_them() -> None:
+    assert words.file_size(12_345) == "12,345 bytes"
+    assert words.file_size(50 * 1024 * 1024) == "50.0 MB"
+    assert words.size(1536) == "1.5 KiB"

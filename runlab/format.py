@@ -1,0 +1,63 @@
+"""How durations and sizes read, in one place: the pages, the CLI, the store's checks and the
+kinds' messages all word them here. Plain functions with no dependency, so every layer may
+import them.
+"""
+
+from __future__ import annotations
+
+import math
+
+DASH = "—"
+MIB = 1024 * 1024
+
+
+def duration(seconds: float | None) -> str:
+    """A compact duration: `850 ms`, `42 s`, `3 min 05 s`, `2 h 04 min`, `3 d 4 h`."""
+    if seconds is None or not math.isfinite(seconds):
+        return DASH
+    seconds = max(0.0, seconds)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    whole = int(seconds)
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def rough_duration(seconds: float) -> str:
+    """A duration to the minute, for waits and estimates, which are no more exact than that:
+    `under a minute`, `6 min`, `2 h 05 min`, `3 d 4 h`."""
+    if seconds < 60:
+        return "under a minute"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h {minutes % 60:02d} min"
+    hours = minutes // 60
+    return f"{hours // 24} d {hours % 24} h"
+
+
+def size(n: int | None) -> str:
+    """A byte count in binary units, as memory is counted: `512 B`, `1.5 KiB`, `302.3 MiB`."""
+    if n is None or n < 0:
+        return DASH
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def file_size(n: int) -> str:
+    """A file's size as upload limits state it: `12,345 bytes` below a MiB, then `50.0 MB`
+    (a MiB each)."""
+    return f"{n / MIB:.1f} MB" if n >= MIB else f"{n:,} bytes"
