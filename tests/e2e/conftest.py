@@ -41,6 +41,9 @@ CHROMIUM_ARGS = [
 ]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 START_TIMEOUT = 90.0
+# The size of the runner's LocalCluster on any machine: a job's tasks run this many at a time,
+# however many cores there are.
+WORKERS = 2
 STOP_TIMEOUT = 30.0
 LOG_TAIL_LINES = 80
 
@@ -172,7 +175,16 @@ def runlab_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunlabUp]:
     }
     with log_path.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "runlab.cli", "up", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "runlab.cli",
+                "up",
+                "--port",
+                str(port),
+                "--workers",
+                str(WORKERS),
+            ],
             cwd=ROOT,
             env=env,
             stdout=out,

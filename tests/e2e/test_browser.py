@@ -16,7 +16,7 @@ import pytest
 
 from jobstore import queries
 from jobstore.models import Status
-from tests.e2e.conftest import RunlabUp, alive
+from tests.e2e.conftest import START_TIMEOUT, RunlabUp, alive
 from tests.polling import wait_for
 
 if TYPE_CHECKING:
@@ -26,9 +26,12 @@ pytestmark = pytest.mark.e2e
 
 KIND = "monte_carlo_pi"
 KIND_TITLE = "Monte Carlo π"
-# 15 chunks of 1e8 (about 0.6 s each per core): long enough for the bar to move several
-# times, short enough to finish well within a minute on two cores.
-SAMPLES = 1_500_000_000
+# The test sets the job's size, not the machine: CHUNKS tasks of 1e8 samples (about 0.6 s each
+# on one core), run two at a time by the app's cluster (conftest's WORKERS), so the bar takes
+# CHUNKS steps over several seconds however many cores there are, and the job ends well within
+# a minute.
+CHUNKS = 15
+SAMPLES = CHUNKS * 100_000_000
 JOB_NAME = "e2e pi"
 JOB_TIMEOUT = 90.0
 POLL = 0.1  # between two readings of the page, while a deadline is running
@@ -76,6 +79,9 @@ def submit_pi_job(page: Page, base_url: str) -> str:
     form.get_by_label("Name", exact=True).fill(JOB_NAME)
     samples.fill(str(SAMPLES))
     samples.press("Tab")  # a number input commits its value when it loses focus
+    chunks = form.get_by_label("Chunks", exact=True)
+    chunks.fill(str(CHUNKS))
+    chunks.press("Tab")
     form.get_by_role("button", name=re.compile(r"Submit")).click()
 
     page.wait_for_url(re.compile(r"/job\?(.*&)?id="), timeout=30_000)
@@ -117,6 +123,10 @@ def assert_result_page(page: Page) -> str:
     return metric.inner_text().strip()
 
 
+# Its deadlines add up to 450 s: the app's start (90 s), as the module's first test, the form
+# (30 + 30 + 30 s), the job (90 s), then its result on two pages (75 s each, and 30 s for the
+# second's load).
+@pytest.mark.timeout(START_TIMEOUT + 90 + JOB_TIMEOUT + 2 * 75 + 30 + 60)
 def test_submit_watch_progress_and_share_the_link(
     runlab_app: RunlabUp, new_page: Callable[[], Page]
 ) -> None:
@@ -129,6 +139,7 @@ def test_submit_watch_progress_and_share_the_link(
     assert submitted.kind == KIND
     assert submitted.name == JOB_NAME
     assert submitted.params["samples"] == SAMPLES, submitted.params
+    assert submitted.params["chunks"] == CHUNKS, submitted.params
 
     values = watch_progress(page, runlab_app, public_id)
     print(f"overall progress seen: {values}")

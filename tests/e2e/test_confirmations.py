@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy import update
 
+from compute import intake
 from jobstore import queries
-from jobstore import transitions as T
 from jobstore.engine import db_later
 from jobstore.models import Job, Status
 from tests.e2e.conftest import RunlabUp
@@ -59,7 +59,9 @@ def test_bulk_rerun_and_delete_act_only_on_a_yes_and_every_answer_closes_the_dia
 ) -> None:
     engine = runlab_app.engine
     ids = [
-        T.submit(engine, "demo_stages", {"stages": 1, "seconds_per_stage": 0.0}, name=f"twin {i}")
+        intake.submit(
+            engine, "demo_stages", {"stages": 1, "seconds_per_stage": 0.0}, name=f"twin {i}"
+        )
         for i in range(2)
     ]
     wait_for(
@@ -87,7 +89,9 @@ def test_cancel_of_a_long_run_on_its_page_asks_and_keeps_it_running_until_a_yes(
     runlab_app: RunlabUp, new_page: Callable[[], Page]
 ) -> None:
     engine = runlab_app.engine
-    job = T.submit(engine, "demo_stages", {"stages": 1, "seconds_per_stage": 300.0}, name="slow")
+    job = intake.submit(
+        engine, "demo_stages", {"stages": 1, "seconds_per_stage": 300.0}, name="slow"
+    )
     wait_for(
         lambda: queries.get_job(engine, job).status is Status.RUNNING,
         timeout=60,

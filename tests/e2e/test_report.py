@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from compute import intake
 from jobstore import queries
-from jobstore import transitions as T
 from jobstore.models import Status
 from jobstore.views import JobDetail
 from tests.e2e.conftest import RunlabUp
@@ -39,7 +39,7 @@ SERIES = ["ci_high", "ci_low", "price"]
 @pytest.fixture(scope="module")
 def finished(runlab_app: RunlabUp) -> JobDetail:
     """One option-pricing job named NASTY, run to the end by the app's own runner."""
-    public_id = T.submit(runlab_app.engine, "option_pricing", PARAMS, name=NASTY)
+    public_id = intake.submit(runlab_app.engine, "option_pricing", PARAMS, name=NASTY)
 
     def ended() -> JobDetail | None:
         job = queries.get_job(runlab_app.engine, public_id, log_lines=0)
@@ -90,6 +90,9 @@ def switch_on(page: Page, name: str) -> None:
     wait_for(on, timeout=UI_TIMEOUT / 1000, what=f"the {name!r} toggle to be on")
 
 
+# Its deadlines add up to 540 s: the app's start (90 s) and the job's (90 s), as the module's
+# first test, then the page (30 + 60 s), the download (3 × 60 s) and the report (30 + 60 s).
+@pytest.mark.timeout(600)
 def test_the_report_opens_from_disk_offline_with_its_charts(
     runlab_app: RunlabUp,
     new_page: Callable[[], Page],
@@ -139,6 +142,8 @@ def test_the_report_opens_from_disk_offline_with_its_charts(
         offline.close()
 
 
+# Its deadlines add up to 450 s: the page (30 + 60 s), then two downloads of 3 × 60 s.
+@pytest.mark.timeout(510)
 def test_downloads_hold_the_result_and_every_point(
     runlab_app: RunlabUp, new_page: Callable[[], Page], finished: JobDetail, tmp_path: Path
 ) -> None:
@@ -161,6 +166,9 @@ def test_downloads_hold_the_result_and_every_point(
     assert len(rows) == len(points)
 
 
+# Its deadlines add up to 965 s: the page (30 + 60 s), twelve steps of up to 60 s, the toggle
+# (up to 125 s) and the second page's load (30 s).
+@pytest.mark.timeout(1020)
 def test_a_shared_view_opens_with_the_same_tab_and_chart_settings(
     runlab_app: RunlabUp, new_page: Callable[[], Page], finished: JobDetail
 ) -> None:
@@ -214,7 +222,7 @@ def test_a_job_watched_to_its_end_turns_from_its_progress_to_its_result(
 ) -> None:
     from playwright.sync_api import expect
 
-    public_id = T.submit(
+    public_id = intake.submit(
         runlab_app.engine, "demo_stages", {"stages": 4, "seconds_per_stage": 3.0}, name="watched"
     )
     page = new_page()

@@ -8,8 +8,9 @@ import numpy as np
 from distributed import Client
 from sqlalchemy import Engine
 
+from compute import intake
 from compute.kinds.monte_carlo_pi import chunk_sizes, count_inside
-from jobstore import queries, transitions
+from jobstore import queries
 from jobstore.doctor import check
 from jobstore.views import JobDetail
 from tests.polling import wait_for
@@ -27,7 +28,7 @@ def assert_sound(engine: Engine, lease_grace: float = 0.0) -> None:
 
 def pi_under_way(engine: Engine, params: dict[str, int], *, past: float) -> str:
     """Submit a π job and return once its progress is past `past`: a job to interrupt."""
-    job = transitions.submit(engine, "monte_carlo_pi", params)
+    job = intake.submit(engine, "monte_carlo_pi", params)
     wait_for(
         lambda: queries.get_job(engine, job).progress > past,
         timeout=60,

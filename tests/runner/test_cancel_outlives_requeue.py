@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from compute import intake
 from jobstore import queries, transitions
 from jobstore.models import Status
 from tests.polling import wait_for
@@ -16,7 +17,7 @@ def test_a_job_cancelled_then_handed_back_by_a_stopping_runner_ends_cancelled(
     # No grace: the SIGTERM hands back at once whatever is running, racing the driver's own
     # look at the request. Either way the job must end cancelled, on its first attempt.
     runner = start_runner(workers=1, RUNLAB_GRACE_SECONDS="0")
-    job = transitions.submit(engine, "test_waits", {"seconds": 600})
+    job = intake.submit(engine, "test_waits", {"seconds": 600})
     wait_for(
         lambda: queries.get_job(engine, job).stage == "wait", timeout=60, what="the job to run"
     )

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from jobstore import queries, transitions
+from compute import intake
+from jobstore import queries
 from jobstore.models import Status
 from tests.conftest import on_sqlite_only
 from tests.runner.helpers import assert_sound, watch
@@ -19,9 +20,7 @@ def test_a_checkpoint_that_fails_to_write_warns_in_the_jobs_own_log(
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the artifact folder's parent should be")
     start_runner(workers=1, RUNLAB_ARTIFACTS=str(blocker / "artifacts"))
-    job = transitions.submit(
-        engine, "monte_carlo_pi", {"samples": 4_000_000, "chunks": 4, "seed": 3}
-    )
+    job = intake.submit(engine, "monte_carlo_pi", {"samples": 4_000_000, "chunks": 4, "seed": 3})
 
     final = watch(engine, job, timeout=120)[-1]
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine
 
-from compute import cluster_info
+from compute import cluster_info, intake
 from jobstore import queries, transitions
 from tests.polling import wait_for
 from tests.runner.conftest import RunnerProcess, free_port
@@ -37,7 +37,7 @@ def test_a_runners_local_cluster_workers_appear_with_memory_and_tasks(
     assert info.memory_limit == sum(w.memory_limit or 0 for w in info.workers)
     assert {w.status for w in info.workers} == {"running"}
 
-    job = transitions.submit(engine, "demo_stages", {"stages": 1, "seconds_per_stage": 60})
+    job = intake.submit(engine, "demo_stages", {"stages": 1, "seconds_per_stage": 60})
     busy = wait_for(
         lambda: [w for w in cluster_info.ask([address])[address].workers if w.processing],
         timeout=60,

@@ -8,9 +8,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import Engine
 
-from jobstore import transitions
+from compute import intake
 from jobstore.models import Status
 from jobstore.views import Cost, JobDetail
 from tests.conftest import on_sqlite_only
@@ -49,7 +50,7 @@ def test_a_job_stores_what_its_tasks_cost_per_stage_and_in_all(
 ) -> None:
     start_runner(**KINDS)
     params = {"tasks": 4, "burn_seconds": BURN, "allocate_mb": ALLOCATE_MB, "nap_seconds": 0.2}
-    job = transitions.submit(engine, cost_kind.KIND, params)
+    job = intake.submit(engine, cost_kind.KIND, params)
     seen = watch(engine, job, timeout=120)
     final = seen[-1]
     assert final.status is Status.SUCCEEDED, final.error
@@ -87,14 +88,16 @@ def test_a_job_stores_what_its_tasks_cost_per_stage_and_in_all(
     assert_sound(engine)
 
 
+# Its deadlines add up to 300 s: the runner's start (60 s), then two jobs of 120 s each.
+@pytest.mark.timeout(360)
 @on_sqlite_only
 def test_a_retried_job_keeps_its_latest_attempts_cost_and_a_failed_one_keeps_its_own(
     engine: Engine, db_url: str, start_runner
 ) -> None:
     start_runner(**KINDS)
     small = {"tasks": 2, "burn_seconds": BURN, "nap_seconds": 0.0}
-    retried = transitions.submit(engine, cost_kind.KIND, {**small, "retry_first": True})
-    failed = transitions.submit(engine, cost_kind.KIND, {**small, "fail_after_burn": True})
+    retried = intake.submit(engine, cost_kind.KIND, {**small, "retry_first": True})
+    failed = intake.submit(engine, cost_kind.KIND, {**small, "fail_after_burn": True})
 
     final = watch(engine, retried, timeout=120)[-1]
     assert final.status is Status.SUCCEEDED, final.error

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
 from jobstore.models import Status
 from tests.conftest import on_sqlite_only
 from tests.polling import wait_for
 from tests.runner.helpers import assert_sound, expected_inside, pi_under_way, watch
 
 
+# Its deadlines add up to 480 s: the Dask cluster's start (120 s), the runner's (60 s), the job
+# under way (60 s), the runner noticing (60 s), then the job's end (180 s).
+@pytest.mark.timeout(540)
 @on_sqlite_only
 def test_a_lost_scheduler_ends_the_attempt_and_the_next_runs_on_a_fresh_client(
     engine, start_runner, dask_cluster

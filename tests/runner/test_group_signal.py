@@ -10,7 +10,8 @@ import time
 import psutil
 import pytest
 
-from jobstore import queries, transitions
+from compute import intake
+from jobstore import queries
 from jobstore.models import Status
 from tests.conftest import on_sqlite_only
 from tests.polling import wait_for
@@ -54,7 +55,7 @@ def test_a_stop_signal_to_the_runners_process_group_keeps_its_workers_and_exits_
     engine, start_runner, sig: signal.Signals
 ) -> None:
     runner = start_runner(RUNLAB_GRACE_SECONDS=str(GRACE))
-    short = transitions.submit(engine, "test_waits", {"seconds": 6.0})
+    short = intake.submit(engine, "test_waits", {"seconds": 6.0})
     wait_for(
         lambda: queries.get_job(engine, short).stage == "wait",
         timeout=60,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
+from compute import intake
 from jobstore import queries, transitions
 from jobstore.doctor import check
 from jobstore.models import Runner, Status
@@ -39,7 +40,7 @@ def test_a_runner_whose_scheduler_has_no_workers_claims_nothing_until_one_joins(
     cluster.start_scheduler()
     try:
         runner = start_runner("--scheduler", cluster.address)
-        job = transitions.submit(engine, "test_waits", {"seconds": 0.1})
+        job = intake.submit(engine, "test_waits", {"seconds": 0.1})
         wait_for(
             lambda: "has no workers; claiming nothing" in runner.log(),
             timeout=30,
@@ -68,7 +69,7 @@ def test_a_job_running_when_the_last_worker_dies_is_handed_back_uncharged_within
     try:
         cluster.wait_ready()
         start_runner("--scheduler", cluster.address, RUNLAB_NO_WORKER_SECONDS=str(BOUND))
-        job = transitions.submit(engine, "test_waits", {"seconds": 600})
+        job = intake.submit(engine, "test_waits", {"seconds": 600})
         wait_for(lambda: running_in(engine, job, "wait"), timeout=60, what="the job to run")
 
         os.killpg(cluster.procs[-1].pid, signal.SIGKILL)  # the only worker, and its nanny
@@ -106,7 +107,7 @@ def test_cancel_takes_effect_within_5_s_while_the_driver_waits_on_dask(
     start_runner(workers=1, RUNLAB_HEARTBEAT_SECONDS="5", RUNLAB_LEASE_SECONDS="30")
     tasks = scheduler_tasks(engine)
     try:
-        job = transitions.submit(engine, "test_waits", {"seconds": 600})
+        job = intake.submit(engine, "test_waits", {"seconds": 600})
         wait_for(lambda: running_in(engine, job, "wait"), timeout=60, what="the job to run")
         wait_for(lambda: tasks() == 1, timeout=30, what="its task on the scheduler")
 
@@ -130,7 +131,7 @@ def test_stop_and_keep_takes_effect_within_5_s_while_the_driver_waits_on_dask(
     engine: Engine, start_runner
 ) -> None:
     start_runner(workers=2, RUNLAB_HEARTBEAT_SECONDS="5", RUNLAB_LEASE_SECONDS="30")
-    job = transitions.submit(engine, "test_stops", {"seconds": 600})
+    job = intake.submit(engine, "test_stops", {"seconds": 600})
     wait_for(
         lambda: queries.get_job(engine, job).progress >= 0.5,
         timeout=60,
@@ -159,7 +160,7 @@ def test_a_local_cluster_that_lost_its_only_worker_for_good_gets_one_back(
 ) -> None:
     runner = start_runner(workers=1)
     marker = tmp_path / "closed-once"
-    job = transitions.submit(engine, "test_loses_worker", {"marker": str(marker)})
+    job = intake.submit(engine, "test_loses_worker", {"marker": str(marker)})
 
     final = watch(engine, job, timeout=120)[-1]
 

@@ -9,8 +9,10 @@ import time
 
 import numpy as np
 import psutil
+import pytest
 from sqlalchemy import Engine, func, select
 
+from compute import intake
 from compute.kinds.monte_carlo_pi import chunk_sizes, count_inside, estimate
 from jobstore import queries, transitions
 from jobstore.models import JobEvent, JobMetric, Status
@@ -21,10 +23,8 @@ from tests.runner.helpers import assert_sound, pi_under_way, scheduler_tasks, wa
 
 def test_runner_runs_both_kinds_to_succeeded_with_rising_progress(engine, start_runner):
     start_runner()
-    pi = transitions.submit(
-        engine, "monte_carlo_pi", {"samples": 40_000_000, "chunks": 8, "seed": 7}
-    )
-    demo = transitions.submit(engine, "demo_stages", {"stages": 3, "seconds_per_stage": 0.6})
+    pi = intake.submit(engine, "monte_carlo_pi", {"samples": 40_000_000, "chunks": 8, "seed": 7})
+    demo = intake.submit(engine, "demo_stages", {"stages": 3, "seconds_per_stage": 0.6})
 
     for public_id, stages in (
         (pi, ["plan", "sample", "reduce"]),
@@ -64,8 +64,8 @@ def test_runner_runs_both_kinds_to_succeeded_with_rising_progress(engine, start_
 
 def test_driver_exception_fails_the_job_and_the_runner_goes_on(engine, start_runner):
     runner = start_runner("--concurrency", "1")
-    bad = transitions.submit(engine, "test_raises", {"message": "the model diverged"})
-    good = transitions.submit(engine, "monte_carlo_pi", {"samples": 1000, "seed": 1})
+    bad = intake.submit(engine, "test_raises", {"message": "the model diverged"})
+    good = intake.submit(engine, "monte_carlo_pi", {"samples": 1000, "seed": 1})
     failed = watch(engine, bad, timeout=60)[-1]
     assert failed.status is Status.FAILED
     assert failed.error.type == "ValueError"
@@ -80,8 +80,8 @@ def test_driver_exception_fails_the_job_and_the_runner_goes_on(engine, start_run
 
 def test_bad_results_fail_with_a_clear_message(engine, start_runner):
     start_runner()
-    nan = transitions.submit(engine, "test_nan", {})
-    obj = transitions.submit(engine, "test_unserialisable", {})
+    nan = intake.submit(engine, "test_nan", {})
+    obj = intake.submit(engine, "test_unserialisable", {})
     nan_job = watch(engine, nan, timeout=60)[-1]
     obj_job = watch(engine, obj, timeout=60)[-1]
     assert nan_job.status is Status.FAILED and nan_job.error.type == "BadResult"
@@ -94,7 +94,7 @@ def test_bad_results_fail_with_a_clear_message(engine, start_runner):
 
 def test_cancel_stops_a_running_job_and_keeps_its_partial_metrics(engine, start_runner):
     start_runner()
-    job = transitions.submit(engine, "demo_stages", {"stages": 20, "seconds_per_stage": 1.0})
+    job = intake.submit(engine, "demo_stages", {"stages": 20, "seconds_per_stage": 1.0})
     wait_for(
         lambda: queries.get_job(engine, job).series.get("stage_seconds"),
         timeout=60,
@@ -156,11 +156,13 @@ def test_a_dask_worker_killed_mid_job_is_replaced_and_the_job_gives_the_same_num
     assert_sound(engine)
 
 
+# Its deadlines add up to 380 s: two runners' starts (60 s each), 60 + 30 + 60 + 20 + 90 s.
+@pytest.mark.timeout(440)
 @on_sqlite_only
 def test_sigterm_finishes_the_short_job_hands_back_the_long_one_and_exits_0(engine, start_runner):
     runner = start_runner(RUNLAB_GRACE_SECONDS="4")
-    short = transitions.submit(engine, "demo_stages", {"stages": 2, "seconds_per_stage": 1.0})
-    long = transitions.submit(engine, "demo_stages", {"stages": 3, "seconds_per_stage": 2.5})
+    short = intake.submit(engine, "demo_stages", {"stages": 2, "seconds_per_stage": 1.0})
+    long = intake.submit(engine, "demo_stages", {"stages": 3, "seconds_per_stage": 2.5})
     wait_for(
         lambda: all(queries.get_job(engine, j).status is Status.RUNNING for j in (short, long)),
         timeout=60,
@@ -202,6 +204,8 @@ def test_sigterm_finishes_the_short_job_hands_back_the_long_one_and_exits_0(engi
     assert_sound(engine)
 
 
+# Its deadlines add up to 300 s: two runners' starts (60 s each), the job under way, 120 s.
+@pytest.mark.timeout(360)
 def test_kill_9_mid_job_then_a_new_runner_resumes_it_as_attempt_2(engine, start_runner, artifacts):
     first = start_runner("--concurrency", "1")
     job = pi_under_way(engine, {"samples": 600_000_000, "chunks": 12, "seed": 11}, past=0.2)
@@ -242,7 +246,7 @@ def test_kill_9_mid_job_then_a_new_runner_resumes_it_as_attempt_2(engine, start_
 
 def test_retryable_failure_runs_again_and_every_attempt_is_kept(engine, start_runner):
     start_runner()
-    job = transitions.submit(engine, "test_flaky", {"message": "flaky source"})
+    job = intake.submit(engine, "test_flaky", {"message": "flaky source"})
     final = watch(engine, job, timeout=60)[-1]
     assert final.status is Status.SUCCEEDED
     assert final.result == {"attempt": 3}
@@ -258,8 +262,8 @@ def test_retryable_failure_runs_again_and_every_attempt_is_kept(engine, start_ru
 
 def test_a_poison_job_fails_after_max_attempts_while_others_run(engine, start_runner):
     start_runner("--concurrency", "1")
-    poison = transitions.submit(engine, "test_flaky", {"message": "always"}, max_attempts=3)
-    other = transitions.submit(engine, "monte_carlo_pi", {"samples": 1000, "seed": 3})
+    poison = intake.submit(engine, "test_flaky", {"message": "always"}, max_attempts=3)
+    other = intake.submit(engine, "monte_carlo_pi", {"samples": 1000, "seed": 3})
     assert watch(engine, other, timeout=60)[-1].status is Status.SUCCEEDED
     final = watch(engine, poison, timeout=60)[-1]
     assert final.status is Status.FAILED
@@ -272,6 +276,8 @@ def test_a_poison_job_fails_after_max_attempts_while_others_run(engine, start_ru
     assert_sound(engine)
 
 
+# Its deadlines add up to 360 s: two runners' starts (60 s each), the job under way, 120 + 60 s.
+@pytest.mark.timeout(420)
 def test_a_runner_woken_from_sigstop_after_its_job_moved_on_writes_nothing(engine, start_runner):
     stale = start_runner("--concurrency", "1")
     job = pi_under_way(engine, {"samples": 800_000_000, "chunks": 16, "seed": 5}, past=0.1)
@@ -311,7 +317,7 @@ def ledger_of_attempt(engine: Engine, attempt: int) -> tuple[int, int]:
 @on_sqlite_only
 def test_a_job_past_its_timeout_fails_within_seconds_of_the_limit(engine, start_runner):
     start_runner("--concurrency", "1")
-    job = transitions.submit(
+    job = intake.submit(
         engine, "demo_stages", {"stages": 20, "seconds_per_stage": 1.0}, timeout_seconds=2
     )
     final = watch(engine, job, timeout=60)[-1]
@@ -322,6 +328,6 @@ def test_a_job_past_its_timeout_fails_within_seconds_of_the_limit(engine, start_
     assert 2 <= ran < 6, ran
     assert [a.outcome for a in final.attempts] == ["failed"]  # a timeout is not retried
     # The runner's one slot is free again: the next job runs at once.
-    after = transitions.submit(engine, "demo_stages", {"stages": 1, "seconds_per_stage": 0.2})
+    after = intake.submit(engine, "demo_stages", {"stages": 1, "seconds_per_stage": 0.2})
     assert watch(engine, after, timeout=30)[-1].status is Status.SUCCEEDED
     assert_sound(engine)

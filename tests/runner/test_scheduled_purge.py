@@ -10,7 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from jobstore import queries, transitions
+from compute import intake
+from jobstore import queries
 from jobstore.artifacts import ArtifactStore
 from jobstore.models import Status
 from runlab.errors import JobNotFound
@@ -33,7 +34,7 @@ def exists(engine: Engine, public_id: str) -> bool:
 
 def runs_a_job(engine: Engine) -> None:
     """The runner still claims and finishes work."""
-    job = transitions.submit(engine, "demo_stages", QUICK)
+    job = intake.submit(engine, "demo_stages", QUICK)
     wait_for(
         lambda: queries.get_job(engine, job).status is Status.SUCCEEDED,
         timeout=60,

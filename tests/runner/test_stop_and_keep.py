@@ -7,7 +7,7 @@ import math
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from compute import registry
+from compute import intake, registry
 from jobstore import queries, transitions
 from jobstore.models import JobEvent, Status
 from runlab.cli import cli
@@ -47,9 +47,7 @@ def test_a_job_run_to_the_end_is_not_partial_and_stop_after_the_end_changes_noth
     engine, start_runner
 ):
     start_runner()
-    job = transitions.submit(
-        engine, "monte_carlo_pi", {"samples": 4_000_000, "chunks": 4, "seed": 3}
-    )
+    job = intake.submit(engine, "monte_carlo_pi", {"samples": 4_000_000, "chunks": 4, "seed": 3})
     final = watch(engine, job, timeout=60)[-1]
     assert final.status is Status.SUCCEEDED
     assert final.result["partial"] is False
@@ -64,7 +62,7 @@ def test_a_job_run_to_the_end_is_not_partial_and_stop_after_the_end_changes_noth
 def test_stop_and_keep_on_option_pricing_keeps_a_wider_interval(engine, start_runner):
     start_runner()
     params = {"option_type": "asian_call", "paths": 200_000_000, "steps": 20, "seed": 4}
-    job = transitions.submit(engine, "option_pricing", params)
+    job = intake.submit(engine, "option_pricing", params)
     wait_for(
         lambda: queries.get_job(engine, job).progress > 0.1, timeout=60, what="some chunks done"
     )
@@ -78,8 +76,8 @@ def test_stop_and_keep_on_option_pricing_keeps_a_wider_interval(engine, start_ru
 
 
 def test_stop_refuses_queued_jobs_and_kinds_without_a_partial_result(engine, db_url):
-    queued = transitions.submit(engine, "monte_carlo_pi", {"samples": 1000, "chunks": 1})
-    demo = transitions.submit(engine, "demo_stages", {})
+    queued = intake.submit(engine, "monte_carlo_pi", {"samples": 1000, "chunks": 1})
+    demo = intake.submit(engine, "demo_stages", {})
     env = {"RUNLAB_DATABASE_URL": db_url}
     out = CliRunner().invoke(cli, ["stop", queued], env=env)
     assert out.exit_code == 1

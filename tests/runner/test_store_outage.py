@@ -11,7 +11,8 @@ import subprocess
 import pytest
 from sqlalchemy import create_engine, text
 
-from jobstore import queries, transitions
+from compute import intake
+from jobstore import queries
 from jobstore.models import Status
 from tests.conftest import IN_CI, PG_ADMIN_URL
 from tests.polling import wait_for
@@ -47,15 +48,19 @@ def server_answers() -> bool:
         eng.dispose()
 
 
+# Its deadlines add up to 680 s: the runner's start (60 s), both jobs under way (60 s), the
+# server's stop (120 s), the runner noticing (20 s), the server's start (120 s), its first
+# answer (120 s), then every job's end (180 s).
+@pytest.mark.timeout(740)
 def test_postgres_restarted_while_jobs_run_every_job_still_ends(engine, start_runner):
     # The outage is far shorter than the lease, so the running jobs carry on as attempt 1.
     runner = start_runner("--concurrency", "2", RUNLAB_LEASE_SECONDS="30")
-    pi = transitions.submit(
+    pi = intake.submit(
         engine, "monte_carlo_pi", {"samples": 1_600_000_000, "chunks": 24, "seed": 4}
     )
-    demo = transitions.submit(engine, "demo_stages", {"stages": 4, "seconds_per_stage": 2.0})
+    demo = intake.submit(engine, "demo_stages", {"stages": 4, "seconds_per_stage": 2.0})
     queued = [
-        transitions.submit(engine, "demo_stages", {"stages": 1, "seconds_per_stage": 0.2})
+        intake.submit(engine, "demo_stages", {"stages": 1, "seconds_per_stage": 0.2})
         for _ in range(4)
     ]
     wait_for(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from compute import intake
+from jobstore import registration, reports
 from jobstore import transitions as T
 from jobstore.models import StageStatus
 from jobstore.views import Cost
@@ -19,7 +21,7 @@ PI_RESULT = {
 
 
 def runner(engine: Engine, runner_id: str = RUNNER) -> None:
-    T.register_runner(
+    registration.register(
         engine,
         runner_id,
         host="h",
@@ -31,7 +33,7 @@ def runner(engine: Engine, runner_id: str = RUNNER) -> None:
 
 
 def queued(engine: Engine, name: str = "", samples: int = 1_000_000, **params: object) -> str:
-    return T.submit(engine, "monte_carlo_pi", {"samples": samples, **params}, name=name)
+    return intake.submit(engine, "monte_carlo_pi", {"samples": samples, **params}, name=name)
 
 
 def running(
@@ -40,7 +42,7 @@ def running(
     *,
     progress: float = 0.5,
     log: str = "sampling",
-) -> tuple[str, T.Lease]:
+) -> tuple[str, reports.Lease]:
     """A π job halfway through its `sample` stage, with two points of its live series.
 
     Claims the oldest queued job, so call it before seeding other queued jobs.
@@ -48,15 +50,15 @@ def running(
     public_id = queued(engine, name)
     [lease] = T.claim(engine, RUNNER, limit=1, versions={"numpy": "2.4.6", "runlab": "0.1.0"})
     assert lease.public_id == public_id, "seed running jobs before queued ones"
-    T.report(
+    reports.report(
         engine,
         lease,
-        T.Report(
+        reports.Report(
             progress=progress,
             stage="sample",
             stage_updates=[
-                T.StageUpdate(0, "plan", StageStatus.DONE, 1.0, started=True, finished=True),
-                T.StageUpdate(1, "sample", StageStatus.RUNNING, progress, started=True),
+                reports.StageUpdate(0, "plan", StageStatus.DONE, 1.0, started=True, finished=True),
+                reports.StageUpdate(1, "sample", StageStatus.RUNNING, progress, started=True),
             ],
             metrics=[("estimate", 500_000, 3.1372), ("estimate", 1_000_000, 3.1391)],
             logs=[("info", log)],
@@ -95,13 +97,13 @@ def with_cost(engine: Engine, plan: Cost, sample: Cost, *, outside: int = 0) -> 
     ran outside any stage."""
     public_id, lease = running(engine)
     extra = Cost(0.0, 0.0, outside, None)
-    T.report(
+    reports.report(
         engine,
         lease,
-        T.Report(
+        reports.Report(
             stage_updates=[
-                T.StageUpdate(0, "plan", cost=plan),
-                T.StageUpdate(1, "sample", cost=sample),
+                reports.StageUpdate(0, "plan", cost=plan),
+                reports.StageUpdate(1, "sample", cost=sample),
             ],
             cost=plan.plus(sample).plus(extra),
         ),

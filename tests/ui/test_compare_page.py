@@ -12,6 +12,8 @@ import pytest
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
+from compute import intake
+from jobstore import enqueue, reports
 from jobstore import transitions as T
 from jobstore.compare import MAX_JOBS, SHORT_ID
 from tests.ui import seed
@@ -29,10 +31,10 @@ def done(
     metrics: Sequence[tuple[str, float, float]] = (),
 ) -> str:
     """A succeeded job with the given parameters, result and series."""
-    public_id = T.submit(store, kind, params or {"samples": 1000, "seed": 7}, name=name)
+    public_id = intake.submit(store, kind, params or {"samples": 1000, "seed": 7}, name=name)
     [lease] = T.claim(store, seed.RUNNER)
     assert lease.public_id == public_id
-    T.report(store, lease, T.Report(metrics=list(metrics)), lease_seconds=30)
+    reports.report(store, lease, reports.Report(metrics=list(metrics)), lease_seconds=30)
     T.succeed(store, lease, result if result is not None else dict(seed.PI_RESULT))
     return public_id
 
@@ -230,7 +232,7 @@ def test_unknown_and_malformed_ids_are_named_and_the_page_links_to_the_jobs(
 ) -> None:
     seed.runner(store)
     a = pi(store, "real", 1000, 3.1)
-    gone = T.new_public_id()
+    gone = enqueue.new_public_id()
 
     at = compare_page(a, gone, "<b>bad</b>")
 
@@ -245,7 +247,7 @@ def test_unknown_ids_are_left_out_when_two_jobs_remain(store: Engine) -> None:
     seed.runner(store)
     a = pi(store, "one", 1000, 3.1)
     b = pi(store, "two", 2000, 3.1)
-    gone = T.new_public_id()
+    gone = enqueue.new_public_id()
 
     at = compare_page(a, gone, b)
 

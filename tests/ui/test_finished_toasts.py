@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
+from compute import intake
 from jobstore import transitions as T
 from tests.ui import seed
 from tests.ui.conftest import open_page
 
 
 def _finish(engine: Engine, owner: str, name: str) -> str:
-    public_id = T.submit(engine, "monte_carlo_pi", {"samples": 1000}, name=name, owner=owner)
+    public_id = intake.submit(engine, "monte_carlo_pi", {"samples": 1000}, name=name, owner=owner)
     (lease,) = T.claim(engine, seed.RUNNER, limit=1, versions={})
     assert lease.public_id == public_id
     T.succeed(engine, lease, dict(seed.PI_RESULT), None)
@@ -44,7 +45,7 @@ def test_a_job_of_yours_that_ends_while_you_browse_gets_a_toast(ann: Engine) -> 
 
 
 def test_no_toast_on_the_page_of_the_job_that_ended(ann: Engine) -> None:
-    public_id = T.submit(ann, "monte_carlo_pi", {"samples": 1000}, name="watched", owner="ann")
+    public_id = intake.submit(ann, "monte_carlo_pi", {"samples": 1000}, name="watched", owner="ann")
     at = open_page("pages/job.py", id=public_id)
     (lease,) = T.claim(ann, seed.RUNNER, limit=1, versions={})
     T.succeed(ann, lease, dict(seed.PI_RESULT), None)

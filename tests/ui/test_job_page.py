@@ -18,7 +18,8 @@ import pytest
 from sqlalchemy import Engine, delete, select, update
 from streamlit.testing.v1 import AppTest
 
-from jobstore import queries
+from compute import intake
+from jobstore import queries, reports
 from jobstore import transitions as T
 from jobstore.engine import db_later
 from jobstore.models import Job, JobEvent, JobMetric, JobResult, JobStage, Status
@@ -249,7 +250,7 @@ def test_page_refreshes_only_while_the_job_can_change(status: Status, live: bool
 
 
 def test_a_retried_running_job_lists_its_attempts_and_heartbeat_age(store: Engine) -> None:
-    public_id = T.submit(store, "demo_stages", {"stages": 2})
+    public_id = intake.submit(store, "demo_stages", {"stages": 2})
     T.claim(store, "runner-gone", lease_seconds=0.05)
     wait_for(lambda: T.reap(store, backoff_base=0), timeout=10, what="the reaper")
     T.claim(store, "runner-new", lease_seconds=30)
@@ -312,10 +313,12 @@ def two_series_job(store: Engine) -> str:
     """A running π job whose live chart has two series: `estimate` and `standard_error`."""
     seed.runner(store)
     public_id, lease = seed.running(store)
-    T.report(
+    reports.report(
         store,
         lease,
-        T.Report(metrics=[("standard_error", 500_000, 0.0023), ("standard_error", 1e6, 0.0016)]),
+        reports.Report(
+            metrics=[("standard_error", 500_000, 0.0023), ("standard_error", 1e6, 0.0016)]
+        ),
         lease_seconds=30,
     )
     return public_id
@@ -480,7 +483,9 @@ def test_series_download_defuses_formulas_but_keeps_negative_numbers(store: Engi
     seed.runner(store)
     public_id, lease = seed.running(store)
     names = ['=HYPERLINK("http://x")', "+1", "-2", "@SUM(A1)", "\tTAB", "\rCR", "plain"]
-    T.report(store, lease, T.Report(metrics=[(n, 1, -1.5) for n in names]), lease_seconds=30)
+    reports.report(
+        store, lease, reports.Report(metrics=[(n, 1, -1.5) for n in names]), lease_seconds=30
+    )
     job = queries.get_job(store, public_id)
 
     rows = list(csv.reader(io.StringIO(report.series_csv(job), newline="")))[1:]
@@ -553,12 +558,14 @@ def test_report_holds_the_whole_job_in_one_page(store: Engine) -> None:
 
 def test_report_escapes_errors_tags_and_log_lines(store: Engine) -> None:
     script = "<script>alert(1)</script>"
-    public_id = T.submit(
+    public_id = intake.submit(
         store, "monte_carlo_pi", {"samples": 1000}, name="<b>bold</b>", tags=[NASTY]
     )
     seed.runner(store)
     [lease] = T.claim(store, seed.RUNNER, limit=1)
-    T.report(store, lease, T.Report(logs=[("info", f"<i>log</i> {script}")]), lease_seconds=30)
+    reports.report(
+        store, lease, reports.Report(logs=[("info", f"<i>log</i> {script}")]), lease_seconds=30
+    )
     T.fail(store, lease, "ValueError", script, f"Traceback\n{script}")
     job = queries.get_job(store, public_id)
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, update
 from streamlit.testing.v1 import AppTest
 
-from jobstore import transitions as T
+from compute import intake
 from jobstore.engine import db_later
 from jobstore.models import Job, Status
 from jobstore.queries import get_job, list_jobs
@@ -30,7 +30,7 @@ def table(at: AppTest, key: str) -> pd.DataFrame:
 def test_filters_in_the_url_show_only_matching_jobs(store: Engine) -> None:
     seed.runner(store)
     seed.succeeded(store, "pi done")
-    T.submit(store, "demo_stages", {"stages": 1}, name="demo waiting")
+    intake.submit(store, "demo_stages", {"stages": 1}, name="demo waiting")
     seed.queued(store, "pi waiting")
 
     at = open_page("pages/jobs.py", status="queued", kind="demo_stages")
@@ -203,9 +203,9 @@ def test_choices_the_page_does_not_offer_are_dropped_from_the_url(
 
 
 def test_the_search_box_in_the_url_filters_on_params_results_and_tags(store: Engine) -> None:
-    a = T.submit(store, "monte_carlo_pi", {"samples": 5000}, name="small", tags=["q3"])
-    T.submit(store, "monte_carlo_pi", {"samples": 50_000}, name="big", tags=["q3"])
-    T.submit(store, "monte_carlo_pi", {"samples": 6000}, name="untagged")
+    a = intake.submit(store, "monte_carlo_pi", {"samples": 5000}, name="small", tags=["q3"])
+    intake.submit(store, "monte_carlo_pi", {"samples": 50_000}, name="big", tags=["q3"])
+    intake.submit(store, "monte_carlo_pi", {"samples": 6000}, name="untagged")
 
     at = open_page("pages/jobs.py", q="samples<10000 tag:q3")
 
@@ -229,9 +229,11 @@ def test_owner_tag_name_created_and_my_jobs_filters_come_from_the_url(
     store: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RUNLAB_USER", "ann")
-    T.submit(store, "monte_carlo_pi", {"samples": 1000}, name="alpha one", owner="ann")
-    T.submit(store, "monte_carlo_pi", {"samples": 1000}, name="alpha two", owner="bob", tags=["x"])
-    T.submit(store, "monte_carlo_pi", {"samples": 1000}, name="beta", owner="bob")
+    intake.submit(store, "monte_carlo_pi", {"samples": 1000}, name="alpha one", owner="ann")
+    intake.submit(
+        store, "monte_carlo_pi", {"samples": 1000}, name="alpha two", owner="bob", tags=["x"]
+    )
+    intake.submit(store, "monte_carlo_pi", {"samples": 1000}, name="beta", owner="bob")
 
     assert names(open_page("pages/jobs.py", owner="bob")) == ["beta", "alpha two"]
     assert names(open_page("pages/jobs.py", tag="x")) == ["alpha two"]
@@ -307,7 +309,9 @@ def test_delete_asks_first_and_keeps_unfinished_jobs(store: Engine) -> None:
 
 def test_export_has_params_results_and_quotes_would_be_formulas(store: Engine) -> None:
     done = seed.succeeded(store, "fine")
-    bad = T.submit(store, "monte_carlo_pi", {"samples": 1000}, name="=HYPERLINK(1)", tags=["+x"])
+    bad = intake.submit(
+        store, "monte_carlo_pi", {"samples": 1000}, name="=HYPERLINK(1)", tags=["+x"]
+    )
     text = history_ui.export_csv(store, [bad, done])
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["id"] for r in rows] == [bad, done]

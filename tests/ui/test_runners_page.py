@@ -12,7 +12,7 @@ from distributed import LocalCluster
 from sqlalchemy import Engine, update
 from streamlit.testing.v1 import AppTest
 
-from jobstore import transitions as T
+from jobstore import registration
 from jobstore.engine import db_later
 from jobstore.models import Runner
 from tests.runner.conftest import free_port
@@ -41,7 +41,7 @@ def cluster() -> Iterator[LocalCluster]:
 def register(
     engine: Engine, runner_id: str, *, host: str = "h", pid: int = 1, scheduler: str | None = None
 ) -> None:
-    T.register_runner(
+    registration.register(
         engine,
         runner_id,
         host=host,
@@ -127,7 +127,7 @@ def test_silent_runner_is_shown_as_silent_with_its_last_heartbeat_never_as_alive
     register(store, "quiet", host="node-q", scheduler=f"tcp://127.0.0.1:{free_port()}")
     silence(store, "quiet", for_=timedelta(minutes=10))
     register(store, "gone", host="node-g")
-    T.runner_stopped(store, "gone")
+    registration.stopped(store, "gone")
     register(store, "fine", host="node-f", scheduler=cluster.scheduler_address)
 
     at = open_page(PAGE)

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import Engine, text
 from streamlit.testing.v1 import AppTest
 
-from compute import datasets
-from jobstore import presets, queries, transitions
+from compute import datasets, intake
+from jobstore import presets, queries
 from jobstore.artifacts import ArtifactStore
 from tests.ui.conftest import open_page
 from tests.ui.test_new_job import after, submit
@@ -269,7 +269,7 @@ def test_a_clone_opens_the_form_of_its_kind_with_every_value(
         "antithetic": False,
         "seed": 2**53 - 1,  # the largest the form holds exactly
     }
-    source = transitions.submit(store, "option_pricing", params, name="**barrier** desk")
+    source = intake.submit(store, "option_pricing", params, name="**barrier** desk")
 
     at = open_page("pages/new.py", clone=source)
     assert at.selectbox(key="new.kind").value == "option_pricing"
@@ -295,7 +295,7 @@ def test_a_clone_of_a_drawn_63_bit_seed_leaves_the_seed_empty_and_says_so(
 ) -> None:
     """A number input cannot hold it: it would silently become 0, the input's minimum."""
     big = 2**62 + 5
-    source = transitions.submit(store, "monte_carlo_pi", {"samples": 5000, "seed": big})
+    source = intake.submit(store, "monte_carlo_pi", {"samples": 5000, "seed": big})
 
     at = open_page("pages/new.py", clone=source)
     assert at.number_input(key="new.monte_carlo_pi.samples").value == 5000
@@ -328,7 +328,7 @@ TWO_ASSETS = {
 
 
 def test_a_clone_of_a_portfolio_shows_its_lists_as_text(store: Engine, artifacts: Path) -> None:
-    source = transitions.submit(store, "portfolio_risk", TWO_ASSETS)
+    source = intake.submit(store, "portfolio_risk", TWO_ASSETS)
 
     at = open_page("pages/new.py", clone=source)
     assert at.selectbox(key="new.kind").value == "portfolio_risk"
@@ -362,7 +362,7 @@ def test_a_clone_of_a_bootstrap_job_keeps_its_file_without_a_new_upload(
         "method": "percentile",
         "seed": 5,
     }
-    source = transitions.submit(store, "bootstrap", params)
+    source = intake.submit(store, "bootstrap", params)
 
     at = open_page("pages/new.py", clone=source)
     assert at.selectbox(key="new.kind").value == "bootstrap"
@@ -385,7 +385,7 @@ def test_a_clone_of_a_bootstrap_job_keeps_its_file_without_a_new_upload(
 
 
 def test_clone_on_the_job_page_opens_the_form_filled_in(store: Engine, artifacts: Path) -> None:
-    source = transitions.submit(store, "portfolio_risk", TWO_ASSETS, name="two assets")
+    source = intake.submit(store, "portfolio_risk", TWO_ASSETS, name="two assets")
 
     at = open_page("pages/job.py", id=source)
     button(at, "Clone").click()
@@ -532,7 +532,7 @@ def test_an_upload_field_of_any_name_shows_its_own_refusal(store: Engine, artifa
 def test_the_same_job_cloned_twice_fills_the_form_both_times(
     store: Engine, artifacts: Path
 ) -> None:
-    source = transitions.submit(store, "portfolio_risk", TWO_ASSETS, name="two assets")
+    source = intake.submit(store, "portfolio_risk", TWO_ASSETS, name="two assets")
 
     at = open_page("pages/job.py", id=source)
     button(at, "Clone").click()
@@ -559,7 +559,7 @@ def test_a_clone_of_nothing_or_of_a_kind_not_installed_says_so(store: Engine) ->
     assert [e.value for e in at.error] == [md_escape("No job no-such-job to clone.")]
     assert at.selectbox(key="new.kind").value == "monte_carlo_pi"
 
-    source = transitions.submit(store, "monte_carlo_pi", {"samples": 5000})
+    source = intake.submit(store, "monte_carlo_pi", {"samples": 5000})
     with store.begin() as conn:
         conn.execute(
             text("UPDATE jobs SET kind = 'retired_kind' WHERE public_id = :id"), {"id": source}
