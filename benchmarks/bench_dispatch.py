@@ -50,6 +50,7 @@ from jobstore import ledger, queries, transitions  # noqa: E402
 from jobstore.doctor import check  # noqa: E402
 from jobstore.engine import make_engine, migrate, reading  # noqa: E402
 from jobstore.models import TERMINAL, Status  # noqa: E402
+from tests.processes import RUNLAB, spawn  # noqa: E402
 
 KIND_MODULE = "benchmarks.dispatch_kind"
 PG_DEFAULT = os.environ.get(
@@ -114,26 +115,10 @@ class Runners:
             "PYTHONPATH": str(ROOT),
             "RUNLAB_ARTIFACTS": str(self.logs / f"{self.label}-artifacts"),
         }
+        options = ["--concurrency", str(self.concurrency), "--workers", "1"]
         for i in range(count):
             log_path = self.logs / f"{self.label}-runner{i}.log"
-            with log_path.open("wb") as out:
-                proc = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "runlab.cli",
-                        "runner",
-                        "--concurrency",
-                        str(self.concurrency),
-                        "--workers",
-                        "1",
-                    ],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            proc = spawn([*RUNLAB, "runner", *options], log_path, env=env)
             self.procs.append(RunnerProc(proc, log_path))
 
         def registered() -> bool:

@@ -49,7 +49,7 @@ from jobstore.engine import make_engine, migrate, reading  # noqa: E402
 from jobstore.history import Cursor, Sort, history  # noqa: E402
 from jobstore.models import Job, Status  # noqa: E402
 from jobstore.search import Query, parse  # noqa: E402
-from tests import bulk  # noqa: E402
+from tests import bulk, plans  # noqa: E402
 
 PG_ADMIN = os.environ.get("RUNLAB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PG_SCHEMA = "bench_history"
@@ -67,6 +67,7 @@ WORDS = [
     *("adhoc", "desk", "rates", "fx", "credit", "equity", "vol", "smile", "surface", "grid"),
     *("coarse", "fine", "check", "review", "final", "draft"),
 ]
+FAILURE = "the solver did not converge"  # what a seeded failed job says
 SEARCHES = {
     "search: kind:option_pricing sigma>=0.3 price>12 status:succeeded": (
         "kind:option_pricing sigma>=0.3 price>12 status:succeeded"
@@ -145,21 +146,10 @@ def records(
         if status is not Status.QUEUED:
             started = created + timedelta(seconds=rng.uniform(0.1, 30))
             finished = started + timedelta(seconds=rng.lognormvariate(4, 1.2))
-        yield bulk.PastJob(
-            kind=kind,
-            name=f"{kind.replace('_', ' ')} {' '.join(rng.sample(WORDS, 2))} {i}",
-            owner=rng.choice(OWNERS),
-            params=params,
-            status=status,
-            created_at=created,
-            started_at=started,
-            finished_at=finished,
-            tags=rng.sample(TAGS, rng.randint(0, 3)),
-            result=result if status is Status.SUCCEEDED else None,
-            metrics={"estimate": [(1.0, 0.5), (2.0, 0.25)]} if started else {},
-            stages=["simulate"],
-            error_type="ValueError" if status is Status.FAILED else None,
-            error_message="the solver did not converge" if status is Status.FAILED else None,
+        name = f"{kind.replace('_', ' ')} {' '.join(rng.sample(WORDS, 2))} {i}"
+        times = (created, started, finished)
+        yield bulk.simulated(
+            rng, OWNERS, TAGS, kind, name, params, status, times, result, error=FAILURE
         )
 
 
@@ -348,24 +338,13 @@ def _count(engine: Engine) -> int:
 
 def plan(engine: Engine, fn: Callable[[], Any]) -> str:
     """The plan of the statements `fn` runs, read by re-running it under EXPLAIN."""
-    statements: list[tuple[str, Any]] = []
-
-    def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            statements.append((statement, params))
-
-    from sqlalchemy import event
-
-    event.listen(engine, "before_cursor_execute", grab)
-    try:
+    with plans.statements(engine) as seen:
         fn()
-    finally:
-        event.remove(engine, "before_cursor_execute", grab)
     lines = []
     with engine.connect() as conn:
         raw = conn.connection.driver_connection
         assert raw is not None
-        for statement, params in statements:
+        for statement, params in seen:
             cur = raw.cursor()
             if engine.dialect.name == "postgresql":
                 cur.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + statement, params)

@@ -284,17 +284,18 @@ def past_runs(
             latest.c.finished_at.is_not(None),
         )
     ).all()
-    out = []
-    for r in sorted(rows, key=lambda r: -r.id):  # in Python: a few hundred rows, no plan sort
-        seconds = _seconds(r.started_at, r.finished_at)
-        if seconds is not None and seconds > 0:
-            out.append(_Past(r.id, size(dict(r.params or {})), seconds))
-    return out
+    return [
+        _Past(r.id, size(dict(r.params or {})), seconds)
+        for r in sorted(rows, key=lambda r: -r.id)  # in Python: a few hundred rows, no plan sort
+        if (seconds := _took(r.started_at, r.finished_at)) is not None
+    ]
 
 
-def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+def _took(start: datetime | None, end: datetime | None) -> float | None:
+    """Seconds from `start` to `end`; None unless both are known and the span is above 0."""
     a, b = as_utc(start), as_utc(end)
-    return None if a is None or b is None else (b - a).total_seconds()
+    seconds = None if a is None or b is None else (b - a).total_seconds()
+    return seconds if seconds is not None and seconds > 0 else None
 
 
 def _stage_durations(
@@ -311,12 +312,11 @@ def _stage_durations(
             stages_t.c.status == StageStatus.DONE,
         )
     ).all()
-    out = []
-    for r in rows:
-        seconds = _seconds(r.started_at, r.finished_at)
-        if seconds is not None and seconds > 0:
-            out.append(seconds * factor[r.job_id])
-    return out
+    return [
+        seconds * factor[r.job_id]
+        for r in rows
+        if (seconds := _took(r.started_at, r.finished_at)) is not None
+    ]
 
 
 def _window(base: datetime, now: datetime, s: Spread) -> Window:
@@ -342,15 +342,12 @@ def _running_total(
     history: _History,
     kind: str,
     params: Mapping[str, Any],
-    started: datetime,
-    now: datetime,
+    elapsed: float,
+    pace: _Pace,
     progress: float,
-    trail: Sequence[Seen] = (),
-    progress_at: datetime | None = None,
 ) -> _Total:
-    """A running job's total duration by both sources; none once it has stalled."""
-    elapsed = (now - started).total_seconds()
-    pace = from_progress(started, now, progress, trail, progress_at)
+    """A running job's total duration, its `pace` blended with its past runs longer than the
+    `elapsed` seconds it has run; none once it has stalled."""
     matching = len(history.matching(kind, params))
     past = history.duration(kind, params, elapsed)
     if pace.stalled_for is not None:
@@ -382,29 +379,39 @@ def estimate(
         ).first()
         if row is None or job.status.terminal:
             return Estimate(now, job.status)
-        history = _History(conn, size)
-        if job.status is Status.QUEUED:
-            return _queued(conn, history, job, row, now, alive)
-        return _running(conn, history, job, row, now, alive, trail)
+        facts = _Facts(conn, _History(conn, size), job, row, now, alive)
+        return _queued(facts) if job.status is Status.QUEUED else _running(facts, trail)
 
 
-def _running(
-    conn: Connection,
-    history: _History,
-    job: JobDetail,
-    row: Any,
-    now: datetime,
-    alive: Sequence[Any],
-    trail: Sequence[Seen],
-) -> Estimate:
-    base = Estimate(now, job.status, slots=sum(r.concurrency for r in alive))
+@dataclass(frozen=True)
+class _Facts:
+    """What every part of an estimate reads: the job and its row, the store's clock, the alive
+    runners, and the past runs."""
+
+    conn: Connection
+    history: _History
+    job: JobDetail
+    row: Any
+    now: datetime
+    alive: Sequence[Any]
+
+    def base(self, **values: Any) -> Estimate:
+        """The estimate before any time is known, with the alive runners' job slots."""
+        return Estimate(
+            self.now, self.job.status, slots=sum(r.concurrency for r in self.alive), **values
+        )
+
+
+def _running(facts: _Facts, trail: Sequence[Seen]) -> Estimate:
+    job, now = facts.job, facts.now
+    base = facts.base()
     if job.started_at is None:
         return base
-    if row.runner_id not in {r.id for r in alive}:
+    if facts.row.runner_id not in {r.id for r in facts.alive}:
         return _with(base, unknown=Unknown.RUNNER_SILENT)
-    t = _running_total(
-        history, job.kind, job.params, job.started_at, now, job.progress, trail, job.progress_at
-    )
+    elapsed = (now - job.started_at).total_seconds()
+    pace = from_progress(job.started_at, now, job.progress, trail, job.progress_at)
+    t = _running_total(facts.history, job.kind, job.params, elapsed, pace, job.progress)
     if t.pace.stalled_for is not None:
         return _with(base, unknown=Unknown.STALLED, stalled_for=t.pace.stalled_for)
     if t.total is None:
@@ -412,7 +419,7 @@ def _running(
             return _with(base, unknown=Unknown.OUTRAN_PAST_RUNS, past_runs=t.matching)
         return _with(base, unknown=Unknown.NOTHING_TO_GO_BY)
     finish = _window(job.started_at, now, t.total)
-    stage = _stage_window(conn, history, job, now, finish)
+    stage = _stage_window(facts, finish)
     return _with(
         base,
         finish=finish,
@@ -423,16 +430,16 @@ def _running(
     )
 
 
-def _stage_window(
-    conn: Connection, history: _History, job: JobDetail, now: datetime, finish: Window
-) -> tuple[Window, str] | None:
+def _stage_window(facts: _Facts, finish: Window) -> tuple[Window, str] | None:
     """The current stage's end, by its own progress and its past durations, before the job's."""
-    current = next((s for s in job.stages if s.status == StageStatus.RUNNING), None)
+    job, now = facts.job, facts.now
+    current = next((g for g in job.stages if g.status == StageStatus.RUNNING), None)
     if current is None or current.started_at is None:
         return None
     elapsed = (now - current.started_at).total_seconds()
     past = from_history(
-        _stage_durations(conn, history.matching(job.kind, job.params), current.idx), elapsed
+        _stage_durations(facts.conn, facts.history.matching(job.kind, job.params), current.idx),
+        elapsed,
     )
     pace = from_progress(current.started_at, now, current.progress)
     total = blend(pace.total, past, current.progress)
@@ -446,21 +453,14 @@ def _stage_window(
     return Window(min(w.at, finish.at), cap(w.low), cap(w.high)), current.name
 
 
-def _queued(
-    conn: Connection,
-    history: _History,
-    job: JobDetail,
-    row: Any,
-    now: datetime,
-    alive: Sequence[Any],
-) -> Estimate:
-    slots = sum(r.concurrency for r in alive)
-    position = job.queue_position or _queue_position(conn, row.id, row.priority)
-    base = Estimate(now, job.status, ahead=position - 1, slots=slots)
-    if slots <= 0:
+def _queued(facts: _Facts) -> Estimate:
+    job, row, now = facts.job, facts.row, facts.now
+    position = job.queue_position or _queue_position(facts.conn, row.id, row.priority)
+    base = facts.base(ahead=position - 1)
+    if base.slots <= 0:
         return _with(base, unknown=Unknown.NO_RUNNER)
-    free = _slots_free(conn, history, now, alive, slots)
-    ahead = _ahead(conn, history, row, position - 1)
+    free = _slots_free(facts, base.slots)
+    ahead = _ahead(facts, position - 1)
     if ahead is None:
         return _with(base, unknown=Unknown.AHEAD_NEVER_RAN)
     waits = [_simulate(free, ahead, i) for i in range(3)]
@@ -475,7 +475,7 @@ def _queued(
         return max(earliest, now + timedelta(seconds=seconds))
 
     start = Window(at(waits[0]), at(waits[1]), at(waits[2])) if ranged else Window(at(waits[0]))
-    own = history.duration(job.kind, job.params)
+    own = facts.history.duration(job.kind, job.params)
     if own is None:
         return _with(base, start=start)
     # Its own spread on top of the queue's: the ends of both ranges at once, a wide range.
@@ -484,7 +484,7 @@ def _queued(
         start.low + timedelta(seconds=own.lo) if start.low is not None and own.ranged else None,
         start.high + timedelta(seconds=own.hi) if start.high is not None and own.ranged else None,
     )
-    used = len(history.matching(job.kind, job.params))
+    used = len(facts.history.matching(job.kind, job.params))
     return _with(base, start=start, finish=finish, past_runs=used)
 
 
@@ -499,12 +499,11 @@ def _triple(s: Spread | None) -> Triple:
     return (s.mid, s.lo, s.hi) if s.ranged else (s.mid,)
 
 
-def _slots_free(
-    conn: Connection, history: _History, now: datetime, alive: Sequence[Any], slots: int
-) -> list[Triple]:
+def _slots_free(facts: _Facts, slots: int) -> list[Triple]:
     """When each job slot of the alive runners frees up, in seconds from now."""
-    ids = [r.id for r in alive]
-    rows = conn.execute(
+    now = facts.now
+    ids = [r.id for r in facts.alive]
+    rows = facts.conn.execute(
         select(jobs.c.kind, jobs.c.params, jobs.c.progress, jobs.c.started_at, jobs.c.progress_at)
         .where(jobs.c.status == Status.RUNNING, jobs.c.runner_id.in_(ids))
         .order_by(jobs.c.id)
@@ -513,26 +512,21 @@ def _slots_free(
     out: list[Triple] = []
     for r in rows:
         started = as_utc(r.started_at) or now
-        t = _running_total(
-            history,
-            r.kind,
-            dict(r.params or {}),
-            started,
-            now,
-            float(r.progress),
-            progress_at=as_utc(r.progress_at),
-        )
         elapsed = (now - started).total_seconds()
+        progress = float(r.progress)
+        pace = from_progress(started, now, progress, progress_at=as_utc(r.progress_at))
+        t = _running_total(facts.history, r.kind, dict(r.params or {}), elapsed, pace, progress)
         out.append(tuple(max(0.0, x - elapsed) for x in _triple(t.total)))
     out.sort(key=lambda t: t[0])
     return (out + [(0.0, 0.0, 0.0)] * slots)[:slots]
 
 
-def _ahead(conn: Connection, history: _History, row: Any, count: int) -> list[Triple] | None:
+def _ahead(facts: _Facts, count: int) -> list[Triple] | None:
     """The durations of the jobs ahead, in claim order; None if one of their kinds has none."""
     if count <= 0:
         return []
-    rows = conn.execute(
+    row = facts.row
+    rows = facts.conn.execute(
         select(jobs.c.kind, jobs.c.params)
         .where(
             jobs.c.status == Status.QUEUED,
@@ -544,7 +538,7 @@ def _ahead(conn: Connection, history: _History, row: Any, count: int) -> list[Tr
         .order_by(jobs.c.priority.desc(), jobs.c.id)
         .limit(min(count, MAX_AHEAD))
     ).all()
-    out = [_triple(history.duration(r.kind, dict(r.params or {}))) for r in rows]
+    out = [_triple(facts.history.duration(r.kind, dict(r.params or {}))) for r in rows]
     if any(math.isinf(t[0]) for t in out):
         return None
     if out and count > len(out):

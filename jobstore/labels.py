@@ -12,21 +12,20 @@ from sqlalchemy import Engine, bindparam, select, update
 from jobstore.enqueue import MAX_TAG_LENGTH, MAX_TAGS
 from jobstore.models import Job, table_of
 from runlab.errors import InvalidParams
-from runlab.text import bad_character
+from runlab.text import clean_label
 
 jobs = table_of(Job)
 
 
 def clean_tag(tag: str) -> str:
     """The tag as stored, or InvalidParams for the `tag` field."""
-    tag = tag.strip()
-    if not tag:
-        raise InvalidParams({"tag": "type a tag"})
-    if len(tag) > MAX_TAG_LENGTH:
-        raise InvalidParams({"tag": f"at most {MAX_TAG_LENGTH} characters"})
-    if why := bad_character(tag):
-        raise InvalidParams({"tag": why})
-    return tag
+    return clean_label(
+        tag.strip(),
+        "tag",
+        max_length=MAX_TAG_LENGTH,
+        empty="type a tag",
+        too_long=f"at most {MAX_TAG_LENGTH} characters",
+    )
 
 
 def add_tag(engine: Engine, public_ids: Sequence[str], tag: str) -> int:

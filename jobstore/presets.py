@@ -14,7 +14,7 @@ from jobstore.engine import db_now, reading
 from jobstore.models import Preset, table_of
 from jobstore.views import as_utc
 from runlab.errors import InvalidParams
-from runlab.text import bad_character, bad_in_json
+from runlab.text import bad_in_json, clean_label
 
 NAME_MAX = 200
 presets = table_of(Preset)
@@ -28,14 +28,13 @@ class PresetView:
 
 
 def _name(name: str) -> str:
-    clean = " ".join(name.split())
-    if not clean:
-        raise InvalidParams({"preset": "give the preset a name"})
-    if len(clean) > NAME_MAX:
-        raise InvalidParams({"preset": f"must be at most {NAME_MAX} characters"})
-    if why := bad_character(clean):
-        raise InvalidParams({"preset": why})
-    return clean
+    return clean_label(
+        " ".join(name.split()),
+        "preset",
+        max_length=NAME_MAX,
+        empty="give the preset a name",
+        too_long=f"must be at most {NAME_MAX} characters",
+    )
 
 
 def save(engine: Engine, kind: str, name: str, params: Mapping[str, Any]) -> str:

@@ -56,12 +56,7 @@ class Cost:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "cpu_seconds": self.cpu_seconds,
-            "task_seconds": self.task_seconds,
-            "tasks": self.tasks,
-            "peak_memory_bytes": self.peak_memory_bytes,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)

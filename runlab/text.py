@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from runlab.errors import InvalidParams
+
 TEXT_WHITESPACE = frozenset("\t\n\r")
 # Unicode's control characters (Cc) and surrogates (Cs).
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -24,6 +26,18 @@ def bad_character(text: str, *, allow: frozenset[str] = frozenset()) -> str | No
             what = "a NUL byte" if ch == "\0" else f"the control character U+{ord(ch):04X}"
             return f"must not contain {what} (at character {found.start() + 1})"
     return None
+
+
+def clean_label(text: str, field: str, *, max_length: int, empty: str, too_long: str) -> str:
+    """`text`, already trimmed, as a name or tag is stored; else InvalidParams on `field`,
+    saying `empty` or `too_long`, or naming the character no store keeps."""
+    if not text:
+        raise InvalidParams({field: empty})
+    if len(text) > max_length:
+        raise InvalidParams({field: too_long})
+    if why := bad_character(text):
+        raise InvalidParams({field: why})
+    return text
 
 
 def bad_in_json(value: Any) -> str | None:

@@ -11,6 +11,7 @@ PostgreSQL takes the rows through COPY; SQLite through executemany in one transa
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -70,6 +71,45 @@ class PastJob:
         times = [t for t in (self.created_at, self.started_at, self.finished_at) if t]
         if times != sorted(times):
             raise ValueError("created, started and finished times must be in that order")
+
+
+def simulated(
+    rng: random.Random,
+    owners: Sequence[str],
+    tags: Sequence[str],
+    kind: str,
+    name: str,
+    params: dict[str, Any],
+    status: Status,
+    times: tuple[datetime, datetime | None, datetime | None],
+    result: dict[str, Any] | None,
+    *,
+    error: str,
+) -> PastJob:
+    """A past job of one `simulate` stage, as the history's tests and benchmark seed them.
+
+    `rng` draws its owner from `owners`, then up to three of `tags`. `times` are its created,
+    started and finished times. It keeps an estimate series once it started, `result` only if
+    it succeeded, and a ValueError saying `error` if it failed.
+    """
+    created, started, finished = times
+    failed = status is Status.FAILED
+    return PastJob(
+        kind=kind,
+        name=name,
+        owner=rng.choice(owners),
+        params=params,
+        status=status,
+        created_at=created,
+        started_at=started,
+        finished_at=finished,
+        tags=rng.sample(tags, rng.randint(0, 3)),
+        result=result if status is Status.SUCCEEDED else None,
+        metrics={"estimate": [(1.0, 0.5), (2.0, 0.25)]} if started else {},
+        stages=["simulate"],
+        error_type="ValueError" if failed else None,
+        error_message=error if failed else None,
+    )
 
 
 def copy_jobs(engine: Engine, records: Iterable[PastJob], *, chunk: int = 20_000) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 import plotly.graph_objects as go
@@ -351,38 +352,43 @@ def downloads(engine: Engine, job: JobDetail, kind: Kind | None) -> None:
             engine, job.id, log_lines=DOWNLOAD_LOG_LINES, max_points=DOWNLOAD_MAX_POINTS
         )
 
+    def offer(label: str, data: Any, name: str, mime: str, icon: str, **more: Any) -> None:
+        """A button that downloads the job's file `name`; a click does not rerun the page."""
+        st.download_button(
+            label,
+            data,
+            file_name=report.file_name(job, name),
+            mime=mime,
+            on_click="ignore",
+            icon=icon,
+            width="stretch",
+            key=f"job.download.{name.partition('.')[0]}",
+            **more,
+        )
+
     link = f"{st.context.url or '/' + PAGE_PATH}?{urlencode({'id': job.id})}"
     with st.popover("Download", icon=":material/download:"):
-        st.download_button(
+        offer(
             "Result · JSON",
             (lambda: report.result_json(fresh())) if job.result is not None else "",
-            file_name=report.file_name(job, "result.json"),
-            mime="application/json",
-            on_click="ignore",
+            "result.json",
+            "application/json",
+            ":material/data_object:",
             disabled=job.status is not Status.SUCCEEDED or job.result is None,
-            icon=":material/data_object:",
-            width="stretch",
-            key="job.download.result",
         )
-        st.download_button(
+        offer(
             "Metric series · CSV",
             lambda: report.series_csv(fresh()),
-            file_name=report.file_name(job, "series.csv"),
-            mime="text/csv",
-            on_click="ignore",
-            icon=":material/table:",
-            width="stretch",
-            key="job.download.series",
+            "series.csv",
+            "text/csv",
+            ":material/table:",
         )
-        st.download_button(
+        offer(
             "Report · HTML",
             lambda: report.html_report(fresh(), kind, made_at=datetime.now(UTC), link=link),
-            file_name=report.file_name(job, "report.html"),
-            mime="text/html",
-            on_click="ignore",
-            icon=":material/description:",
-            width="stretch",
-            key="job.download.report",
+            "report.html",
+            "text/html",
+            ":material/description:",
             help="One file with the charts inside, that opens without Runlab or a network.",
         )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from statistics import NormalDist
 from typing import Any, Literal
 
@@ -73,12 +73,36 @@ def _finite(v: list[float], what: str) -> None:
             raise ValueError(f"{what} {i} is {x}: every value must be a finite number")
 
 
+def _each(v: list[float], what: str, fits: Callable[[float], bool], rule: str) -> None:
+    """Refuses the first value that is not finite or does not fit, by its place from 1."""
+    _finite(v, what)
+    for i, x in enumerate(v, start=1):
+        if not fits(x):
+            raise ValueError(f"{what} {i} is {x:g}: each must be {rule}")
+
+
 def _same_length(v: list[float], info: ValidationInfo, name: str) -> None:
     weights = info.data.get("weights")
     if isinstance(weights, list) and len(v) != len(weights):
         raise ValueError(
             f"must hold one {name} per asset: {len(weights)} weight(s) but {len(v)} value(s)"
         )
+
+
+# The lists of one value per asset beside the weights: what a value is called, the test it must
+# pass, and that test in words.
+PER_ASSET: dict[str, tuple[str, Callable[[float], bool], str]] = {
+    "expected_returns": (
+        "expected return",
+        lambda x: abs(x) <= MAX_RETURN,
+        f"between {-MAX_RETURN:g} and {MAX_RETURN:g}",
+    ),
+    "volatilities": (
+        "volatility",
+        lambda x: 0 < x <= MAX_VOLATILITY,
+        f"above 0 and at most {MAX_VOLATILITY:g}",
+    ),
+}
 
 
 class PortfolioParams(BaseModel):
@@ -152,40 +176,20 @@ class PortfolioParams(BaseModel):
     def _weights_add_up(cls, v: list[float]) -> list[float]:
         if not 1 <= len(v) <= MAX_ASSETS:
             raise ValueError(f"must hold 1 to {MAX_ASSETS} weights, one per asset; got {len(v)}")
-        _finite(v, "weight")
-        for i, x in enumerate(v, start=1):
-            if abs(x) > MAX_WEIGHT:
-                raise ValueError(
-                    f"weight {i} is {x:g}: each must be between {-MAX_WEIGHT:g} and {MAX_WEIGHT:g}"
-                )
+        rule = f"between {-MAX_WEIGHT:g} and {MAX_WEIGHT:g}"
+        _each(v, "weight", lambda x: abs(x) <= MAX_WEIGHT, rule)
         total = math.fsum(v)
         if abs(total - 1.0) > SUM_TOLERANCE:
             raise ValueError(f"must add up to 1; they add up to {total:.10g}")
         return v
 
-    @field_validator("expected_returns")
+    @field_validator(*PER_ASSET)
     @classmethod
-    def _returns_fit(cls, v: list[float], info: ValidationInfo) -> list[float]:
-        _same_length(v, info, "expected return")
-        _finite(v, "expected return")
-        for i, x in enumerate(v, start=1):
-            if abs(x) > MAX_RETURN:
-                raise ValueError(
-                    f"expected return {i} is {x:g}: each must be between {-MAX_RETURN:g} and "
-                    f"{MAX_RETURN:g}"
-                )
-        return v
-
-    @field_validator("volatilities")
-    @classmethod
-    def _volatilities_fit(cls, v: list[float], info: ValidationInfo) -> list[float]:
-        _same_length(v, info, "volatility")
-        _finite(v, "volatility")
-        for i, x in enumerate(v, start=1):
-            if not 0 < x <= MAX_VOLATILITY:
-                raise ValueError(
-                    f"volatility {i} is {x:g}: each must be above 0 and at most {MAX_VOLATILITY:g}"
-                )
+    def _per_asset_fit(cls, v: list[float], info: ValidationInfo) -> list[float]:
+        assert info.field_name is not None  # a field validator's
+        what, fits, rule = PER_ASSET[info.field_name]
+        _same_length(v, info, what)
+        _each(v, what, fits, rule)
         return v
 
     @field_validator("correlation")

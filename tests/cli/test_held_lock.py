@@ -13,8 +13,8 @@ import pytest
 from compute import intake
 from jobstore import queries
 from jobstore.engine import make_engine, migrate
+from tests.processes import ROOT, run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 HOLD = 35  # seconds at least: longer than a writer's 30 s busy_timeout
 
 # Holds the lock until told to let go on stdin, and for HOLD s at least; says for how long.
@@ -33,15 +33,9 @@ conn.execute("ROLLBACK")
 
 
 def runlab(env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    """`runlab ARGS` to its end, and how many seconds it took."""
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "runlab.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_cli(env, *args)
     return done, time.monotonic() - started
 
 

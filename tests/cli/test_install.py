@@ -27,6 +27,7 @@ import pytest
 
 from tests.e2e.conftest import RunlabUp, alive, free_port
 from tests.polling import wait_for
+from tests.processes import spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -218,15 +219,8 @@ def test_pip_install_then_runlab_up_from_another_folder_serves_the_app_and_runs_
     env["STREAMLIT_SERVER_SCRIPT_HEALTH_CHECK_ENABLED"] = "true"
     port = free_port()
     log = tmp_path / "up.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(venv / "bin" / "runlab"), "up", "--port", str(port), "--workers", "1"],
-            cwd=work,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    up_command = [str(venv / "bin" / "runlab"), "up", "--port", str(port), "--workers", "1"]
+    proc = spawn(up_command, log, env=env, cwd=work)
     store = work / "store" / "runlab.db"
     up = RunlabUp(proc, f"http://127.0.0.1:{port}", f"sqlite:///{store}", log)
     try:
@@ -291,15 +285,8 @@ def test_pip_install_then_runlab_up_from_another_folder_serves_the_app_and_runs_
 
     # `runlab web` from the same folder serves the same packaged app.
     port = free_port()
-    with (tmp_path / "web.log").open("wb") as out:
-        web = subprocess.Popen(
-            [str(venv / "bin" / "runlab"), "web", "--port", str(port)],
-            cwd=work,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    web_command = [str(venv / "bin" / "runlab"), "web", "--port", str(port)]
+    web = spawn(web_command, tmp_path / "web.log", env=env, cwd=work)
     try:
         url = f"http://127.0.0.1:{port}"
 

@@ -13,12 +13,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine
 
-from jobstore import queries
 from jobstore.artifacts import ArtifactStore
 from jobstore.models import Status
 from runlab.cli import cli
-from runlab.errors import JobNotFound
-from tests.store.aged import aged_job, everything, put_files
+from tests.store.aged import aged_job, everything, exists, put_files
 
 OLD = timedelta(days=40)
 YOUNG = timedelta(days=2)
@@ -35,14 +33,6 @@ def store(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Artif
 def run(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(cli, list(args))
     return result.exit_code, result.stdout, result.stderr
-
-
-def exists(engine: Engine, public_id: str) -> bool:
-    try:
-        queries.get_job(engine, public_id)
-    except JobNotFound:
-        return False
-    return True
 
 
 def counts(out: str) -> dict[str, int]:

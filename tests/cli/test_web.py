@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,43 +19,7 @@ from jobstore.queries import runners
 from runlab.processes import app_url
 from tests.e2e.conftest import free_port
 from tests.polling import wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def test_runlab_web_serves_the_pages_and_starts_no_runner(tmp_path: Path) -> None:
-    port = free_port()
-    url = f"sqlite:///{tmp_path / 'runlab.db'}"
-    env = {**os.environ, "RUNLAB_DATABASE_URL": url, "RUNLAB_ARTIFACTS": str(tmp_path / "a")}
-    log = (tmp_path / "web.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runlab.cli", "web", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-
-        def healthy() -> bool:
-            assert proc.poll() is None, (tmp_path / "web.log").read_text()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health") as r:
-                    return r.status == 200
-            except OSError:
-                return False
-
-        wait_for(healthy, timeout=60, what="runlab web to answer")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/jobs") as page:
-            assert page.status == 200
-        engine = make_engine(url)
-        assert runners(engine, alive_within=60) == []  # the store is migrated, and no runner
-        engine.dispose()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
-        log.close()
+from tests.processes import RUNLAB, spawn
 
 
 def _listening(pid: int, port: int) -> set[str]:
@@ -90,25 +53,21 @@ def _other_addresses() -> list[str]:
     return ["127.0.0.2", *found]
 
 
+def _store_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'runlab.db'}"
+
+
 @contextlib.contextmanager
 def _runlab_web(tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """`runlab web` with `args`, once it answers on 127.0.0.1; stopped on the way out."""
     port = free_port()
     env = {
         **os.environ,
-        "RUNLAB_DATABASE_URL": f"sqlite:///{tmp_path / 'runlab.db'}",
+        "RUNLAB_DATABASE_URL": _store_url(tmp_path),
         "RUNLAB_ARTIFACTS": str(tmp_path / "a"),
     }
     log = tmp_path / "web.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "runlab.cli", "web", "--port", str(port), *args],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = spawn([*RUNLAB, "web", "--port", str(port), *args], log, env=env)
     try:
 
         def healthy() -> bool:
@@ -121,6 +80,15 @@ def _runlab_web(tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen[b
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+
+
+def test_runlab_web_serves_the_pages_and_starts_no_runner(tmp_path: Path) -> None:
+    with _runlab_web(tmp_path) as (_, port):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/jobs") as page:
+            assert page.status == 200
+        engine = make_engine(_store_url(tmp_path))
+        assert runners(engine, alive_within=60) == []  # the store is migrated, and no runner
+        engine.dispose()
 
 
 def test_runlab_web_listens_on_127_0_0_1_only_by_default(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,11 +23,11 @@ import pytest
 from jobstore import queries
 from jobstore.engine import make_engine
 from tests.polling import wait_for
+from tests.processes import RUNLAB, spawn
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -173,24 +172,7 @@ def runlab_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunlabUp]:
         "RUNLAB_ARTIFACTS": str(tmp / "artifacts"),
         "PYTHONUNBUFFERED": "1",
     }
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "runlab.cli",
-                "up",
-                "--port",
-                str(port),
-                "--workers",
-                str(WORKERS),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = spawn([*RUNLAB, "up", "--port", str(port), "--workers", str(WORKERS)], log_path, env=env)
     app = RunlabUp(proc, f"http://localhost:{port}", db_url, log_path)
     try:
         app.wait_ready()

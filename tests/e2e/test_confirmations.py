@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import update
 
 from compute import intake
@@ -103,7 +104,8 @@ def test_cancel_of_a_long_run_on_its_page_asks_and_keeps_it_running_until_a_yes(
     page.goto(f"{runlab_app.url}/job?id={job}")
 
     page.get_by_role("button", name="Cancel job").click()
-    assert "which has run for 10" in page.get_by_role("dialog").inner_text()
+    # The dialog's title can paint a frame before its body: the text is waited for.
+    expect(page.get_by_role("dialog")).to_contain_text("which has run for 10", timeout=30_000)
     answer(page, "Keep it running")
     assert not queries.get_job(engine, job).cancel_requested
 

@@ -11,11 +11,13 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 
 from compute import intake
-from jobstore import reports
+from jobstore import queries, reports
 from jobstore import transitions as T
 from jobstore.artifacts import ArtifactStore
 from jobstore.engine import db_later, reading
-from jobstore.models import Job, JobEvent, JobMetric, JobResult, JobStage, StageStatus, Status
+from jobstore.models import Job, JobEvent, JobMetric, JobResult, JobStage, Status
+from runlab.errors import JobNotFound
+from tests.pi_report import sampling
 
 RUNNER = "runner-retention"
 PI = {"samples": 1000, "chunks": 2, "seed": 7}
@@ -24,13 +26,8 @@ CHILD_MODELS = {"stages": JobStage, "events": JobEvent, "metrics": JobMetric, "r
 
 def _busy(progress: float) -> reports.Report:
     """A report that writes a stage, two metrics and a log line: rows for a purge to find."""
-    return reports.Report(
-        progress=progress,
-        stage="sample",
-        stage_updates=[
-            reports.StageUpdate(0, "plan", StageStatus.DONE, 1.0, started=True, finished=True),
-            reports.StageUpdate(1, "sample", StageStatus.RUNNING, progress, started=True),
-        ],
+    return sampling(
+        progress,
         metrics=[("estimate", 500.0, 3.1), ("estimate", 1000.0, 3.14)],
         logs=[("info", "sampling")],
     )
@@ -83,6 +80,15 @@ def aged_job(engine: Engine, status: Status, age: timedelta, **kwargs: Any) -> s
     public_id = make_job(engine, status, **kwargs)
     back_date(engine, public_id, age, finished=status.terminal)
     return public_id
+
+
+def exists(engine: Engine, public_id: str) -> bool:
+    """Whether the store still holds the job: a purge takes it with all its rows."""
+    try:
+        queries.get_job(engine, public_id)
+    except JobNotFound:
+        return False
+    return True
 
 
 def put_files(artifacts: ArtifactStore, public_id: str) -> None:

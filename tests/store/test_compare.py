@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine
 
 from compute import intake
 from jobstore import enqueue, reports
@@ -15,6 +14,7 @@ from jobstore import transitions as T
 from jobstore.compare import ABSENT, MAX_JOBS, compare, parse_ids
 from jobstore.engine import is_postgres
 from runlab.errors import InvalidParams
+from tests.plans import explain, sqlite_full_scans, statements
 
 RUNNER = "runner-c"
 STORE_TABLES = ("jobs", "job_results", "job_metrics")
@@ -253,22 +253,6 @@ def test_ids_are_split_on_commas_and_blanks_from_one_or_several_values() -> None
     assert parse_ids("") == []
 
 
-@contextmanager
-def statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
-    """The SELECT statements `engine` runs inside the block, with their parameters."""
-    seen: list[tuple[str, Any]] = []
-
-    def record(_c: Any, _cur: Any, statement: str, params: Any, _ctx: Any, _many: bool) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            seen.append((statement, params))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 def test_the_read_takes_two_statements_however_many_jobs(engine: Engine) -> None:
     ids = [pi(engine, 1000 * (i + 1), 3.1) for i in range(MAX_JOBS)]
 
@@ -288,26 +272,10 @@ def test_every_statement_finds_its_rows_through_an_index(engine: Engine) -> None
     assert seen
 
     with engine.connect() as conn:
-        if is_postgres(engine):
-            # On tables this small the planner would rather scan; forbid it, and an index must
-            # then serve every table the read touches.
-            conn.execute(text("SET enable_seqscan = off"))
-            plans = [
-                "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {sql}", params))
-                for sql, params in seen
-            ]
-            assert not [p for p in plans if "Seq Scan" in p], plans
-        else:
-            plans = [
-                "\n".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", p))
-                for sql, p in seen
-            ]
-            # "SCAN <table>" without an index is a full scan; "SCAN anon_1" is the grouped
-            # subquery's own few rows.
-            full_scans = [
-                line
-                for plan in plans
-                for line in plan.splitlines()
-                if line.split()[:2] in (["SCAN", t] for t in STORE_TABLES) and "INDEX" not in line
-            ]
-            assert not full_scans, plans
+        plans = explain(conn, seen)
+    if is_postgres(engine):
+        # An index must serve every table the read touches.
+        assert not [p for p in plans if "Seq Scan" in p], plans
+    else:
+        # "SCAN anon_1" is the grouped subquery's own few rows.
+        assert not sqlite_full_scans(plans, STORE_TABLES), plans

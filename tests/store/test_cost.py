@@ -43,6 +43,13 @@ def stage_costs(engine: Engine, job: str) -> dict[str, Cost]:
     return {s.name: s.cost for s in got.stages}
 
 
+def costing(idx: int, stage: str, cost: Cost, total: Cost | None = None) -> Report:
+    """A report of what stage `idx` has cost so far, and the job in all (by default, as much)."""
+    return Report(
+        stage_updates=[StageUpdate(idx, stage, cost=cost)], cost=cost if total is None else total
+    )
+
+
 def task_event(ctx: JobContext, idx: int, stage: str, **measured: Any) -> None:
     """One task's cost event, as the client's event loop hands it over."""
     message = {"token": ctx.client.token, "idx": idx, "stage": stage}
@@ -110,12 +117,7 @@ def test_a_fenced_out_attempt_writes_no_cost(engine: Engine) -> None:
     job, lease = running(engine)
     stale = dataclasses.replace(lease, attempt=lease.attempt + 1)
     with pytest.raises(LostJob):
-        report(
-            engine,
-            stale,
-            Report(stage_updates=[StageUpdate(0, "plan", cost=Cost(1, 1, 1))], cost=Cost(1, 1, 1)),
-            lease_seconds=LEASE,
-        )
+        report(engine, stale, costing(0, "plan", Cost(1, 1, 1)), lease_seconds=LEASE)
     assert get_job(engine, job).cost is None
 
 
@@ -130,7 +132,7 @@ def test_jobs_stored_together_keep_each_its_own_cost(engine: Engine) -> None:
             Success(
                 leases[job],
                 {"ok": 1},
-                batch=Report(stage_updates=[StageUpdate(1, "sample", cost=c)], cost=c),
+                batch=costing(1, "sample", c),
             )
             for job, c in costs.items()
         ],
@@ -154,13 +156,8 @@ def test_a_requeued_job_starts_its_cost_over_with_its_next_attempt(
 ) -> None:
     job, lease = running(engine)
     spent = Cost(2.0, 2.5, 2, 123)
-    report(
-        engine,
-        lease,
-        Report(stage_updates=[StageUpdate(0, "plan", cost=spent)], cost=spent),
-        lease_seconds=LEASE,
-    )
-    last = Report(stage_updates=[StageUpdate(1, "sample", cost=spent)], cost=spent.plus(spent))
+    report(engine, lease, costing(0, "plan", spent), lease_seconds=LEASE)
+    last = costing(1, "sample", spent, total=spent.plus(spent))
     if how == "retry":
         retry(engine, lease, "Retryable", "again", batch=last, backoff_base=0.0)
     else:
@@ -169,12 +166,7 @@ def test_a_requeued_job_starts_its_cost_over_with_its_next_attempt(
     (again,) = claim(engine, "r", lease_seconds=LEASE)
     assert again.attempt == lease.attempt + 1
     fresh = Cost(0.1, 0.2, 1, 50)
-    report(
-        engine,
-        again,
-        Report(stage_updates=[StageUpdate(2, "reduce", cost=fresh)], cost=fresh),
-        lease_seconds=LEASE,
-    )
+    report(engine, again, costing(2, "reduce", fresh), lease_seconds=LEASE)
     assert get_job(engine, job).cost == JobCost(
         fresh,
         [StageCost("plan", Cost()), StageCost("sample", Cost()), StageCost("reduce", fresh)],

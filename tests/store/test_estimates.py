@@ -7,18 +7,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text, update
+from sqlalchemy import Engine, update
 
 from compute import intake
 from jobstore import registration, reports
 from jobstore import transitions as T
 from jobstore.engine import db_later, is_postgres, reading
 from jobstore.estimates import Estimate, Seen, Unknown, estimate, past_runs
-from jobstore.models import Job, JobStage, Runner, StageStatus, Status
+from jobstore.models import Job, JobStage, Runner, Status
 from jobstore.queries import get_job
 from jobstore.views import JobDetail
 from tests.bulk import PastJob, copy_jobs
-from tests.store.test_compare import statements
+from tests.pi_report import sampling
+from tests.plans import explain, sqlite_full_scans, statements
 
 RUNNER = "runner-eta"
 ALIVE_WITHIN = 15.0
@@ -96,11 +97,7 @@ def running(
     assert lease.public_id == public_id, "claim running jobs before queueing others"
     batch = reports.Report(progress=progress)
     if stage_ran is not None:
-        batch.stage = "sample"
-        batch.stage_updates = [
-            reports.StageUpdate(0, "plan", StageStatus.DONE, 1.0, started=True, finished=True),
-            reports.StageUpdate(1, "sample", StageStatus.RUNNING, stage_progress, started=True),
-        ]
+        batch = sampling(progress, stage_progress=stage_progress)
     reports.report(engine, lease, batch, lease_seconds=60)
     with engine.begin() as conn:
         conn.execute(update(Job).where(Job.id == lease.job_id).values(started_at=db_later(-ran)))
@@ -120,6 +117,12 @@ def running(
 def seconds_after(t: datetime | None, base: datetime | None) -> float:
     assert t is not None and base is not None
     return (t - base).total_seconds()
+
+
+def sightings(job: JobDetail, *seen: tuple[float, float]) -> list[Seen]:
+    """A page's sightings of the job's progress, each (seconds after it started, progress)."""
+    assert job.started_at is not None
+    return [Seen(job.started_at + timedelta(seconds=at), progress) for at, progress in seen]
 
 
 def est(engine: Engine, job: JobDetail, trail: Sequence[Seen] = ()) -> Estimate:
@@ -223,15 +226,9 @@ def test_steps_seen_by_the_page_give_the_pace_a_range(engine: Engine) -> None:
     runner(engine)
     job = running(engine, ran=100, progress=0.5)
     started = job.started_at
-    assert started is not None
     # The first sighting may be late; the steps after it are dated 20, 45 and 80 s in, for
     # totals of 200, 225 and 200 s.
-    trail = [
-        Seen(started + timedelta(seconds=5), 0.05),
-        Seen(started + timedelta(seconds=20), 0.1),
-        Seen(started + timedelta(seconds=45), 0.2),
-        Seen(started + timedelta(seconds=80), 0.4),
-    ]
+    trail = sightings(job, (5, 0.05), (20, 0.1), (45, 0.2), (80, 0.4))
 
     e = est(engine, job, trail)
 
@@ -246,13 +243,8 @@ def test_a_stalled_job_has_no_time(engine: Engine) -> None:
     runner(engine)
     history(engine, [3000.0] * 10)  # past runs would still give a time: the stall wins
     job = running(engine, ran=20 * 60, progress=0.3)
-    started = job.started_at
-    assert started is not None
     # 0.2 seen 5 min in, 0.3 at 8 min: about 3 min a step; nothing since, for 12 min.
-    trail = [
-        Seen(started + timedelta(minutes=5), 0.2),
-        Seen(started + timedelta(minutes=8), 0.3),
-    ]
+    trail = sightings(job, (5 * 60, 0.2), (8 * 60, 0.3))
 
     e = est(engine, job, trail)
 
@@ -288,18 +280,13 @@ def test_the_stores_date_of_the_progress_sets_the_pace(engine: Engine) -> None:
 def test_a_short_wait_between_chunky_steps_is_no_stall(engine: Engine) -> None:
     runner(engine)
     job = running(engine, ran=20 * 60, progress=0.5)
-    started = job.started_at
-    assert started is not None
     # Steps of 0.25 every 8 min or so: 8 quiet minutes are the job's own pace.
-    trail = [
-        Seen(started + timedelta(minutes=4), 0.25),
-        Seen(started + timedelta(minutes=12), 0.5),
-    ]
+    trail = sightings(job, (4 * 60, 0.25), (12 * 60, 0.5))
 
     e = est(engine, job, trail)
 
     assert e.unknown is None and e.finish is not None
-    assert seconds_after(e.finish.at, started) == pytest.approx(24 * 60, abs=1)
+    assert seconds_after(e.finish.at, job.started_at) == pytest.approx(24 * 60, abs=1)
 
 
 def test_a_running_job_whose_runner_went_silent_has_no_time(engine: Engine) -> None:
@@ -415,19 +402,12 @@ def test_past_runs_are_the_latest_of_the_kind_read_through_its_index(engine: Eng
     assert len(seen) == 1
 
     with engine.connect() as conn:
-        [(sql, params)] = seen
-        if is_postgres(engine):
-            # On tables this small the planner would rather scan; forbid it, and an index must
-            # then serve the read.
-            conn.execute(text("SET enable_seqscan = off"))
-            plan = "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {sql}", params))
-            assert "Seq Scan" not in plan, plan
-        else:
-            rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
-            plan = "\n".join(str(r[-1]) for r in rows)
-        assert "ix_jobs_kind_id" in plan, plan
-        # Read in the index's order: a sort would read every job of the kind first.
-        assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan
+        [plan] = explain(conn, seen)
+    if is_postgres(engine):
+        assert "Seq Scan" not in plan, plan
+    assert "ix_jobs_kind_id" in plan, plan
+    # Read in the index's order: a sort would read every job of the kind first.
+    assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan
 
 
 def test_a_running_jobs_estimate_scans_no_table(engine: Engine) -> None:
@@ -441,23 +421,9 @@ def test_a_running_jobs_estimate_scans_no_table(engine: Engine) -> None:
     assert seen
 
     with engine.connect() as conn:
-        if is_postgres(engine):
-            conn.execute(text("SET enable_seqscan = off"))
-            plans = [
-                "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {sql}", p))
-                for sql, p in seen
-            ]
-            scans = [p for p in plans if "Seq Scan on jobs" in p or "Seq Scan on job_stages" in p]
-        else:
-            plans = [
-                "\n".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", p))
-                for sql, p in seen
-            ]
-            scans = [
-                line
-                for plan in plans
-                for line in plan.splitlines()
-                if line.split()[:2] in (["SCAN", "jobs"], ["SCAN", "job_stages"])
-                and "INDEX" not in line
-            ]
-        assert not scans, plans
+        plans = explain(conn, seen)
+    if is_postgres(engine):
+        scans = [p for p in plans if "Seq Scan on jobs" in p or "Seq Scan on job_stages" in p]
+    else:
+        scans = sqlite_full_scans(plans, ("jobs", "job_stages"))
+    assert not scans, plans

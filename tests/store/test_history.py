@@ -57,22 +57,10 @@ def _record(rng: random.Random, i: int) -> bulk.PastJob:
         result = {"price": rng.choice([5.5, 12, 12.0001, 30, "12", None]), "partial": False}
         if rng.random() < 0.3:
             result["partial"] = True
-    words = rng.sample(WORDS, rng.randint(0, 2))
-    return bulk.PastJob(
-        kind=rng.choice(KINDS),
-        name=" ".join([f"job{i}", *words]),
-        owner=rng.choice(OWNERS),
-        params=params,
-        status=status,
-        created_at=created,
-        started_at=started,
-        finished_at=finished,
-        tags=rng.sample(TAGS, rng.randint(0, 3)),
-        result=result,
-        metrics={"estimate": [(1.0, 0.5), (2.0, 0.25)]} if started else {},
-        stages=["simulate"],
-        error_type="ValueError" if status is Status.FAILED else None,
-        error_message="boom" if status is Status.FAILED else None,
+    name = " ".join([f"job{i}", *rng.sample(WORDS, rng.randint(0, 2))])
+    times = (created, started, finished)
+    return bulk.simulated(
+        rng, OWNERS, TAGS, rng.choice(KINDS), name, params, status, times, result, error="boom"
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, update
 
-from jobstore import presets, queries
+from jobstore import presets
 from jobstore.artifacts import ArtifactStore
 from jobstore.doctor import check
 from jobstore.models import Job, Status
@@ -28,12 +28,12 @@ from jobstore.retention import (
     PurgeReport,
     purge,
 )
-from runlab.errors import JobNotFound
 from tests.store.aged import (
     aged_job,
     back_date,
     child_counts,
     everything,
+    exists,
     job_ids,
     make_job,
     orphans,
@@ -48,14 +48,6 @@ MONTH = Policy(timedelta(days=30))
 @pytest.fixture
 def artifacts(tmp_path: Path) -> ArtifactStore:
     return ArtifactStore(str(tmp_path / "artifacts"))
-
-
-def gone(engine: Engine, public_id: str) -> bool:
-    try:
-        queries.get_job(engine, public_id)
-    except JobNotFound:
-        return True
-    return False
 
 
 def files_of(artifacts: ArtifactStore, public_id: str) -> int:
@@ -104,8 +96,8 @@ def test_purge_removes_old_finished_jobs_with_every_row_and_file_and_leaves_no_o
         artifact_bytes=report.artifact_bytes,
     )
     assert report.artifact_bytes > 0
-    assert [p for p in old if not gone(engine, p)] == []
-    assert [p for p in kept if gone(engine, p)] == []
+    assert [p for p in old if exists(engine, p)] == []
+    assert [p for p in kept if not exists(engine, p)] == []
     assert orphans(engine) == {"stages": 0, "events": 0, "metrics": 0, "results": 0}
     assert child_counts(engine, old) == {"stages": 0, "events": 0, "metrics": 0, "results": 0}
     assert [files_of(artifacts, p) for p in old] == [0, 0, 0, 0]
@@ -126,11 +118,8 @@ def test_statuses_limit_the_purge_to_those_named(engine: Engine, artifacts: Arti
     report = purge(engine, artifacts, Policy(timedelta(days=30), frozenset({Status.FAILED})))
 
     assert report.jobs == 1
-    assert (gone(engine, succeeded), gone(engine, failed), gone(engine, cancelled)) == (
-        False,
-        True,
-        False,
-    )
+    kept = (exists(engine, succeeded), exists(engine, failed), exists(engine, cancelled))
+    assert kept == (True, False, True)
 
 
 def test_age_counts_from_the_end_of_a_job_not_its_creation(
@@ -144,8 +133,8 @@ def test_age_counts_from_the_end_of_a_job_not_its_creation(
 
     purge(engine, artifacts, MONTH)
 
-    assert not gone(engine, long_run)
-    assert gone(engine, no_end)
+    assert exists(engine, long_run)
+    assert not exists(engine, no_end)
 
 
 def test_dry_run_reports_what_would_go_and_changes_nothing(
@@ -187,8 +176,8 @@ def test_batches_smaller_than_the_set_remove_every_job_each_in_its_own_transacti
     assert (report.stages, report.events, report.metrics, report.results) == tuple(
         expected.values()
     )
-    assert [p for p in old if not gone(engine, p)] == []
-    assert not gone(engine, young)
+    assert [p for p in old if exists(engine, p)] == []
+    assert exists(engine, young)
     assert orphans(engine) == {"stages": 0, "events": 0, "metrics": 0, "results": 0}
     # Four batches of at most two: at least four write transactions (reads commit too).
     assert len(commits) >= 4
@@ -204,11 +193,11 @@ def test_a_stop_between_batches_leaves_the_rest_for_the_next_purge(
     first = purge(engine, artifacts, MONTH, batch_size=2, pause=0, stop=stop)
 
     assert first.jobs == 2
-    assert sum(gone(engine, p) for p in old) == 2
+    assert sum(not exists(engine, p) for p in old) == 2
     assert orphans(engine) == {"stages": 0, "events": 0, "metrics": 0, "results": 0}
     second = purge(engine, artifacts, MONTH, batch_size=2, pause=0)
     assert second.jobs == 2
-    assert [p for p in old if not gone(engine, p)] == []
+    assert [p for p in old if exists(engine, p)] == []
 
 
 def test_an_upload_goes_only_once_no_remaining_job_or_preset_refers_to_it(
@@ -248,7 +237,7 @@ def test_without_an_artifact_store_files_and_uploads_stay(
 
     report = purge(engine, None, MONTH)
 
-    assert gone(engine, public_id)
+    assert not exists(engine, public_id)
     assert (report.artifact_files, report.uploads) == (0, 0)
     assert files_of(artifacts, public_id) == 2
     assert hashlib.sha256(artifacts.get_upload(ref["sha256"])).hexdigest() == ref["sha256"]
@@ -260,7 +249,7 @@ def test_nothing_due_removes_nothing(engine: Engine, artifacts: ArtifactStore) -
 
     assert purge(engine, artifacts, MONTH) == PurgeReport()
     assert everything(engine) == before
-    assert not gone(engine, young)
+    assert exists(engine, young)
 
 
 def test_a_policy_takes_finished_statuses_only() -> None:
