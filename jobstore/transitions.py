@@ -1,11 +1,12 @@
 """The verbs that move a job through its states: claim, the ends of an attempt, the user's
 requests and the reaper.
 
-Each verb is one fenced statement built by `jobstore.states.move`, the one place a statement
-that writes `status` is made and where `ALLOWED` is enforced. A runner's write names the
-attempt it belongs to (`WHERE id = :id AND status = :expected AND attempt = :attempt`). When
-that matches no row the job was cancelled or claimed again, so the caller gets `LostJob` and
-must stop: a stale attempt can never write over the current one.
+Every statement here that changes `status` is built by `jobstore.states.move`, which enforces
+`ALLOWED`; the requests that only set a flag (`cancel_requested`, `stop_requested`) on a
+running job leave `status` alone. A runner's write names the attempt it belongs to (`WHERE
+status = :expected AND id = :id AND attempt = :attempt`). When that matches no row the job was
+cancelled or claimed again, so the caller gets `LostJob` and must stop: a stale attempt can
+never write over the current one.
 """
 
 from __future__ import annotations
