@@ -9,9 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from compute import datasets
+from compute import datasets, intake
 from compute.kinds import bootstrap, option_pricing, portfolio_risk
-from jobstore import transitions
 from jobstore.artifacts import ArtifactStore
 from jobstore.models import Status
 from jobstore.views import JobDetail
@@ -45,7 +44,7 @@ def upload(artifacts: Path) -> dict[str, Any]:
 
 
 def run_all(engine: Any, params: dict[str, dict[str, Any]]) -> dict[str, tuple[str, JobDetail]]:
-    ids = {kind: transitions.submit(engine, kind, p) for kind, p in params.items()}
+    ids = {kind: intake.submit(engine, kind, p) for kind, p in params.items()}
     out = {}
     for kind, job in ids.items():
         final = watch(engine, job, timeout=180)[-1]
@@ -87,7 +86,7 @@ def test_every_kind_gives_bit_identical_results_on_1_and_2_workers_and_on_a_reru
 
     # Exact re-runs of the first jobs: same seed, same versions, same numbers.
     for kind, (job, a) in first.items():
-        c = watch(engine, transitions.rerun(engine, job), timeout=180)[-1]
+        c = watch(engine, intake.rerun(engine, job), timeout=180)[-1]
         assert c.status is Status.SUCCEEDED and c.result == a.result, kind
         assert c.versions == a.versions == software_versions()
     assert {"runlab", "numpy", "scipy", "dask"} <= set(c.versions)
@@ -100,7 +99,7 @@ def test_a_bootstrap_whose_upload_is_gone_fails_once_with_a_clear_message(
     data = upload(artifacts)
     (artifacts / "uploads" / data["sha256"]).unlink()
     start_runner()
-    job = transitions.submit(engine, "bootstrap", {**JOBS["bootstrap"], "data": data})
+    job = intake.submit(engine, "bootstrap", {**JOBS["bootstrap"], "data": data})
     final = watch(engine, job, timeout=60)[-1]
     assert final.status is Status.FAILED
     assert final.attempt == 1  # not retried: the file will not come back by itself
