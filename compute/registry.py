@@ -59,6 +59,9 @@ class Kind:
     check: Callable[[Any, Any], None] | None = None
     # Turns an uploaded CSV into parameters, for kinds whose form can be filled from a file.
     from_csv: Callable[[bytes], dict[str, Any]] | None = None
+    # Small valid parameters that make a few Dask tasks and run in about a second: what the
+    # kinds' contract tests submit. An upload field holds the file's bytes.
+    example: Callable[[], dict[str, Any]] | None = None
 
     def retryable(self, exc: BaseException) -> bool:
         """Whether a failure deserves another attempt: `Retryable`, or a type the kind names."""
@@ -101,6 +104,7 @@ def register(
     stoppable: bool = False,
     check: Callable[[Any, Any], None] | None = None,
     from_csv: Callable[[bytes], dict[str, Any]] | None = None,
+    example: Mapping[str, Any] | Callable[[], dict[str, Any]] | None = None,
 ) -> Callable[[Driver], Driver]:
     """Decorate a driver `run(ctx, params) -> result` to make it a kind.
 
@@ -130,6 +134,7 @@ def register(
             stoppable,
             check,
             from_csv,
+            example if example is None or callable(example) else (lambda: dict(example)),
         )
         return run
 

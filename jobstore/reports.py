@@ -205,10 +205,15 @@ def _coalesce(updates: Sequence[StageUpdate]) -> list[StageUpdate]:
 
 
 def _write_stages(conn: Connection, updates: Sequence[tuple[int, StageUpdate]]) -> None:
-    """Stage updates as one executemany per shape; a row not there yet is inserted."""
-    shapes: dict[tuple[bool, bool, bool, bool, bool], list[tuple[int, StageUpdate]]] = {}
+    """Stage updates as one executemany per stage and shape; a row not there yet is inserted.
+
+    Stages go in the order they run, each statement stamped by the database's clock as it
+    runs: a short job's stages that end and start in one batch keep their order in time.
+    """
+    shapes: dict[tuple[int, bool, bool, bool, bool, bool], list[tuple[int, StageUpdate]]] = {}
     for job_id, su in updates:
         shape = (
+            su.idx,
             su.status is not None,
             su.progress is not None,
             su.started,
@@ -216,7 +221,9 @@ def _write_stages(conn: Connection, updates: Sequence[tuple[int, StageUpdate]]) 
             su.cost is not None,
         )
         shapes.setdefault(shape, []).append((job_id, su))
-    for (has_status, has_progress, started, finished, has_cost), group in shapes.items():
+    for shape in sorted(shapes):
+        group = shapes[shape]
+        _, has_status, has_progress, started, finished, has_cost = shape
         if len(group) > 1 and conn.dialect.supports_sane_multi_rowcount:
             values: dict[str, Any] = {"name": bindparam("b_name")}
             if has_status:

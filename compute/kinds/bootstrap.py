@@ -366,6 +366,13 @@ def figure(result: Mapping[str, Any], series: Mapping[str, tuple[list[float], li
     return fig
 
 
+def example() -> dict[str, Any]:
+    """A median of 300 log-normal values: an upload's bytes, as the contract tests submit."""
+    values = np.random.default_rng(11).lognormal(0.0, 1.0, 300)
+    data = ("x\n" + "".join(f"{v:.12g}\n" for v in values)).encode()
+    return {"data": data, "statistic": "median", "column": "x", "resamples": 60_000, "seed": 3}
+
+
 @register(
     "bootstrap",
     title="Bootstrap interval",
@@ -376,6 +383,7 @@ def figure(result: Mapping[str, Any], series: Mapping[str, tuple[list[float], li
     figure=figure,
     stoppable=True,
     check=check,
+    example=example,
 )
 def run(ctx: JobContext, p: BootstrapParams) -> dict[str, Any]:
     assert p.seed is not None  # filled by the model

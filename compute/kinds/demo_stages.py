@@ -48,6 +48,7 @@ def figure(result: Mapping[str, Any], series: Mapping[str, tuple[list[float], li
     params=DemoParams,
     stages=stage_names,
     figure=figure,
+    example={"stages": 3, "seconds_per_stage": 0.1},
 )
 def run(ctx: JobContext, p: DemoParams) -> dict[str, Any]:
     out: list[str] = []

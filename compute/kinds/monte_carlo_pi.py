@@ -103,6 +103,7 @@ def resumable(saved: Mapping[str, Any], sizes: list[int], seed: int) -> dict[int
     weights=[1, 98, 1],
     figure=figure,
     stoppable=True,
+    example={"samples": 2_000_000, "chunks": 4, "seed": 7},
 )
 def run(ctx: JobContext, p: PiParams) -> dict[str, Any]:
     assert p.chunks is not None and p.seed is not None  # filled by the model

@@ -310,6 +310,7 @@ def run_starts(
     stages=["plan", "optimise", "summarise"],
     weights=[1, 98, 1],
     figure=figure,
+    example={"objective": "rosenbrock", "dimension": 2, "starts": 3, "seed": 5},
 )
 def run(ctx: JobContext, p: OptimizeParams) -> dict[str, Any]:
     assert p.seed is not None  # filled by the model

@@ -178,6 +178,7 @@ def resumable(saved: Mapping[str, Any], sizes: list[int], antithetic: bool) -> d
     weights=[1, 98, 1],
     figure=figure,
     stoppable=True,
+    example={"option_type": "asian_call", "paths": 200_002, "steps": 201, "seed": 17},
 )
 def run(ctx: JobContext, p: OptionParams) -> dict[str, Any]:
     assert p.seed is not None  # filled by the model

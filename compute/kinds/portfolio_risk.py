@@ -624,6 +624,7 @@ def _is_number(text: str) -> bool:
     figure=figure,
     stoppable=True,
     from_csv=from_csv,
+    example={"scenarios": 5_800_000, "distribution": "student_t", "seed": 9},
 )
 def run(ctx: JobContext, p: PortfolioParams) -> dict[str, Any]:
     assert p.seed is not None  # filled by the model

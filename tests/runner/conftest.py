@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine
 
 from jobstore import queries
+from jobstore.views import RunnerView
 from tests.polling import wait_for
 from tests.runner import sample_kinds  # noqa: F401 - the test process submits these kinds
 
@@ -43,11 +44,49 @@ class RunnerProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
 
+    def registered(self, engine: Engine, timeout: float = 60) -> RunnerView:
+        """This runner's row, once it has registered in the store."""
+
+        def row() -> RunnerView | None:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"runner exited early:\n{self.log()}")
+            runners = queries.runners(engine, alive_within=60)
+            return next((r for r in runners if r.pid == self.proc.pid), None)
+
+        return wait_for(row, timeout=timeout, what="the runner to register")
+
 
 @pytest.fixture
 def artifacts(tmp_path: Path) -> Path:
     """The artifact store the runners of one test share."""
     return tmp_path / "artifacts"
+
+
+def launch(
+    db_url: str, artifacts: Path, log_path: Path, *args: str, workers: int = 2, **env: str
+) -> RunnerProcess:
+    """Start `runlab runner` in a session of its own, and return at once."""
+    full_env = {
+        **os.environ,
+        "RUNLAB_DATABASE_URL": db_url,
+        "RUNLAB_KIND_MODULES": "tests.runner.sample_kinds",
+        "RUNLAB_ARTIFACTS": str(artifacts),
+        "RUNLAB_HEARTBEAT_SECONDS": "0.5",
+        "RUNLAB_LEASE_SECONDS": "5",
+        "RUNLAB_RETRY_BACKOFF_SECONDS": "0.5",
+        "PYTHONPATH": str(ROOT),
+        **env,
+    }
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runlab.cli", "runner", "--workers", str(workers), *args],
+            cwd=ROOT,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return RunnerProcess(proc, log_path)
 
 
 @pytest.fixture
@@ -58,38 +97,10 @@ def start_runner(
 
     def start(*args: str, workers: int = 2, wait: bool = True, **env: str) -> RunnerProcess:
         log_path = tmp_path / f"runner-{len(started)}.log"
-        full_env = {
-            **os.environ,
-            "RUNLAB_DATABASE_URL": db_url,
-            "RUNLAB_KIND_MODULES": "tests.runner.sample_kinds",
-            "RUNLAB_ARTIFACTS": str(artifacts),
-            "RUNLAB_HEARTBEAT_SECONDS": "0.5",
-            "RUNLAB_LEASE_SECONDS": "5",
-            "RUNLAB_RETRY_BACKOFF_SECONDS": "0.5",
-            "PYTHONPATH": str(ROOT),
-            **env,
-        }
-        with log_path.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "runlab.cli", "runner", "--workers", str(workers), *args],
-                cwd=ROOT,
-                env=full_env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        runner = RunnerProcess(proc, log_path)
+        runner = launch(db_url, artifacts, log_path, *args, workers=workers, **env)
         started.append(runner)
-        if not wait:
-            return runner
-        before = {r.id for r in queries.runners(engine, alive_within=60)}
-
-        def registered() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"runner exited early:\n{runner.log()}")
-            return any(r.id not in before for r in queries.runners(engine, alive_within=60))
-
-        wait_for(registered, timeout=60, what="the runner to register")
+        if wait:
+            runner.registered(engine)
         return runner
 
     yield start

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import os
 import signal
-import time
 
 import numpy as np
 import psutil
@@ -13,53 +11,12 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from compute import intake
-from compute.kinds.monte_carlo_pi import chunk_sizes, count_inside, estimate
-from jobstore import queries, transitions
+from compute.kinds.monte_carlo_pi import chunk_sizes, count_inside
+from jobstore import queries
 from jobstore.models import JobEvent, JobMetric, Status
 from tests.conftest import on_sqlite_only
 from tests.polling import wait_for
-from tests.runner.helpers import assert_sound, pi_under_way, scheduler_tasks, watch
-
-
-def test_runner_runs_both_kinds_to_succeeded_with_rising_progress(engine, start_runner):
-    start_runner()
-    pi = intake.submit(engine, "monte_carlo_pi", {"samples": 40_000_000, "chunks": 8, "seed": 7})
-    demo = intake.submit(engine, "demo_stages", {"stages": 3, "seconds_per_stage": 0.6})
-
-    for public_id, stages in (
-        (pi, ["plan", "sample", "reduce"]),
-        (demo, ["stage 1", "stage 2", "stage 3"]),
-    ):
-        states = watch(engine, public_id, timeout=120)
-        final = states[-1]
-        assert final.status is Status.SUCCEEDED, final.error
-        progress = [s.progress for s in states]
-        assert progress == sorted(progress), f"progress went down: {progress}"
-        assert progress[-1] == 1.0
-        assert [s.name for s in final.stages] == stages
-        assert all(s.status == "done" for s in final.stages)
-        # Stages ran in their order: each started after the one before it had finished.
-        for before, after in zip(final.stages, final.stages[1:], strict=False):
-            assert before.finished_at <= after.started_at, (before, after)
-
-    job = queries.get_job(engine, pi)
-    # The same seed gives the same count, computed here without Dask or the store.
-    seeds = np.random.SeedSequence(7).spawn(8)
-    expected = sum(
-        count_inside(n, s) for n, s in zip(chunk_sizes(40_000_000, 8), seeds, strict=True)
-    )
-    assert job.result["inside"] == expected
-    assert job.result["samples"] == 40_000_000 and job.result["seed"] == 7
-    assert abs(job.result["estimate"] - math.pi) < 5 * job.result["standard_error"]
-    steps, _values = job.series["estimate"]
-    assert len(steps) == 8 and steps == sorted(steps) and steps[-1] == 40_000_000
-    assert any("8 chunks" in line.message for line in job.logs)
-
-    demo_job = queries.get_job(engine, demo)
-    assert demo_job.result == {"stages": ["stage 1", "stage 2", "stage 3"]}  # no timings
-    steps, seconds = demo_job.series["stage_seconds"]
-    assert steps == [1.0, 2.0, 3.0] and all(s >= 0.6 for s in seconds)
-    assert_sound(engine)
+from tests.runner.helpers import assert_sound, pi_under_way, watch
 
 
 def test_driver_exception_fails_the_job_and_the_runner_goes_on(engine, start_runner):
@@ -89,45 +46,6 @@ def test_bad_results_fail_with_a_clear_message(engine, start_runner):
     assert obj_job.status is Status.FAILED and obj_job.error.type == "BadResult"
     assert "cannot be stored as JSON" in obj_job.error.message
     assert nan_job.result is None and obj_job.result is None
-    assert_sound(engine)
-
-
-def test_cancel_stops_a_running_job_and_keeps_its_partial_metrics(engine, start_runner):
-    start_runner()
-    job = intake.submit(engine, "demo_stages", {"stages": 20, "seconds_per_stage": 1.0})
-    wait_for(
-        lambda: queries.get_job(engine, job).series.get("stage_seconds"),
-        timeout=60,
-        what="the first stage to finish",
-    )
-    assert transitions.request_cancel(engine, job) is transitions.CancelOutcome.REQUESTED
-    final = watch(engine, job, timeout=5)[-1]
-    assert final.status is Status.CANCELLED
-    assert final.series["stage_seconds"][0][0] == 1.0
-    assert final.result is None
-    assert_sound(engine)
-
-
-@on_sqlite_only
-def test_cancel_of_a_running_pi_job_ends_it_within_5_s_and_stops_its_dask_tasks(
-    engine, start_runner
-):
-    start_runner()
-    tasks = scheduler_tasks(engine)
-    try:
-        job = pi_under_way(engine, {"samples": 6_000_000_000, "chunks": 60, "seed": 2}, past=0.1)
-        assert tasks() > 0
-        asked = time.monotonic()
-        assert transitions.request_cancel(engine, job) is transitions.CancelOutcome.REQUESTED
-        final = watch(engine, job, timeout=5)[-1]
-        took = time.monotonic() - asked
-        assert final.status is Status.CANCELLED, f"{final.status} after {took:.1f} s"
-        assert final.series["estimate"][0], "the partial estimates stay"
-        assert final.result is None
-        # The chunks not yet computed were cancelled on the cluster, not left to run.
-        wait_for(lambda: tasks() == 0, timeout=5, what="the scheduler to drop the job's tasks")
-    finally:
-        tasks.client.close()  # type: ignore[attr-defined]
     assert_sound(engine)
 
 
@@ -205,45 +123,6 @@ def test_sigterm_finishes_the_short_job_hands_back_the_long_one_and_exits_0(engi
 
 
 # Its deadlines add up to 300 s: two runners' starts (60 s each), the job under way, 120 s.
-@pytest.mark.timeout(360)
-def test_kill_9_mid_job_then_a_new_runner_resumes_it_as_attempt_2(engine, start_runner, artifacts):
-    first = start_runner("--concurrency", "1")
-    job = pi_under_way(engine, {"samples": 600_000_000, "chunks": 12, "seed": 11}, past=0.2)
-    first.kill()  # SIGKILL to the runner and its Dask workers: no goodbye, no writes
-    assert queries.get_job(engine, job).status is Status.RUNNING
-    checkpoints = artifacts / "jobs" / job / "checkpoints"
-    saved = len(list(checkpoints.glob("*.json")))
-    assert 1 <= saved < 12, f"{saved} checkpoints"
-    start_runner("--concurrency", "1")
-    final = watch(engine, job, timeout=120)[-1]
-    assert final.status is Status.SUCCEEDED and final.attempt == 2
-    # Attempt 2 skipped the chunks that attempt 1 had finished.
-    resumed = [x.message for x in final.logs if x.attempt == 2 and "resuming" in x.message]
-    assert resumed == [f"resuming: {saved} of 12 chunks already done"]
-    # ...and still gives the numbers of an uninterrupted run, bit for bit.
-    seeds = np.random.SeedSequence(11).spawn(12)
-    expected = sum(
-        count_inside(n, s) for n, s in zip(chunk_sizes(600_000_000, 12), seeds, strict=True)
-    )
-    assert final.result["inside"] == expected
-    assert final.result["estimate"] == estimate(expected, 600_000_000)[0]
-    assert not checkpoints.exists()  # a finished job's checkpoints are removed
-    with engine.connect() as conn:
-        moves = conn.execute(
-            select(JobEvent.attempt, JobEvent.to_status)
-            .where(JobEvent.kind == "transition")
-            .order_by(JobEvent.id)
-        ).all()
-    assert [tuple(m) for m in moves] == [
-        (0, "queued"),
-        (1, "running"),
-        (1, "queued"),
-        (2, "running"),
-        (2, "succeeded"),
-    ]
-    assert_sound(engine)
-
-
 def test_retryable_failure_runs_again_and_every_attempt_is_kept(engine, start_runner):
     start_runner()
     job = intake.submit(engine, "test_flaky", {"message": "flaky source"})

@@ -7,8 +7,8 @@ from sqlalchemy import Engine
 from compute import intake
 from jobstore import registration, reports
 from jobstore import transitions as T
-from jobstore.models import StageStatus
 from jobstore.views import Cost
+from tests.pi_report import sampling
 
 RUNNER = "r1"
 PI_RESULT = {
@@ -53,13 +53,8 @@ def running(
     reports.report(
         engine,
         lease,
-        reports.Report(
-            progress=progress,
-            stage="sample",
-            stage_updates=[
-                reports.StageUpdate(0, "plan", StageStatus.DONE, 1.0, started=True, finished=True),
-                reports.StageUpdate(1, "sample", StageStatus.RUNNING, progress, started=True),
-            ],
+        sampling(
+            progress,
             metrics=[("estimate", 500_000, 3.1372), ("estimate", 1_000_000, 3.1391)],
             logs=[("info", log)],
         ),

@@ -117,10 +117,10 @@ def test_a_stale_or_edited_page_link_falls_back_to_the_first_page(store: Engine)
 
 
 @pytest.fixture
-def either_store(db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
-    """The pages' store on each backend: PostgreSQL refuses a NUL in text that SQLite takes."""
-    monkeypatch.setenv("RUNLAB_DATABASE_URL", db_url)
-    return engine
+def either_store(store: Engine) -> Engine:
+    """The pages' store, which runs on each backend: PostgreSQL refuses a NUL in text that
+    SQLite takes."""
+    return store
 
 
 def _token(payload: str) -> str:

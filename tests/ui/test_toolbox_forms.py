@@ -54,6 +54,13 @@ def message_under(at: AppTest, key: str) -> str:
     return str(below.value)
 
 
+def assert_refused_under(at: AppTest, store: Engine, key: str, message: str) -> None:
+    """The form shows `message` under `key`, the page's only error, and stored no job."""
+    assert message_under(at, key) == md_escape(message)
+    assert len(at.error) == 1
+    assert queries.list_jobs(store).total == 0
+
+
 MB = 1024 * 1024
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x06"
 
@@ -92,9 +99,7 @@ def test_a_refused_file_says_why_under_the_upload_and_keeps_nothing(
     assert not at.exception, [e.value for e in at.exception]
     assert message_under(at, DATA) == md_escape(message)
     submit(at)
-    assert message_under(at, DATA) == md_escape(message)
-    assert len(at.error) == 1
-    assert queries.list_jobs(store).total == 0
+    assert_refused_under(at, store, DATA, message)
     assert kept_uploads(artifacts) == []
 
 
@@ -123,11 +128,9 @@ def test_missing_values_in_the_chosen_column_are_shown_under_the_column(
     at.selectbox(key=f"{BOOT}.column").set_value("y")
     submit(at)
 
-    assert message_under(at, f"{BOOT}.column") == md_escape(
-        "column 'y' has 2 missing or non-finite value(s) (line 7, 11)"
+    assert_refused_under(
+        at, store, f"{BOOT}.column", "column 'y' has 2 missing or non-finite value(s) (line 7, 11)"
     )
-    assert len(at.error) == 1
-    assert queries.list_jobs(store).total == 0
     assert at.selectbox(key=f"{BOOT}.column").value == "y"
 
 
@@ -407,11 +410,9 @@ def test_weights_that_are_not_numbers_get_the_rule_under_weights(
     at.text_input(key=f"{PORT}.weights").input("half, 0.3, 0.2")
     submit(at)
 
-    assert message_under(at, f"{PORT}.weights") == md_escape(
-        "must be a list of numbers, separated by commas"
+    assert_refused_under(
+        at, store, f"{PORT}.weights", "must be a list of numbers, separated by commas"
     )
-    assert len(at.error) == 1
-    assert queries.list_jobs(store).total == 0
     assert at.text_input(key=f"{PORT}.weights").value == "half, 0.3, 0.2"
 
 
@@ -427,12 +428,13 @@ def test_a_correlation_that_is_not_psd_is_refused_under_correlation(
     )
     submit(at)
 
-    assert message_under(at, f"{PORT}.correlation") == md_escape(
+    assert_refused_under(
+        at,
+        store,
+        f"{PORT}.correlation",
         f"is not positive semi-definite (smallest eigenvalue {smallest:.3g}): no joint "
-        "distribution has these correlations"
+        "distribution has these correlations",
     )
-    assert len(at.error) == 1
-    assert queries.list_jobs(store).total == 0
 
 
 PORTFOLIO_CSV = b"""asset,weight,expected_return,volatility,stocks,bonds
