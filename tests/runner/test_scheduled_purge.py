@@ -14,22 +14,13 @@ from compute import intake
 from jobstore import queries
 from jobstore.artifacts import ArtifactStore
 from jobstore.models import Status
-from runlab.errors import JobNotFound
 from tests.polling import wait_for
 from tests.runner.conftest import RunnerProcess
-from tests.store.aged import aged_job, orphans, put_files
+from tests.store.aged import aged_job, exists, orphans, put_files
 
 OLD = timedelta(days=40)
 YOUNG = timedelta(days=2)
 QUICK = {"stages": 1, "seconds_per_stage": 0}
-
-
-def exists(engine: Engine, public_id: str) -> bool:
-    try:
-        queries.get_job(engine, public_id)
-    except JobNotFound:
-        return False
-    return True
 
 
 def runs_a_job(engine: Engine) -> None:
