@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import re
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -174,15 +175,29 @@ def column(df: pd.DataFrame, name: str, field: str = "column") -> np.ndarray:
     return values
 
 
-def reference(name: str, data: bytes, field: str = "data") -> Upload:
-    """Check an uploaded CSV and return the reference a job keeps, storing nothing: a caller
-    with other values to check keeps the bytes (`ArtifactStore.put_upload`) once they pass."""
-    read_csv(data, field)
+@dataclass(frozen=True)
+class Checked:
+    """An uploaded CSV read once: the reference a job keeps, its bytes and its table."""
+
+    ref: Upload
+    data: bytes
+    table: pd.DataFrame
+
+
+def check_upload(name: str, data: bytes, field: str = "data") -> Checked:
+    """Check an uploaded CSV, storing nothing: a caller with other values to check keeps the
+    bytes (`ArtifactStore.put_upload`) once they pass, and checks them against the table."""
+    table = read_csv(data, field)
     digest = hashlib.sha256(data).hexdigest()
     # A file name may hold bytes that are not UTF-8, or control characters: neither is text a
     # database can keep, so each becomes "?".
     shown = CONTROL.sub("?", name[-255:])
-    return Upload(name=shown or "upload.csv", size=len(data), sha256=digest)
+    return Checked(Upload(name=shown or "upload.csv", size=len(data), sha256=digest), data, table)
+
+
+def reference(name: str, data: bytes, field: str = "data") -> Upload:
+    """Check an uploaded CSV and return the reference a job keeps, storing nothing."""
+    return check_upload(name, data, field).ref
 
 
 def store(artifacts: ArtifactStore, name: str, data: bytes | IO[bytes]) -> Upload:

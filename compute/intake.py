@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
+from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from compute import datasets, registry
@@ -22,8 +23,6 @@ from runlab.errors import InvalidParams
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from jobstore.artifacts import ArtifactStore
 
 
 class Options(TypedDict, total=False):
@@ -58,7 +57,7 @@ def check(
     checks that need the data wait for the driver, which makes them on the same bytes.
     """
     spec = registry.get(kind)
-    clean = registry.validate(kind, params)
+    parsed, clean = registry.validated(kind, params)
     name = (name or "").strip()
     tags = [str(t).strip() for t in tags if str(t).strip()]
     if timeout_seconds is None:
@@ -75,11 +74,11 @@ def check(
     if errors:
         raise InvalidParams(errors)
     if tables:
-        _check_data(spec, clean, tables)
+        _check_data(spec, parsed, clean, tables)
     return NewJob(
         kind,
         clean,
-        spec.stage_names(clean),
+        list(spec.stages(parsed)),
         name,
         owner,
         tags,
@@ -92,7 +91,10 @@ def check(
 
 
 def _check_data(
-    spec: registry.Kind, clean: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]
+    spec: registry.Kind,
+    parsed: BaseModel,
+    clean: Mapping[str, Any],
+    tables: Mapping[str, pd.DataFrame],
 ) -> None:
     """The columns a parameter names, then the kind's own checks of the table."""
     for info in registry.describe(spec.params):
@@ -101,15 +103,7 @@ def _check_data(
             if value is not None:
                 datasets.column(tables[info.column_of], value, info.name)
     if spec.check is not None:
-        spec.check(spec.parse(clean), next(iter(tables.values())))
-
-
-def tables_of(
-    kind: str, params: Mapping[str, Any], artifacts: ArtifactStore
-) -> dict[str, pd.DataFrame]:
-    """The tables behind a submission's uploads, read back from the artifact store."""
-    uploads = [i.name for i in registry.describe(registry.get(kind).params) if i.type == "upload"]
-    return {f: datasets.load(artifacts, params[f]) for f in uploads if params.get(f) is not None}
+        spec.check(parsed, next(iter(tables.values())))
 
 
 def submit(engine: Engine, kind: str, params: Mapping[str, Any], **options: Unpack[Options]) -> str:

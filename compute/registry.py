@@ -172,16 +172,22 @@ def all_kinds() -> list[Kind]:
 
 
 def validate(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Check parameters against the kind's model; return them complete and JSON-ready.
+    """Check parameters against the kind's model; return them complete and JSON-ready."""
+    return validated(kind, params)[1]
+
+
+def validated(kind: str, params: Mapping[str, Any]) -> tuple[BaseModel, dict[str, Any]]:
+    """The typed parameters and their complete, JSON-ready form, from one parse.
 
     Text in them follows the store's one rule (`runlab.text`), checked here so that SQLite and
     PostgreSQL refuse the same parameters.
     """
-    clean = get(kind).parse(params).model_dump(mode="json")
+    parsed = get(kind).parse(params)
+    clean = parsed.model_dump(mode="json")
     errors = {name: why for name, value in clean.items() if (why := bad_in_json(value))}
     if errors:
         raise InvalidParams(errors)
-    return clean
+    return parsed, clean
 
 
 # --- field-level messages -----------------------------------------------------------------------

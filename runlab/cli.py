@@ -121,14 +121,15 @@ def kinds(state: _State, as_json: bool) -> None:
 
 
 def parse_params(
-    kind: str, pairs: Sequence[str], files: dict[str, bytes] | None = None
+    kind: str, pairs: Sequence[str], files: dict[str, datasets.Checked] | None = None
 ) -> dict[str, Any]:
     """`key=value` pairs, each value read as its field's type; the model has the last word.
 
     Lists and matrices read as the form reads them (`compute.param_text`): `0.6,0.4`,
     `1,0.3;0.3,1` or JSON. An upload is `key=@path/to/file.csv`: the file is read and
-    checked, its reference goes in the values and its bytes in `files` by field, to be kept
-    (`_keep`) only once every value has passed, so a bad one leaves no file behind. Without
+    checked, its reference goes in the values and the file (bytes and table) in `files` by
+    field, to be checked with the other values and kept (`_keep`) only once every value has
+    passed, so a bad one leaves no file behind. Without
     `files`, uploads are refused. Any input ends as InvalidParams, never a traceback.
     """
     from runlab.text import TEXT_WHITESPACE, bad_character
@@ -155,8 +156,8 @@ def parse_params(
     return out
 
 
-def _upload(key: str, raw: str, files: dict[str, bytes] | None) -> dict[str, Any]:
-    """The reference to the file `@path`, checked but not yet kept; its bytes go in `files`."""
+def _upload(key: str, raw: str, files: dict[str, datasets.Checked] | None) -> dict[str, Any]:
+    """The reference to the file `@path`, checked but not yet kept; the file goes in `files`."""
     if not raw.startswith("@"):
         raise InvalidParams({key: f"give a file as {key}=@path/to/file.csv"})
     if files is None:
@@ -171,15 +172,14 @@ def _upload(key: str, raw: str, files: dict[str, bytes] | None) -> dict[str, Any
             data = datasets.read_limited(stream, key)
     except OSError as exc:
         raise InvalidParams({key: f"cannot read {path}: {exc.strerror or exc}"}) from None
-    ref = datasets.reference(path.name, data, key)
-    files[key] = data
-    return ref.model_dump()
+    files[key] = datasets.check_upload(path.name, data, key)
+    return files[key].ref.model_dump()
 
 
-def _keep(artifacts: ArtifactStore, files: dict[str, bytes]) -> None:
+def _keep(artifacts: ArtifactStore, files: dict[str, datasets.Checked]) -> None:
     """Store the uploads of values that have passed; a folder's refusal names the field."""
-    for key, data in files.items():
-        artifacts.put_upload(data, key)
+    for key, file in files.items():
+        artifacts.put_upload(file.data, key)
 
 
 def _coerce(raw: str, type_: str) -> Any:
@@ -240,7 +240,7 @@ def submit(
     wait: bool,
 ) -> None:
     """Submit a job of KIND; print its id (the last line of stdout)."""
-    files: dict[str, bytes] = {}
+    files: dict[str, datasets.Checked] = {}
     values = parse_params(kind, params, files)
     options: dict[str, Any] = {
         "name": name,
@@ -250,7 +250,7 @@ def submit(
         "max_attempts": max_attempts,
         "timeout_seconds": timeout_seconds,
     }
-    tables = {key: datasets.read_csv(data, key) for key, data in files.items()}
+    tables = {key: file.table for key, file in files.items()}
     checked = intake.check(kind, values, tables=tables, **options)
     if files:  # the whole job passes before an upload is kept, so a bad one leaves no file
         _keep(ArtifactStore(state.settings.artifacts), files)
