@@ -21,22 +21,29 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from jobstore import jsonb
-from runlab.errors import StoreBusy
+from runlab.errors import InvalidParams, StoreBusy
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-SQLITE_BUSY_MS = 30_000
+SQLITE_BUSY_SECONDS = 30.0  # unless the URL says otherwise: sqlite:///runlab.db?timeout=5
+SQLITE_BUSY_MAX = 3600.0
 READONLY = "runlab_readonly"
 _MIGRATE_LOCK = threading.Lock()
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; a SQLite file's folder is made if missing."""
+    """An engine for `url`; a SQLite file's folder is made if missing.
+
+    A SQLite URL's `timeout` (seconds, as pysqlite spells it) is how long a writer waits for
+    another process's write lock before the store answers "busy".
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
-        _setup_sqlite(engine)
+        busy = sqlite_busy_seconds(url)
+        parsed = parsed.difference_update_query(["timeout"])
+        engine = create_engine(parsed, connect_args={"timeout": busy})
+        _setup_sqlite(engine, busy)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -49,14 +56,31 @@ def make_engine(url: str) -> Engine:
     )
 
 
-def _setup_sqlite(engine: Engine) -> None:
+def sqlite_busy_seconds(url: str) -> float:
+    """The write-lock wait a SQLite URL asks for with `?timeout=`, or the default 30 s."""
+    raw = make_url(url).query.get("timeout", str(SQLITE_BUSY_SECONDS))
+    try:
+        seconds = float(raw if isinstance(raw, str) else raw[-1])
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= SQLITE_BUSY_MAX:  # also refuses nan
+        raise InvalidParams(
+            {
+                "RUNLAB_DATABASE_URL": f"timeout must be a number of seconds, above 0 and at most "
+                f"{SQLITE_BUSY_MAX:g}; got {raw!r}"
+            }
+        )
+    return seconds
+
+
+def _setup_sqlite(engine: Engine, busy: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Hand transaction control to the "begin" hook below instead of pysqlite's own.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
-        _enable_wal(cur)
+        cur.execute(f"PRAGMA busy_timeout={round(busy * 1000)}")
+        _enable_wal(cur, busy)
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
@@ -65,7 +89,7 @@ def _setup_sqlite(engine: Engine) -> None:
     def _on_error(ctx: Any) -> None:
         # Raised here, it replaces SQLAlchemy's error once the transaction is rolled back.
         if store_busy(ctx.original_exception):
-            raise StoreBusy(SQLITE_BUSY_MS / 1000) from ctx.sqlalchemy_exception
+            raise StoreBusy(busy) from ctx.sqlalchemy_exception
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -78,13 +102,13 @@ def _setup_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _enable_wal(cur: Any) -> None:
+def _enable_wal(cur: Any, busy: float) -> None:
     """Switch a file to WAL once; it stays WAL for every later connection.
 
     The switch needs the file to itself and does not wait on busy_timeout, so processes that
     open a fresh file together retry it, with backoff, for as long as busy_timeout allows.
     """
-    deadline = time.monotonic() + SQLITE_BUSY_MS / 1000
+    deadline = time.monotonic() + busy
     delay = 0.005
     while True:
         try:
