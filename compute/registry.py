@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from compute.datasets import Upload
 from runlab.errors import InvalidParams, Retryable, UnknownKind
+from runlab.format import label
 from runlab.text import bad_in_json
 
 if TYPE_CHECKING:
@@ -210,6 +211,16 @@ class FieldInfo:
     when: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     # For a column name: the upload field whose table it names a numeric column of.
     column_of: str | None = None
+    # Whether `minimum` and `maximum` themselves are refused (gt, lt) or allowed (ge, le).
+    above: bool = False
+    below: bool = False
+    # As a domain expert writes it, with symbol and unit: the field's `title`, or its name.
+    label: str = ""
+    # A choice's words for people, from `labels` in the field's schema: {"bca": "BCa"}.
+    choice_labels: Mapping[Any, str] = field(default_factory=dict)
+
+    def choice_label(self, choice: Any) -> str:
+        return self.choice_labels.get(choice, str(choice))
 
     def applies(self, values: Mapping[str, Any]) -> bool:
         return all(values.get(k) in allowed for k, allowed in self.when.items())
@@ -242,15 +253,16 @@ def describe(model: type[BaseModel]) -> list[FieldInfo]:
             kind = "str"
         lo: float | None = None
         hi: float | None = None
+        above = below = False
         for m in f.metadata:  # the bounds are numbers on every numeric field of a kind
             if isinstance(m, annotated_types.Ge):
-                lo = cast(float, m.ge)
+                lo, above = cast(float, m.ge), False
             elif isinstance(m, annotated_types.Gt):
-                lo = cast(float, m.gt)
+                lo, above = cast(float, m.gt), True
             elif isinstance(m, annotated_types.Le):
-                hi = cast(float, m.le)
+                hi, below = cast(float, m.le), False
             elif isinstance(m, annotated_types.Lt):
-                hi = cast(float, m.lt)
+                hi, below = cast(float, m.lt), True
         required = f.is_required()
         if f.default_factory is not None:
             default = None if required else f.default_factory()  # type: ignore[call-arg]
@@ -264,6 +276,7 @@ def describe(model: type[BaseModel]) -> list[FieldInfo]:
             else {}
         )
         column_of = extra.get("column_of")
+        labels = extra.get("labels", {})
         out.append(
             FieldInfo(
                 name,
@@ -277,14 +290,19 @@ def describe(model: type[BaseModel]) -> list[FieldInfo]:
                 f.description or "",
                 when,
                 column_of if isinstance(column_of, str) else None,
+                above,
+                below,
+                f.title or label(name),
+                {k: str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
             )
         )
     return out
 
 
 def _num(x: float) -> str:
+    """A bound as a person reads it: 100,000,000,000, 0.999, 1e+20."""
     if isinstance(x, int) or (isinstance(x, float) and x.is_integer() and abs(x) < 1e16):
-        return str(int(x))
+        return f"{int(x):,}"
     return f"{x:g}"
 
 
@@ -303,13 +321,17 @@ def rule(info: FieldInfo) -> str:
     noun = {"int": "an integer", "float": "a number", "bool": "true or false"}.get(
         info.type, "text"
     )
-    if info.minimum is not None and info.maximum is not None:
-        return f"must be {noun} between {_num(info.minimum)} and {_num(info.maximum)}"
-    if info.minimum is not None:
-        return f"must be {noun} of at least {_num(info.minimum)}"
-    if info.maximum is not None:
-        return f"must be {noun} of at most {_num(info.maximum)}"
-    return f"must be {noun}"
+    lo, hi = info.minimum, info.maximum
+    if lo is not None and hi is not None and not (info.above or info.below):
+        return f"must be {noun} between {_num(lo)} and {_num(hi)}"
+    bounds = []
+    if lo is not None:
+        bounds.append(f"above {_num(lo)}" if info.above else f"at least {_num(lo)}")
+    if hi is not None:
+        bounds.append(f"below {_num(hi)}" if info.below else f"at most {_num(hi)}")
+    if len(bounds) == 1 and not (info.above or info.below):
+        return f"must be {noun} of {bounds[0]}"
+    return " ".join([f"must be {noun}", " and ".join(bounds)]).strip()
 
 
 _RULE_ERRORS = (

@@ -6,9 +6,10 @@
 - `field:value` for the job's own fields: kind, status, tag, owner, name, id (a comma is "or";
   `owner:me` is the user of this server), and `created` with `:` (that day) or a comparison.
   A time is a date, a date and time (UTC), or an age such as `90m`, `12h`, `7d`, `2w` ago.
-- `key OP value` (OP one of `= != > >= < <=`, and `:` for `=`) tests a parameter or a result
-  field. A bare key is a parameter if some kind has a parameter of that name, otherwise a
-  result field; `param.key` and `result.key` say which.
+- `key OP value` (OP one of `= != > >= < <=`, and `:` for `=`, with or without spaces around
+  it: `sigma >= 0.3`) tests a parameter or a result field. A bare key is a parameter if some
+  kind has a parameter of that name, otherwise a result field; `param.key` and `result.key`
+  say which.
 - Any other word, or a "quoted phrase", must appear in the job's name (ASCII case ignored).
 
 Terms are joined by "and". Values reach SQL only as bound parameters (see `jobstore.history`).
@@ -41,7 +42,8 @@ AGE = re.compile(r"([0-9]+)([mhdw])")
 AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 TOKEN = re.compile(
     r"""
-    (?P<key>[A-Za-z_][A-Za-z0-9_.]*)(?P<op>>=|<=|!=|=|>|<|:)(?P<value>"(?:[^"\\]|\\.)*"?|[^\s"]*)
+    (?P<key>[A-Za-z_][A-Za-z0-9_.]*) \s* (?P<op>>=|<=|!=|=|>|<|:) \s*
+    (?P<value>"(?:[^"\\]|\\.)*"?|[^\s"]*)
     | (?P<phrase>"(?:[^"\\]|\\.)*"?)
     | (?P<word>[^\s"]+)
     """,

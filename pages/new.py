@@ -35,11 +35,8 @@ if clone_id and st.session_state.get(forms.CLONED) != clone_id:
         if source.kind in kinds:
             st.query_params["kind"] = source.kind
             st.session_state["new.kind"] = source.kind
-            notes = forms.fill(kinds[source.kind], source.params)
-            st.session_state["new.clone_note"] = " ".join(
-                [f"Cloned from {source.name} ({clone_id}).", *notes]
-                + (["Re-run, on the job's page, keeps every value."] if notes else [])
-            )
+            forms.fill(kinds[source.kind], source.params)
+            st.session_state["new.clone_note"] = f"Cloned from {source.name} ({clone_id})."
         else:
             st.error(
                 md_escape(f"Job {clone_id} is of kind {source.kind}, which is not installed here."),
@@ -68,8 +65,8 @@ if note := st.session_state.pop("new.clone_note", None):
 def _load_preset() -> None:
     name = st.session_state.get(f"new.{kind.name}.__preset")
     if name:
-        notes = forms.fill(kind, presets.load(engine, kind.name, name))
-        st.session_state["new.preset_note"] = " ".join([f"Loaded preset {name}.", *notes])
+        forms.fill(kind, presets.load(engine, kind.name, name))
+        st.session_state["new.preset_note"] = f"Loaded preset {name}."
 
 
 saved = presets.list_presets(engine, kind.name)

@@ -114,10 +114,23 @@ def kinds(state: _State, as_json: bool) -> None:
     for entry in out:
         click.echo(f"{entry['kind']}: {entry['description']}")
         for p in entry["params"]:
-            default = "automatic" if p["default"] is None and p["optional"] else p["default"]
-            click.echo(f"  {p['name']:<20} {p['rule']}; default {default}")
+            click.echo(f"  {p['name']:<20} {p['rule']}; {_default_text(p)}")
             if p["description"]:
                 click.echo(f"  {'':<20} {p['description']}")
+
+
+def _default_text(p: dict[str, Any]) -> str:
+    """What leaving a field out gives, written as `-p` would take it."""
+    value = p["default"]
+    if value is None:
+        return "default automatic" if p["optional"] else "required"
+    if p["type"] in param_text.TYPES:
+        text = param_text.to_text(value, p["type"]).replace("\n", "; ")
+    elif p["type"] in ("int", "float"):
+        text = param_text.number_text(value)
+    else:
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+    return f"default {text}"
 
 
 def parse_params(
@@ -152,7 +165,7 @@ def parse_params(
         if type_ == "upload":
             out[key] = _upload(key, raw.strip(), files)
         else:
-            out[key] = _coerce(raw.strip(), type_)
+            out[key] = param_text.scalar(raw, type_)
     return out
 
 
@@ -180,31 +193,6 @@ def _keep(artifacts: ArtifactStore, files: dict[str, datasets.Checked]) -> None:
     """Store the uploads of values that have passed; a folder's refusal names the field."""
     for key, file in files.items():
         artifacts.put_upload(file.data, key)
-
-
-def _coerce(raw: str, type_: str) -> Any:
-    """`raw` as `type_` when it reads as one; otherwise `raw` itself, for the model to refuse
-    with the field's rule."""
-    if raw.lower() in ("", "none", "null") and type_ != "str":
-        return None
-    if type_ in param_text.TYPES:  # the form's syntax too
-        return param_text.parse(raw, type_)
-    try:
-        if type_ == "int":
-            if raw.lstrip("+-").isdigit():
-                return int(raw)
-            as_float = float(raw.replace("_", ""))  # 1e9 and 2_000 are integers to a person
-            return int(as_float) if as_float.is_integer() else raw
-        if type_ == "float":
-            return float(raw)
-        if type_ == "bool":
-            low = raw.lower()
-            return {"true": True, "false": False, "1": True, "0": False}.get(low, raw)
-        if type_ == "choice":
-            return raw
-    except ValueError:
-        return raw
-    return raw
 
 
 # --- jobs ---------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""How durations and sizes read, in one place: the pages, the CLI, the store's checks and the
-kinds' messages all word them here. Plain functions with no dependency, so every layer may
-import them.
+"""How durations, sizes and field names read, in one place: the pages, the CLI, the store's
+checks and the kinds' messages all word them here. Plain functions with no dependency, so
+every layer may import them.
 """
 
 from __future__ import annotations
@@ -61,3 +61,10 @@ def file_size(n: int) -> str:
     """A file's size as upload limits state it: `12,345 bytes` below a MiB, then `50.0 MB`
     (a MiB each)."""
     return f"{n / MIB:.1f} MB" if n >= MIB else f"{n:,} bytes"
+
+
+def label(field: str) -> str:
+    """A parameter or result key as a label, where its kind gives none:
+    `seconds_per_stage` -> `Seconds per stage`."""
+    words = field.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 # Durations and sizes are worded in runlab.format, which the CLI and the kinds use too.
 from runlab.format import DASH as DASH
 from runlab.format import duration as duration
+from runlab.format import label as label
 from runlab.format import size as size
 
 # Browsers parse JSON numbers as doubles: integers beyond this lose their last digits.
@@ -103,12 +104,6 @@ def number(value: float | int) -> str:
 
 def percent(fraction: float) -> str:
     return f"{100 * max(0.0, min(1.0, fraction)):.0f} %"
-
-
-def label(field: str) -> str:
-    """A parameter or result key as a label: `seconds_per_stage` -> `Seconds per stage`."""
-    words = field.replace("_", " ").strip()
-    return words[:1].upper() + words[1:]
 
 
 def browser_json(value: object) -> object:

@@ -1,8 +1,8 @@
 """A kind's submit form, built from its parameter model, with each error shown at its field.
 
-The widgets carry the model's bounds, so most bad values cannot be typed at all; rules that
-span fields (such as chunks <= samples) come back from `submit` as `InvalidParams` and land
-under the field they name.
+Numbers are typed as text and read as `runlab submit -p` reads them (`compute.param_text`);
+every value is then checked by `compute.intake`, whose `InvalidParams` lands under the field
+it names, in the same words as the CLI's.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from ui.text import md_escape
 if TYPE_CHECKING:
     import pandas as pd
 
-# Browsers hold numbers as doubles, so Streamlit refuses integer bounds beyond 2**53 - 1.
-JS_SAFE_INT = fmt.JS_SAFE_INT
 NAME_MAX = 200
 # The job whose values /new?clone= last put in the form: filled once, not on every rerun.
 CLONED = "new.cloned"
@@ -72,32 +70,23 @@ def text_value(info: FieldInfo, text: str) -> Any:
     return param_text.parse(text, info.type)
 
 
-def fill(kind: Kind, params: Mapping[str, Any], *, partial: bool = False) -> list[str]:
-    """Put a job's or a preset's parameters into the form's widgets; return a note for each
-    value the form cannot hold.
+def fill(kind: Kind, params: Mapping[str, Any], *, partial: bool = False) -> None:
+    """Put a job's or a preset's parameters into the form's widgets, every value exactly.
 
     Call it before the widgets are drawn (from a callback, or above the form): a widget's value
-    can change only before it is drawn in a run. Unknown names are skipped. An integer beyond
-    what a browser holds exactly (a drawn 63-bit seed, say) is left empty rather than let the
-    number input replace it by its minimum. `partial` leaves the fields `params` does not name
-    as they are, with whatever is typed in them and not yet submitted.
+    can change only before it is drawn in a run. Unknown names are skipped. `partial` leaves
+    the fields `params` does not name as they are, with whatever is typed in them and not yet
+    submitted.
     """
-    notes: list[str] = []
     for info in registry.describe(kind.params):
         if info.name not in params:
             if not partial:
                 st.session_state.pop(key(kind, info.name), None)
             continue
         value = params[info.name]
-        if info.type == "int" and isinstance(value, int) and abs(value) > JS_SAFE_INT:
-            st.session_state.pop(key(kind, info.name), None)
-            notes.append(
-                f"{fmt.label(info.name)} {value} is beyond the largest integer the form holds "
-                f"exactly ({JS_SAFE_INT:,}), so it is left empty"
-                + (": a new one is drawn." if info.optional else ".")
-            )
-            continue
-        if info.type in param_text.TYPES:
+        if info.type in ("int", "float"):
+            value = param_text.number_text(value)
+        elif info.type in param_text.TYPES:
             value = param_text.to_text(value, info.type)
         elif info.type == "upload":
             st.session_state[key(kind, info.name) + ".ref"] = value
@@ -105,7 +94,6 @@ def fill(kind: Kind, params: Mapping[str, Any], *, partial: bool = False) -> lis
         elif info.type == "str":
             value = "" if value is None else str(value)
         st.session_state[key(kind, info.name)] = value
-    return notes
 
 
 def help_text(info: FieldInfo) -> str:
@@ -121,10 +109,6 @@ def help_text(info: FieldInfo) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _clamp(bound: float | None, lo: int, hi: int) -> int | None:
-    return None if bound is None else int(max(lo, min(hi, bound)))
-
-
 def _value(wkey: str, default: Any) -> dict[str, Any]:
     """`value=` for a widget, unless the session already holds one (set by `fill`): giving both
     makes Streamlit warn on the page."""
@@ -134,7 +118,7 @@ def _value(wkey: str, default: Any) -> dict[str, Any]:
 def _widget(kind: Kind, info: FieldInfo, tables: Mapping[str, pd.DataFrame]) -> Any:
     """One input for one parameter; None means "left empty"."""
     wkey = key(kind, info.name)
-    label = fmt.label(info.name)
+    label = info.label
     help_ = help_text(info)
     if info.column_of is not None:
         table = tables.get(info.column_of)
@@ -161,40 +145,38 @@ def _widget(kind: Kind, info: FieldInfo, tables: Mapping[str, pd.DataFrame]) -> 
         index = choices.index(info.default) if info.default in choices else None
         # Set by `fill`: giving an index as well makes Streamlit warn, as with `_value`.
         first = {} if wkey in st.session_state else {"index": index}
-        return st.selectbox(label, choices, help=help_, key=wkey, **first)
-    if info.type == "int":
-        lo = _clamp(info.minimum, -JS_SAFE_INT, JS_SAFE_INT)
-        hi = _clamp(info.maximum, -JS_SAFE_INT, JS_SAFE_INT)
-        default = info.default if isinstance(info.default, int) else None
-        return st.number_input(
+        return st.selectbox(
+            label, choices, format_func=info.choice_label, help=help_, key=wkey, **first
+        )
+    if info.type in ("int", "float"):
+        # Text, not a number input: a browser's number field drops what it cannot parse, so
+        # `1e9` became 1 and `2.5` was cut to 2 without a word. The text is read as the CLI
+        # reads it, and the model refuses, under the field, what is not a valid number.
+        text = st.text_input(
             label,
-            min_value=lo,
-            max_value=hi,
-            step=1,
             help=help_,
             placeholder="automatic" if info.optional else "required",
             key=wkey,
-            **_value(wkey, default),
+            **_value(wkey, param_text.number_text(info.default)),
         )
-    if info.type == "float":
-        default = float(info.default) if isinstance(info.default, int | float) else None
-        return st.number_input(
-            label,
-            min_value=None if info.minimum is None else float(info.minimum),
-            max_value=None if info.maximum is None else float(info.maximum),
-            step=0.1,
-            format="%g",
-            help=help_,
-            placeholder="automatic" if info.optional else "required",
-            key=wkey,
-            **_value(wkey, default),
-        )
+        return param_text.scalar(text, info.type)
     if info.type in param_text.TYPES:
         shown = param_text.to_text(info.default, info.type)
         box = st.text_input if info.type == "list" else st.text_area
         return text_value(info, box(label, help=help_, key=wkey, **_value(wkey, shown)))
     text = st.text_input(label, help=help_, key=wkey, **_value(wkey, info.default or ""))
     return text if text or not info.optional else None
+
+
+def _slot(kind: Kind, info: FieldInfo, value: Any) -> DeltaGenerator:
+    """The place under a field for its message; below it, a number typed as `1e9` is shown
+    back as the form reads it (`= 1,000,000,000`), so that no one submits a value unseen."""
+    slot = st.empty()
+    if info.type in ("int", "float") and isinstance(value, int | float):
+        shown = param_text.number_text(value)
+        if shown != str(st.session_state.get(key(kind, info.name), "")).strip():
+            st.caption(md_escape(f"= {shown}"))
+    return slot
 
 
 def _removed(wkey: str) -> None:
@@ -212,7 +194,7 @@ def _upload(
     wkey = key(kind, info.name)
     kept = st.session_state.get(wkey + ".ref")
     file = st.file_uploader(
-        fmt.label(info.name),
+        info.label,
         type=["csv", "txt", "tsv"],
         help=help_text(info),
         key=wkey,
@@ -300,13 +282,21 @@ def job_form(kind: Kind, artifacts: ArtifactStore) -> JobForm | None:
                 refused[info.name] = message
         else:
             value = _widget(kind, info, tables)
-        slots[info.name] = st.empty()
+        slots[info.name] = _slot(kind, info, value)
         if value is not None:
             params[info.name] = value
     for name, message in refused.items():
         slots[name].error(md_escape(message), icon=":material/error:")
     with st.form(f"new-{kind.name}"):
         top = st.empty()
+        for info in infos:
+            if info.name in leading or not info.applies(params):
+                continue
+            value = _widget(kind, info, tables)
+            slots[info.name] = _slot(kind, info, value)
+            if value is not None:  # left empty: the model's default, "automatic" when optional
+                params[info.name] = value
+        # The job's own fields come first; what it is called and filed under, after them.
         name = st.text_input(
             "Name",
             max_chars=NAME_MAX,
@@ -320,13 +310,6 @@ def job_form(kind: Kind, artifacts: ArtifactStore) -> JobForm | None:
             key=key(kind, "__tags"),
         )
         slots["tags"] = st.empty()
-        for info in infos:
-            if info.name in leading or not info.applies(params):
-                continue
-            value = _widget(kind, info, tables)
-            slots[info.name] = st.empty()
-            if value is not None:  # left empty: the model's default, "automatic" when optional
-                params[info.name] = value
         submitted = st.form_submit_button("Submit", type="primary", icon=":material/send:")
         with st.expander("Save these values as a preset"):
             preset_name = st.text_input(

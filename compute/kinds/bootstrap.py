@@ -46,9 +46,18 @@ METRIC_SECONDS = 0.5  # the live interval is a quantile of every value so far: n
 class BootstrapParams(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    data: Upload = Field(description="The CSV file whose rows are resampled.")
+    data: Upload = Field(title="Data (CSV)", description="The CSV file whose rows are resampled.")
     statistic: Statistic = Field(
         "mean",
+        title="Statistic",
+        json_schema_extra={
+            "labels": {
+                "mean": "Mean",
+                "median": "Median",
+                "std": "Standard deviation",
+                "correlation": "Correlation (Pearson)",
+            }
+        },
         description="What to estimate: the mean, the median, the sample standard deviation "
         "(n − 1) of a column, or Pearson's correlation of two columns.",
     )
@@ -56,6 +65,7 @@ class BootstrapParams(BaseModel):
         min_length=1,
         max_length=255,
         json_schema_extra={"column_of": "data"},
+        title="Column",
         description="The numeric column of the file.",
     )
     column_b: str | None = Field(
@@ -64,12 +74,14 @@ class BootstrapParams(BaseModel):
         max_length=255,
         validate_default=True,
         json_schema_extra={"when": {"statistic": ["correlation"]}, "column_of": "data"},
+        title="Second column",
         description="The second column, correlated with the first; only for the correlation.",
     )
     resamples: int = Field(
         10_000,
         ge=100,
         le=MAX_RESAMPLES,
+        title="Resamples",
         description="How many resamples of the rows to draw; resamples × rows at most 5e10.",
     )
     confidence: float = Field(
@@ -77,10 +89,15 @@ class BootstrapParams(BaseModel):
         gt=0.5,
         le=0.999,
         allow_inf_nan=False,
+        title="Confidence level",
         description="Confidence level of the two-sided interval.",
     )
     method: Method = Field(
         "bca",
+        title="Interval method",
+        json_schema_extra={
+            "labels": {"percentile": "Percentile", "bca": "BCa (bias-corrected and accelerated)"}
+        },
         description="percentile: the bootstrap quantiles; bca: the quantiles moved for bias "
         "and skewness (bias-corrected and accelerated).",
     )

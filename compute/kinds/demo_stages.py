@@ -20,9 +20,16 @@ TICK = 0.5  # seconds per Dask task: short enough to cancel promptly between tas
 class DemoParams(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    stages: int = Field(3, ge=1, le=20, description="How many stages the pipeline has.")
+    stages: int = Field(
+        3, ge=1, le=20, title="Stages", description="How many stages the pipeline has."
+    )
     seconds_per_stage: float = Field(
-        2.0, ge=0, le=600, allow_inf_nan=False, description="How long each stage works."
+        2.0,
+        ge=0,
+        le=600,
+        allow_inf_nan=False,
+        title="Seconds per stage",
+        description="How long each stage works.",
     )
 
 

@@ -29,12 +29,14 @@ class PiParams(BaseModel):
         1_000_000_000,
         ge=1,
         le=MAX_SAMPLES,
+        title="Samples",
         description="How many random points to throw.",
     )
     chunks: int | None = Field(
         None,
         ge=1,
         le=MAX_CHUNKS,
+        title="Chunks",
         description="Dask tasks to split the samples into; empty picks ~0.6 s of work per task.",
     )
     seed: Seed = None

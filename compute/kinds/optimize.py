@@ -42,21 +42,44 @@ HIMMELBLAU_MINIMA: dict[str, tuple[float, float]] = {
 class OptimizeParams(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    objective: Objective = Field("rosenbrock", description="The test function to minimise.")
+    objective: Objective = Field(
+        "rosenbrock",
+        title="Objective function",
+        json_schema_extra={
+            "labels": {
+                "rosenbrock": "Rosenbrock",
+                "rastrigin": "Rastrigin",
+                "ackley": "Ackley",
+                "himmelblau": "Himmelblau",
+            }
+        },
+        description="The test function to minimise.",
+    )
     dimension: int = Field(
         2,
         ge=2,
         le=MAX_DIMENSION,
+        title="Dimension n",
         description="Number of variables; himmelblau is defined in 2 only.",
     )
     method: Method = Field(
         "Nelder-Mead",
+        title="Method",
+        json_schema_extra={
+            "labels": {
+                "Nelder-Mead": "Nelder–Mead",
+                "Powell": "Powell",
+                "L-BFGS-B": "L-BFGS-B",
+                "differential_evolution": "Differential evolution",
+            }
+        },
         description="SciPy method run from each start; differential_evolution searches the box.",
     )
     starts: int = Field(
         8,
         ge=1,
         le=MAX_STARTS,
+        title="Random starts",
         description="Random start points, drawn uniformly in the search box, one task each.",
     )
     tolerance: float = Field(
@@ -64,6 +87,7 @@ class OptimizeParams(BaseModel):
         gt=0,
         le=1.0,
         allow_inf_nan=False,
+        title="Tolerance",
         description="Stopping tolerance on the point and the value (on the population spread "
         "for differential_evolution).",
     )
@@ -71,10 +95,13 @@ class OptimizeParams(BaseModel):
         10_000,
         ge=1,
         le=MAX_ITERATIONS,
+        title="Iterations per start, at most",
         description="Iterations (generations for differential_evolution) allowed per start.",
     )
     seed: Seed = Field(
-        None, description="Seed of the start points; empty draws one and stores it with the job."
+        None,
+        title="Seed",
+        description="Seed of the start points; empty draws one and stores it with the job.",
     )
 
     @field_validator("dimension")

@@ -34,18 +34,56 @@ Z95 = 1.959963984540054
 class OptionParams(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    option_type: OptionType = Field("european_call", description="What kind of option to price.")
-    S: float = Field(100.0, gt=0, le=1e9, allow_inf_nan=False, description="Spot price today.")
-    K: float = Field(100.0, gt=0, le=1e9, allow_inf_nan=False, description="Strike price.")
+    option_type: OptionType = Field(
+        "european_call",
+        title="Option type",
+        json_schema_extra={
+            "labels": {
+                "european_call": "European call",
+                "european_put": "European put",
+                "asian_call": "Asian call (arithmetic average)",
+                "asian_put": "Asian put (arithmetic average)",
+                "barrier_up_out_call": "Up-and-out barrier call",
+            }
+        },
+        description="What kind of option to price.",
+    )
+    S: float = Field(
+        100.0, gt=0, le=1e9, allow_inf_nan=False, title="Spot S", description="Spot price today."
+    )
+    K: float = Field(
+        100.0, gt=0, le=1e9, allow_inf_nan=False, title="Strike K", description="Strike price."
+    )
     r: float = Field(
-        0.05, ge=-0.5, le=1.0, allow_inf_nan=False, description="Risk-free rate, continuous."
+        0.05,
+        ge=-0.5,
+        le=1.0,
+        allow_inf_nan=False,
+        title="Rate r (continuous)",
+        description="Risk-free rate, continuous.",
     )
     sigma: float = Field(
-        0.2, gt=0, le=5.0, allow_inf_nan=False, description="Volatility, per year."
+        0.2,
+        gt=0,
+        le=5.0,
+        allow_inf_nan=False,
+        title="Volatility σ (per year)",
+        description="Volatility, per year.",
     )
-    T: float = Field(1.0, gt=0, le=50.0, allow_inf_nan=False, description="Maturity in years.")
+    T: float = Field(
+        1.0,
+        gt=0,
+        le=50.0,
+        allow_inf_nan=False,
+        title="Maturity T (years)",
+        description="Maturity in years.",
+    )
     paths: int = Field(
-        1_000_000, ge=1_000, le=MAX_PATHS, description="Simulated paths (antithetic pairs count 2)."
+        1_000_000,
+        ge=1_000,
+        le=MAX_PATHS,
+        title="Paths",
+        description="Simulated paths (antithetic pairs count 2).",
     )
     steps: int | None = Field(
         None,
@@ -53,6 +91,7 @@ class OptionParams(BaseModel):
         le=10_000,
         validate_default=True,
         json_schema_extra={"when": {"option_type": list(PATH_KINDS)}},
+        title="Time steps",
         description="Dates simulated per path, for Asian and barrier options (default 252).",
     )
     barrier: float | None = Field(
@@ -62,9 +101,12 @@ class OptionParams(BaseModel):
         allow_inf_nan=False,
         validate_default=True,
         json_schema_extra={"when": {"option_type": ["barrier_up_out_call"]}},
+        title="Barrier B",
         description="Up-and-out level, above the spot; only for the barrier option.",
     )
-    antithetic: bool = Field(True, description="Pair each path with its mirror image.")
+    antithetic: bool = Field(
+        True, title="Antithetic variates", description="Pair each path with its mirror image."
+    )
     seed: Seed = None
 
     @field_validator("steps")

@@ -110,22 +110,26 @@ class PortfolioParams(BaseModel):
 
     weights: list[float] = Field(
         default_factory=lambda: [0.5, 0.3, 0.2],
+        title="Weights",
         description="Share of the portfolio's value in each asset (negative: short), adding up "
         f"to 1; 1 to {MAX_ASSETS} assets.",
     )
     expected_returns: list[float] = Field(
         default_factory=lambda: [0.07, 0.05, 0.03],
         validate_default=True,  # checked against the weights given
+        title="Expected returns μ (per year)",
         description="Expected annual return of each asset (0.07 is 7 % a year).",
     )
     volatilities: list[float] = Field(
         default_factory=lambda: [0.2, 0.15, 0.1],
         validate_default=True,  # checked against the weights given
+        title="Volatilities σ (per year)",
         description="Annual volatility of each asset's return, above 0 and at most 5.",
     )
     correlation: list[list[float]] = Field(
         default_factory=_default_correlation,
         validate_default=True,  # checked against the weights given
+        title="Correlation matrix ρ",
         description="Correlation matrix of the asset returns: one row per asset, symmetric, "
         "ones on the diagonal, positive semi-definite.",
     )
@@ -134,16 +138,19 @@ class PortfolioParams(BaseModel):
         gt=0,
         le=MAX_VALUE,
         allow_inf_nan=False,
+        title="Portfolio value",
         description="Value of the portfolio today; losses are in the same money units.",
     )
     horizon_days: int = Field(
         10,
         ge=1,
         le=10 * TRADING_DAYS,
+        title="Horizon (trading days)",
         description=f"Horizon in trading days ({TRADING_DAYS} a year).",
     )
     levels: list[float] = Field(
         default_factory=lambda: [0.95, 0.99],
+        title="Confidence levels",
         description=f"Confidence levels of the value at risk, above 0.5 and at most {MAX_LEVEL}"
         f"; 1 to {MAX_LEVELS} of them.",
     )
@@ -152,10 +159,13 @@ class PortfolioParams(BaseModel):
         validate_default=True,  # checked against the levels and weights given
         ge=MIN_SCENARIOS,
         le=MAX_SCENARIOS,
+        title="Scenarios",
         description="Simulated scenarios of the portfolio's return over the horizon.",
     )
     distribution: Distribution = Field(
         "normal",
+        title="Distribution",
+        json_schema_extra={"labels": {"normal": "Normal", "student_t": "Student's t"}},
         description="Joint distribution of the asset returns: normal, or Student-t with "
         "fatter tails (the same correlation).",
     )
@@ -166,6 +176,7 @@ class PortfolioParams(BaseModel):
         allow_inf_nan=False,
         validate_default=True,
         json_schema_extra={"when": {"distribution": ["student_t"]}},
+        title="Degrees of freedom ν",
         description="Degrees of freedom of the Student-t distribution (default 5); fewer give "
         "fatter tails.",
     )

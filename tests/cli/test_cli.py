@@ -35,7 +35,7 @@ JSON_KEYS = {
 def test_bad_parameter_exits_2_naming_the_field_and_stores_nothing(db):
     code, out, err = run("submit", "monte_carlo_pi", "-p", "samples=0")
     assert code == 2
-    assert err.strip() == "error: samples: must be an integer between 1 and 100000000000"
+    assert err.strip() == "error: samples: must be an integer between 1 and 100,000,000,000"
     assert "Traceback" not in out + err
     assert job_count(db) == 0
 
@@ -43,8 +43,8 @@ def test_bad_parameter_exits_2_naming_the_field_and_stores_nothing(db):
 @pytest.mark.parametrize(
     ("param", "message"),
     [
-        ("samples=abc", "samples: must be an integer between 1 and 100000000000"),
-        ("samples=1.5", "samples: must be an integer between 1 and 100000000000"),
+        ("samples=abc", "samples: must be an integer between 1 and 100,000,000,000"),
+        ("samples=1.5", "samples: must be an integer between 1 and 100,000,000,000"),
         ("bogus=1", "bogus: is not a parameter of this kind"),
         ("samples", "-p: expected key=value"),
     ],
@@ -171,7 +171,7 @@ def test_the_installed_command_maps_errors_to_exit_codes(db):
         [*cmd, "submit", "monte_carlo_pi", "-p", "chunks=0"], capture_output=True, text=True
     )
     assert bad.returncode == 2
-    assert bad.stderr.strip() == "error: chunks: must be an integer between 1 and 100000"
+    assert bad.stderr.strip() == "error: chunks: must be an integer between 1 and 100,000"
     missing = subprocess.run([*cmd, "show", "zzzzzzzzzzzz"], capture_output=True, text=True)
     assert missing.returncode == 1
     assert "zzzzzzzzzzzz" in missing.stderr and "Traceback" not in missing.stderr

@@ -78,7 +78,7 @@ def submit_pi_job(page: Page, base_url: str) -> str:
 
     form.get_by_label("Name", exact=True).fill(JOB_NAME)
     samples.fill(str(SAMPLES))
-    samples.press("Tab")  # a number input commits its value when it loses focus
+    samples.press("Tab")  # a field commits its value when it loses focus
     chunks = form.get_by_label("Chunks", exact=True)
     chunks.fill(str(CHUNKS))
     chunks.press("Tab")

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from compute import intake
-from jobstore import presets, queries
+from jobstore import presets, queries, transitions
 from jobstore.models import Status
 from tests.e2e.conftest import RunlabUp
 from tests.e2e.test_browser import estimate_metric, status_badge
@@ -62,7 +62,7 @@ def choose(page: Page, label: str, option: str) -> None:
 def type_number(form: Locator, label: str, value: str) -> None:
     field = form.get_by_label(label, exact=True)
     field.fill(value)
-    field.press("Tab")  # a number input commits its value when it loses focus
+    field.press("Tab")  # a field commits its value when it loses focus
 
 
 def job_id(page: Page) -> str:
@@ -139,11 +139,11 @@ def test_save_a_preset_and_load_it_in_a_fresh_page(
 
     page = new_page()
     form = open_form(page, runlab_app.url, "option_pricing", "Option pricing")
-    choose(page, "Option type", "asian_call")
-    form.get_by_label("Steps", exact=True).wait_for(state="visible")
+    choose(page, "Option type", "Asian call (arithmetic average)")
+    form.get_by_label("Time steps", exact=True).wait_for(state="visible")
     type_number(form, "Paths", "40000")
-    type_number(form, "Sigma", "0.35")
-    type_number(form, "Steps", "12")
+    type_number(form, "Volatility σ (per year)", "0.35")
+    type_number(form, "Time steps", "12")
     form.get_by_text("Save these values as a preset").click()
     form.get_by_label("Preset name", exact=True).fill("desk")
     form.get_by_role("button", name=re.compile("Save preset")).click()
@@ -162,14 +162,16 @@ def test_save_a_preset_and_load_it_in_a_fresh_page(
 
     fresh = new_page()
     form = open_form(fresh, runlab_app.url, "option_pricing", "Option pricing")
-    expect(form.get_by_label("Paths", exact=True)).to_have_value("1000000")
+    expect(form.get_by_label("Paths", exact=True)).to_have_value("1,000,000")
     choose(fresh, "Preset", "desk")
     fresh.get_by_role("button", name=re.compile("Load")).click()
     expect(fresh.get_by_text("Loaded preset desk.")).to_be_visible(timeout=15_000)
-    expect(fresh.get_by_role("combobox", name="Option type")).to_have_value("asian_call")
-    expect(form.get_by_label("Paths", exact=True)).to_have_value("40000")
-    expect(form.get_by_label("Sigma", exact=True)).to_have_value("0.35")
-    expect(form.get_by_label("Steps", exact=True)).to_have_value("12")
+    expect(fresh.get_by_role("combobox", name="Option type")).to_have_value(
+        "Asian call (arithmetic average)"
+    )
+    expect(form.get_by_label("Paths", exact=True)).to_have_value("40,000")
+    expect(form.get_by_label("Volatility σ (per year)", exact=True)).to_have_value("0.35")
+    expect(form.get_by_label("Time steps", exact=True)).to_have_value("12")
 
 
 def test_clone_a_finished_job_from_its_page(
@@ -189,6 +191,48 @@ def test_clone_a_finished_job_from_its_page(
     expect(page.get_by_role("combobox", name="Kind")).to_have_value("Option pricing")
     expect(page.get_by_text(f"Cloned from to clone ({source}).", exact=False)).to_be_visible()
     form = page.get_by_test_id("stForm")
-    for label, value in (("S", "104.5"), ("K", "95"), ("Sigma", "0.3"), ("Paths", "4000")):
+    for label, value in (
+        ("Spot S", "104.5"),
+        ("Strike K", "95"),
+        ("Volatility σ (per year)", "0.3"),
+        ("Paths", "4,000"),
+    ):
         expect(form.get_by_label(label, exact=True)).to_have_value(value)
-    expect(form.get_by_label("Seed", exact=True)).to_have_value("12345")
+    expect(form.get_by_label("Seed", exact=True)).to_have_value("12,345")
+
+
+def test_numbers_read_as_typed_and_a_bad_one_is_named_under_its_field(
+    runlab_app: RunlabUp, new_page: Callable[[], Page]
+) -> None:
+    """A browser's number field turned `1e9` into 1 and `2.5` into 2: the form's fields are
+    text, read as the CLI reads them, and what is not a valid number is refused in words."""
+    from playwright.sync_api import expect
+
+    engine = runlab_app.engine
+    before = queries.list_jobs(engine).total
+    page = new_page()
+    form = open_form(page, runlab_app.url, "monte_carlo_pi", "Monte Carlo π")
+    type_number(form, "Samples", "-5")
+    type_number(form, "Chunks", "2.5")
+    form.get_by_role("button", name=re.compile("Submit")).click()
+    for message in (
+        "must be an integer between 1 and 100,000,000,000",
+        "must be an integer between 1 and 100,000",
+    ):
+        expect(form.get_by_text(message, exact=True)).to_be_visible(timeout=15_000)
+    expect(form.get_by_label("Chunks", exact=True)).to_have_value("2.5")
+    assert queries.list_jobs(engine).total == before  # nothing stored
+
+    type_number(form, "Samples", "1e9")
+    type_number(form, "Chunks", "")
+    form.get_by_role("button", name=re.compile("Submit")).click()
+    public_id = job_id(page)
+    job = queries.get_job(engine, public_id)
+    assert job.params["samples"] == 1_000_000_000
+    assert job.params["chunks"] == 10  # picked for ~0.6 s of work per task
+    transitions.request_cancel(engine, public_id)  # its numbers are not what this test is for
+    wait_for(
+        lambda: queries.get_job(engine, public_id).status.terminal,
+        timeout=60,
+        what="the job to end",
+    )

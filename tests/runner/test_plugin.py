@@ -44,7 +44,7 @@ def test_an_installed_plugin_kind_is_listed_checked_and_run(engine, db_url, star
 
     bad = runlab(db_url, "submit", "hello_sum", "-p", "n=0")
     assert bad.returncode == 2
-    assert bad.stderr.strip() == "error: n: must be an integer between 1 and 1000000"
+    assert bad.stderr.strip() == "error: n: must be an integer between 1 and 1,000,000"
 
     submitted = runlab(db_url, "submit", "hello_sum", "-p", "n=100")
     assert submitted.returncode == 0, submitted.stderr

@@ -39,8 +39,8 @@ def submit(at: AppTest) -> AppTest:
 
 def test_chunks_above_samples_is_shown_under_chunks_and_nothing_is_stored(store: Engine) -> None:
     at = open_page("pages/new.py", kind="monte_carlo_pi")
-    at.number_input(key=f"{PI}.samples").set_value(10)
-    at.number_input(key=f"{PI}.chunks").set_value(20)
+    at.text_input(key=f"{PI}.samples").input("10")
+    at.text_input(key=f"{PI}.chunks").input("20")
     submit(at)
 
     below = after(at, f"{PI}.chunks")
@@ -48,7 +48,7 @@ def test_chunks_above_samples_is_shown_under_chunks_and_nothing_is_stored(store:
     assert len(at.error) == 1
     assert queries.list_jobs(store).total == 0
     # The form keeps what was typed, so it can be corrected.
-    assert at.number_input(key=f"{PI}.chunks").value == 20
+    assert at.text_input(key=f"{PI}.chunks").value == "20"
 
 
 def test_errors_without_a_field_go_above_the_form_and_field_errors_below_their_field(
@@ -79,31 +79,76 @@ def test_errors_without_a_field_go_above_the_form_and_field_errors_below_their_f
 def test_form_carries_the_model_bounds_defaults_and_rules(store: Engine) -> None:
     at = open_page("pages/new.py", kind="demo_stages")
 
-    stages = at.number_input(key="new.demo_stages.stages")
-    assert (stages.min, stages.max, stages.value) == (1, 20, 3)
+    stages = at.text_input(key="new.demo_stages.stages")
+    assert stages.value == "3"
     assert "must be an integer between 1 and 20" in stages.help
     assert "How many stages" in stages.help
-    seconds = at.number_input(key="new.demo_stages.seconds_per_stage")
-    assert (seconds.min, seconds.max, seconds.value) == (0, 600, 2.0)
+    seconds = at.text_input(key="new.demo_stages.seconds_per_stage")
+    assert seconds.value == "2"
+    assert "must be a number between 0 and 600" in seconds.help
 
 
 def test_out_of_bounds_value_cannot_reach_the_store(store: Engine) -> None:
     at = open_page("pages/new.py", kind="demo_stages")
-    at.number_input(key="new.demo_stages.stages").set_value(50)
+    at.text_input(key="new.demo_stages.stages").input("50")
     submit(at)
 
-    page = queries.list_jobs(store)
-    assert page.total == 1
-    assert queries.get_job(store, page.rows[0].id).params["stages"] <= 20
+    below = after(at, "new.demo_stages.stages")
+    assert (below.type, below.value) == ("error", "must be an integer between 1 and 20")
+    assert queries.list_jobs(store).total == 0
+
+
+def test_numbers_typed_as_analysts_type_them_are_read_exactly(store: Engine) -> None:
+    at = open_page("pages/new.py", kind="monte_carlo_pi")
+    at.text_input(key=f"{PI}.samples").input("2.5e6")
+    at.text_input(key=f"{PI}.chunks").input("1,000")
+    at.text_input(key=f"{PI}.seed").input("1_234")
+    submit(at)
+
+    [row] = queries.list_jobs(store).rows
+    assert queries.get_job(store, row.id).params == {
+        "samples": 2_500_000,
+        "chunks": 1000,
+        "seed": 1234,
+    }
+
+
+def test_a_fraction_or_a_negative_count_is_refused_under_its_field_and_nothing_is_stored(
+    store: Engine,
+) -> None:
+    at = open_page("pages/new.py", kind="monte_carlo_pi")
+    at.text_input(key=f"{PI}.samples").input("-5")
+    at.text_input(key=f"{PI}.chunks").input("2.5")
+    submit(at)
+
+    rule = "must be an integer between 1 and 100,000,000,000"
+    assert (after(at, f"{PI}.samples").type, after(at, f"{PI}.samples").value) == ("error", rule)
+    below = after(at, f"{PI}.chunks")
+    assert (below.type, below.value) == ("error", "must be an integer between 1 and 100,000")
+    assert queries.list_jobs(store).total == 0
+    # What was typed stays, to be corrected.
+    assert at.text_input(key=f"{PI}.chunks").value == "2.5"
+
+
+def test_a_number_typed_with_an_exponent_is_shown_back_in_full(store: Engine) -> None:
+    at = open_page("pages/new.py", kind="monte_carlo_pi")
+    at.text_input(key=f"{PI}.samples").input("1e9")
+    at.text_input(key=f"{PI}.chunks").input("0")  # refused, so the form stays
+    submit(at)
+
+    assert [c.value for c in at.caption if "1,000,000,000" in c.value] == [
+        md_escape("= 1,000,000,000")
+    ]
+    assert queries.list_jobs(store).total == 0
 
 
 def test_optional_fields_start_empty_and_mean_automatic(store: Engine) -> None:
     at = open_page("pages/new.py", kind="monte_carlo_pi")
-    assert at.number_input(key=f"{PI}.chunks").value is None
-    assert at.number_input(key=f"{PI}.seed").value is None
-    assert "Leave empty for automatic" in at.number_input(key=f"{PI}.seed").help
+    assert at.text_input(key=f"{PI}.chunks").value == ""
+    assert at.text_input(key=f"{PI}.seed").value == ""
+    assert "Leave empty for automatic" in at.text_input(key=f"{PI}.seed").help
 
-    at.number_input(key=f"{PI}.samples").set_value(1000)
+    at.text_input(key=f"{PI}.samples").input("1000")
     submit(at)
 
     [row] = queries.list_jobs(store).rows
@@ -117,9 +162,9 @@ def test_good_submit_stores_one_job_and_opens_its_page(store: Engine) -> None:
     at = open_page("pages/new.py", kind="monte_carlo_pi")
     at.text_input(key=f"{PI}.__name").input("first run")
     at.text_input(key=f"{PI}.__tags").input("paper, draft")
-    at.number_input(key=f"{PI}.samples").set_value(5000)
-    at.number_input(key=f"{PI}.chunks").set_value(5)
-    at.number_input(key=f"{PI}.seed").set_value(42)
+    at.text_input(key=f"{PI}.samples").input("5000")
+    at.text_input(key=f"{PI}.chunks").input("5")
+    at.text_input(key=f"{PI}.seed").input("42")
     submit(at)
 
     page = queries.list_jobs(store)
@@ -134,13 +179,14 @@ def test_good_submit_stores_one_job_and_opens_its_page(store: Engine) -> None:
 def test_kind_in_the_url_opens_its_form(store: Engine) -> None:
     at = open_page("pages/new.py", kind="demo_stages")
     assert at.selectbox(key="new.kind").value == "demo_stages"
-    assert {n.key for n in at.number_input} == {
+    assert {n.key for n in at.text_input} >= {
         "new.demo_stages.stages",
         "new.demo_stages.seconds_per_stage",
     }
+    assert not [n.key for n in at.text_input if n.key.startswith(PI)]
 
     at.selectbox(key="new.kind").select("monte_carlo_pi").run()
-    assert f"{PI}.samples" in {n.key for n in at.number_input}
+    assert f"{PI}.samples" in {n.key for n in at.text_input}
     assert at.query_params["kind"] in ("monte_carlo_pi", ["monte_carlo_pi"])
 
 
@@ -151,18 +197,18 @@ def test_fields_that_do_not_apply_are_hidden_until_the_option_type_needs_them(
     store: Engine,
 ) -> None:
     at = open_page("pages/new.py", kind="option_pricing")
-    keys = {getattr(w, "key", None) for w in at.number_input}
+    keys = {getattr(w, "key", None) for w in at.text_input}
     assert f"{OPT}.barrier" not in keys and f"{OPT}.steps" not in keys
 
     at.selectbox(key=f"{OPT}.option_type").set_value("barrier_up_out_call").run()
-    keys = {getattr(w, "key", None) for w in at.number_input}
+    keys = {getattr(w, "key", None) for w in at.text_input}
     assert {f"{OPT}.barrier", f"{OPT}.steps"} <= keys
     submit(at)  # no barrier given
     below = after(at, f"{OPT}.barrier")
     assert (below.type, below.value) == ("error", md_escape("is required for the barrier option"))
     assert queries.list_jobs(store).total == 0
 
-    at.number_input(key=f"{OPT}.barrier").set_value(130.0)
+    at.text_input(key=f"{OPT}.barrier").input("130.0")
     submit(at)
     (job,) = queries.list_jobs(store).rows
     detail = queries.get_job(store, job.id)

@@ -85,12 +85,12 @@ def test_validated_params_are_json_ready_and_validate_to_themselves() -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"samples": 0}, "samples: must be an integer between 1 and 100000000000"),
-        ({"samples": MAX_SAMPLES + 1}, "samples: must be an integer between 1 and 100000000000"),
-        ({"chunks": 0}, "chunks: must be an integer between 1 and 100000"),
-        ({"chunks": MAX_CHUNKS + 1}, "chunks: must be an integer between 1 and 100000"),
-        ({"seed": -1}, "seed: must be an integer between 0 and 9223372036854775807"),
-        ({"seed": 2**63}, "seed: must be an integer between 0 and 9223372036854775807"),
+        ({"samples": 0}, "samples: must be an integer between 1 and 100,000,000,000"),
+        ({"samples": MAX_SAMPLES + 1}, "samples: must be an integer between 1 and 100,000,000,000"),
+        ({"chunks": 0}, "chunks: must be an integer between 1 and 100,000"),
+        ({"chunks": MAX_CHUNKS + 1}, "chunks: must be an integer between 1 and 100,000"),
+        ({"seed": -1}, "seed: must be an integer between 0 and 9,223,372,036,854,775,807"),
+        ({"seed": 2**63}, "seed: must be an integer between 0 and 9,223,372,036,854,775,807"),
     ],
 )
 def test_out_of_bounds_values_get_the_fields_rule(params: dict[str, Any], message: str) -> None:
@@ -101,7 +101,7 @@ def test_out_of_bounds_values_get_the_fields_rule(params: dict[str, Any], messag
 def test_samples_is_strictly_an_integer(value: object) -> None:
     error = rejected({"samples": value})
 
-    assert error.errors == {"samples": "must be an integer between 1 and 100000000000"}
+    assert error.errors == {"samples": "must be an integer between 1 and 100,000,000,000"}
 
 
 def test_more_chunks_than_samples_is_rejected_at_chunks() -> None:

@@ -262,7 +262,7 @@ def test_defaults_are_complete_and_validate_to_themselves() -> None:
          "must not exceed"),
         ({"starts": 0}, "starts", "between 1 and 256"),
         ({"dimension": 51}, "dimension", "between 2 and 50"),
-        ({"tolerance": 0.0}, "tolerance", "between"),
+        ({"tolerance": 0.0}, "tolerance", "above 0 and at most 1"),
         ({"tolerance": math.nan}, "tolerance", "number"),
         ({"seed": -1}, "seed", "between"),
         ({"popsize": 15}, "popsize", "not a parameter"),

@@ -144,7 +144,7 @@ def test_the_result_does_not_depend_on_the_order_chunks_finish_in() -> None:
             "must not exceed",
         ),
         ({"option_type": "digital"}, "option_type", "european_call"),
-        ({"sigma": 0.0}, "sigma", "between"),
+        ({"sigma": 0.0}, "sigma", "above 0 and at most 5"),
         ({"paths": 10}, "paths", "between"),
     ],
 )  # fmt: skip

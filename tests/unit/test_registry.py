@@ -93,7 +93,7 @@ def test_describe_covers_choices_bools_text_and_strict_bounds() -> None:
         ("mode", "must be one of fast, exact"),
         ("verbose", "must be true or false"),
         ("label", "must be text"),
-        ("rate", "must be a number between 0 and 0.5"),
+        ("rate", "must be a number above 0 and below 0.5"),
         ("count", "must be an integer of at least 10"),
         ("limit", "must be a number of at most 2.5"),
     ],
@@ -108,7 +108,7 @@ def test_field_errors_give_one_message_per_field() -> None:
 
     assert field_errors(Everything, caught.value) == {
         "mode": "must be one of fast, exact",
-        "rate": "must be a number between 0 and 0.5",
+        "rate": "must be a number above 0 and below 0.5",
         "count": "is required",
         "extra": (
             "is not a parameter of this kind; known: mode, verbose, label, rate, count, limit"
