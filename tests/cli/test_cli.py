@@ -163,6 +163,17 @@ def test_kinds_lists_parameters_with_defaults_and_bounds(db):
     assert samples["minimum"] == 1 and samples["maximum"] == 10**11
     assert samples["default"] == 1_000_000_000
 
+    code, out, _ = run("kinds")
+    assert code == 0
+    lines = {
+        line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and line.split()
+    }
+    assert lines["samples"].endswith(
+        "must be an integer between 1 and 100,000,000,000; default 1,000,000,000"
+    )
+    assert lines["data"].endswith("must be an uploaded CSV file; required")
+    assert lines["sigma"].endswith("must be a number above 0 and at most 5; default 0.2")
+
 
 def test_the_installed_command_maps_errors_to_exit_codes(db):
     """The same contract through a real process: no traceback reaches the user."""

@@ -31,6 +31,12 @@ def test_the_example_from_the_docs_parses_into_a_typed_query() -> None:
     )
 
 
+def test_spaces_around_an_operator_keep_the_term_a_comparison() -> None:
+    spaced = p("kind:option_pricing sigma >= 0.3 price > 12 status: succeeded tag : q3")
+    assert spaced == p("kind:option_pricing sigma>=0.3 price>12 status:succeeded tag:q3")
+    assert spaced.words == ()  # nothing fell through to a name search
+
+
 def test_job_fields_take_lists_and_me() -> None:
     q = p("status:failed,cancelled owner:me,bob id:AAAAAAAA,BBBBBBBB_-")
     assert q.statuses == {"failed", "cancelled"}
