@@ -38,6 +38,7 @@ class _Reporting(Protocol):
     """What the chunk loop uses of a context: JobContext, or a test's in-memory stand-in."""
 
     client: Any
+    covered: float | None
 
     def log(self, level: str, message: str) -> None: ...
 
@@ -52,6 +53,9 @@ class _Reporting(Protocol):
 
 class ChunkLoop:
     """The one driver loop of the chunked kinds, for any context that reports like JobContext."""
+
+    # The share of its chunks that a loop stopped early kept; None while nothing was left out.
+    covered: float | None = None
 
     def map_chunks(
         self: _Reporting,
@@ -113,6 +117,7 @@ class ChunkLoop:
             raise JobCancelled(f"stopped before any {name} finished: there is nothing to keep")
         if len(done) < total:
             self.log("info", f"stopped early: kept {len(done)} of {total} {name}s")
+            self.covered = len(done) / total
         return dict(sorted(done.items()))
 
 
@@ -437,6 +442,13 @@ class JobContext(ChunkLoop):
         self._pending.stage_updates.extend(
             StageUpdate(idx, name, cost=cost) for idx, (name, cost) in stages.items()
         )
+
+    def kept(self, result: Mapping[str, Any]) -> float | None:
+        """The share of the planned work behind a result the kind marked `partial`: what the
+        chunk loop kept, else the job's progress when it stopped; None for a whole result."""
+        if result.get("partial") is not True:
+            return None
+        return self.covered if self.covered is not None else self._progress
 
     def take_pending(self) -> Report:
         """What is left unwritten, for the final transition to write in its own transaction.

@@ -321,7 +321,9 @@ class Runner:
             if ctx.lost.is_set():
                 raise LostJob(lease.job_id, lease.attempt)
             try:
-                stored = self._results.store(transitions.Success(lease, result, None, pending))
+                stored = self._results.store(
+                    transitions.Success(lease, result, None, pending, covered=ctx.kept(result))
+                )
             except DB_DOWN:
                 log.error(
                     "could not store the result of job %s; it runs again once its lease lapses, "

@@ -35,17 +35,20 @@ from sqlalchemy import (
     func,
     literal,
     not_,
+    or_,
     select,
+    true,
     tuple_,
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
 from jobstore.engine import reading
-from jobstore.models import Job, JobResult, table_of
+from jobstore.models import Job, JobResult, Status, table_of
 from jobstore.queries import SUMMARY_COLUMNS, _summary
 from jobstore.search import PUBLIC_ID, FieldTest, Op, Query
 from jobstore.views import JobSummary, as_utc
+from runlab.status import PARTIAL
 
 jobs = table_of(Job)
 results = table_of(JobResult)
@@ -175,11 +178,24 @@ def _sort_expr(sort: Sort, postgres: bool, query: Query) -> ColumnElement[Any] |
     return jobs.c[column]
 
 
+def _outcomes(wanted: frozenset[str]) -> ColumnElement[bool]:
+    """Jobs that ended as any of `wanted`: a status, or `partial`, which a succeeded job with a
+    partial result is instead of `succeeded`."""
+    plain = sorted(wanted - {PARTIAL, Status.SUCCEEDED})
+    either: list[ColumnElement[bool]] = [jobs.c.status.in_(plain)] if plain else []
+    if Status.SUCCEEDED in wanted:
+        either.append(and_(jobs.c.status == Status.SUCCEEDED, jobs.c.partial == false()))
+    if PARTIAL in wanted:
+        either.append(and_(jobs.c.status == Status.SUCCEEDED, jobs.c.partial == true()))
+    return or_(*either) if either else false()
+
+
 def conditions(query: Query, postgres: bool) -> list[ColumnElement[bool]]:
     """The WHERE clause of a query, every value bound."""
     where: list[ColumnElement[bool]] = []
+    if query.statuses is not None:
+        where.append(_outcomes(query.statuses))
     for column, values in (
-        (jobs.c.status, query.statuses),
         (jobs.c.kind, query.kinds),
         (jobs.c.owner, query.owners),
         (jobs.c.public_id, query.ids),

@@ -104,6 +104,9 @@ class Job(Base):
     # "Stop and keep": end early as succeeded with the partial result. Kept across attempts, so
     # an attempt that resumes after a crash stops at once with what was already done.
     stop_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A succeeded job whose result covers only part of its planned work, as a stop and keep
+    # leaves it (migration 0009); its `progress` is then the share that the result covers.
+    partial: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     timeout_seconds: Mapped[float | None] = mapped_column(Float)
     # Of the runner that claimed the latest attempt: with the seed in `params`, what an exact
     # re-run needs to match.

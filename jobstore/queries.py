@@ -52,6 +52,7 @@ SUMMARY_COLUMNS = (
     jobs.c.started_at,
     jobs.c.finished_at,
     jobs.c.progress_at,
+    jobs.c.partial,
 )
 
 
@@ -69,6 +70,7 @@ def _summary(r: Any) -> JobSummary:
         started_at=as_utc(r.started_at),
         finished_at=as_utc(r.finished_at),
         progress_at=as_utc(r.progress_at),
+        partial=bool(r.partial),
     )
 
 

@@ -4,7 +4,8 @@
     created>=7d created<2026-11-20 name:"risk desk" id:Ab3x… param.seed=42 result.partial=true
 
 - `field:value` for the job's own fields: kind, status, tag, owner, name, id (a comma is "or";
-  `owner:me` is the user of this server), and `created` with `:` (that day) or a comparison.
+  `owner:me` is the user of this server; `status:partial` is a job stopped early with a partial
+  result, which `status:succeeded` leaves out), and `created` with `:` (that day) or a comparison.
   A time is a date, a date and time (UTC), or an age such as `90m`, `12h`, `7d`, `2w` ago.
 - `key OP value` (OP one of `= != > >= < <=`, and `:` for `=`, with or without spaces around
   it: `sigma >= 0.3`) tests a parameter or a result field. A bare key is a parameter if some
@@ -29,8 +30,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal, TypeVar
 
-from jobstore.models import Status
 from runlab.errors import RunlabError
+from runlab.status import OUTCOMES
 from runlab.text import CONTROL, TEXT_WHITESPACE, bad_character
 
 MAX_TERMS = 20
@@ -280,7 +281,7 @@ def _apply(
         if any(not v.strip() for v in values) or len(values) > MAX_VALUES:
             raise bad(f"{key}: give up to {MAX_VALUES} values, separated by commas")
         if key == "status":
-            known = [s.value for s in Status]
+            known = list(OUTCOMES)
             parts.statuses = _narrow(parts.statuses, _choices(values, known, "status", bad))
         elif key == "kind":
             parts.kinds = _narrow(parts.kinds, _choices(values, sorted(kinds), "kind", bad))

@@ -162,6 +162,9 @@ class Success:
     summary: dict[str, Any]
     chart: dict[str, Any] | None = None
     batch: Report | None = None
+    # For a result that covers only part of the planned work (a stop and keep): that share,
+    # which becomes the job's progress, and the job is marked partial. None: the whole work.
+    covered: float | None = None
 
 
 def succeed(
@@ -194,6 +197,12 @@ _FINISH_STAGES = (
     .values(status=StageStatus.DONE, progress=1.0, finished_at=db_now())
 )
 _INSERT_RESULT = insert(results_t).values(created_at=db_now())
+# Not a status write: the job has just been moved to `succeeded` in the same transaction.
+_MARK_PARTIAL = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("b_id"))
+    .values(partial=True, progress=bindparam("b_covered"))
+)
 
 
 def succeed_many(engine: Engine, done: Sequence[Success]) -> set[int]:
@@ -221,6 +230,13 @@ def succeed_many(engine: Engine, done: Sequence[Success]) -> set[int]:
             ),
         )
         write_batches(conn, [(d.lease, d.batch) for d in ok])
+        partial = [
+            {"b_id": d.lease.job_id, "b_covered": min(1.0, max(0.0, d.covered))}
+            for d in ok
+            if d.covered is not None
+        ]
+        if partial:
+            conn.execute(_MARK_PARTIAL, partial)
         conn.execute(_FINISH_STAGES, {"ids": sorted(stored)})
         conn.execute(
             _INSERT_RESULT,

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, overload
 
 from jobstore.models import Status
+from runlab.status import outcome
 
 
 @overload
@@ -132,6 +133,14 @@ class JobSummary:
     started_at: datetime | None
     finished_at: datetime | None
     progress_at: datetime | None = None  # when the progress last changed value
+    # Succeeded with a result over only part of its work (a stop and keep); `progress` is then
+    # the share covered.
+    partial: bool = False
+
+    @property
+    def outcome(self) -> str:
+        """The status, or `partial`: how the history shows and filters the job."""
+        return outcome(self.status, self.partial)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -173,6 +182,7 @@ class JobDetail(JobSummary):
             "owner": self.owner,
             "tags": list(self.tags),
             "status": str(self.status),
+            "partial": self.partial,
             "attempt": self.attempt,
             "max_attempts": self.max_attempts,
             "timeout_seconds": self.timeout_seconds,

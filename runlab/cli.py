@@ -29,6 +29,7 @@ from jobstore.views import Cost, JobDetail
 from runlab import format as fmt
 from runlab.errors import InvalidParams, InvalidUpload, RunlabError
 from runlab.settings import Settings, load_settings
+from runlab.status import OUTCOMES, partial_note
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +286,9 @@ def show(state: _State, job_id: str, as_json: bool) -> None:
         click.echo(json.dumps(job.to_json(), indent=2))
         return
     click.echo(f"{job.name}  ({job.kind}, {job.id})")
-    click.echo(f"status    {job.status}  attempt {job.attempt}  progress {job.progress:.0%}")
+    click.echo(f"status    {job.outcome}  attempt {job.attempt}  progress {job.progress:.0%}")
+    if job.partial:
+        click.echo(f"          {partial_note(job.progress)}")
     if job.queue_position:
         click.echo(f"queue     position {job.queue_position}")
     for s in job.stages:
@@ -310,7 +313,7 @@ def _cost_text(c: Cost) -> str:
 
 
 @cli.command("ls")
-@click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in Status]))
+@click.option("--status", "statuses", multiple=True, type=click.Choice(OUTCOMES))
 @click.option("--kind", "kinds_", multiple=True)
 @click.option(
     "-q",
@@ -352,6 +355,7 @@ def ls(
                 "name": j.name,
                 "owner": j.owner,
                 "status": str(j.status),
+                "partial": j.partial,
                 "progress": j.progress,
                 "created_at": j.created_at.isoformat(),
             }
@@ -363,7 +367,7 @@ def ls(
     for j in page.rows:
         created = j.created_at.strftime("%Y-%m-%d %H:%M:%S")
         click.echo(
-            f"{j.id:<17} {j.status:<10} {j.progress:>5.0%} {j.kind:<16} {created:<20} {j.name}"
+            f"{j.id:<17} {j.outcome:<10} {j.progress:>5.0%} {j.kind:<16} {created:<20} {j.name}"
         )
     if page.next is not None:
         click.echo(f"(the first {len(page.rows)} jobs; --limit shows more)", err=True)

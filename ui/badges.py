@@ -8,6 +8,7 @@ from typing import Literal
 import streamlit as st
 
 from jobstore.models import Status
+from runlab.status import PARTIAL, outcome
 
 Colour = Literal["red", "orange", "yellow", "blue", "green", "violet", "gray"]
 
@@ -27,17 +28,24 @@ LOOKS: dict[Status, Look] = {
 }
 
 
-def status_badge(status: Status, *, cancel_requested: bool = False) -> None:
-    """The status as a coloured badge; a pending cancel is shown, since it may take a while."""
+PARTIAL_LOOK = Look("violet", ":material/content_cut:")
+
+
+def status_badge(status: Status, *, cancel_requested: bool = False, partial: bool = False) -> None:
+    """The status as a coloured badge; a pending cancel is shown, since it may take a while,
+    and a result stopped early is marked as partial beside `succeeded`."""
     look = LOOKS[status]
     st.badge(str(status), icon=look.icon, color=look.colour)
+    if partial and status is Status.SUCCEEDED:
+        st.badge(PARTIAL, icon=PARTIAL_LOOK.icon, color=PARTIAL_LOOK.colour)
     if cancel_requested and not status.terminal:
         st.badge("cancel requested", icon=":material/hourglass_top:", color="orange")
 
 
-def status_text(status: Status) -> str:
-    """The status for a table cell, which draws neither colours nor icons: its plain name.
+def status_text(status: Status, partial: bool = False) -> str:
+    """The status for a table cell, which draws neither colours nor icons: its plain name, or
+    `partial` for a job stopped early with part of its result.
 
     (Emoji would need a colour-emoji font, which many Linux desktops lack.)
     """
-    return str(status)
+    return outcome(status, partial)

@@ -20,9 +20,9 @@ from jobstore import enqueue, labels, queries, retention, transitions
 from jobstore import history as store_history
 from jobstore.artifacts import ArtifactStore
 from jobstore.history import SORTS, BadCursor, Cursor, HistoryPage, Sort
-from jobstore.models import Status
 from jobstore.search import InvalidQuery, Query, check_text, describe, parse
 from runlab.errors import InvalidParams
+from runlab.status import OUTCOMES
 from ui import confirm, tables
 from ui import format as fmt
 from ui.job_view import CONFIRM_CANCEL_AFTER
@@ -103,7 +103,7 @@ def controls(me: str) -> View:
     )
     left, middle, right, last = st.columns([3, 3, 2, 2])
     statuses = left.multiselect(
-        "Status", [s.value for s in Status], key="status", placeholder="any status", **common
+        "Status", list(OUTCOMES), key="status", placeholder="any status", **common
     )
     chosen_kinds = middle.multiselect("Kind", kinds, key="kind", placeholder="any kind", **common)
     owner = right.text_input("Owner", key="owner", placeholder="anyone", max_chars=100, **common)

@@ -25,6 +25,7 @@ from jobstore import queries
 from jobstore.models import StageStatus, Status
 from jobstore.views import JobDetail
 from runlab.errors import JobNotFound, UnknownKind
+from runlab.status import partial_note
 from ui import badges, charts, confirm, cost, report
 from ui import format as fmt
 from ui.text import md_escape, one_line
@@ -91,7 +92,7 @@ def status_row(
     """Badge, time so far and place in the queue: the numbers that change while one waits."""
     now = now or datetime.now(UTC)
     with st.container(horizontal=True, vertical_alignment="center"):
-        badges.status_badge(job.status, cancel_requested=job.cancel_requested)
+        badges.status_badge(job.status, cancel_requested=job.cancel_requested, partial=job.partial)
         if job.status is Status.RUNNING and job.lease_until and lease_seconds:
             # Each heartbeat sets the lease to now + lease_seconds, so this is the beat's age.
             beat = job.lease_until - timedelta(seconds=lease_seconds)
@@ -278,6 +279,8 @@ def logs(job: JobDetail) -> None:
 def result(job: JobDetail, kind: Kind | None) -> None:
     """Key numbers, the kind's chart, then the whole result."""
     summary = job.result or {}
+    if job.partial:
+        st.warning(partial_note(job.progress), icon=":material/content_cut:")
     numbers = [
         (k, v) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)
     ][:MAX_RESULT_METRICS]

@@ -5,6 +5,7 @@ and each hue reads on the light and the dark theme alike."""
 from __future__ import annotations
 
 from jobstore.models import Status
+from runlab.status import PARTIAL
 
 STATUS_HEX: dict[str, str] = {
     Status.QUEUED: "#8B95A5",  # gray
@@ -12,6 +13,7 @@ STATUS_HEX: dict[str, str] = {
     Status.SUCCEEDED: "#2E9E5B",  # green
     Status.FAILED: "#D64545",  # red
     Status.CANCELLED: "#E08A1E",  # orange
+    PARTIAL: "#8B5CF6",  # violet: succeeded, with part of its result (a stop and keep)
 }
 # States of attempts and stages, drawn in the hue of the status they lead to.
 STATE_HEX: dict[str, str] = {

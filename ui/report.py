@@ -23,6 +23,7 @@ from markupsafe import Markup
 from compute.registry import Kind
 from jobstore.models import Status
 from jobstore.views import JobDetail, LogLine
+from runlab.status import partial_note
 from ui import charts
 from ui import format as fmt
 
@@ -91,7 +92,7 @@ def html_report(
         facts=[
             ("Id", job.id),
             ("Kind", f"{title} ({job.kind})"),
-            ("Status", str(job.status) + (" (cancel requested)" if job.cancel_requested else "")),
+            ("Status", job.outcome + (" (cancel requested)" if job.cancel_requested else "")),
             ("Owner", job.owner or fmt.DASH),
             ("Tags", ", ".join(job.tags) or fmt.DASH),
             ("Seed", _seed(job)),
@@ -167,6 +168,7 @@ class _Outcome:
 
     status: str
     result: str | None = None
+    partial: str | None = None  # the sentence that says a result covers part of the work
     error: str | None = None
     traceback: str | None = None
     cancelled_at: str | None = None
@@ -175,7 +177,8 @@ class _Outcome:
 def _outcome(job: JobDetail) -> _Outcome:
     status = str(job.status)
     if job.status is Status.SUCCEEDED:
-        return _Outcome(status, result=result_json(job))
+        note = partial_note(job.progress) if job.partial else None
+        return _Outcome(job.outcome, result=result_json(job), partial=note)
     if job.status is Status.FAILED:
         err = job.error
         text = f"{err.type}: {err.message}" if err else "The job failed without an error message."

@@ -65,7 +65,7 @@ def _config() -> dict[str, Any]:
 def _row(job: JobSummary, now: datetime, zone: tzinfo) -> dict[str, Any]:
     return {
         "job": job_link(job.id),
-        "status": badges.status_text(job.status),
+        "status": badges.status_text(job.status, job.partial),
         "name": job.name,
         "kind": job.kind,
         "owner": job.owner,

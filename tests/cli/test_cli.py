@@ -303,3 +303,23 @@ def test_an_idempotency_key_reused_with_other_parameters_exits_2_naming_the_firs
         "use a new key for a different job"
     )
     assert job_count(db) == 1
+
+
+def test_show_and_ls_say_a_job_stopped_early_is_partial(db):
+    from tests.ui import seed
+
+    engine = make_engine(db)
+    migrate(engine)
+    seed.runner(engine)
+    job = seed.stopped(engine, "kept part", covered=0.27)
+    engine.dispose()
+
+    code, out, _ = run("show", job)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[1].startswith("status    partial  attempt 1  progress 27%"), lines
+    assert lines[2] == "          Stopped early: a partial result from 27 % of the planned work."
+    code, out, _ = run("ls", "--status", "partial")
+    assert code == 0 and f"{job:<17} partial      27%" in out, out
+    code, out, _ = run("show", job, "--json")
+    assert json.loads(out)["partial"] is True

@@ -708,6 +708,10 @@ def test_stop_and_keep_ends_a_stoppable_job_with_a_partial_result(bench: Bench, 
     assert final.status is Status.SUCCEEDED, (final.status, final.error, final.traceback)
     result = final.result or {}
     assert result.get("partial") is True, result
+    # The job says so itself, and its progress is the share of the work its result covers.
+    assert (final.partial, final.outcome) == (True, "partial")
+    assert 0 < final.progress < 1, final.progress
+    assert not whole.partial and whole.progress == 1.0
     assert set(result) == set(whole.result or {})
     assert final.cost is not None and whole.cost is not None
     assert 0 < final.cost.total.tasks < whole.cost.total.tasks

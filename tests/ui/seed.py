@@ -69,6 +69,15 @@ def succeeded(engine: Engine, name: str = "") -> str:
     return public_id
 
 
+def stopped(engine: Engine, name: str = "", *, covered: float = 0.27) -> str:
+    """A π job stopped early that kept a partial result over `covered` of its samples."""
+    public_id, lease = running(engine, name)
+    T.request_stop(engine, public_id, {"monte_carlo_pi"})
+    result = {**PI_RESULT, "samples": int(PI_RESULT["samples"] * covered), "partial": True}
+    T.succeed_many(engine, [T.Success(lease, result, covered=covered)])
+    return public_id
+
+
 def failed(engine: Engine, name: str = "", *, message: str = "boom") -> str:
     public_id, lease = running(engine, name)
     T.fail(

@@ -143,6 +143,31 @@ def test_succeeded_job_shows_key_numbers_result_and_its_chart(store: Engine) -> 
     assert any(c.value.startswith("Ran with numpy 2.4.6") for c in params.caption)
 
 
+def test_a_job_stopped_early_says_partial_and_shows_the_share_it_covers(store: Engine) -> None:
+    seed.runner(store)
+    public_id = seed.stopped(store, "kept part", covered=0.27)
+
+    at = job_page(public_id)
+
+    assert open_tab(at) == "Result"
+    look = badges.PARTIAL_LOOK
+    marks = [m.value for m in at.markdown]
+    assert badge(Status.SUCCEEDED) in marks
+    assert f":{look.colour}-badge[{look.icon} partial]" in marks
+    assert [w.value for w in at.warning] == [
+        "Stopped early: a partial result from 27 % of the planned work."
+    ]
+    assert metric(at, "Progress") == "27 %"
+    assert [b.value for b in at.get("progress")] == [27]
+
+    page = report.html_report(queries.get_job(store, public_id), None, made_at=datetime.now(UTC))
+    assert "<th>Status</th><td>partial</td>" in page.replace("\n", "")
+    assert (
+        '<p class="partial">Stopped early: a partial result from 27 % of the planned work.</p>'
+        in page
+    )
+
+
 def test_failed_job_shows_error_type_message_and_traceback(store: Engine) -> None:
     seed.runner(store)
     public_id = seed.failed(store, message="the disk is full")

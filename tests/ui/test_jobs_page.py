@@ -445,3 +445,26 @@ def test_cancel_of_jobs_that_started_under_a_minute_ago_needs_one_click(store: E
 
     assert get_job(store, fresh).cancel_requested
     assert "1 asked to stop" in at.toast[0].value
+
+
+def test_a_job_stopped_early_is_its_own_outcome_in_the_history_and_its_filter(
+    store: Engine,
+) -> None:
+    seed.runner(store)
+    seed.stopped(store, "kept part")
+    seed.succeeded(store, "whole")
+
+    at = open_page("pages/jobs.py")
+    shown = table(at, "history")
+    assert dict(zip(shown["name"], shown["status"], strict=True)) == {
+        "whole": "succeeded",
+        "kept part": "partial",
+    }
+    assert "partial" in at.multiselect(key="status").options
+
+    assert list(table(open_page("pages/jobs.py", status="partial"), "history")["name"]) == [
+        "kept part"
+    ]
+    assert list(table(open_page("pages/jobs.py", status="succeeded"), "history")["name"]) == [
+        "whole"
+    ]
