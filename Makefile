@@ -37,4 +37,4 @@ bench: install
 	$(BIN)/python benchmarks/bench_kinds.py
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) .pytest_cache

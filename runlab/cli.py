@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from compute import datasets, intake, param_text, registry
 from jobstore import history, queries, search, transitions
@@ -246,7 +247,7 @@ def submit(
     public_id = enqueue(state.engine, checked)
     job = queries.get_job(state.engine, public_id)
     if wait:
-        job = _wait(state.engine, public_id)
+        job = _wait(state.engine, public_id, state.settings)
     if as_json:
         click.echo(json.dumps(job.to_json(), indent=2))
     else:
@@ -255,24 +256,86 @@ def submit(
         sys.exit(1)
 
 
-def _wait(engine: Engine, public_id: str) -> JobDetail:
-    """Poll the job until it ends, drawing a one-line progress bar on stderr."""
+# How long `--wait` watches a queued job before it says that no runner serves the store.
+NO_RUNNER_AFTER = 3.0
+
+
+def _wait(engine: Engine, public_id: str, settings: Settings) -> JobDetail:
+    """Poll the job until it ends, drawing a one-line progress bar with its stage on stderr;
+    say once, after a few seconds, if no runner is alive for this store to run it."""
     width = 30
     shown = ""
+    started = time.monotonic()
+    warned = False
     while True:
         job = queries.get_job(engine, public_id, log_lines=0, max_points=1)
         filled = int(job.progress * width)
         where = f"position {job.queue_position}" if job.queue_position else job.stage or ""
-        line = f"[{'#' * filled}{'.' * (width - filled)}] {job.progress:4.0%} {job.status} {where}"
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {job.progress:4.0%} {job.outcome} {where}"
+        if (
+            not warned
+            and job.status is Status.QUEUED
+            and time.monotonic() - started >= NO_RUNNER_AFTER
+        ):
+            warned = True
+            if not _alive_runners(engine, settings):
+                click.echo(
+                    f"\rwarning: no runner is alive for the store {_store_text(settings)}; "
+                    "the job waits until one starts: `runlab runner`, or `make run`",
+                    err=True,
+                )
+                shown = ""
         if line != shown:
             click.echo(f"\r{line:<72}", err=True, nl=False)
             shown = line
         if job.status.terminal:
             click.echo("", err=True)
+            if job.partial:
+                click.echo(partial_note(job.progress), err=True)
             if job.error is not None:
                 click.echo(f"{job.error.type}: {job.error.message}", err=True)
             return job
         time.sleep(0.2)
+
+
+def _alive_runners(engine: Engine, settings: Settings) -> list[Any]:
+    # Three missed heartbeats in a row mean a runner is gone, as the pages count them.
+    return [
+        r for r in queries.runners(engine, alive_within=3 * settings.heartbeat_seconds) if r.alive
+    ]
+
+
+def _store_text(settings: Settings) -> str:
+    """The store's URL with any password hidden."""
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+@cli.command()
+@pass_state
+def info(state: _State) -> None:
+    """Where this command's store, artifacts and Dask scheduler are, and which runners serve
+    the store now."""
+    s = state.settings
+    engine = state.engine
+    overview = queries.overview(engine, alive_within=3 * s.heartbeat_seconds, recent=0)
+    total = queries.list_jobs(engine, limit=1).total
+    click.echo(f"store      {_store_text(s)}")
+    click.echo(
+        f"           {total:,} job{'s' if total != 1 else ''}: "
+        f"{overview.queued:,} queued, {overview.running:,} running"
+    )
+    click.echo(f"artifacts  {s.artifacts}")
+    click.echo(f"scheduler  {s.scheduler or 'none: each runner starts a LocalCluster of its own'}")
+    alive = _alive_runners(engine, s)
+    if not alive:
+        click.echo("runners    none alive: start one with `runlab runner`, or `make run`")
+    for i, r in enumerate(alive):
+        label = "runners   " if i == 0 else "          "
+        where = r.scheduler_address or "its own LocalCluster"
+        click.echo(
+            f"{label} {r.host} pid {r.pid}: {r.running_jobs} of {r.concurrency} running, "
+            f"Dask at {where}"
+        )
 
 
 @cli.command()

@@ -19,6 +19,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -52,6 +53,16 @@ TEXT_SETTINGS = (
 _SOURCES: ContextVar[tuple[Mapping[str, str], Path] | None] = ContextVar(
     "runlab_settings_sources", default=None
 )
+
+
+def data_dir() -> Path:
+    """The user's own Runlab folder: `$XDG_DATA_HOME/runlab`, by default
+    `~/.local/share/runlab` on Linux (platformdirs)."""
+    return Path(platformdirs.user_data_dir("runlab", appauthor=False))
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{data_dir() / 'runlab.db'}"
 
 
 class _Environment(EnvSettingsSource):
@@ -90,11 +101,13 @@ class Settings(BaseSettings):
     # job would never be taken back from a runner that died. Unknown keys are ignored.
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", allow_inf_nan=False)
 
-    database_url: str = "sqlite:///data/runlab.db"
+    # In the user's data folder, not the working one: `runlab submit` from any folder, the
+    # runner and the app all find the same store.
+    database_url: str = Field(default_factory=lambda: default_database_url())
     scheduler: str = Field(
         default="", description="Dask scheduler address; empty starts a LocalCluster"
     )
-    artifacts: str = "data/artifacts"
+    artifacts: str = Field(default_factory=lambda: str(data_dir() / "artifacts"))
     user: str = ""
     lease_seconds: float = Field(
         default=30.0,

@@ -6,7 +6,10 @@ them; elsewhere they skip with a one-line reason.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +18,11 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from jobstore.engine import make_engine, migrate
+
+# No test reads or writes the user's own store: the default data folder (platformdirs reads
+# XDG_DATA_HOME) is a fresh one for this run, which every child process inherits.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="runlab-tests-data-")
+atexit.register(shutil.rmtree, os.environ["XDG_DATA_HOME"], ignore_errors=True)
 
 PG_ADMIN_URL = os.environ.get(
     "RUNLAB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -323,3 +323,49 @@ def test_show_and_ls_say_a_job_stopped_early_is_partial(db):
     assert code == 0 and f"{job:<17} partial      27%" in out, out
     code, out, _ = run("show", job, "--json")
     assert json.loads(out)["partial"] is True
+
+
+def test_info_names_the_store_its_jobs_and_that_no_runner_serves_it(db):
+    run("submit", "demo_stages")
+    code, out, _ = run("info")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"store      {db}"
+    assert lines[1] == "           1 job: 1 queued, 0 running"
+    assert lines[-1] == "runners    none alive: start one with `runlab runner`, or `make run`"
+
+
+def test_wait_says_within_10_s_that_no_runner_serves_the_store(db, tmp_path):
+    import threading
+    import time
+
+    from tests.polling import wait_for
+
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runlab.cli", "submit", "demo_stages", "--wait"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    said: list[str] = []
+    assert proc.stderr is not None
+    reader = threading.Thread(
+        target=lambda: said.extend(iter(lambda: proc.stderr.read(1).decode(), "")), daemon=True
+    )
+    reader.start()
+    try:
+        wait_for(
+            lambda: "no runner is alive" in "".join(said),
+            timeout=max(0.1, 10 - (time.monotonic() - started)),
+            what="the warning that no runner serves the store",
+        )
+    finally:
+        proc.kill()
+        proc.wait()
+    warning = next(x for x in "".join(said).replace("\r", "\n").splitlines() if "runner" in x)
+    assert warning == (
+        f"warning: no runner is alive for the store {db}; "
+        "the job waits until one starts: `runlab runner`, or `make run`"
+    )
+    assert job_count(db) == 1  # submitted all the same: it runs once a runner starts

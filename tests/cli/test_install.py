@@ -209,11 +209,14 @@ def test_pip_install_then_runlab_up_from_another_folder_serves_the_app_and_runs_
     webapp = site / "runlab" / "webapp"
     assert sorted(p.name for p in (webapp / ".streamlit").iterdir()) == ["config.toml"]
 
-    # `runlab up` in `work`, with a relative store and the default artifact folder: both must
-    # land under `work`, for the runner, the app and the command line alike.
+    # `runlab up` in `work` with the default store, then `runlab submit --wait` from another
+    # folder: both use the one store in the user's data folder (a fresh one here), and neither
+    # makes a store where it runs.
     env = _clean_env(venv)
-    env["RUNLAB_DATABASE_URL"] = "sqlite:///store/runlab.db"
+    env["XDG_DATA_HOME"] = str(tmp_path / "user-data")
     env["RUNLAB_GRACE_SECONDS"] = str(GRACE_SECONDS)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     # Streamlit then serves /_stcore/script-health-check: app.py run once, "ok" if it raised
     # nothing. Its sidebar links every page, and a link to a page not found beside app.py fails.
     env["STREAMLIT_SERVER_SCRIPT_HEALTH_CHECK_ENABLED"] = "true"
@@ -221,10 +224,10 @@ def test_pip_install_then_runlab_up_from_another_folder_serves_the_app_and_runs_
     log = tmp_path / "up.log"
     up_command = [str(venv / "bin" / "runlab"), "up", "--port", str(port), "--workers", "1"]
     proc = spawn(up_command, log, env=env, cwd=work)
-    store = work / "store" / "runlab.db"
+    store = tmp_path / "user-data" / "runlab" / "runlab.db"
     up = RunlabUp(proc, f"http://127.0.0.1:{port}", f"sqlite:///{store}", log)
     try:
-        # A live runner in the store at work/store/runlab.db, and the app's health check.
+        # A live runner in the store in the user's data folder, and the app's health check.
         up.wait_ready(timeout=START_TIMEOUT)
         lap("start")
         status, body = _get(f"{up.url}/_stcore/script-health-check", timeout=SCRIPT_TIMEOUT)
@@ -258,7 +261,7 @@ def test_pip_install_then_runlab_up_from_another_folder_serves_the_app_and_runs_
                 "--json",
             ],
             timeout=JOB_TIMEOUT,
-            cwd=work,
+            cwd=elsewhere,
             env=env,
         )
         job = json.loads(printed)
@@ -268,8 +271,9 @@ def test_pip_install_then_runlab_up_from_another_folder_serves_the_app_and_runs_
         lap("job")
 
         assert store.is_file()
-        assert (work / "data" / "artifacts").is_dir()  # the default, relative to `work`
-        assert not list(venv.rglob("*.db")), "a store was made inside the virtualenv"
+        assert (store.parent / "artifacts").is_dir()  # the default, beside the store
+        made_here = [p for p in (work, elsewhere, venv) if list(p.rglob("*.db"))]
+        assert not made_here, f"a store was made in {made_here}"
 
         below = up.descendants()
         code = up.stop(signal.SIGTERM, timeout=STOP_TIMEOUT)

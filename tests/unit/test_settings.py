@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from runlab.errors import InvalidParams
-from runlab.settings import Settings, load_settings
+from runlab.settings import Settings, data_dir, default_database_url, load_settings
 
-DEFAULT_URL = "sqlite:///data/runlab.db"
+DEFAULT_URL = default_database_url()
+DEFAULT_ARTIFACTS = str(data_dir() / "artifacts")
 
 
 def secrets(tmp_path: Path, body: str) -> Path:
@@ -23,7 +24,7 @@ def test_defaults_apply_without_environment_or_secrets(tmp_path: Path) -> None:
 
     assert s.database_url == DEFAULT_URL
     assert s.scheduler == ""
-    assert s.artifacts == "data/artifacts"
+    assert s.artifacts == DEFAULT_ARTIFACTS
     assert s.lease_seconds == 30.0
 
 
@@ -37,7 +38,7 @@ def test_secrets_beat_defaults(tmp_path: Path) -> None:
 
     assert s.database_url == "postgresql://db/runlab"
     assert s.lease_seconds == 12.0
-    assert s.artifacts == "data/artifacts"
+    assert s.artifacts == DEFAULT_ARTIFACTS
 
 
 def test_environment_beats_secrets_and_defaults(tmp_path: Path) -> None:
@@ -57,7 +58,7 @@ def test_environment_beats_secrets_and_defaults(tmp_path: Path) -> None:
     assert s.database_url == "sqlite:///elsewhere.db"
     assert s.lease_seconds == 12.5
     assert s.scheduler == "tcp://a:8786"
-    assert s.artifacts == "data/artifacts"
+    assert s.artifacts == DEFAULT_ARTIFACTS
 
 
 def test_an_empty_environment_value_still_overrides(tmp_path: Path) -> None:
@@ -203,3 +204,13 @@ def test_with_no_arguments_the_process_environment_and_the_apps_file_are_read(
 
     for s in (load_settings(), Settings()):
         assert (s.user, s.lease_seconds) == ("from-env", 40.0)
+
+
+def test_the_default_store_is_in_the_users_data_folder_whatever_the_working_one(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(environ={})
+    assert s.database_url == f"sqlite:///{tmp_path / 'share' / 'runlab' / 'runlab.db'}"
+    assert s.artifacts == str(tmp_path / "share" / "runlab" / "artifacts")
