@@ -63,6 +63,9 @@ class Kind:
     # Small valid parameters that make a few Dask tasks and run in about a second: what the
     # kinds' contract tests submit. An upload field holds the file's bytes.
     example: Callable[[], dict[str, Any]] | None = None
+    # The result fields that say the answer, first the one a comparison plots: the history's
+    # columns for a view of this kind, and the default series of a compare.
+    headline: tuple[str, ...] = ()
 
     def retryable(self, exc: BaseException) -> bool:
         """Whether a failure deserves another attempt: `Retryable`, or a type the kind names."""
@@ -106,6 +109,7 @@ def register(
     check: Callable[[Any, Any], None] | None = None,
     from_csv: Callable[[bytes], dict[str, Any]] | None = None,
     example: Mapping[str, Any] | Callable[[], dict[str, Any]] | None = None,
+    headline: Iterable[str] = (),
 ) -> Callable[[Driver], Driver]:
     """Decorate a driver `run(ctx, params) -> result` to make it a kind.
 
@@ -136,6 +140,7 @@ def register(
             check,
             from_csv,
             example if example is None or callable(example) else (lambda: dict(example)),
+            tuple(headline),
         )
         return run
 

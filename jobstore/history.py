@@ -48,7 +48,7 @@ from jobstore.models import Job, JobResult, Status, table_of
 from jobstore.queries import SUMMARY_COLUMNS, _summary
 from jobstore.search import PUBLIC_ID, FieldTest, Op, Query
 from jobstore.views import JobSummary, as_utc
-from runlab.status import PARTIAL
+from runlab.status import PARTIAL, outcome
 
 jobs = table_of(Job)
 results = table_of(JobResult)
@@ -393,8 +393,24 @@ def _page(rows: Sequence[Any], limit: int, cursor_of: Any) -> HistoryPage:
     )
 
 
+def values_of(
+    engine: Engine, public_ids: Sequence[str]
+) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """The parameters and the result (empty until it succeeds) of each named job, in one
+    read: the columns a view of the history adds for the fields it searches or a kind's
+    headline."""
+    with reading(engine) as conn:
+        rows = conn.execute(
+            select(jobs.c.public_id, jobs.c.params, results.c.summary)
+            .select_from(jobs.outerjoin(results, results.c.job_id == jobs.c.id))
+            .where(jobs.c.public_id.in_(list(public_ids)))
+        ).all()
+    return {r.public_id: (dict(r.params or {}), dict(r.summary or {})) for r in rows}
+
+
 def export(engine: Engine, public_ids: list[str]) -> list[dict[str, Any]]:
-    """The named jobs with their parameters and results, in the order given, for a CSV."""
+    """The named jobs with their parameters and results (as dicts), in the order given, for
+    a CSV; `status` is the outcome, so a job stopped early reads `partial`."""
     with reading(engine) as conn:
         rows = conn.execute(
             select(
@@ -402,6 +418,7 @@ def export(engine: Engine, public_ids: list[str]) -> list[dict[str, Any]]:
                 jobs.c.name,
                 jobs.c.kind,
                 jobs.c.status,
+                jobs.c.partial,
                 jobs.c.owner,
                 jobs.c.tags,
                 jobs.c.created_at,
@@ -423,14 +440,14 @@ def export(engine: Engine, public_ids: list[str]) -> list[dict[str, Any]]:
             "id": r.public_id,
             "name": r.name,
             "kind": r.kind,
-            "status": r.status,
+            "status": outcome(Status(r.status), bool(r.partial)),
             "owner": r.owner,
             "tags": ", ".join(r.tags or []),
             "created_at": stamp(r.created_at),
             "started_at": stamp(r.started_at),
             "finished_at": stamp(r.finished_at),
-            "params": json.dumps(r.params, sort_keys=True),
-            "result": "" if r.summary is None else json.dumps(r.summary, sort_keys=True),
+            "params": dict(r.params or {}),
+            "result": dict(r.summary or {}),
         }
         for r in (by_id.get(i) for i in public_ids)
         if r is not None

@@ -53,7 +53,19 @@ SUMMARY_COLUMNS = (
     jobs.c.finished_at,
     jobs.c.progress_at,
     jobs.c.partial,
+    jobs.c.error_message,
 )
+
+
+ERROR_LINE = 160  # characters of a failed job's message that a list shows
+
+
+def first_line(message: str | None) -> str | None:
+    """The first line of an error, cut to what a table cell shows."""
+    if not message:
+        return None
+    line = message.strip().splitlines()[0] if message.strip() else ""
+    return line if len(line) <= ERROR_LINE else line[: ERROR_LINE - 1] + "…"
 
 
 def _summary(r: Any) -> JobSummary:
@@ -71,6 +83,7 @@ def _summary(r: Any) -> JobSummary:
         finished_at=as_utc(r.finished_at),
         progress_at=as_utc(r.progress_at),
         partial=bool(r.partial),
+        error_line=first_line(r.error_message),
     )
 
 

@@ -136,6 +136,7 @@ class JobSummary:
     # Succeeded with a result over only part of its work (a stop and keep); `progress` is then
     # the share covered.
     partial: bool = False
+    error_line: str | None = None  # a failed job's message, its first line
 
     @property
     def outcome(self) -> str:

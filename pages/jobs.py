@@ -52,7 +52,7 @@ if view.error is not None:
 history.understood(view)
 page = history.read(engine, view)
 if page.rows:
-    selected = history.table(page, view)
+    selected = history.table(engine, page, view)
     history.pager(page)
     history.selection_bar(engine, resources.artifacts(settings), selected, settings.owner)
 elif view.filtered or st.query_params.get(history.CURSOR):

@@ -9,8 +9,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import Any
 
 import streamlit as st
 from sqlalchemy import Engine
@@ -248,15 +250,51 @@ def pager(page: HistoryPage) -> None:
     )
 
 
-def table(page: HistoryPage, view: View) -> list[str]:
-    """The rows, with a checkbox each; the ids of those ticked.
+def value_columns(view: View) -> list[tuple[str, str]]:
+    """(source, key) of the fields a view shows as columns: each one its search tests, then,
+    when it holds one kind, that kind's headline result fields."""
+    wanted = [(t.source, t.key) for t in view.query.fields]
+    if view.query.kinds is not None and len(view.query.kinds) == 1:
+        (only,) = view.query.kinds
+        kind = next((k for k in registry.all_kinds() if k.name == only), None)
+        if kind is not None:
+            wanted += [("result", k) for k in kind.headline]
+    return list(dict.fromkeys(wanted))
+
+
+def _column_label(source: str, key: str) -> str:
+    """A parameter by its form label, where one kind names it; a result field by its words."""
+    if source == "params":
+        for kind in registry.all_kinds():
+            info = next((i for i in registry.describe(kind.params) if i.name == key), None)
+            if info is not None:
+                return info.label
+    return fmt.label(key)
+
+
+def table(engine: Engine, page: HistoryPage, view: View) -> list[str]:
+    """The rows, with a checkbox each, and a column for each field the view names; the ids of
+    those ticked.
 
     The selection is kept per view and page, and dropped after every action: ticks never
     apply to the rows that another filter, page or a re-run puts in the same places.
     """
     where = repr((view.asked, st.query_params.get(CURSOR, ""), st.session_state.get(ACTED, 0)))
     digest = hashlib.sha256(where.encode()).hexdigest()[:12]
-    return tables.selectable_job_table(page.rows, key="history", selection_key=digest)
+    wanted = value_columns(view)
+    values = store_history.values_of(engine, [r.id for r in page.rows]) if wanted else {}
+    extra = [
+        tables.ValueColumn(
+            f"{source}.{key}",
+            _column_label(source, key),
+            {
+                job: (doc[0] if source == "params" else doc[1]).get(key)
+                for job, doc in values.items()
+            },
+        )
+        for source, key in wanted
+    ]
+    return tables.selectable_job_table(page.rows, key="history", selection_key=digest, extra=extra)
 
 
 def selection_bar(engine: Engine, artifacts: ArtifactStore, selected: list[str], me: str) -> None:
@@ -492,16 +530,36 @@ def notice() -> None:
 
 CSV_COLUMNS = [
     "id", "name", "kind", "status", "owner", "tags", "created_at", "started_at", "finished_at",
-    "params", "result",
 ]  # fmt: skip
 
 
+def _flat(prefix: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """`{"sigma": 0.3}` as `{"param.sigma": 0.3}`: a number stays a number, a list or a
+    table becomes its JSON text."""
+    return {
+        f"{prefix}.{k}": v
+        if v is None or isinstance(v, str | int | float | bool)
+        else json.dumps(v, sort_keys=True)
+        for k, v in doc.items()
+    }
+
+
 def export_csv(engine: Engine, ids: list[str]) -> str:
-    """The selected jobs with their parameters and results as JSON cells; text that a
-    spreadsheet would run as a formula is quoted."""
+    """The selected jobs, one flat column per parameter (`param.sigma`) and result field
+    (`result.price`), numbers as numbers; text that a spreadsheet would run as a formula is
+    quoted."""
+    rows = [
+        {
+            **{c: row[c] for c in CSV_COLUMNS},
+            **_flat("param", row["params"]),
+            **_flat("result", row["result"]),
+        }
+        for row in store_history.export(engine, ids)
+    ]
+    header = list(dict.fromkeys([*CSV_COLUMNS, *(k for r in rows for k in r)]))
     out = io.StringIO(newline="")
     writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for row in store_history.export(engine, ids):
-        writer.writerow([csv_cell(row[c]) for c in CSV_COLUMNS])
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else csv_cell(row[c]) for c in header])
     return out.getvalue()

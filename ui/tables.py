@@ -6,6 +6,7 @@ A dataframe shows every cell as plain text, so names typed by users need no esca
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal
 
@@ -32,6 +33,7 @@ Column = Literal[
 # "Last progress" beside the duration: a job whose progress stopped moving shows it at a glance.
 RUNNING_COLUMNS: list[Column] = ["job", "name", "kind", "stage", "progress", "moved", "duration"]
 HISTORY_COLUMNS: list[Column] = ["job", "status", "kind", "name", "owner", "created", "duration"]
+ROW_PX, HEADER_PX = 35, 38  # a dataframe's rows, and its header with the frame
 # The link is relative, so that it also works under a server.baseUrlPath.
 LINK_PREFIX = "job?id="
 
@@ -116,17 +118,60 @@ def job_table(
         )
 
 
+@dataclass(frozen=True)
+class ValueColumn:
+    """A column of one field of the jobs' parameters or results, by job id."""
+
+    key: str  # "params.sigma", "result.price"
+    label: str
+    values: Mapping[str, Any]
+
+
+def _value_config(col: ValueColumn) -> Any:
+    shown = [v for v in col.values.values() if v is not None]
+    if shown and all(isinstance(v, int | float) and not isinstance(v, bool) for v in shown):
+        return st.column_config.NumberColumn(col.label, format="%.6g", width="small")
+    return st.column_config.TextColumn(col.label, width="small")
+
+
+def _cell(value: Any) -> Any:
+    """A number as itself, for the column to sort and format; anything else as short text."""
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return value
+    return fmt.number(value) if isinstance(value, bool) else str(value)[:200]
+
+
 def selectable_job_table(
-    jobs: Sequence[JobSummary], *, key: str, selection_key: str = ""
+    jobs: Sequence[JobSummary],
+    *,
+    key: str,
+    selection_key: str = "",
+    extra: Sequence[ValueColumn] = (),
 ) -> list[str]:
-    """The history's table, with a tick box per row; the ids of the ticked rows."""
+    """The history's table, with a tick box per row, a column per `extra` field, and a
+    failed job's error when the page holds one; as tall as its rows, so the page scrolls and
+    the table never does. The ids of the ticked rows."""
     now = datetime.now(UTC)
     zone = fmt.browser_zone()
+    rows = [_row(job, now, zone) for job in jobs]
+    columns: list[str] = list(HISTORY_COLUMNS)
+    config: dict[str, Any] = {c: cfg for c, cfg in _config().items() if c in HISTORY_COLUMNS}
+    if any(job.error_line for job in jobs):
+        columns.insert(columns.index("name") + 1, "error")
+        config["error"] = st.column_config.TextColumn("Error", width="medium")
+        for row, job in zip(rows, jobs, strict=True):
+            row["error"] = job.error_line or ""
+    for col in extra:
+        columns.insert(columns.index("owner"), col.key)
+        config[col.key] = _value_config(col)
+        for row, job in zip(rows, jobs, strict=True):
+            row[col.key] = _cell(col.values.get(job.id))
     with st.container(key=key):
         event = st.dataframe(
-            _styled([_row(job, now, zone) for job in jobs], HISTORY_COLUMNS),
-            column_order=HISTORY_COLUMNS,
-            column_config={c: cfg for c, cfg in _config().items() if c in HISTORY_COLUMNS},
+            _styled(rows, columns),
+            column_order=columns,
+            column_config=config,
+            height=HEADER_PX + ROW_PX * max(1, len(rows)),
             hide_index=True,
             on_select="rerun",
             selection_mode="multi-row",

@@ -392,6 +392,7 @@ def example() -> dict[str, Any]:
 
 @register(
     "bootstrap",
+    headline=("estimate", "ci_low", "ci_high"),
     title="Bootstrap interval",
     description="Bootstrap confidence interval (percentile or BCa) of a statistic of a CSV column.",
     params=BootstrapParams,

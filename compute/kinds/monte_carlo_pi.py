@@ -98,6 +98,7 @@ def resumable(saved: Mapping[str, Any], sizes: list[int], seed: int) -> dict[int
 
 @register(
     "monte_carlo_pi",
+    headline=("estimate", "standard_error"),
     title="Monte Carlo π",
     description="Estimate π from random points in the unit square, in parallel on Dask.",
     params=PiParams,

@@ -331,6 +331,7 @@ def run_starts(
 
 @register(
     "optimize",
+    headline=("best_f", "converged_starts"),
     title="Optimisation",
     description="Minimise a standard test function from many random starts with SciPy, on Dask.",
     params=OptimizeParams,

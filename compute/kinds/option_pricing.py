@@ -213,6 +213,7 @@ def resumable(saved: Mapping[str, Any], sizes: list[int], antithetic: bool) -> d
 
 @register(
     "option_pricing",
+    headline=("price", "standard_error", "delta"),
     title="Option pricing",
     description="Monte Carlo price, error and delta of European, Asian and barrier options.",
     params=OptionParams,

@@ -626,6 +626,7 @@ def _is_number(text: str) -> bool:
 
 @register(
     "portfolio_risk",
+    headline=("mean_loss",),
     title="Portfolio risk",
     description="Monte Carlo value at risk and expected shortfall of a portfolio of assets with "
     "normal or Student-t returns.",

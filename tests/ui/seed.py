@@ -63,6 +63,16 @@ def running(
     return public_id, lease
 
 
+def running_kind(
+    engine: Engine, kind: str, params: dict[str, object], name: str = ""
+) -> tuple[str, reports.Lease]:
+    """A job of `kind`, claimed and running: call it while no other job is queued."""
+    public_id = intake.submit(engine, kind, params, name=name)
+    [lease] = T.claim(engine, RUNNER, limit=1, versions={"runlab": "0.1.0"})
+    assert lease.public_id == public_id, "seed running jobs before queued ones"
+    return public_id, lease
+
+
 def succeeded(engine: Engine, name: str = "") -> str:
     public_id, lease = running(engine, name)
     T.succeed(engine, lease, dict(PI_RESULT), None)

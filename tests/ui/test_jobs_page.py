@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import csv
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -14,6 +13,7 @@ from sqlalchemy import Engine, update
 from streamlit.testing.v1 import AppTest
 
 from compute import intake
+from jobstore import transitions as T
 from jobstore.engine import db_later
 from jobstore.models import Job, Status
 from jobstore.queries import get_job, list_jobs
@@ -307,17 +307,57 @@ def test_delete_asks_first_and_keeps_unfinished_jobs(store: Engine) -> None:
     assert [r.id for r in list_jobs(store).rows] == [queued]
 
 
-def test_export_has_params_results_and_quotes_would_be_formulas(store: Engine) -> None:
+def test_export_has_flat_numeric_params_and_results_and_quotes_would_be_formulas(
+    store: Engine,
+) -> None:
     done = seed.succeeded(store, "fine")
     bad = intake.submit(
         store, "monte_carlo_pi", {"samples": 1000}, name="=HYPERLINK(1)", tags=["+x"]
     )
     text = history_ui.export_csv(store, [bad, done])
-    rows = list(csv.DictReader(io.StringIO(text)))
-    assert [r["id"] for r in rows] == [bad, done]
-    assert rows[0]["name"] == "'=HYPERLINK(1)" and rows[0]["tags"] == "'+x"
-    assert json.loads(rows[0]["params"])["samples"] == 1000
-    assert json.loads(rows[1]["result"]) == seed.PI_RESULT
+    frame = pd.read_csv(io.StringIO(text))
+    assert list(frame["id"]) == [bad, done]
+    assert list(frame.columns[:9]) == history_ui.CSV_COLUMNS
+    assert frame.loc[0, "name"] == "'=HYPERLINK(1)" and frame.loc[0, "tags"] == "'+x"
+    # One column per field, read back as numbers: a spreadsheet can sum them.
+    assert frame["param.samples"].dtype.kind == "i" and frame.loc[0, "param.samples"] == 1000
+    assert frame.loc[1, "result.estimate"] == seed.PI_RESULT["estimate"]
+    assert frame["result.estimate"].dtype.kind == "f"
+    assert pd.isna(frame.loc[0, "result.estimate"])  # no result yet: an empty cell
+
+
+def test_the_fields_a_search_names_and_the_kinds_headline_are_columns(store: Engine) -> None:
+    seed.runner(store)
+    for sigma, price in ((0.2, 8.9), (0.35, 14.2)):
+        _, lease = seed.running_kind(store, "option_pricing", {"sigma": sigma})
+        T.succeed(store, lease, {"price": price, "standard_error": 0.01, "delta": 0.6})
+    seed.succeeded(store, "pi")
+
+    at = open_page("pages/jobs.py", q="kind:option_pricing sigma >= 0.3")
+
+    shown = table(at, "history")
+    assert list(shown["params.sigma"]) == [0.35]
+    assert list(shown["result.price"]) == [14.2]
+    assert list(shown["result.delta"]) == [0.6]
+    config = json.loads(at.container("history").dataframe[0].proto.columns)
+    assert config["params.sigma"]["label"] == "Volatility σ (per year)"
+    assert config["result.price"]["label"] == "Price"
+
+
+def test_a_failed_row_shows_its_errors_first_line(
+    store: Engine,
+) -> None:
+    seed.runner(store)
+    seed.failed(store, "broken", message="the matrix is not positive definite\nat row 3")
+    seed.succeeded(store, "fine")
+
+    at = open_page("pages/jobs.py")
+
+    shown = table(at, "history")
+    assert dict(zip(shown["name"], shown["error"], strict=True)) == {
+        "fine": "",
+        "broken": "the matrix is not positive definite",
+    }
 
 
 def test_no_match_says_so_and_an_empty_store_invites_a_first_job(store: Engine) -> None:
