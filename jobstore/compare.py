@@ -129,7 +129,13 @@ def parse_ids(raw: str | Iterable[str]) -> list[str]:
     return [p for text in parts for p in _SEPARATORS.split(text) if p]
 
 
-def compare(engine: Engine, ids: Sequence[str], *, max_points: int = MAX_POINTS) -> Comparison:
+def compare(
+    engine: Engine,
+    ids: Sequence[str],
+    *,
+    max_points: int = MAX_POINTS,
+    param_order: Sequence[str] = (),
+) -> Comparison:
     """Read 2 to 10 jobs by public id for a side-by-side view, in two statements.
 
     `ids` are public ids in the order to show them; duplicates collapse to their first place.
@@ -137,7 +143,8 @@ def compare(engine: Engine, ids: Sequence[str], *, max_points: int = MAX_POINTS)
     `max_points` points per series, keeping the last. Ids that are malformed or not in the store
     come back in `Comparison.unknown` rather than raising, so a page can name them and still
     compare the rest. Raises `InvalidParams` (field `ids`) when fewer than 2 or more than 10
-    distinct ids are given; nothing is read then.
+    distinct ids are given; nothing is read then. `param_order` lists parameters in the order
+    their form shows them; the others follow by name.
     """
     wanted = list(dict.fromkeys(ids))
     if len(wanted) < MIN_JOBS:
@@ -173,7 +180,7 @@ def compare(engine: Engine, ids: Sequence[str], *, max_points: int = MAX_POINTS)
     return Comparison(
         jobs=compared,
         unknown=[i for i in wanted if i not in found],
-        fields=field_rows(compared),
+        fields=field_rows(compared, param_order),
     )
 
 
@@ -202,11 +209,15 @@ def _series(conn: Connection, job_ids: list[int], max_points: int) -> dict[int, 
     }
 
 
-def field_rows(members: Sequence[ComparedJob]) -> list[FieldRow]:
-    """Parameters, then results, each sorted by field, with the rows that differ marked.
+def field_rows(members: Sequence[ComparedJob], param_order: Sequence[str] = ()) -> list[FieldRow]:
+    """Parameters (in `param_order`, then by name), then results by name, with the rows that
+    differ marked. A field some jobs lack does not apply to them, so only the jobs that have it
+    are compared (a barrier level beside a European option's missing one is no difference);
+    a job with no result yet differs from those with one.
 
     Sorted rather than in stored order: PostgreSQL's JSONB keeps its keys in an order of its own.
     """
+    rank = {name: i for i, name in enumerate(param_order)}
     out: list[FieldRow] = []
     sections: list[tuple[Section, list[Mapping[str, Any] | None]]] = [
         ("param", [j.params for j in members]),
@@ -214,10 +225,18 @@ def field_rows(members: Sequence[ComparedJob]) -> list[FieldRow]:
     ]
     for section, docs in sections:
         flat = [dict(_flatten(doc or {})) for doc in docs]
-        paths = sorted({p for f in flat for p in f})
+        paths = sorted(
+            {p for f in flat for p in f},
+            key=lambda p: (rank.get(p[0], len(rank)) if section == "param" else 0, p),
+        )
         for path in paths:
             values = tuple(f.get(path, ABSENT) for f in flat)
-            out.append(FieldRow(section, path, values, differs=_differ(values)))
+            # A job with no result yet differs from one with a result; a field that a job's
+            # kind or options do not have does not apply to it, and is left out.
+            seen = [
+                v for v, doc in zip(values, docs, strict=True) if v is not ABSENT or doc is None
+            ]
+            out.append(FieldRow(section, path, values, differs=_differ(seen)))
     return out
 
 

@@ -1,4 +1,6 @@
-"""/compare?ids=a,b,c: two to ten jobs side by side, and their series on one chart.
+"""/compare?ids=a,b,c: two to ten jobs side by side, and their series on one chart; with no
+ids, a search to pick them from. When one parameter varies, each headline result is drawn
+against it.
 
 The ids, the series drawn and the "only differences" switch all live in the URL, so a shared
 link opens the same comparison. /jobs opens this page with the ids it has selected.
@@ -17,8 +19,12 @@ sidebar.page("Compare")
 settings = resources.settings()
 engine = resources.engine(settings)
 
+if not compare.parse_ids(st.query_params.get_all("ids")):
+    view.picker(engine, settings.owner)
+    st.stop()
 try:
     comparison = compare.compare(engine, compare.parse_ids(st.query_params.get_all("ids")))
+    comparison = view.in_form_order(comparison)
 except InvalidParams as exc:
     view.refused(exc.errors.get("ids", str(exc)))
     st.stop()
@@ -43,12 +49,13 @@ st.caption(
     f"{len(comparison.differing)} of {len(comparison.fields)} fields differ between these jobs."
 )
 view.field_table(comparison, only_differences=only_differences, key="fields")
+view.against_parameter(comparison)
 
 st.subheader("Series")
 chosen = st.multiselect(
     "Series",
     comparison.series_names,
-    default=[comparison.default_series] if comparison.default_series else [],
+    default=[first] if (first := view.default_series(comparison)) else [],
     key="series",
     bind="query-params",
     placeholder="pick a series",

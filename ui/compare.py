@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +18,12 @@ import streamlit as st
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from compute import registry
+from compute.registry import Kind
+from jobstore import compare as store_compare
 from jobstore.compare import ABSENT, MAX_JOBS, MIN_JOBS, ComparedJob, Comparison, FieldRow
+from jobstore.history import history
+from jobstore.search import InvalidQuery, parse
 from ui import badges, charts
 from ui import format as fmt
 from ui.text import md_escape, one_line
@@ -224,3 +230,158 @@ def overlay_chart(comparison: Comparison, names: Sequence[str]) -> None:
         if lacking:
             who = ", ".join(md_escape(header(j)) for j in lacking)
             st.caption(f"No {md_escape(name)} series for: {who}")
+
+
+# --- the kinds' view of a comparison ------------------------------------------------------------
+
+
+def kinds_of(comparison: Comparison) -> list[Kind]:
+    """The installed kinds of the jobs compared, in the order they first appear."""
+    installed = {k.name: k for k in registry.all_kinds()}
+    names = dict.fromkeys(j.summary.kind for j in comparison.jobs)
+    return [installed[n] for n in names if n in installed]
+
+
+def in_form_order(comparison: Comparison) -> Comparison:
+    """The parameters in the order their forms show them, the first job's kind first."""
+    order = [name for kind in kinds_of(comparison) for name in kind.params.model_fields]
+    fields = store_compare.field_rows(comparison.jobs, list(dict.fromkeys(order)))
+    return Comparison(comparison.jobs, comparison.unknown, fields)
+
+
+def default_series(comparison: Comparison) -> str | None:
+    """The kind's headline measure where the jobs have it as a series, else the store's pick."""
+    for kind in kinds_of(comparison):
+        for name in kind.headline:
+            if name in comparison.series_names:
+                return name
+    return comparison.default_series
+
+
+def varied_parameter(comparison: Comparison) -> str | None:
+    """The one parameter whose value differs between jobs of one kind, if it is a number.
+
+    The seed is not counted: drawn afresh for each job left to choose its own, it differs
+    between jobs that an analyst set apart by one parameter only.
+    """
+    if len(kinds_of(comparison)) != 1 or len({j.summary.kind for j in comparison.jobs}) != 1:
+        return None
+    differing = [
+        r
+        for r in comparison.differing
+        if r.section == "param" and len(r.path) == 1 and r.path[0] != "seed"
+    ]
+    if len(differing) != 1:
+        return None
+    (row,) = differing
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in row.values)
+    return row.path[0] if numeric else None
+
+
+def _error_of(job: ComparedJob, measure: str) -> float | None:
+    """A 95 % half-width for `measure`, where the result carries its standard error."""
+    result = job.result or {}
+    se = result.get("standard_error") if measure in ("price", "estimate") else None
+    return 1.96 * se if isinstance(se, int | float) and math.isfinite(se) else None
+
+
+def against_parameter_figure(comparison: Comparison) -> go.Figure | None:
+    """Each headline result against the one parameter that varies, with 95 % error bars
+    where the kind gives a standard error; None when no single numeric parameter varies."""
+    param = varied_parameter(comparison)
+    if param is None:
+        return None
+    (kind,) = kinds_of(comparison)
+    measures = [m for m in kind.headline if m != "standard_error"]
+    done = sorted((j for j in comparison.jobs if j.result), key=lambda j: float(j.params[param]))
+    measures = [
+        m for m in measures if any(isinstance((j.result or {}).get(m), int | float) for j in done)
+    ]
+    if not done or not measures:
+        return None
+    label = next(
+        (i.label for i in registry.describe(kind.params) if i.name == param), fmt.label(param)
+    )
+    fig = make_subplots(rows=1, cols=len(measures), horizontal_spacing=0.12)
+    for col, measure in enumerate(measures, start=1):
+        points = [j for j in done if isinstance((j.result or {}).get(measure), int | float)]
+        errors = [_error_of(j, measure) for j in points]
+        fig.add_trace(
+            go.Scatter(
+                x=[j.params[param] for j in points],
+                y=[(j.result or {})[measure] for j in points],
+                mode="lines+markers",
+                name=html.escape(fmt.label(measure)),
+                text=[trace_label(j) for j in points],
+                error_y=(
+                    {"type": "data", "array": [e or 0.0 for e in errors], "visible": True}
+                    if any(e is not None for e in errors)
+                    else None
+                ),
+                showlegend=False,
+            ),
+            row=1,
+            col=col,
+        )
+        fig.update_xaxes(title_text=html.escape(label), row=1, col=col)
+        fig.update_yaxes(title_text=html.escape(fmt.label(measure)), row=1, col=col)
+    fig.update_layout(height=charts.ROW_HEIGHT + 80, margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return fig
+
+
+def against_parameter(comparison: Comparison) -> None:
+    fig = against_parameter_figure(comparison)
+    if fig is None:
+        return
+    st.subheader("Results against the parameter that varies")
+    st.caption("Error bars: the 95 % interval from each job's standard error.")
+    st.plotly_chart(fig, key="compare-against", config=charts.PLOTLY_CONFIG, width="stretch")
+
+
+# --- picking jobs -------------------------------------------------------------------------------
+
+PICK_LIMIT = 50
+
+
+def picker(engine: Any, me: str) -> None:
+    """/compare with no ids: search the history and tick the jobs to compare."""
+    st.title("Compare jobs")
+    st.caption(f"Pick {MIN_JOBS} to {MAX_JOBS} jobs, from a search or the latest ones.")
+    text = st.text_input(
+        "Search",
+        key="compare.search",
+        placeholder="kind:option_pricing sigma>=0.3 tag:q3",
+        max_chars=1000,
+    )
+    kinds = [k.name for k in registry.all_kinds()]
+    keys = {f for k in registry.all_kinds() for f in k.params.model_fields}
+    try:
+        query = parse(text, kinds=kinds, param_keys=keys, me=me)
+    except InvalidQuery as exc:
+        st.error(f"The search was not run: {md_escape(exc.message)}.", icon=":material/search_off:")
+        return
+    rows = history(engine, query, limit=PICK_LIMIT).rows
+    if not rows:
+        st.info("No jobs match this search.", icon=":material/filter_alt_off:")
+        return
+    labels = {
+        r.id: f"{one_line(r.name, 40) or r.id[:8]} · {r.id[:8]} · {r.kind} · {r.outcome}"
+        for r in rows
+    }
+    chosen = st.multiselect(
+        "Jobs",
+        list(labels),
+        format_func=labels.__getitem__,
+        key="compare.pick",
+        max_selections=MAX_JOBS,
+        placeholder="pick jobs to compare",
+    )
+    if st.button(
+        "Compare",
+        type="primary",
+        icon=":material/compare_arrows:",
+        disabled=len(chosen) < MIN_JOBS,
+        key="compare.go",
+    ):
+        st.query_params["ids"] = ",".join(chosen)
+        st.rerun()

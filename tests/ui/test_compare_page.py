@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
-from compute import intake
+from compute import intake, registry
 from jobstore import enqueue, reports
 from jobstore import transitions as T
 from jobstore.compare import MAX_JOBS, SHORT_ID
@@ -79,7 +79,8 @@ def links_to_the_jobs(at: AppTest) -> bool:
 
 
 def traces(at: AppTest) -> list[dict[str, Any]]:
-    [chart] = at.get("plotly_chart")
+    """The overlay chart's traces (the chart against a varied parameter is another)."""
+    [chart] = [c for c in at.get("plotly_chart") if "compare-overlay" in c.proto.id]
     return json.loads(chart.proto.spec)["data"]
 
 
@@ -204,7 +205,6 @@ def test_a_job_without_the_series_is_named_under_the_chart(store: Engine) -> Non
 @pytest.mark.parametrize(
     ("ids", "says"),
     [
-        ("", "at least 2 jobs"),
         ("onlyoneid123", "at least 2 jobs"),
         (",".join(f"job{i:09d}" for i in range(MAX_JOBS + 1)), "at most 10 jobs"),
     ],
@@ -220,11 +220,70 @@ def test_too_few_or_too_many_ids_get_a_message_and_a_link_to_the_jobs(
     assert not at.get("plotly_chart")
 
 
-def test_a_page_without_ids_explains_itself(store: Engine) -> None:
-    at = open_page("pages/compare.py")
+def test_a_page_without_ids_offers_a_search_to_pick_jobs_from(store: Engine) -> None:
+    seed.runner(store)
+    a = pi(store, "first", 1000, 3.1)
+    b = pi(store, "second", 2000, 3.14)
+    done(store, "a demo", kind="demo_stages", params={"stages": 1}, result={"stages": ["s"]})
 
-    assert "at least 2 jobs" in at.error[0].value
-    assert "this link names 0" in at.error[0].value
+    at = open_page("pages/compare.py")
+    assert not at.error
+    at.text_input(key="compare.search").input("kind:monte_carlo_pi").run()
+    pick = at.multiselect(key="compare.pick")
+    assert set(pick.options) == {
+        f"first · {a[:8]} · monte_carlo_pi · succeeded",
+        f"second · {b[:8]} · monte_carlo_pi · succeeded",
+    }
+    assert at.button(key="compare.go").disabled  # two at least
+    pick.set_value([a, b]).run()
+    at.button(key="compare.go").click().run()
+
+    assert at.query_params["ids"] in (f"{a},{b}", [f"{a},{b}"])
+    assert [t.value for t in at.title] == ["Compare 2 jobs"]
+
+
+def test_jobs_that_differ_in_one_parameter_draw_each_headline_result_against_it(
+    store: Engine,
+) -> None:
+    seed.runner(store)
+    sigmas = [0.3, 0.1, 0.5, 0.2, 0.4]
+    ids = [
+        done(
+            store,
+            f"sigma {s}",
+            kind="option_pricing",
+            params={"sigma": s, "paths": 10_000},  # each draws its own seed
+            result={"price": 10 + 20 * s, "standard_error": 0.05, "delta": 0.5 + s / 2},
+            metrics=[("price", 5_000, 10 + 20 * s), ("price", 10_000, 10 + 20 * s)],
+        )
+        for s in sigmas
+    ]
+
+    at = compare_page(*ids)
+
+    # The parameters in the form's order, and the headline as the default series.
+    params = list(fields(at)[fields(at)["section"] == "parameter"]["field"])
+    form = [i.name for i in registry.describe(registry.get("option_pricing").params)]
+    assert params == [name for name in form if name in params]
+    assert params[:5] == ["option_type", "S", "K", "r", "sigma"]
+    assert at.multiselect(key="series").value == ["price"]
+    charts = {c.proto.id: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+    [spec] = [v for k, v in charts.items() if "compare-against" in k]
+    price, delta = spec["data"]
+    assert price["x"] == sorted(sigmas)
+    assert price["y"] == pytest.approx([10 + 20 * s for s in sorted(sigmas)])
+    assert price["error_y"]["array"] == pytest.approx([1.96 * 0.05] * 5)
+    assert delta["y"] == pytest.approx([0.5 + s / 2 for s in sorted(sigmas)])
+    assert "error_y" not in delta or not delta["error_y"].get("array")
+    assert spec["layout"]["xaxis"]["title"]["text"] == "Volatility σ (per year)"
+
+
+def test_jobs_of_two_kinds_are_not_drawn_against_a_parameter(store: Engine) -> None:
+    seed.runner(store)
+    a = pi(store, "pi", 1000, 3.1)
+    b = done(store, "demo", kind="demo_stages", params={"stages": 1}, result={"stages": ["s"]})
+    at = compare_page(a, b)
+    assert not [c for c in at.get("plotly_chart") if "compare-against" in c.proto.id]
 
 
 def test_unknown_and_malformed_ids_are_named_and_the_page_links_to_the_jobs(
