@@ -17,6 +17,7 @@ import annotated_types
 from pydantic import BaseModel, ValidationError
 
 from compute.datasets import Upload
+from compute.headline import Headline
 from runlab.errors import InvalidParams, Retryable, UnknownKind
 from runlab.format import label
 from runlab.text import bad_in_json
@@ -66,6 +67,20 @@ class Kind:
     # The result fields that say the answer, first the one a comparison plots: the history's
     # columns for a view of this kind, and the default series of a compare.
     headline: tuple[str, ...] = ()
+    # The result in a few rounded figures and tables (compute/headline.py); None: the page
+    # shows the result's numbers as they are.
+    summarise: Callable[[Mapping[str, Any], Mapping[str, Any]], Headline] | None = None
+
+    def summary(self, result: Mapping[str, Any], params: Mapping[str, Any]) -> Headline | None:
+        """The headline of a result; None when the kind has none or cannot read this one (a
+        result stored by an older version, say), so that a page falls back to the numbers."""
+        if self.summarise is None:
+            return None
+        try:
+            return self.summarise(result, params)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError, IndexError):
+            log.warning("kind %s could not summarise a result", self.name, exc_info=True)
+            return None
 
     def retryable(self, exc: BaseException) -> bool:
         """Whether a failure deserves another attempt: `Retryable`, or a type the kind names."""
@@ -110,6 +125,7 @@ def register(
     from_csv: Callable[[bytes], dict[str, Any]] | None = None,
     example: Mapping[str, Any] | Callable[[], dict[str, Any]] | None = None,
     headline: Iterable[str] = (),
+    summarise: Callable[[Mapping[str, Any], Mapping[str, Any]], Headline] | None = None,
 ) -> Callable[[Driver], Driver]:
     """Decorate a driver `run(ctx, params) -> result` to make it a kind.
 
@@ -141,6 +157,7 @@ def register(
             from_csv,
             example if example is None or callable(example) else (lambda: dict(example)),
             tuple(headline),
+            summarise,
         )
         return run
 

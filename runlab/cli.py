@@ -292,10 +292,21 @@ def _wait(engine: Engine, public_id: str, settings: Settings) -> JobDetail:
             click.echo("", err=True)
             if job.partial:
                 click.echo(partial_note(job.progress), err=True)
+            for text in _headline_lines(job):
+                click.echo(text, err=True)
             if job.error is not None:
                 click.echo(f"{job.error.type}: {job.error.message}", err=True)
             return job
         time.sleep(0.2)
+
+
+def _headline_lines(job: JobDetail) -> list[str]:
+    """The kind's headline of a finished job's result, as `Label: text` lines; none if the
+    kind has none or is not installed here."""
+    if job.result is None or job.kind not in {k.name for k in registry.all_kinds()}:
+        return []
+    headline = registry.get(job.kind).summary(job.result, job.params)
+    return [] if headline is None else headline.lines()
 
 
 def _alive_runners(engine: Engine, settings: Settings) -> list[Any]:
@@ -357,6 +368,8 @@ def show(state: _State, job_id: str, as_json: bool) -> None:
     for s in job.stages:
         click.echo(f"  stage   {s.name:<20} {s.status:<8} {s.progress:.0%}")
     click.echo(f"params    {json.dumps(job.params)}")
+    for i, line in enumerate(_headline_lines(job)):
+        click.echo(f"{'answer' if i == 0 else '':<10}{line}")
     if job.result is not None:
         click.echo(f"result    {json.dumps(job.result)}")
     if job.error is not None:

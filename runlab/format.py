@@ -68,3 +68,37 @@ def label(field: str) -> str:
     `seconds_per_stage` -> `Seconds per stage`."""
     words = field.replace("_", " ").strip()
     return words[:1].upper() + words[1:]
+
+
+def significant(value: float | int, digits: int = 4) -> str:
+    """A number to `digits` significant digits, with separators: `10.45`, `0.005201`,
+    `1,234,568`; very small or large ones in scientific notation."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int) and abs(value) >= 10 ** (digits - 1):
+        return f"{value:,}"
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    if abs(value) < 1e-4 or abs(value) >= 1e15:
+        return f"{value:.{digits - 1}e}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:,.{decimals}f}"
+
+
+def decimals_for(error: float) -> int:
+    """The decimal places that an uncertainty of `error` supports: its first two significant
+    digits (0.0052 -> 4)."""
+    if not math.isfinite(error) or error <= 0:
+        return 6
+    return max(0, 1 - math.floor(math.log10(error)))
+
+
+def measured(value: float, error: float | None) -> str:
+    """A value with its standard error, both to the digits the error supports:
+    `10.4495 ± 0.0052`."""
+    if error is None or not math.isfinite(error) or error <= 0 or not math.isfinite(value):
+        return significant(value, 6)
+    d = decimals_for(error)
+    return f"{value:,.{d}f} ± {error:,.{d}f}"

@@ -106,6 +106,21 @@ def percent(fraction: float) -> str:
     return f"{100 * max(0.0, min(1.0, fraction)):.0f} %"
 
 
+FOLD_ITEMS = 20  # a list longer than this shows as its size
+
+
+def folded(value: object) -> object:
+    """`value` with every list of more than FOLD_ITEMS items replaced by a note of its size,
+    so that a page never lays out thousands of numbers; the download keeps them all."""
+    if isinstance(value, Mapping):
+        return {k: folded(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        if len(value) > FOLD_ITEMS:
+            return f"[{len(value):,} items: in the download]"
+        return [folded(v) for v in value]
+    return value
+
+
 def browser_json(value: object) -> object:
     """`value` for st.json with every integer shown exactly.
 

@@ -14,12 +14,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from sqlalchemy import Engine
 from streamlit.delta_generator import DeltaGenerator
 
 from compute import registry
+from compute.headline import Headline
 from compute.registry import Kind
 from jobstore import queries
 from jobstore.models import StageStatus, Status
@@ -277,23 +279,43 @@ def logs(job: JobDetail) -> None:
 
 
 def result(job: JobDetail, kind: Kind | None) -> None:
-    """Key numbers, the kind's chart, then the whole result."""
+    """The kind's headline (or the key numbers), its chart, then the whole result, folded."""
     summary = job.result or {}
     if job.partial:
         st.warning(partial_note(job.progress), icon=":material/content_cut:")
-    numbers = [
-        (k, v) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)
-    ][:MAX_RESULT_METRICS]
-    if numbers:
-        # As wide as each number needs, wrapping on narrow screens, so none is cut short.
-        with st.container(horizontal=True, gap="large"):
-            for k, v in numbers:
-                st.metric(md_escape(fmt.label(k)), fmt.number(v), width="content")
+    headline = kind.summary(summary, job.params) if kind is not None else None
+    if headline is not None:
+        show_headline(headline)
+    else:
+        numbers = [
+            (k, v)
+            for k, v in summary.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        ][:MAX_RESULT_METRICS]
+        if numbers:
+            # As wide as each number needs, wrapping on narrow screens, so none is cut short.
+            with st.container(horizontal=True, gap="large"):
+                for k, v in numbers:
+                    st.metric(md_escape(fmt.label(k)), fmt.number(v), width="content")
     fig = charts.result_figure(kind, summary, job.series) or charts.series_figure(job.series)
     if fig is not None:
         show(fig, key=f"result-{job.id}")
-    with st.expander("Result", expanded=True, icon=":material/data_object:"):
-        st.json(fmt.browser_json(summary))
+    # Folded, with long lists cut to their size: the whole result is in the download.
+    with st.expander("Result as JSON", expanded=False, icon=":material/data_object:"):
+        st.json(fmt.browser_json(fmt.folded(summary)), expanded=2)
+
+
+def show_headline(headline: Headline) -> None:
+    """The figures as metrics, each as wide as it needs; then the tables and notes."""
+    with st.container(horizontal=True, gap="large"):
+        for f in headline.figures:
+            st.metric(md_escape(f.label), f.text, help=md_escape(f.help) or None, width="content")
+    for table in headline.tables:
+        st.markdown(f"**{md_escape(table.title)}**")
+        frame = pd.DataFrame(table.rows, columns=table.columns)
+        st.dataframe(frame, hide_index=True, height="content" if len(table.rows) <= 40 else 600)
+    for note in headline.notes:
+        st.caption(md_escape(note))
 
 
 def failure(job: JobDetail) -> None:

@@ -105,6 +105,11 @@ def html_report(
         ],
         figures={section: figures.get(section, []) for section in SECTIONS},
         outcome=_outcome(job),
+        headline=(
+            kind.summary(job.result, job.params)
+            if kind is not None and job.result is not None
+            else None
+        ),
         params=json.dumps(job.params, indent=2, ensure_ascii=False),
         versions=list(job.versions.items()),
         attempts=[

@@ -21,9 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from compute import datasets
 from compute.context import JobContext
 from compute.datasets import Upload
+from compute.headline import Figure, Headline
 from compute.kernels.bootstrap import prepare, resample
 from compute.registry import register
 from compute.seeds import Seed
+from runlab import format as fmt
 from runlab.errors import InvalidUpload, JobCancelled
 
 if TYPE_CHECKING:
@@ -390,8 +392,33 @@ def example() -> dict[str, Any]:
     return {"data": data, "statistic": "median", "column": "x", "resamples": 60_000, "seed": 3}
 
 
+def headline_of(result: Mapping[str, Any], params: Mapping[str, Any]) -> Headline:
+    """The statistic with its interval, the method that made it, and the data behind it."""
+    se = float(result.get("standard_error") or 0.0)
+    d = fmt.decimals_for(se) if se > 0 else 4
+    method = {"bca": "BCa", "percentile": "percentile"}.get(result["method"], result["method"])
+    figures = [
+        Figure("Estimate", f"{float(result['estimate']):,.{d}f}"),
+        Figure(
+            f"{float(result['confidence']):.0%} interval ({method})",
+            f"{float(result['ci_low']):,.{d}f} – {float(result['ci_high']):,.{d}f}",
+        ),
+        Figure("Standard error", fmt.significant(se, 2) if se > 0 else "0"),
+        Figure("Rows", f"{int(result['rows']):,}"),
+        Figure("Resamples", f"{int(result['resamples']):,}"),
+    ]
+    notes = []
+    if result.get("undefined_resamples"):
+        notes.append(
+            f"{int(result['undefined_resamples']):,} resamples had no defined value and were "
+            "left out."
+        )
+    return Headline(figures, notes=notes)
+
+
 @register(
     "bootstrap",
+    summarise=headline_of,
     headline=("estimate", "ci_low", "ci_high"),
     title="Bootstrap interval",
     description="Bootstrap confidence interval (percentile or BCa) of a statistic of a CSV column.",

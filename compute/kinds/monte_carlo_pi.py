@@ -10,9 +10,11 @@ import plotly.graph_objects as go
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from compute.context import JobContext
+from compute.headline import Figure, Headline
 from compute.kernels.monte_carlo_pi import count_inside
 from compute.registry import register
 from compute.seeds import Seed
+from runlab import format as fmt
 
 MAX_SAMPLES = 10**11
 MAX_CHUNKS = 100_000
@@ -96,8 +98,25 @@ def resumable(saved: Mapping[str, Any], sizes: list[int], seed: int) -> dict[int
     return out
 
 
+def headline_of(result: Mapping[str, Any], params: Mapping[str, Any]) -> Headline:
+    """The estimate ± its standard error, and how far from π that is in standard errors."""
+    est, se = float(result["estimate"]), float(result["standard_error"])
+    figures = [Figure("Estimate of π", fmt.measured(est, se), "± one standard error")]
+    if se > 0:
+        figures.append(
+            Figure(
+                "Distance from π",
+                f"{abs(est - math.pi) / se:.1f} standard errors",
+                "Within about 2 for a sound estimate, 19 times in 20.",
+            )
+        )
+    figures.append(Figure("Samples", f"{int(result['samples']):,}"))
+    return Headline(figures)
+
+
 @register(
     "monte_carlo_pi",
+    summarise=headline_of,
     headline=("estimate", "standard_error"),
     title="Monte Carlo π",
     description="Estimate π from random points in the unit square, in parallel on Dask.",

@@ -16,9 +16,11 @@ import plotly.graph_objects as go
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from compute.context import JobContext
+from compute.headline import Figure, Headline, Table
 from compute.kernels.optimize import BOXES, path_points, solve, value
 from compute.registry import register
 from compute.seeds import Seed, spawn
+from runlab import format as fmt
 
 Objective = Literal["rosenbrock", "rastrigin", "ackley", "himmelblau"]
 Method = Literal["Nelder-Mead", "Powell", "L-BFGS-B", "differential_evolution"]
@@ -329,8 +331,46 @@ def run_starts(
     return done
 
 
+def headline_of(result: Mapping[str, Any], params: Mapping[str, Any]) -> Headline:
+    """The best value and point, how many starts converged and which minima they found, and a
+    row per start."""
+    starts = list(result.get("starts") or [])
+    converged = sum(1 for s in starts if s.get("converged"))
+
+    def point(x: Any) -> str:
+        return "(" + ", ".join(f"{float(v):.4f}" for v in x) + ")"
+
+    figures = [
+        Figure("Best f", fmt.significant(float(result["best_f"]), 6)),
+        Figure("Best x", point(result["best_x"])),
+        Figure("Converged", f"{converged} of {len(starts)} starts"),
+    ]
+    if "minima_found" in result:
+        found = len(result["minima_found"])
+        figures.append(
+            Figure("Minima found", f"{found} of {len(HIMMELBLAU_MINIMA)}", "Himmelblau's four")
+        )
+    columns = ["Start", "Final x", "f", "Iterations", "Converged"]
+    if "minima_found" in result:
+        columns.append("Minimum")
+    rows = []
+    for s in starts:
+        row = [
+            str(int(s["start"]) + 1),
+            point(s["x"]),
+            fmt.significant(float(s["f"]), 6),
+            f"{int(s['iterations']):,}",
+            "yes" if s.get("converged") else "no",
+        ]
+        if "minima_found" in result:
+            row.append(s.get("minimum") or "")
+        rows.append(row)
+    return Headline(figures, [Table("Starts", columns, rows)])
+
+
 @register(
     "optimize",
+    summarise=headline_of,
     headline=("best_f", "converged_starts"),
     title="Optimisation",
     description="Minimise a standard test function from many random starts with SciPy, on Dask.",

@@ -16,9 +16,11 @@ import plotly.graph_objects as go
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from compute.context import JobContext
+from compute.headline import Figure, Headline
 from compute.kernels.option_pricing import simulate
 from compute.registry import register
 from compute.seeds import Seed
+from runlab import format as fmt
 
 OptionType = Literal[
     "european_call", "european_put", "asian_call", "asian_put", "barrier_up_out_call"
@@ -211,8 +213,34 @@ def resumable(saved: Mapping[str, Any], sizes: list[int], antithetic: bool) -> d
     return out
 
 
+def headline_of(result: Mapping[str, Any], params: Mapping[str, Any]) -> Headline:
+    """The price ± its standard error, its 95 % interval and delta, and the closed-form price
+    with the Monte Carlo price's z-score where one exists."""
+    price, se = float(result["price"]), float(result["standard_error"])
+    d = fmt.decimals_for(se)
+    figures = [
+        Figure("Price", fmt.measured(price, se), "± one standard error"),
+        Figure("95 % interval", f"{result['ci_low']:,.{d}f} – {result['ci_high']:,.{d}f}"),
+        Figure("Delta", fmt.significant(float(result["delta"]), 4), "∂price/∂S"),
+    ]
+    closed = result.get("bs_price")
+    if isinstance(closed, int | float):
+        figures.append(Figure("Black–Scholes price", f"{closed:,.{max(d, 4)}f}"))
+        if se > 0:
+            figures.append(
+                Figure(
+                    "z-score against it",
+                    f"{(price - closed) / se:+.2f}",
+                    "(Monte Carlo − closed form) / standard error: within ±2, 19 times in 20.",
+                )
+            )
+    figures.append(Figure("Paths", f"{int(result['paths']):,}"))
+    return Headline(figures)
+
+
 @register(
     "option_pricing",
+    summarise=headline_of,
     headline=("price", "standard_error", "delta"),
     title="Option pricing",
     description="Monte Carlo price, error and delta of European, Asian and barrier options.",

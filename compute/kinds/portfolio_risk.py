@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from compute import datasets
 from compute.context import JobContext
+from compute.headline import Figure, Headline, Table
 from compute.kernels.portfolio_risk import (
     BINS,
     FRACTION,
@@ -33,6 +34,7 @@ from compute.kernels.portfolio_risk import (
 )
 from compute.registry import register
 from compute.seeds import Seed
+from runlab import format as fmt
 from runlab.errors import InvalidUpload
 
 Distribution = Literal["normal", "student_t"]
@@ -624,8 +626,41 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def headline_of(result: Mapping[str, Any], params: Mapping[str, Any]) -> Headline:
+    """One row per confidence level: VaR with its 95 % interval, CVaR, and the closed forms
+    where the normal model has them."""
+    var, cvar = result["var"], result["cvar"]
+    low, high = result.get("var_ci_low") or {}, result.get("var_ci_high") or {}
+    closed_var = result.get("var_closed_form") or {}
+    closed_cvar = result.get("cvar_closed_form") or {}
+    columns = ["Level", "VaR", "VaR 95 % interval", "CVaR (expected shortfall)"]
+    if closed_var:
+        columns += ["VaR, closed form", "CVaR, closed form"]
+
+    def money(x: Any) -> str:
+        return f"{float(x):,.0f}" if abs(float(x)) >= 100 else fmt.significant(float(x), 4)
+
+    rows = []
+    for level in sorted(var, key=float):
+        row = [
+            f"{100 * float(level):g} %",
+            money(var[level]),
+            f"{money(low[level])} – {money(high[level])}" if level in low and level in high else "",
+            money(cvar[level]),
+        ]
+        if closed_var:
+            row += [money(closed_var.get(level, math.nan)), money(closed_cvar.get(level, math.nan))]
+        rows.append(row)
+    figures = [
+        Figure("Mean loss", money(result["mean_loss"]), "Negative: a mean gain"),
+        Figure("Scenarios", f"{int(result['scenarios']):,}"),
+    ]
+    return Headline(figures, [Table("Value at risk, as losses", columns, rows)])
+
+
 @register(
     "portfolio_risk",
+    summarise=headline_of,
     headline=("mean_loss",),
     title="Portfolio risk",
     description="Monte Carlo value at risk and expected shortfall of a portfolio of assets with "

@@ -319,6 +319,8 @@ def test_show_and_ls_say_a_job_stopped_early_is_partial(db):
     lines = out.splitlines()
     assert lines[1].startswith("status    partial  attempt 1  progress 27%"), lines
     assert lines[2] == "          Stopped early: a partial result from 27 % of the planned work."
+    # The kind's headline, rounded to what the standard error supports.
+    assert "answer    Estimate of π: 3.1416 ± 0.0016" in lines
     code, out, _ = run("ls", "--status", "partial")
     assert code == 0 and f"{job:<17} partial      27%" in out, out
     code, out, _ = run("show", job, "--json")

@@ -14,8 +14,10 @@ from urllib.parse import parse_qs, urlparse
 import psutil
 import pytest
 
+from compute import registry
 from jobstore import queries
 from jobstore.models import Status
+from runlab import format as fmt
 from tests.e2e.conftest import START_TIMEOUT, RunlabUp, alive
 from tests.polling import wait_for
 
@@ -59,8 +61,8 @@ def status_badge(page: Page, status: str) -> Locator:
     return page.locator(".stMarkdownBadge", has_text=re.compile(rf"\b{status}\s*$")).first
 
 
-def estimate_metric(page: Page) -> Locator:
-    label = page.get_by_test_id("stMetricLabel").get_by_text("Estimate", exact=True)
+def estimate_metric(page: Page, label_text: str = "Estimate") -> Locator:
+    label = page.get_by_test_id("stMetricLabel").get_by_text(label_text, exact=True)
     return page.get_by_test_id("stMetric").filter(has=label).get_by_test_id("stMetricValue")
 
 
@@ -118,7 +120,7 @@ def assert_result_page(page: Page) -> str:
     """`succeeded`, a Plotly chart and an estimate of π; the estimate's text."""
     status_badge(page, "succeeded").wait_for(state="visible", timeout=30_000)
     page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=30_000)
-    metric = estimate_metric(page)
+    metric = estimate_metric(page, "Estimate of π")
     metric.wait_for(state="visible", timeout=15_000)
     return metric.inner_text().strip()
 
@@ -152,7 +154,12 @@ def test_submit_watch_progress_and_share_the_link(
     assert job.result is not None
     estimate = job.result["estimate"]
     assert abs(estimate - math.pi) < 1e-3, job.result
-    assert math.isclose(float(shown.replace(",", "")), estimate, rel_tol=1e-8), (shown, estimate)
+    # The headline: the estimate ± its standard error, to the digits that the error supports.
+    kind = registry.get("monte_carlo_pi")
+    assert shown == kind.summary(job.result, job.params).figures[0].text
+    value, error = (float(x) for x in shown.replace(",", "").split(" ± "))
+    assert abs(value - estimate) <= 10 ** -fmt.decimals_for(job.result["standard_error"]), shown
+    assert error == pytest.approx(job.result["standard_error"], rel=0.1)
 
     # The shared link, opened by somebody else: no cookies, no session, same result.
     other = new_page()

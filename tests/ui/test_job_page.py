@@ -127,7 +127,9 @@ def test_succeeded_job_shows_key_numbers_result_and_its_chart(store: Engine) -> 
 
     assert open_tab(at) == "Result"
     assert badge(Status.SUCCEEDED) in [m.value for m in at.markdown]
-    assert metric(at, "Estimate") == "3.1416"
+    # The kind's headline: the estimate to the digits its standard error supports.
+    assert metric(at, "Estimate of π") == "3.1416 ± 0.0016"
+    assert metric(at, "Distance from π") == "0.0 standard errors"
     assert metric(at, "Samples") == "1,000,000"
     assert seed.PI_RESULT in [json.loads(j.value) for j in at.json]
     [chart] = charts(at)  # the kind's own figure: the series against π
@@ -160,8 +162,11 @@ def test_a_job_stopped_early_says_partial_and_shows_the_share_it_covers(store: E
     assert metric(at, "Progress") == "27 %"
     assert [b.value for b in at.get("progress")] == [27]
 
-    page = report.html_report(queries.get_job(store, public_id), None, made_at=datetime.now(UTC))
-    assert "<th>Status</th><td>partial</td>" in page.replace("\n", "")
+    job = queries.get_job(store, public_id)
+    page = report.html_report(job, job_view.kind_of(job), made_at=datetime.now(UTC))
+    assert "<th>Status</th><td>partial</td>" in page
+    # The kind's headline heads the result, rounded as on the page.
+    assert "<tr><th>Estimate of π</th><td>3.1416 ± 0.0016</td></tr>" in page.replace("\n", "")
     assert (
         '<p class="partial">Stopped early: a partial result from 27 % of the planned work.</p>'
         in page
@@ -350,7 +355,7 @@ def two_series_job(store: Engine) -> str:
 
 
 TAB_PROBES: dict[str, Any] = {
-    "Result": lambda at: metric(at, "Estimate") == "3.1416",
+    "Result": lambda at: metric(at, "Estimate of π") == "3.1416 ± 0.0016",
     "Progress": lambda at: len(at.get("progress")) == 4 and len(charts(at)) == 1,
     "Timeline": lambda at: {t["type"] for t in charts(at)[0]["data"]} == {"bar"},
     "Parameters": lambda at: json.loads(at.json[0].value)["samples"] == 1_000_000,
