@@ -49,6 +49,32 @@ def series_figure(series: Series, *, log_y: bool = False) -> go.Figure | None:
         showlegend=False,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
     )
+    return one_point_axes(fig)
+
+
+def one_point_axes(fig: go.Figure) -> go.Figure:
+    """A trace of one point (a job done in one chunk) drawn as a marker, on an x axis from 0
+    to twice its step, rather than autoscaled to a sliver around it ("3.999999M … 4.000001M").
+    Axes that also hold longer traces are left alone."""
+    points: dict[str, list[float]] = {}
+    longer: set[str] = set()
+    for trace in fig.data:
+        xs = getattr(trace, "x", None)
+        if xs is None or getattr(trace, "type", "") != "scatter":
+            continue
+        axis = getattr(trace, "xaxis", None) or "x"
+        if len(xs) == 1 and isinstance(xs[0], int | float) and not isinstance(xs[0], bool):
+            points.setdefault(axis, []).append(float(xs[0]))
+            trace.mode = "markers"
+            trace.marker.size = 10
+        elif len(xs) > 1:
+            longer.add(axis)
+    for axis, xs in points.items():
+        if axis in longer:
+            continue
+        x = max(xs, key=abs)
+        span = [0.0, 2 * x] if x > 0 else [2 * x, 0.0] if x < 0 else [-1.0, 1.0]
+        fig.layout["xaxis" + axis[1:]].range = span
     return fig
 
 
@@ -57,7 +83,8 @@ def result_figure(kind: Kind | None, result: Mapping[str, Any], series: Series) 
     if kind is None or kind.figure is None:
         return None
     try:
-        return kind.figure(dict(result), series)
+        fig = kind.figure(dict(result), series)
+        return one_point_axes(fig) if isinstance(fig, go.Figure) else fig
     except Exception:
         log.exception("the %s chart could not be drawn", kind.name)
         return None

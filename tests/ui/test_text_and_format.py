@@ -172,3 +172,14 @@ def test_file_sizes_read_as_upload_limits_state_them() -> None:
     assert words.file_size(12_345) == "12,345 bytes"
     assert words.file_size(50 * 1024 * 1024) == "50.0 MB"
     assert words.size(1536) == "1.5 KiB"
+
+
+def test_a_one_point_series_is_a_marker_on_an_axis_that_contains_it() -> None:
+    from ui import charts
+
+    fig = charts.series_figure({"estimate": ([4_000_000], [3.1416]), "other": ([1, 2], [5, 6])})
+    assert fig is not None
+    one, two = fig.data
+    assert one.mode == "markers" and two.mode == "lines+markers"
+    assert list(fig.layout.xaxis.range) == [0.0, 8_000_000.0]  # not a sliver around the point
+    assert fig.layout.xaxis2.range is None  # an axis of many points keeps its own range
