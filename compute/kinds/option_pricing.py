@@ -187,16 +187,29 @@ def figure(result: Mapping[str, Any], series: Mapping[str, tuple[list[float], li
     steps, price = series.get("price", ([], []))
     _, low = series.get("ci_low", ([], []))
     _, high = series.get("ci_high", ([], []))
+    if not steps:
+        return None  # nothing drawn as it ran: the headline says it all
     fig = go.Figure()
-    if steps and len(low) == len(steps) == len(high):
+    banded = len(low) == len(steps) == len(high)
+    if banded and len(steps) > 1:
         fig.add_trace(go.Scatter(x=steps, y=high, mode="lines", line_width=0, showlegend=False))
         fig.add_trace(
             go.Scatter(
                 x=steps, y=low, mode="lines", line_width=0, fill="tonexty", name="95 % interval"
             )
         )
-    if steps:
-        fig.add_trace(go.Scatter(x=steps, y=price, mode="lines+markers", name="price"))
+    # One point (a job done in one chunk): the price with its interval as an error bar.
+    bar = (
+        {
+            "type": "data",
+            "symmetric": False,
+            "array": [high[0] - price[0]],
+            "arrayminus": [price[0] - low[0]],
+        }
+        if banded and len(steps) == 1
+        else None
+    )
+    fig.add_trace(go.Scatter(x=steps, y=price, mode="lines+markers", name="price", error_y=bar))
     if result.get("bs_price") is not None:
         fig.add_hline(y=result["bs_price"], line_dash="dot", annotation_text="Black–Scholes")
     fig.update_layout(xaxis_title="paths", yaxis_title="price", height=360)

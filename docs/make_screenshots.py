@@ -1,0 +1,169 @@
+"""`make screenshots`: a PNG of every page and job tab, from a store seeded with real results.
+
+Each kind's result is made by its own driver, run in this process on the tests' stand-in
+context, and stored through the same verbs a runner uses; one job is left running and one
+queued. A real `runlab web` serves the store, and Debian's Chromium draws each page into
+docs/screenshots/.
+
+Run: .venv/bin/python docs/make_screenshots.py [--out docs/screenshots]
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import click
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from compute import registry  # noqa: E402
+from compute.results import clean_result  # noqa: E402
+from jobstore import reports, transitions  # noqa: E402
+from jobstore.engine import make_engine, migrate  # noqa: E402
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.ui import seed  # noqa: E402
+from tests.unit.fake_context import FakeContext  # noqa: E402
+from ui.job_view import TABS  # noqa: E402
+
+SIGMAS = (0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+def finished(engine: Any, kind: str, params: dict[str, Any], name: str) -> str:
+    """A job of `kind` with the result and the live series that its driver made."""
+    k = registry.get(kind)
+    ctx = FakeContext()
+    result = clean_result(k.run(ctx, k.parse(params)))
+    public_id, lease = seed.running_kind(engine, kind, params, name=name)
+    reports.report(engine, lease, reports.Report(metrics=list(ctx.metrics)), lease_seconds=30)
+    transitions.succeed(engine, lease, result)
+    return public_id
+
+
+def seeded(url: str) -> dict[str, Any]:
+    """The store's jobs, by what each screenshot shows."""
+    registry.load(())
+    engine = make_engine(url)
+    migrate(engine)
+    seed.runner(engine)
+    jobs: dict[str, Any] = {}
+    jobs["options"] = [
+        finished(engine, "option_pricing", {"sigma": s, "paths": 200_000}, f"Call, σ = {s}")
+        for s in SIGMAS
+    ]
+    jobs["portfolio"] = finished(
+        engine, "portfolio_risk", {"scenarios": 50_000, "seed": 2}, "Three-asset book"
+    )
+    jobs["optimize"] = finished(
+        engine, "optimize", {"objective": "himmelblau", "starts": 32, "seed": 4}, "Himmelblau"
+    )
+    jobs["pi"] = finished(engine, "monte_carlo_pi", {"samples": 4_000_000, "seed": 7}, "π")
+    jobs["stopped"] = seed.stopped(engine, "π, stopped early", covered=0.27)
+    jobs["failed"] = seed.failed(engine, "Bad correlation", message="the matrix is not positive")
+    # Last, so that its runner's heartbeat is fresh when the pages are drawn.
+    jobs["running"], _ = seed.running(engine, "π, ten billion samples", progress=0.42)
+    jobs["queued"] = seed.queued(engine, "π, waiting")
+    engine.dispose()
+    return jobs
+
+
+def pages(jobs: dict[str, Any]) -> list[tuple[str, str]]:
+    """(file name, path) of every page and tab."""
+    option = jobs["options"][2]
+    shots = [
+        ("home", "/"),
+        ("new-job", "/new?kind=option_pricing"),
+        ("jobs", "/jobs"),
+        ("jobs-search", "/jobs?q=kind%3Aoption_pricing+sigma+%3E%3D+0.3"),
+        ("compare", "/compare?ids=" + ",".join(jobs["options"])),
+        ("compare-pick", "/compare"),
+        ("runners", "/runners"),
+        ("job-running", f"/job?id={jobs['running']}&tab=Progress"),
+        ("job-stopped", f"/job?id={jobs['stopped']}"),
+        ("job-failed", f"/job?id={jobs['failed']}"),
+        ("job-portfolio", f"/job?id={jobs['portfolio']}"),
+        ("job-optimize", f"/job?id={jobs['optimize']}"),
+    ]
+    shots += [(f"job-option-{tab.lower()}", f"/job?id={option}&tab={tab}") for tab in TABS]
+    return shots
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_up(base: str) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit("the app did not answer within 90 s")
+
+
+@click.command()
+@click.option("--out", default=str(ROOT / "docs" / "screenshots"), show_default=True)
+def main(out: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'runlab.db'}"
+        jobs = seeded(url)
+        port = free_port()
+        env = {**os.environ, "RUNLAB_DATABASE_URL": url, "RUNLAB_ARTIFACTS": f"{tmp}/artifacts"}
+        web = subprocess.Popen(
+            [str(Path(sys.executable).with_name("runlab")), "web", "--port", str(port)],
+            env=env,
+            cwd=tmp,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_up(base)
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+                # Tall: Streamlit scrolls inside its own container, which a full-page shot of
+                # the document does not extend.
+                context = browser.new_context(viewport={"width": 1300, "height": 1800})
+                for name, path in pages(jobs):
+                    page = context.new_page()
+                    page.goto(base + path)
+                    page.get_by_test_id("stSidebar").wait_for(timeout=60_000)
+                    page.wait_for_load_state("networkidle")
+                    # Streamlit draws in several passes, and Plotly after them: let both settle.
+                    page.wait_for_timeout(2500)
+                    if page.get_by_test_id("stPlotlyChart").count():
+                        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+                        page.wait_for_timeout(1000)
+                    target = folder / f"{name}.png"
+                    page.screenshot(path=str(target), full_page=True)
+                    click.echo(
+                        f"{target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}"
+                    )
+                    page.close()
+                browser.close()
+        finally:
+            os.killpg(web.pid, signal.SIGTERM)  # the app server and its Streamlit child
+            web.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
