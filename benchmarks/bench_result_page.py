@@ -11,15 +11,10 @@ Run: .venv/bin/python benchmarks/bench_result_page.py [--loads 5]
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import click
@@ -32,6 +27,7 @@ from compute.results import clean_result  # noqa: E402
 from jobstore import transitions  # noqa: E402
 from jobstore.engine import make_engine, migrate  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.processes import served  # noqa: E402
 from tests.ui import seed  # noqa: E402
 from tests.unit.fake_context import FakeContext  # noqa: E402
 
@@ -51,60 +47,30 @@ def stored_job(url: str) -> str:
     return public_id
 
 
-def wait_up(base: str, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit("the app did not answer within 90 s")
-
-
 @click.command()
 @click.option("--loads", default=5, show_default=True, help="Timed loads, after one warm-up.")
 def main(loads: int) -> None:
     from playwright.sync_api import sync_playwright
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'runlab.db'}"
         public_id = stored_job(url)
-        env = {**os.environ, "RUNLAB_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
-        web = subprocess.Popen(
-            [str(Path(sys.executable).with_name("runlab")), "web", "--port", str(port)],
-            env=env,
-            cwd=tmp,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_up(base, time.monotonic() + 90)
-            took: list[float] = []
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-                context = browser.new_context(viewport={"width": 1280, "height": 1000})
-                for i in range(loads + 1):
-                    page = context.new_page()
-                    started = time.monotonic()
-                    page.goto(f"{base}/job?id={public_id}")
-                    label = page.get_by_test_id("stMetricLabel")
-                    label.filter(has_text="Minima found").wait_for(timeout=60_000)
-                    page.get_by_test_id("stDataFrame").first.wait_for(timeout=60_000)
-                    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
-                    if i:  # the first load warms the server's imports and caches
-                        took.append(time.monotonic() - started)
-                    page.close()
-                browser.close()
-        finally:
-            os.killpg(web.pid, signal.SIGTERM)  # the app server and its Streamlit child
-            web.wait(timeout=30)
+        took: list[float] = []
+        with served(url, Path(tmp)) as base, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            context = browser.new_context(viewport={"width": 1280, "height": 1000})
+            for i in range(loads + 1):
+                page = context.new_page()
+                started = time.monotonic()
+                page.goto(f"{base}/job?id={public_id}")
+                label = page.get_by_test_id("stMetricLabel")
+                label.filter(has_text="Minima found").wait_for(timeout=60_000)
+                page.get_by_test_id("stDataFrame").first.wait_for(timeout=60_000)
+                page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+                if i:  # the first load warms the server's imports and caches
+                    took.append(time.monotonic() - started)
+                page.close()
+            browser.close()
     print(
         f"optimize Result tab, 32-start Himmelblau: median {statistics.median(took):.2f} s, "
         f"worst {max(took):.2f} s over {loads} loads (target: under 2 s)"

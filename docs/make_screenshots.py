@@ -10,14 +10,8 @@ Run: .venv/bin/python docs/make_screenshots.py [--out docs/screenshots]
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +25,7 @@ from compute.results import clean_result  # noqa: E402
 from jobstore import reports, transitions  # noqa: E402
 from jobstore.engine import make_engine, migrate  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.processes import served  # noqa: E402
 from tests.ui import seed  # noqa: E402
 from tests.unit.fake_context import FakeContext  # noqa: E402
 from ui.job_view import TABS  # noqa: E402
@@ -97,24 +92,6 @@ def pages(jobs: dict[str, Any]) -> list[tuple[str, str]]:
     return shots
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_up(base: str) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit("the app did not answer within 90 s")
-
-
 @click.command()
 @click.option("--out", default=str(ROOT / "docs" / "screenshots"), show_default=True)
 def main(out: str) -> None:
@@ -125,44 +102,27 @@ def main(out: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'runlab.db'}"
         jobs = seeded(url)
-        port = free_port()
-        env = {**os.environ, "RUNLAB_DATABASE_URL": url, "RUNLAB_ARTIFACTS": f"{tmp}/artifacts"}
-        web = subprocess.Popen(
-            [str(Path(sys.executable).with_name("runlab")), "web", "--port", str(port)],
-            env=env,
-            cwd=tmp,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_up(base)
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-                # Tall: Streamlit scrolls inside its own container, which a full-page shot of
-                # the document does not extend.
-                context = browser.new_context(viewport={"width": 1300, "height": 1800})
-                for name, path in pages(jobs):
-                    page = context.new_page()
-                    page.goto(base + path)
-                    page.get_by_test_id("stSidebar").wait_for(timeout=60_000)
-                    page.wait_for_load_state("networkidle")
-                    # Streamlit draws in several passes, and Plotly after them: let both settle.
-                    page.wait_for_timeout(2500)
-                    if page.get_by_test_id("stPlotlyChart").count():
-                        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
-                        page.wait_for_timeout(1000)
-                    target = folder / f"{name}.png"
-                    page.screenshot(path=str(target), full_page=True)
-                    click.echo(
-                        f"{target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}"
-                    )
-                    page.close()
-                browser.close()
-        finally:
-            os.killpg(web.pid, signal.SIGTERM)  # the app server and its Streamlit child
-            web.wait(timeout=30)
+        artifacts = f"{tmp}/artifacts"
+        with served(url, Path(tmp), RUNLAB_ARTIFACTS=artifacts) as base, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            # Tall: Streamlit scrolls inside its own container, which a full-page shot of the
+            # document does not extend.
+            context = browser.new_context(viewport={"width": 1300, "height": 1800})
+            for name, path in pages(jobs):
+                page = context.new_page()
+                page.goto(base + path)
+                page.get_by_test_id("stSidebar").wait_for(timeout=60_000)
+                page.wait_for_load_state("networkidle")
+                # Streamlit draws in several passes, and Plotly after them: let both settle.
+                page.wait_for_timeout(2500)
+                if page.get_by_test_id("stPlotlyChart").count():
+                    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+                    page.wait_for_timeout(1000)
+                target = folder / f"{name}.png"
+                page.screenshot(path=str(target), full_page=True)
+                click.echo(str(target))
+                page.close()
+            browser.close()
 
 
 if __name__ == "__main__":

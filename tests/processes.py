@@ -3,9 +3,15 @@ lock held by another process, a server on a port, a runner to signal."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,3 +41,38 @@ def spawn(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def served(url: str, folder: Path, **env: str) -> Iterator[str]:
+    """`runlab web` over the store at `url`, run in `folder` on a free port: its base URL once
+    it answers. On leaving, the server and its Streamlit child are stopped together."""
+    port = free_port()
+    web = spawn(
+        [str(Path(sys.executable).with_name("runlab")), "web", "--port", str(port)],
+        folder / "web.log",
+        env={**os.environ, "RUNLAB_DATABASE_URL": url, **env},
+        cwd=folder,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline or web.poll() is not None:
+                    raise RuntimeError(f"runlab web did not answer in 90 s; see {folder}") from None
+                time.sleep(0.3)
+        yield base
+    finally:
+        os.killpg(web.pid, signal.SIGTERM)
+        web.wait(timeout=30)
