@@ -49,7 +49,15 @@ def series_figure(series: Series, *, log_y: bool = False) -> go.Figure | None:
         showlegend=False,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
     )
-    return one_point_axes(fig)
+    return one_point_axes(fitted(fig))
+
+
+def fitted(fig: go.Figure) -> go.Figure:
+    """Every axis makes room for its tick labels and title (Plotly's automargin), so that no
+    label is cut at the chart's edge ("ue" for "queue", ".1" for "3.1")."""
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
+    return fig
 
 
 def one_point_axes(fig: go.Figure) -> go.Figure:
@@ -84,7 +92,7 @@ def result_figure(kind: Kind | None, result: Mapping[str, Any], series: Series) 
         return None
     try:
         fig = kind.figure(dict(result), series)
-        return one_point_axes(fig) if isinstance(fig, go.Figure) else fig
+        return one_point_axes(fitted(fig)) if isinstance(fig, go.Figure) else fig
     except Exception:
         log.exception("the %s chart could not be drawn", kind.name)
         return None
@@ -180,7 +188,7 @@ def timeline_figure(
         },
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
     )
-    return fig
+    return fitted(fig)
 
 
 def _wall(ts: datetime, zone: tzinfo) -> str:

@@ -212,7 +212,7 @@ def overlay_figure(comparison: Comparison, names: Sequence[str]) -> go.Figure | 
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
     )
-    return fig
+    return charts.fitted(fig)
 
 
 def overlay_chart(comparison: Comparison, names: Sequence[str]) -> None:
@@ -326,7 +326,7 @@ def against_parameter_figure(comparison: Comparison) -> go.Figure | None:
         fig.update_xaxes(title_text=html.escape(label), row=1, col=col)
         fig.update_yaxes(title_text=html.escape(fmt.label(measure)), row=1, col=col)
     fig.update_layout(height=charts.ROW_HEIGHT + 80, margin={"l": 10, "r": 10, "t": 30, "b": 10})
-    return fig
+    return charts.fitted(fig)
 
 
 def against_parameter(comparison: Comparison) -> None:
