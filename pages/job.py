@@ -57,7 +57,8 @@ def _stop(engine: Engine, public_id: str, stoppable: list[str]) -> None:
     st.session_state[OUTCOME_KEY] = STOP_TEXT[outcome]
 
 
-title, action = st.columns([5, 1], vertical_alignment="center")
+# Wide enough for the longest button, "Stop and keep", on one line at 1,280 px.
+title, action = st.columns([4, 1], vertical_alignment="center")
 with title:
     job_view.header(job, kind)
 if not job.status.terminal:
