@@ -163,7 +163,17 @@ def serve_web(settings: Settings, *, port: int, host: str = LOOPBACK) -> int:
     command = app_command(port, host)
     warn_if_exposed(host, port)
     # In the user's folder, as this process: a settings file found there is read by both.
-    return subprocess.call(command, env=env)
+    app = subprocess.Popen(command, env=env)
+
+    def _forward(signum: int, _frame: object) -> None:
+        # A stop sent to this process alone (a supervisor, `kill <pid>`) must reach the app
+        # too, or it would go on serving with no parent.
+        if app.poll() is None:
+            app.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, _forward)
+    signal.signal(signal.SIGINT, _forward)
+    return app.wait()
 
 
 def serve_up(

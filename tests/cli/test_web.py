@@ -91,6 +91,20 @@ def test_runlab_web_serves_the_pages_and_starts_no_runner(tmp_path: Path) -> Non
         engine.dispose()
 
 
+def test_a_stop_sent_to_runlab_web_alone_stops_the_app_it_started(tmp_path: Path) -> None:
+    with _runlab_web(tmp_path) as (proc, port):
+        app = psutil.Process(proc.pid).children(recursive=True)
+        assert app, "runlab web started no app"
+        proc.send_signal(signal.SIGTERM)  # to the parent only, as `kill <pid>` sends it
+        assert proc.wait(timeout=30) == 0
+        wait_for(
+            lambda: not [p for p in app if p.is_running() and p.status() != psutil.STATUS_ZOMBIE],
+            timeout=30,
+            what="the app to stop with runlab web",
+        )
+        assert not _answers("127.0.0.1", port)
+
+
 def test_runlab_web_listens_on_127_0_0_1_only_by_default(tmp_path: Path) -> None:
     with _runlab_web(tmp_path) as (proc, port):
         assert _listening(proc.pid, port) == {"127.0.0.1"}
