@@ -189,6 +189,13 @@ def get(name: str) -> Kind:
         raise UnknownKind(name, sorted(_KINDS)) from None
 
 
+def find(name: str) -> Kind | None:
+    """The kind of that name, or None where it is not installed (a job stored by another
+    host's kinds, say)."""
+    load()
+    return _KINDS.get(name)
+
+
 def all_kinds() -> list[Kind]:
     load()
     return [_KINDS[k] for k in sorted(_KINDS)]

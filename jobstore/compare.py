@@ -129,13 +129,7 @@ def parse_ids(raw: str | Iterable[str]) -> list[str]:
     return [p for text in parts for p in _SEPARATORS.split(text) if p]
 
 
-def compare(
-    engine: Engine,
-    ids: Sequence[str],
-    *,
-    max_points: int = MAX_POINTS,
-    param_order: Sequence[str] = (),
-) -> Comparison:
+def compare(engine: Engine, ids: Sequence[str], *, max_points: int = MAX_POINTS) -> Comparison:
     """Read 2 to 10 jobs by public id for a side-by-side view, in two statements.
 
     `ids` are public ids in the order to show them; duplicates collapse to their first place.
@@ -143,8 +137,7 @@ def compare(
     `max_points` points per series, keeping the last. Ids that are malformed or not in the store
     come back in `Comparison.unknown` rather than raising, so a page can name them and still
     compare the rest. Raises `InvalidParams` (field `ids`) when fewer than 2 or more than 10
-    distinct ids are given; nothing is read then. `param_order` lists parameters in the order
-    their form shows them; the others follow by name.
+    distinct ids are given; nothing is read then.
     """
     wanted = list(dict.fromkeys(ids))
     if len(wanted) < MIN_JOBS:
@@ -180,7 +173,7 @@ def compare(
     return Comparison(
         jobs=compared,
         unknown=[i for i in wanted if i not in found],
-        fields=field_rows(compared, param_order),
+        fields=field_rows(compared),
     )
 
 

@@ -303,9 +303,10 @@ def _wait(engine: Engine, public_id: str, settings: Settings) -> JobDetail:
 def _headline_lines(job: JobDetail) -> list[str]:
     """The kind's headline of a finished job's result, as `Label: text` lines; none if the
     kind has none or is not installed here."""
-    if job.result is None or job.kind not in {k.name for k in registry.all_kinds()}:
+    kind = registry.find(job.kind)
+    if job.result is None or kind is None:
         return []
-    headline = registry.get(job.kind).summary(job.result, job.params)
+    headline = kind.summary(job.result, job.params)
     return [] if headline is None else headline.lines()
 
 

@@ -237,9 +237,8 @@ def overlay_chart(comparison: Comparison, names: Sequence[str]) -> None:
 
 def kinds_of(comparison: Comparison) -> list[Kind]:
     """The installed kinds of the jobs compared, in the order they first appear."""
-    installed = {k.name: k for k in registry.all_kinds()}
-    names = dict.fromkeys(j.summary.kind for j in comparison.jobs)
-    return [installed[n] for n in names if n in installed]
+    found = (registry.find(name) for name in dict.fromkeys(j.summary.kind for j in comparison.jobs))
+    return [kind for kind in found if kind is not None]
 
 
 def in_form_order(comparison: Comparison) -> Comparison:

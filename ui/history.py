@@ -256,7 +256,7 @@ def value_columns(view: View) -> list[tuple[str, str]]:
     wanted = [(t.source, t.key) for t in view.query.fields]
     if view.query.kinds is not None and len(view.query.kinds) == 1:
         (only,) = view.query.kinds
-        kind = next((k for k in registry.all_kinds() if k.name == only), None)
+        kind = registry.find(only)
         if kind is not None:
             wanted += [("result", k) for k in kind.headline]
     return list(dict.fromkeys(wanted))

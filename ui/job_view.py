@@ -26,7 +26,7 @@ from compute.registry import Kind
 from jobstore import queries
 from jobstore.models import StageStatus, Status
 from jobstore.views import JobDetail
-from runlab.errors import JobNotFound, UnknownKind
+from runlab.errors import JobNotFound
 from runlab.status import partial_note
 from ui import badges, charts, confirm, cost, report
 from ui import format as fmt
@@ -66,10 +66,7 @@ def refresh_every(status: Status) -> float | None:
 
 def kind_of(job: JobDetail) -> Kind | None:
     """The job's kind, or None when its module is not installed in this server."""
-    try:
-        return registry.get(job.kind)
-    except UnknownKind:
-        return None
+    return registry.find(job.kind)
 
 
 def header(job: JobDetail, kind: Kind | None) -> None:

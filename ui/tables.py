@@ -138,7 +138,7 @@ def _cell(value: Any) -> Any:
     """A number as itself, for the column to sort and format; anything else as short text."""
     if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
         return value
-    return fmt.number(value) if isinstance(value, bool) else str(value)[:200]
+    return str(value)[:200]
 
 
 def selectable_job_table(

@@ -335,7 +335,6 @@ def headline_of(result: Mapping[str, Any], params: Mapping[str, Any]) -> Headlin
     """The best value and point, how many starts converged and which minima they found, and a
     row per start."""
     starts = list(result.get("starts") or [])
-    converged = sum(1 for s in starts if s.get("converged"))
 
     def point(x: Any) -> str:
         return "(" + ", ".join(f"{float(v):.4f}" for v in x) + ")"
@@ -343,7 +342,7 @@ def headline_of(result: Mapping[str, Any], params: Mapping[str, Any]) -> Headlin
     figures = [
         Figure("Best f", fmt.significant(float(result["best_f"]), 6)),
         Figure("Best x", point(result["best_x"])),
-        Figure("Converged", f"{converged} of {len(starts)} starts"),
+        Figure("Converged", f"{int(result['converged_starts'])} of {len(starts)} starts"),
     ]
     if "minima_found" in result:
         found = len(result["minima_found"])
