@@ -80,11 +80,14 @@ class Cluster:
                 self.local.close(timeout=10)
 
 
-def connect(scheduler: str | None = None, n_workers: int | None = None) -> Cluster:
+def connect(
+    scheduler: str | None = None, n_workers: int | None = None, dashboard: str | None = None
+) -> Cluster:
     """A client to `scheduler`, or to a new LocalCluster of one single-threaded process per core.
 
     One thread per worker process: the kernels are NumPy loops that hold the GIL between calls,
-    so processes, not threads, use the cores.
+    so processes, not threads, use the cores. The LocalCluster serves its dashboard at
+    `dashboard` (host:port), if given; a scheduler of someone else's serves its own.
     """
     if scheduler:
         log.info("connecting to Dask scheduler %s", scheduler)
@@ -94,7 +97,7 @@ def connect(scheduler: str | None = None, n_workers: int | None = None) -> Clust
         n_workers=workers,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=dashboard or None,
         silence_logs=logging.WARNING,
         preload=[__name__],  # `dask_setup` below, in each worker process
     )

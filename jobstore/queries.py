@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -190,20 +191,23 @@ def _attempts(conn: Connection, job_id: int) -> list[AttemptView]:
             JobEvent.from_status,
             JobEvent.to_status,
             JobEvent.message,
+            Runner.dashboard_link,
         )
+        .outerjoin(Runner, and_(Runner.id == JobEvent.runner_id, Runner.stopped_at.is_(None)))
         .where(JobEvent.job_id == job_id, JobEvent.kind == "transition")
         .order_by(JobEvent.id)
     ).all()
     out: list[AttemptView] = []
     for r in rows:
         if r.to_status == Status.RUNNING:
-            out.append(AttemptView(r.attempt, r.runner_id, as_utc(r.at), None, "running", None))
+            out.append(
+                AttemptView(
+                    r.attempt, r.runner_id, as_utc(r.at), None, "running", None, r.dashboard_link
+                )
+            )
         elif r.from_status == Status.RUNNING and out and out[-1].attempt == r.attempt:
             outcome = "requeued" if r.to_status == Status.QUEUED else r.to_status
-            last = out[-1]
-            out[-1] = AttemptView(
-                last.attempt, last.runner_id, last.started_at, as_utc(r.at), outcome, r.message
-            )
+            out[-1] = replace(out[-1], ended_at=as_utc(r.at), outcome=outcome, note=r.message)
     return out
 
 

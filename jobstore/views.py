@@ -105,6 +105,8 @@ class AttemptView:
     ended_at: datetime | None
     outcome: str  # running, succeeded, failed, cancelled or requeued
     note: str | None
+    # The Dask dashboard of the attempt's runner, while that runner has not stopped.
+    dashboard_link: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -44,7 +44,7 @@ def serve_runner(
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     logging.getLogger("distributed").setLevel(logging.WARNING)
     spawn_without_main()
-    cluster = connect(scheduler, workers)
+    cluster = connect(scheduler, workers, settings.dashboard)
     runner = Runner(
         engine,
         settings,

@@ -108,6 +108,11 @@ class Settings(BaseSettings):
         default="", description="Dask scheduler address; empty starts a LocalCluster"
     )
     artifacts: str = Field(default_factory=lambda: str(data_dir() / "artifacts"))
+    dashboard: str = Field(
+        default="127.0.0.1:8787",
+        description="where a runner's own LocalCluster serves the Dask dashboard "
+        "(host:port; another port if that one is taken); empty: no dashboard",
+    )
     user: str = ""
     lease_seconds: float = Field(
         default=30.0,

@@ -248,11 +248,19 @@ def timeline(job: JobDetail) -> None:
                     "Took": fmt.elapsed(a.started_at, a.ended_at),
                     "Outcome": a.outcome,
                     "Note": a.note or "",
+                    "Dashboard": a.dashboard_link,
                 }
                 for a in job.attempts
             ],
             hide_index=True,
-            column_config={"Note": st.column_config.TextColumn(width="large")},
+            column_config={
+                "Note": st.column_config.TextColumn(width="large"),
+                "Dashboard": st.column_config.LinkColumn(
+                    "Dask dashboard",
+                    display_text="open",
+                    help="The live Dask dashboard of the runner's cluster, while it runs",
+                ),
+            },
         )
     st.subheader("What it cost")
     cost.cost(job)

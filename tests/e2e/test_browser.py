@@ -7,6 +7,7 @@ import math
 import re
 import signal
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlparse
@@ -166,6 +167,16 @@ def test_submit_watch_progress_and_share_the_link(
     other.goto(job_url)
     assert assert_result_page(other) == shown
     assert other.get_by_text(JOB_NAME, exact=True).first.is_visible()
+
+
+def test_the_runner_serves_its_dask_dashboard(runlab_app: RunlabUp) -> None:
+    """The runner's LocalCluster serves the Dask dashboard, and the store holds its address
+    for /runners and the Timeline to link to."""
+    (runner,) = [r for r in queries.runners(runlab_app.engine, alive_within=30) if r.alive]
+    assert runner.dashboard_link, "the runner recorded no dashboard"
+    with urllib.request.urlopen(runner.dashboard_link, timeout=10) as answer:
+        assert answer.status == 200
+        assert "Dask" in answer.read().decode("utf-8", "replace")
 
 
 def test_ctrl_c_stops_the_app_and_the_runner(runlab_app: RunlabUp) -> None:

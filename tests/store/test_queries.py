@@ -115,10 +115,13 @@ def test_runners_lists_live_runners_with_their_running_jobs(engine: Engine) -> N
         scheduler_address="tcp://127.0.0.1:8786",
         dashboard_link="http://127.0.0.1:8787/status",
     )
-    submit(engine, "demo_stages", {})
+    public_id = submit(engine, "demo_stages", {})
     claim(engine, RUNNER)
 
     (view,) = runners(engine, alive_within=60)
+    # The job's attempt links to its runner's dashboard while that runner has not stopped.
+    (attempt,) = get_job(engine, public_id).attempts
+    assert attempt.dashboard_link == "http://127.0.0.1:8787/status"
 
     assert (view.id, view.host, view.pid, view.concurrency) == (RUNNER, "box", 42, 2)
     assert view.alive
@@ -129,6 +132,8 @@ def test_runners_lists_live_runners_with_their_running_jobs(engine: Engine) -> N
     runner_stopped(engine, RUNNER)
 
     assert runners(engine, alive_within=60) == []
+    (attempt,) = get_job(engine, public_id).attempts
+    assert attempt.dashboard_link is None
 
 
 def test_overview_counts_queue_running_and_recent_jobs(engine: Engine) -> None:
