@@ -3,6 +3,10 @@
 European, Asian (arithmetic average) and up-and-out barrier calls. Barriers are monitored
 continuously: between two simulated dates a path survives with the Brownian-bridge probability
 of not having touched the barrier, so the estimate has no discretisation bias at any `steps`.
+
+The result's `bs_price` is the closed form under the same Black–Scholes dynamics, where one
+exists: Black–Scholes for the European options, the continuously monitored up-and-out call of
+Merton (1973) and Reiner and Rubinstein (1991) for the barrier, none for the arithmetic Asians.
 """
 
 from __future__ import annotations
@@ -183,6 +187,66 @@ def black_scholes(option_type: str, S: float, K: float, r: float, sigma: float, 
     return K * math.exp(-r * T) * n(-d2) - S * n(-d1)
 
 
+def _log_n(x: float) -> float:
+    """log Φ(x), accurate in the far lower tail, where Φ itself underflows (and where
+    `NormalDist.cdf`, computed as 1 + erf, already rounds to 0 below about −8)."""
+    if x > -37.0:
+        return math.log(0.5 * math.erfc(-x / math.sqrt(2.0)))
+    # Mills' ratio: Φ(x) = φ(x)/|x| · (1 − 1/x² + 3/x⁴ − 15/x⁶ …), the next term below 1e-10.
+    u = 1.0 / (x * x)
+    return (
+        -0.5 * x * x
+        - math.log(-x * math.sqrt(2.0 * math.pi))
+        + math.log1p(-u + 3 * u**2 - 15 * u**3)
+    )
+
+
+def up_and_out_call(S: float, K: float, H: float, r: float, sigma: float, T: float) -> float:
+    """The closed-form price of an up-and-out call, the barrier H watched continuously, no
+    rebate, no dividend: c_uo = c − c_ui (Hull, Options, Futures and Other Derivatives, "Barrier
+    options"; Reiner and Rubinstein 1991).
+
+    With H ≤ K the option is worth nothing: a path alive at T ends below H, so below K. The
+    reflection terms (H/S)^(2λ)·Φ(…) are summed in logarithms: with a small σ the power alone
+    overflows a float while the product stays below S.
+    """
+    if H <= K:
+        return 0.0
+    v = sigma * math.sqrt(T)
+    lam = (r + 0.5 * sigma**2) / sigma**2
+    a = math.log(H / S)
+    x1 = math.log(S / H) / v + lam * v
+    y1 = a / v + lam * v
+    y = math.log(H * H / (S * K)) / v + lam * v
+    df = K * math.exp(-r * T)
+
+    def n(x: float) -> float:
+        return math.exp(_log_n(x))
+
+    def reflected(power: float, x: float) -> float:
+        return math.exp(power * a + _log_n(x))  # (H/S)^power · Φ(x)
+
+    c_ui = (
+        S * n(x1)
+        - df * n(x1 - v)
+        - S * (reflected(2 * lam, -y) - reflected(2 * lam, -y1))
+        + df * (reflected(2 * lam - 2, -y + v) - reflected(2 * lam - 2, -y1 + v))
+    )
+    c = black_scholes("european_call", S, K, r, sigma, T)
+    return max(0.0, c - c_ui)  # a payoff that is never negative; rounding can dip below 0
+
+
+def closed_form(p: OptionParams) -> float | None:
+    """The exact price that the Monte Carlo estimates, where a formula gives one: the
+    arithmetic-average Asian options have none."""
+    if p.option_type.startswith("european"):
+        return black_scholes(p.option_type, p.S, p.K, p.r, p.sigma, p.T)
+    if p.option_type == "barrier_up_out_call":
+        assert p.barrier is not None  # required by the model
+        return up_and_out_call(p.S, p.K, p.barrier, p.r, p.sigma, p.T)
+    return None
+
+
 def figure(result: Mapping[str, Any], series: Mapping[str, tuple[list[float], list[float]]]) -> Any:
     steps, price = series.get("price", ([], []))
     _, low = series.get("ci_low", ([], []))
@@ -211,7 +275,8 @@ def figure(result: Mapping[str, Any], series: Mapping[str, tuple[list[float], li
     )
     fig.add_trace(go.Scatter(x=steps, y=price, mode="lines+markers", name="price", error_y=bar))
     if result.get("bs_price") is not None:
-        fig.add_hline(y=result["bs_price"], line_dash="dot", annotation_text="Black–Scholes")
+        # The result does not say which formula gave it: a label true of both.
+        fig.add_hline(y=result["bs_price"], line_dash="dot", annotation_text="closed form")
     fig.update_layout(xaxis_title="paths", yaxis_title="price", height=360)
     return fig
 
@@ -226,6 +291,13 @@ def resumable(saved: Mapping[str, Any], sizes: list[int], antithetic: bool) -> d
     return out
 
 
+CLOSED_BARRIER = (
+    "Closed-form price (continuous barrier)",
+    "Reiner–Rubinstein: the barrier watched at every instant, as the Brownian-bridge estimate "
+    "does at any number of time steps; no rebate.",
+)
+
+
 def headline_of(result: Mapping[str, Any], params: Mapping[str, Any]) -> Headline:
     """The price ± its standard error, its 95 % interval and delta, and the closed-form price
     with the Monte Carlo price's z-score where one exists."""
@@ -238,7 +310,11 @@ def headline_of(result: Mapping[str, Any], params: Mapping[str, Any]) -> Headlin
     ]
     closed = result.get("bs_price")
     if isinstance(closed, int | float):
-        figures.append(Figure("Black–Scholes price", f"{closed:,.{max(d, 4)}f}"))
+        if params.get("option_type") == "barrier_up_out_call":
+            label, why = CLOSED_BARRIER
+        else:
+            label, why = "Black–Scholes price", ""
+        figures.append(Figure(label, f"{closed:,.{max(d, 4)}f}", why))
         if se > 0:
             figures.append(
                 Figure(
@@ -297,8 +373,9 @@ def run(ctx: JobContext, p: OptionParams) -> dict[str, Any]:
     with ctx.stage("summarise"):
         # After "stop and keep", over the chunks that finished: fewer paths, a wider error.
         result: dict[str, Any] = summarise(list(done.values()))
-        if p.option_type.startswith("european"):
-            result["bs_price"] = black_scholes(p.option_type, p.S, p.K, p.r, p.sigma, p.T)
+        closed = closed_form(p)
+        if closed is not None:
+            result["bs_price"] = closed
         ctx.log("info", f"price {result['price']:.6g} ± {result['standard_error']:.2g}")
     # An odd path out has no mirror, so `paths` counts what was simulated.
     kept = sum(sizes[i] for i in done)

@@ -16,9 +16,13 @@ from compute.kernels.option_pricing import simulate
 from compute.kinds.option_pricing import (
     OptionParams,
     black_scholes,
+    figure,
+    headline_of,
     plan,
     summarise,
 )
+from compute.kinds.option_pricing import up_and_out_call as kind_up_and_out
+from tests.unit.fake_context import FakeContext
 from tests.unit.kind_params import accepted_or_refused, assert_refused_on
 
 KIND = "option_pricing"
@@ -95,6 +99,124 @@ def test_up_and_out_call_agrees_with_the_closed_form_within_3_se_at_coarse_dates
     )  # fmt: skip
     exact = up_and_out_call(100.0, 100.0, 130.0, 0.05, 0.2, 1.0)
     assert abs(got["price"] - exact) < 3 * got["standard_error"], (got, exact)
+
+
+def up_and_out_by_quadrature(S: float, K: float, H: float, r: float, s: float, T: float) -> float:
+    """The discounted payoff integrated against the density of log(S_T/S) on paths that never
+    reached log(H/S) (the reflection principle for Brownian motion with drift), by the
+    trapezoid rule: a reference that shares no algebra with either closed form."""
+    mu, b, sd = r - s * s / 2, math.log(H / S), s * math.sqrt(T)
+    x = np.linspace(math.log(K / S), b, 400_001)
+
+    def phi(z: np.ndarray) -> np.ndarray:
+        return np.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+
+    alive = (
+        phi((x - mu * T) / sd) - math.exp(2 * mu * b / s**2) * phi((x - 2 * b - mu * T) / sd)
+    ) / sd
+    return math.exp(-r * T) * float(np.trapezoid((S * np.exp(x) - K) * alive, x))
+
+
+# El Babsiri and Noel, "Simulating path-dependent options: a new approach", Journal of
+# Derivatives 6(2), 1998, as tabulated in QuantLib's test-suite/barrieroption.cpp: up-and-in
+# calls with S = K = 100, H = 110, r = 0.05, dividend yield q = 0.02, T = 1, no rebate.
+BABSIRI_UP_IN = [
+    (0.10, 4.79148),
+    (0.15, 7.08268),
+    (0.20, 9.11008),
+    (0.25, 11.06148),
+    (0.30, 12.98351),
+]
+
+
+@pytest.mark.parametrize(("sigma", "up_in"), BABSIRI_UP_IN)
+def test_the_up_and_out_closed_form_gives_el_babsiri_and_noels_published_values(
+    sigma: float, up_in: float
+) -> None:
+    # With a yield q an option is worth e^(−qT) times its value at rate r − q and no yield, and
+    # out = plain − in: the published up-and-in fixes a dividend-free up-and-out at r = 0.03.
+    q, T = 0.02, 1.0
+    published_out = bs(True, 100, 100, 0.05 - q, sigma, T) - math.exp(q * T) * up_in
+    assert kind_up_and_out(100, 100, 110, 0.05 - q, sigma, T) == pytest.approx(
+        published_out,
+        abs=2e-5,  # the table's five decimals
+    )
+
+
+@pytest.mark.parametrize(
+    ("S", "K", "H", "r", "s", "T"),
+    [
+        (100.0, 100.0, 130.0, 0.05, 0.2, 1.0),
+        (100.0, 90.0, 110.0, -0.01, 0.4, 2.0),
+        (50.0, 45.0, 60.0, 0.3, 1.5, 0.25),
+        # (H/S)^(2λ) = 1e41 times tails that NormalDist.cdf (1 + erf) rounds off: a plain formula
+        # says 20.23, the logarithms keep 18.25.
+        (100.0, 100.0, 1000.0, 0.05, 0.05, 50.0),
+    ],
+)  # fmt: skip
+def test_the_up_and_out_closed_form_agrees_with_quadrature_and_reiner_rubinstein(
+    S: float, K: float, H: float, r: float, s: float, T: float
+) -> None:
+    got = kind_up_and_out(S, K, H, r, s, T)
+    assert got == pytest.approx(up_and_out_by_quadrature(S, K, H, r, s, T), rel=1e-8)
+    if s > 0.1:  # where the plain NormalDist reference above keeps its precision
+        assert got == pytest.approx(up_and_out_call(S, K, H, r, s, T), rel=1e-10)
+
+
+def run_kind(**params: Any) -> dict[str, Any]:
+    """The kind's driver on the in-memory stand-in context, as a job would run it."""
+    kind = registry.get(KIND)
+    return dict(kind.run(FakeContext(), kind.parse({"seed": 7, **params})))
+
+
+BARRIER = {"option_type": "barrier_up_out_call", "S": 100.0, "K": 100.0, "barrier": 130.0,
+           "r": 0.05, "sigma": 0.2, "T": 1.0}  # fmt: skip
+
+
+def test_an_up_and_out_call_with_the_barrier_at_or_below_the_strike_is_worth_nothing() -> None:
+    # Alive at T means below H all along, so below K: the payoff is 0 on every path.
+    assert kind_up_and_out(100.0, 120.0, 110.0, 0.05, 0.2, 1.0) == 0.0
+    assert kind_up_and_out(100.0, 110.0, 110.0, 0.05, 0.2, 1.0) == 0.0
+    assert 0 < kind_up_and_out(100.0, 110.0, 110.001, 0.05, 0.2, 1.0) < 1e-6  # continuous at H = K
+    far = kind_up_and_out(100.0, 100.0, 1e5, 0.05, 0.2, 1.0)
+    assert far == pytest.approx(bs(True, 100.0, 100.0, 0.05, 0.2, 1.0), rel=1e-12)
+    job = run_kind(option_type="barrier_up_out_call", K=120.0, barrier=110.0, steps=10, paths=2_000)
+    assert job["bs_price"] == 0.0 and job["price"] == 0.0
+    shown = {
+        f.label: f.text for f in headline_of(job, {"option_type": "barrier_up_out_call"}).figures
+    }
+    assert float(shown["Closed-form price (continuous barrier)"]) == 0.0
+    assert "z-score against it" not in shown  # no error to divide by
+
+
+def test_a_barrier_job_shows_the_continuous_closed_form_and_its_z_score() -> None:
+    job = run_kind(**BARRIER, steps=20, paths=200_000)
+    exact = up_and_out_call(100.0, 100.0, 130.0, 0.05, 0.2, 1.0)  # 3.3329
+    assert job["bs_price"] == pytest.approx(exact, rel=1e-12)
+    z = (job["price"] - exact) / job["standard_error"]
+    assert abs(z) < 3, job  # the bridge-corrected estimate prices the continuous barrier
+
+    shown = {f.label: f.text for f in headline_of(job, BARRIER).figures}
+    assert shown["Closed-form price (continuous barrier)"] == f"{exact:,.4f}"
+    assert shown["z-score against it"] == f"{z:+.2f}"
+    assert "Black–Scholes price" not in shown
+
+    fig = figure(job, {"price": ([200_000], [job["price"]])})
+    line = fig.layout.shapes[0]
+    assert line.y0 == line.y1 == job["bs_price"]
+    assert fig.layout.annotations[0].text == "closed form"
+
+
+def test_an_asian_job_has_no_closed_form_and_a_european_keeps_black_scholes() -> None:
+    asian = run_kind(option_type="asian_call", steps=10, paths=2_000)
+    assert "bs_price" not in asian
+    assert [f.label for f in headline_of(asian, {"option_type": "asian_call"}).figures] == [
+        "Price", "95 % interval", "Delta", "Paths",
+    ]  # fmt: skip
+    european = run_kind(option_type="european_put", paths=2_000)
+    assert european["bs_price"] == pytest.approx(bs(False, 100, 100, 0.05, 0.2, 1), rel=1e-12)
+    labels = [f.label for f in headline_of(european, {"option_type": "european_put"}).figures]
+    assert "Black–Scholes price" in labels and "z-score against it" in labels
 
 
 def test_delta_of_a_call_is_close_to_n_d1() -> None:
