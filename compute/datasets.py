@@ -11,7 +11,7 @@ import csv
 import hashlib
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -217,3 +217,55 @@ def load(artifacts: ArtifactStore, upload: Upload | dict[str, Any]) -> pd.DataFr
     """The table behind a job's upload, read back and checked again."""
     ref = upload if isinstance(upload, Upload) else Upload.model_validate(upload)
     return read_csv(artifacts.get_upload(ref.sha256))
+
+
+@dataclass(frozen=True)
+class ColumnSummary:
+    """One column of a table, as a person checks that it was read as meant."""
+
+    name: str
+    count: int  # values present
+    missing: int
+    # Numeric columns only (those `numeric_columns` offers); None for text, or with no value.
+    min: float | None = None
+    mean: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    """An uploaded table at a glance: its shape, each column, and its first rows."""
+
+    rows: int
+    columns: tuple[ColumnSummary, ...]
+    head: pd.DataFrame
+
+
+def summarize(df: pd.DataFrame, head: int = 5) -> TableSummary:
+    """Counts, missing values and, for numeric columns, min, mean and max; and the first rows.
+
+    Min and max keep the column's own type (an integer column's stay integers, exact), so
+    they can be shown as the file holds them.
+    """
+    numeric = set(numeric_columns(df))
+    present = df.count()
+    columns = []
+    for i, name in enumerate(df.columns):
+        count = int(present.iloc[i])
+        col = ColumnSummary(str(name), count, len(df) - count)
+        values = df.iloc[:, i].dropna()
+        if str(name) in numeric and len(values):
+            col = replace(
+                col,
+                min=_scalar(values.min()),
+                mean=float(values.mean()),
+                max=_scalar(values.max()),
+            )
+        columns.append(col)
+    return TableSummary(len(df), tuple(columns), df.head(head))
+
+
+def _scalar(value: Any) -> float:
+    """A numpy scalar as the Python number it holds: an int stays an int."""
+    item = value.item() if hasattr(value, "item") else value
+    return item if isinstance(item, int | float) else float(item)

@@ -59,17 +59,24 @@ NOT_SIZE = frozenset({"seed", "chunks"})
 stages_t = table_of(JobStage)
 
 
+def size_parts(params: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """The parameters that make a job's size, in their order: its integers but `NOT_SIZE`."""
+    return [
+        (name, value)
+        for name, value in params.items()
+        if name not in NOT_SIZE and isinstance(value, int) and not isinstance(value, bool)
+    ]
+
+
 def job_size(params: Mapping[str, Any]) -> float | None:
-    """How much work a job has: the product of its integer parameters but `NOT_SIZE`.
+    """How much work a job has: the product of its `size_parts`.
 
     Kinds name their main size as an integer (samples, paths, scenarios, resamples, starts),
     and those that have several (optimize's starts × max_iterations × dimension) do work in
     proportion to their product. None when a kind has no such parameter: all its runs match.
     """
     size = None
-    for name, value in params.items():
-        if name in NOT_SIZE or isinstance(value, bool) or not isinstance(value, int):
-            continue
+    for _, value in size_parts(params):
         size = (size or 1.0) * max(1, value)
     return size
 
@@ -260,6 +267,24 @@ class _History:
 
     def duration(self, kind: str, params: Mapping[str, Any], elapsed: float = 0.0) -> Spread | None:
         return from_history([r.seconds * f for r, f in self.matching(kind, params)], elapsed)
+
+
+def expected_duration(
+    engine: Engine,
+    kind: str,
+    params: Mapping[str, Any],
+    *,
+    size: Callable[[Mapping[str, Any]], float | None] = job_size,
+) -> tuple[Spread | None, int]:
+    """How long a job of these parameters should run, before it is submitted, and how many
+    past runs of its kind and a size within ×2 that comes from; (None, 0) when there are none.
+
+    The same past runs, scaled by size, as a job that has just started gets: one read of at
+    most `SCAN` rows, so the form can ask on every run of its page.
+    """
+    with reading(engine) as conn:
+        matching = _History(conn, size).matching(kind, params)
+    return from_history([r.seconds * f for r, f in matching]), len(matching)
 
 
 def past_runs(

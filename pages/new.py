@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from compute import intake, registry
-from jobstore import presets, queries
+from jobstore import estimates, presets, queries
 from runlab.errors import InvalidParams, JobNotFound
 from ui import forms, resources, sidebar
 from ui.text import md_escape
@@ -86,7 +86,11 @@ if saved_as := st.session_state.pop("new.preset_saved", None):
     st.toast(md_escape(f"Saved preset {saved_as}."), icon=":material/bookmark_add:")
 
 forms.csv_filler(kind)
-form = forms.job_form(kind, resources.artifacts(settings))
+form = forms.job_form(
+    kind,
+    resources.artifacts(settings),
+    expected=lambda values: estimates.expected_duration(engine, kind.name, values),
+)
 if form is not None and form.action == "preset":
     try:
         kind.parse(form.params)  # a preset holds values that would submit

@@ -19,7 +19,9 @@ from compute.registry import FieldInfo, Kind
 from jobstore import presets
 from jobstore.artifacts import ArtifactStore, UploadNotStored
 from runlab.errors import InvalidParams, InvalidUpload, UploadMissing
+from ui import expected as expected_
 from ui import format as fmt
+from ui import upload_summary
 from ui.text import md_escape
 
 if TYPE_CHECKING:
@@ -258,12 +260,16 @@ def csv_filler(kind: Kind) -> None:
     )
 
 
-def job_form(kind: Kind, artifacts: ArtifactStore) -> JobForm | None:
+def job_form(
+    kind: Kind, artifacts: ArtifactStore, expected: expected_.Lookup | None = None
+) -> JobForm | None:
     """Draw the form; return what was entered once it is submitted, else None.
 
     Fields that others depend on (`when` in a field's schema, and uploads) are drawn above the
     form, where a change redraws the page at once, so that the form shows only the fields that
-    apply and the columns of the file just uploaded.
+    apply and the columns of the file just uploaded. An uploaded table is summed up under its
+    field. With `expected`, the page's way to past runs, the job's size and expected run time
+    are said above Submit.
     """
     infos = registry.describe(kind.params)
     leading = {name for info in infos for name in info.when} | {
@@ -283,6 +289,9 @@ def job_form(kind: Kind, artifacts: ArtifactStore) -> JobForm | None:
         else:
             value = _widget(kind, info, tables)
         slots[info.name] = _slot(kind, info, value)
+        if info.name in tables and value is not None:  # below the field's message, if any
+            summary = datasets.summarize(tables[info.name], upload_summary.HEAD_ROWS)
+            upload_summary.show(value["name"], summary)
         if value is not None:
             params[info.name] = value
     for name, message in refused.items():
@@ -310,6 +319,8 @@ def job_form(kind: Kind, artifacts: ArtifactStore) -> JobForm | None:
             key=key(kind, "__tags"),
         )
         slots["tags"] = st.empty()
+        if expected is not None:
+            expected_.show(kind, params, expected)
         submitted = st.form_submit_button("Submit", type="primary", icon=":material/send:")
         with st.expander("Save these values as a preset"):
             preset_name = st.text_input(
