@@ -37,7 +37,7 @@ def overview() -> None:
     st.subheader("Recent jobs")
     if ov.recent_jobs:
         tables.job_table(
-            ov.recent_jobs, ["job", "status", "name", "kind", "created", "duration"], key="recent"
+            ov.recent_jobs, ["job", "status", "kind", "created", "duration"], key="recent"
         )
         st.page_link("pages/jobs.py", label="All jobs", icon=":material/list:")
     else:

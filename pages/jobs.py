@@ -33,7 +33,7 @@ def live() -> None:
     if queued:
         tables.job_table(
             [job for _, job in queued],
-            ["position", "job", "name", "kind", "created"],
+            ["position", "job", "kind", "created"],
             positions={job.id: pos for pos, job in queued},
             key="queued",
         )

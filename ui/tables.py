@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal
+from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
@@ -20,8 +21,8 @@ from ui import format as fmt
 Column = Literal[
     "position",
     "job",
+    "id",
     "status",
-    "name",
     "kind",
     "owner",
     "stage",
@@ -31,25 +32,31 @@ Column = Literal[
     "duration",
 ]
 # "Last progress" beside the duration: a job whose progress stopped moving shows it at a glance.
-RUNNING_COLUMNS: list[Column] = ["job", "name", "kind", "stage", "progress", "moved", "duration"]
-HISTORY_COLUMNS: list[Column] = ["job", "status", "kind", "name", "owner", "created", "duration"]
+# Each list opens with the job's name, a link to its page.
+RUNNING_COLUMNS: list[Column] = ["job", "kind", "stage", "progress", "moved", "duration"]
+HISTORY_COLUMNS: list[Column] = ["job", "status", "kind", "owner", "created", "duration", "id"]
 ROW_PX, HEADER_PX = 35, 38  # a dataframe's rows, and its header with the frame
 # The link is relative, so that it also works under a server.baseUrlPath.
 LINK_PREFIX = "job?id="
 
 
-def job_link(public_id: str) -> str:
-    return f"{LINK_PREFIX}{public_id}"
+def job_link(public_id: str, name: str = "") -> str:
+    """The job page's address; the name rides in the fragment, which the browser keeps to
+    itself, for the table to show as the link's text (its regex decodes what it captures)."""
+    link = f"{LINK_PREFIX}{public_id}"
+    return f"{link}#{quote(name, safe='')}" if name else link
 
 
 def _config() -> dict[str, Any]:
     return {
         "position": st.column_config.NumberColumn("Position", format="%d", width="small"),
         "job": st.column_config.LinkColumn(
-            "Job", display_text=r"id=(.*)$", width=150, help="Open the job's page"
+            "Job", display_text=r"#(.*)$", width="medium", help="The job's name: open its page"
+        ),
+        "id": st.column_config.TextColumn(
+            "ID", width="small", help="What `runlab show` and the links take"
         ),
         "status": st.column_config.TextColumn("Status", width="small"),
-        "name": st.column_config.TextColumn("Name", width="medium"),
         "kind": st.column_config.TextColumn("Kind", width="small"),
         "owner": st.column_config.TextColumn("Owner", width="small"),
         "stage": st.column_config.TextColumn("Stage", width="small"),
@@ -66,7 +73,8 @@ def _config() -> dict[str, Any]:
 
 def _row(job: JobSummary, now: datetime, zone: tzinfo) -> dict[str, Any]:
     return {
-        "job": job_link(job.id),
+        "job": job_link(job.id, job.name),
+        "id": job.id,
         "status": badges.status_text(job.status, job.partial),
         "name": job.name,
         "kind": job.kind,
@@ -157,7 +165,7 @@ def selectable_job_table(
     columns: list[str] = list(HISTORY_COLUMNS)
     config: dict[str, Any] = {c: cfg for c, cfg in _config().items() if c in HISTORY_COLUMNS}
     if any(job.error_line for job in jobs):
-        columns.insert(columns.index("name") + 1, "error")
+        columns.insert(columns.index("job") + 1, "error")
         config["error"] = st.column_config.TextColumn("Error", width="medium")
         for row, job in zip(rows, jobs, strict=True):
             row["error"] = job.error_line or ""

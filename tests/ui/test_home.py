@@ -35,5 +35,7 @@ def test_store_with_jobs_shows_counts_running_progress_and_recent_links(store: E
     running = at.container("running").dataframe[0].value
     assert list(zip(running["name"], running["progress"], strict=True)) == [("busy", 0.75)]
     recent = at.container("recent").dataframe[0].value
-    assert list(recent["job"]) == [f"job?id={i}" for i in (waiting, done, busy)]
+    assert list(recent["job"]) == [
+        f"job?id={i}#{name}" for i, name in ((waiting, "waiting"), (done, "done"), (busy, "busy"))
+    ]
     assert not at.info

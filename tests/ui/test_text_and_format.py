@@ -183,3 +183,18 @@ def test_a_one_point_series_is_a_marker_on_an_axis_that_contains_it() -> None:
     assert one.mode == "markers" and two.mode == "lines+markers"
     assert list(fig.layout.xaxis.range) == [0.0, 8_000_000.0]  # not a sliver around the point
     assert fig.layout.xaxis2.range is None  # an axis of many points keeps its own range
+
+
+@given(st.text(min_size=1, max_size=60))
+def test_a_job_link_shows_its_name_as_the_table_reads_it_back(name: str) -> None:
+    """The table's link column captures the fragment with its `display_text` regex, then
+    decodes it (`+` as a space, then `decodeURIComponent`): the text shown is the name."""
+    from urllib.parse import unquote
+
+    from ui import tables
+
+    link = tables.job_link("AbC123", name)
+    assert link.startswith("job?id=AbC123#")
+    captured = re.search(r"#(.*)$", link, re.S)
+    assert captured is not None
+    assert unquote(captured.group(1).replace("+", "%20"), errors="strict") == name
