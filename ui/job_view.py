@@ -361,13 +361,15 @@ def view_link(job: JobDetail, state: ViewState) -> str:
 
 
 def share(slot: DeltaGenerator, job: JobDetail, state: ViewState) -> None:
-    """The link to this view in a code block, whose copy icon copies it.
+    """The link to this view as plain text, to select and copy.
 
-    Drawn into `slot`, near the top, once the tabs and chart controls have said their state.
+    Not a code block: its copy icon would cost every job page the browser's syntax highlighter,
+    about half a second of a slow machine's first paint. Drawn into `slot`, near the top, once
+    the tabs and chart controls have said their state.
     """
     with slot.container(horizontal=True, vertical_alignment="center", gap="small"):
         st.caption("Link to this view", width="content")
-        st.code(view_link(job, state), language="text", width="stretch")
+        st.text(view_link(job, state), width="stretch")
 
 
 def downloads(engine: Engine, job: JobDetail, kind: Kind | None) -> None:

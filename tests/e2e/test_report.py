@@ -184,7 +184,7 @@ def test_a_shared_view_opens_with_the_same_tab_and_chart_settings(
     switch_on(page, "Log scale")
     page.wait_for_url(re.compile(r"[?&]log=true"), timeout=UI_TIMEOUT)
 
-    shown = page.get_by_test_id("stCode").filter(has_text="/job?id=")
+    shown = page.get_by_test_id("stText").filter(has_text="/job?id=")
     expect(shown).to_contain_text("log=true", timeout=UI_TIMEOUT)
     link = shown.inner_text().strip()
     want = {"id": [finished.id], "tab": ["Progress"], "series": ["price"], "log": ["true"]}

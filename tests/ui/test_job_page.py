@@ -335,7 +335,7 @@ def view(public_id: str, **query: str | list[str]) -> AppTest:
 
 
 def shown_link(at: AppTest) -> str:
-    [link] = [c.value for c in at.code if c.value.startswith(SITE)]
+    [link] = [t.value for t in at.text if t.value.startswith(SITE)]
     return link
 
 

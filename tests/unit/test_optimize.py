@@ -230,7 +230,7 @@ def test_plan_spawns_one_seed_per_start_and_solve_depends_only_on_it() -> None:
 def test_the_figure_draws_contours_curves_or_the_live_series() -> None:
     flat = figure(optimise(objective="himmelblau", starts=3, seed=1), {})
     kinds = [type(t).__name__ for t in flat.data]
-    assert kinds[0] == "Contour" and len(flat.data[0].z) == 150
+    assert kinds[0] == "Contour" and len(flat.data[0].z) == 100
     stars = next(t for t in flat.data if t.name == "known minima")
     drawn = list(zip(stars.x, stars.y, strict=True))
     assert len(drawn) == 4
