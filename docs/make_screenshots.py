@@ -10,6 +10,8 @@ Run: .venv/bin/python docs/make_screenshots.py [--out docs/screenshots]
 
 from __future__ import annotations
 
+import math
+import random
 import sys
 import tempfile
 from pathlib import Path
@@ -25,6 +27,7 @@ from compute.results import clean_result  # noqa: E402
 from jobstore import reports, transitions  # noqa: E402
 from jobstore.engine import make_engine, migrate  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.pi_report import sampling  # noqa: E402
 from tests.processes import served  # noqa: E402
 from tests.ui import seed  # noqa: E402
 from tests.unit.fake_context import FakeContext  # noqa: E402
@@ -64,11 +67,37 @@ def seeded(url: str) -> dict[str, Any]:
     jobs["pi"] = finished(engine, "monte_carlo_pi", {"samples": 4_000_000, "seed": 7}, "π")
     jobs["stopped"] = seed.stopped(engine, "π, stopped early", covered=0.27)
     jobs["failed"] = seed.failed(engine, "Bad correlation", message="the matrix is not positive")
-    # Last, so that its runner's heartbeat is fresh when the pages are drawn.
-    jobs["running"], _ = seed.running(engine, "π, ten billion samples", progress=0.42)
+    jobs["running"], jobs["lease"] = running_pi(engine)
     jobs["queued"] = seed.queued(engine, "π, waiting")
     engine.dispose()
     return jobs
+
+
+def running_pi(engine: Any) -> tuple[str, reports.Lease]:
+    """A π job of ten billion samples, 42 % through, with the estimate and its 95 % interval
+    at each of its chunks so far, as its driver reports them."""
+    samples = 10_000_000_000
+    public_id, lease = seed.running_kind(
+        engine, "monte_carlo_pi", {"samples": samples, "seed": 11}, name="π, ten billion samples"
+    )
+    rng = random.Random(11)
+    metrics: list[tuple[str, float, float]] = []
+    for chunk in range(1, 43):
+        done = chunk * 100_000_000
+        p = math.pi / 4
+        se = 4 * math.sqrt(p * (1 - p) / done)
+        est = math.pi + rng.gauss(0.0, se)
+        metrics += [("estimate", done, est), ("ci_low", done, est - 1.96 * se)]
+        metrics += [("ci_high", done, est + 1.96 * se)]
+    reports.report(engine, lease, sampling(0.42, metrics=metrics), lease_seconds=3600)
+    return public_id, lease
+
+
+def alive(url: str, lease: reports.Lease) -> None:
+    """The runner's heartbeat, fresh for each page: a page drawn later must not find it silent."""
+    engine = make_engine(url)
+    reports.heartbeat(engine, seed.RUNNER, [lease], lease_seconds=3600)
+    engine.dispose()
 
 
 def pages(jobs: dict[str, Any]) -> list[tuple[str, str]]:
@@ -109,6 +138,7 @@ def main(out: str) -> None:
             # document does not extend.
             context = browser.new_context(viewport={"width": 1300, "height": 1800})
             for name, path in pages(jobs):
+                alive(url, jobs["lease"])
                 page = context.new_page()
                 page.goto(base + path)
                 page.get_by_test_id("stSidebar").wait_for(timeout=60_000)

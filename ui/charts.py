@@ -31,25 +31,124 @@ TIMELINE_ROW = 34
 MIN_BAR_SHARE = 0.005
 
 
+BAND = ("ci_low", "ci_high")  # the bounds of a confidence interval, drawn as one shaded band
+BAND_FILL = "rgba(59, 130, 246, 0.18)"
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One chart of the series: lines of one measure, and the confidence band around them."""
+
+    lines: tuple[str, ...]
+    band: bool = False
+
+    @property
+    def title(self) -> str:
+        names = list(self.lines) or ["confidence interval"]
+        return " · ".join(names)
+
+
+def panels(names: list[str]) -> list[Panel]:
+    """Series of one measure share a panel: names with one prefix (`var_95`, `var_99`) draw
+    together, and the interval's bounds are a band around the one line they bound (a price), or
+    a panel of their own. The rest, one per panel, since they rarely share a scale."""
+    band = all(b in names for b in BAND)
+    rest = [n for n in names if not (band and n in BAND)]
+    groups: dict[str, list[str]] = {}
+    for name in rest:
+        groups.setdefault(name.split("_", 1)[0], []).append(name)
+    out = [
+        Panel(tuple(group)) if len(group) > 1 else Panel((group[0],)) for group in groups.values()
+    ]
+    if band:
+        if len(out) == 1 and len(out[0].lines) == 1:
+            out[0] = Panel(out[0].lines, band=True)
+        else:
+            out.append(Panel((), band=True))
+    return out
+
+
 def series_figure(series: Series, *, log_y: bool = False) -> go.Figure | None:
-    """One panel per metric, since metrics of one job rarely share a scale."""
+    """A panel per measure (`panels`), each line with its markers, and a confidence interval as
+    a shaded band, or as an error bar on a single point."""
     names = sorted(n for n, (steps, _) in series.items() if steps)
     if not names:
         return None
-    fig = make_subplots(rows=len(names), cols=1, subplot_titles=names, vertical_spacing=0.12)
-    for row, name in enumerate(names, start=1):
-        steps, values = series[name]
-        fig.add_trace(
-            go.Scatter(x=steps, y=values, mode="lines+markers", name=name), row=row, col=1
-        )
+    layout = panels(names)
+    fig = make_subplots(
+        rows=len(layout), cols=1, subplot_titles=[p.title for p in layout], vertical_spacing=0.12
+    )
+    legend = any(len(p.lines) > 1 or p.band for p in layout)
+    for row, panel in enumerate(layout, start=1):
+        for trace in _panel_traces(panel, series, legend=legend):
+            fig.add_trace(trace, row=row, col=1)
     if log_y:
         fig.update_yaxes(type="log")
     fig.update_layout(
-        height=ROW_HEIGHT * len(names) + 40,
-        showlegend=False,
+        height=ROW_HEIGHT * len(layout) + 40,
+        showlegend=legend,
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
     )
     return one_point_axes(fitted(fig))
+
+
+def _panel_traces(panel: Panel, series: Series, *, legend: bool) -> list[go.Scatter]:
+    traces = []
+    if panel.band:
+        (steps, low), (high_steps, high) = series[BAND[0]], series[BAND[1]]
+        single = len(panel.lines) == 1 and len(series[panel.lines[0]][0]) == 1
+        if not single and list(steps) == list(high_steps):
+            hover = "%{y}<extra>%{fullData.name}</extra>"
+            traces.append(
+                go.Scatter(
+                    x=high_steps,
+                    y=high,
+                    mode="lines",
+                    line={"width": 0},
+                    name=BAND[1],
+                    showlegend=False,
+                    hovertemplate=hover,
+                )
+            )
+            traces.append(
+                go.Scatter(
+                    x=steps,
+                    y=low,
+                    mode="lines",
+                    line={"width": 0},
+                    fill="tonexty",
+                    fillcolor=BAND_FILL,
+                    name="confidence interval",
+                    hovertemplate=hover,
+                    showlegend=legend,
+                )
+            )
+        elif not single:  # bounds reported at different steps: two lines, not a band
+            traces.append(go.Scatter(x=steps, y=low, mode="lines", name=BAND[0]))
+            traces.append(go.Scatter(x=high_steps, y=high, mode="lines", name=BAND[1]))
+    for name in panel.lines:
+        steps, values = series[name]
+        error = None
+        if panel.band and len(steps) == 1:
+            (_, low), (_, high) = series[BAND[0]], series[BAND[1]]
+            error = {
+                "type": "data",
+                "array": [high[-1] - values[0]],
+                "arrayminus": [values[0] - low[-1]],
+                "visible": True,
+            }
+        traces.append(
+            go.Scatter(
+                x=steps,
+                y=values,
+                mode="lines+markers",
+                name=name,
+                error_y=error,
+                showlegend=legend,
+            )
+        )
+    return traces
 
 
 def fitted(fig: go.Figure) -> go.Figure:

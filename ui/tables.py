@@ -14,6 +14,7 @@ from urllib.parse import quote
 import pandas as pd
 import streamlit as st
 
+from compute import registry
 from jobstore.views import JobSummary
 from ui import badges, palette
 from ui import format as fmt
@@ -47,6 +48,12 @@ def job_link(public_id: str, name: str = "") -> str:
     return f"{link}#{quote(name, safe='')}" if name else link
 
 
+def kind_title(name: str) -> str:
+    """The kind's title ("Option pricing"), or its name where it is not installed here."""
+    kind = registry.find(name)
+    return kind.title if kind is not None else name
+
+
 def _config() -> dict[str, Any]:
     return {
         "position": st.column_config.NumberColumn("Position", format="%d", width="small"),
@@ -57,7 +64,7 @@ def _config() -> dict[str, Any]:
             "ID", width="small", help="What `runlab show` and the links take"
         ),
         "status": st.column_config.TextColumn("Status", width="small"),
-        "kind": st.column_config.TextColumn("Kind", width="small"),
+        "kind": st.column_config.TextColumn("Kind", width=130),
         "owner": st.column_config.TextColumn("Owner", width="small"),
         "stage": st.column_config.TextColumn("Stage", width="small"),
         "progress": st.column_config.ProgressColumn(
@@ -77,7 +84,7 @@ def _row(job: JobSummary, now: datetime, zone: tzinfo) -> dict[str, Any]:
         "id": job.id,
         "status": badges.status_text(job.status, job.partial),
         "name": job.name,
-        "kind": job.kind,
+        "kind": kind_title(job.kind),
         "owner": job.owner,
         "stage": job.stage or "",
         "progress": job.progress,
@@ -138,8 +145,13 @@ class ValueColumn:
 def _value_config(col: ValueColumn) -> Any:
     shown = [v for v in col.values.values() if v is not None]
     if shown and all(isinstance(v, int | float) and not isinstance(v, bool) for v in shown):
-        return st.column_config.NumberColumn(col.label, format="%.6g", width="small")
-    return st.column_config.TextColumn(col.label, width="small")
+        return st.column_config.NumberColumn(col.label, format="%.6g", width=_width(col.label))
+    return st.column_config.TextColumn(col.label, width=_width(col.label))
+
+
+def _width(label: str) -> int:
+    """Wide enough for the column's label: its values are short numbers, its label may not be."""
+    return max(80, 8 * len(label) + 24)
 
 
 def _cell(value: Any) -> Any:

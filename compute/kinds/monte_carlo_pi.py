@@ -70,13 +70,34 @@ def estimate(inside: int, samples: int) -> tuple[float, float]:
 
 def figure(result: Mapping[str, Any], series: Mapping[str, tuple[list[float], list[float]]]) -> Any:
     steps, values = series.get("estimate", ([], []))
+    low_steps, low = series.get("ci_low", ([], []))
+    high_steps, high = series.get("ci_high", ([], []))
     fig = go.Figure()
-    if steps:
-        fig.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name="estimate"))
-    fig.add_hline(y=math.pi, line_dash="dot", annotation_text="π")
-    if "estimate" in result:
+    if len(steps) > 1 and list(low_steps) == list(high_steps) == list(steps):
+        # The 95 % interval as it narrowed with the samples: a band around the estimate.
+        fig.add_trace(go.Scatter(x=steps, y=high, mode="lines", line={"width": 0}, name="ci_high"))
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=low,
+                mode="lines",
+                line={"width": 0},
+                fill="tonexty",
+                fillcolor="rgba(59, 130, 246, 0.18)",
+                name="95 % interval",
+            )
+        )
+    elif "estimate" in result:
         est, se = result["estimate"], result["standard_error"]
         fig.add_hrect(y0=est - 1.96 * se, y1=est + 1.96 * se, opacity=0.15, line_width=0)
+    if steps:
+        error = None
+        if len(steps) == 1 and "standard_error" in result:
+            error = {"type": "data", "array": [1.96 * result["standard_error"]], "visible": True}
+        fig.add_trace(
+            go.Scatter(x=steps, y=values, mode="lines+markers", name="estimate", error_y=error)
+        )
+    fig.add_hline(y=math.pi, line_dash="dot", annotation_text="π")
     fig.update_layout(xaxis_title="samples", yaxis_title="estimate of π", height=360)
     return fig
 
@@ -143,7 +164,11 @@ def run(ctx: JobContext, p: PiParams) -> dict[str, Any]:
         done += sizes[i]
 
     def show() -> None:
-        ctx.metric("estimate", done, 4.0 * inside / done)
+        # The 95 % interval beside the estimate, for the live chart's band as it narrows.
+        est, se = estimate(inside, done)
+        ctx.metric("estimate", done, est)
+        ctx.metric("ci_low", done, est - 1.96 * se)
+        ctx.metric("ci_high", done, est + 1.96 * se)
 
     with ctx.stage("sample"):
         ctx.map_chunks(

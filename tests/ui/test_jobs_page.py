@@ -63,6 +63,7 @@ def test_history_is_newest_first_with_a_link_to_each_job(store: Engine) -> None:
         f"job?id={i}#job%20{n}" for n, i in reversed(list(enumerate(ids)))
     ]
     assert list(history["id"]) == list(reversed(ids))
+    assert set(history["kind"]) == {"Monte Carlo π"}  # the kind's title, not its name
     assert {"status", "kind", "created", "duration"} <= set(history.columns)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import string
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
 
 import pytest
 from hypothesis import given
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from runlab import format as words
 from ui import format as fmt
+from ui import tables
 from ui.text import md_escape, one_line
 
 # What a CommonMark renderer does with a backslash before ASCII punctuation: drops it.
@@ -189,12 +191,55 @@ def test_a_one_point_series_is_a_marker_on_an_axis_that_contains_it() -> None:
 def test_a_job_link_shows_its_name_as_the_table_reads_it_back(name: str) -> None:
     """The table's link column captures the fragment with its `display_text` regex, then
     decodes it (`+` as a space, then `decodeURIComponent`): the text shown is the name."""
-    from urllib.parse import unquote
-
-    from ui import tables
-
     link = tables.job_link("AbC123", name)
     assert link.startswith("job?id=AbC123#")
     captured = re.search(r"#(.*)$", link, re.S)
     assert captured is not None
     assert unquote(captured.group(1).replace("+", "%20"), errors="strict") == name
+
+
+def test_series_of_one_measure_share_a_panel_and_an_interval_is_a_band() -> None:
+    from ui import charts
+
+    def titles(names: list[str]) -> list[str]:
+        return [p.title for p in charts.panels(names)]
+
+    # Option pricing: the price inside its interval; portfolio risk: the levels of VaR together.
+    assert titles(["ci_high", "ci_low", "price"]) == ["price"]
+    assert charts.panels(["ci_high", "ci_low", "price"])[0].band
+    assert titles(["var_95", "var_99"]) == ["var_95 · var_99"]
+    # Bootstrap's interval alone; unrelated series keep a panel each.
+    assert titles(["ci_high", "ci_low"]) == ["confidence interval"]
+    assert titles(["estimate", "stage_seconds"]) == ["estimate", "stage_seconds"]
+
+    steps = [1, 2, 3]
+    fig = charts.series_figure(
+        {
+            "price": (steps, [10.0, 10.4, 10.5]),
+            "ci_low": (steps, [9, 10, 10.3]),
+            "ci_high": (steps, [11, 10.8, 10.7]),
+        }
+    )
+    assert fig is not None
+    high, low, price = fig.data
+    assert (high.y, low.y, low.fill) == ((11, 10.8, 10.7), (9, 10, 10.3), "tonexty")
+    assert price.name == "price" and price.error_y.array is None
+    assert [a.text for a in fig.layout.annotations] == ["price"]
+
+
+def test_a_one_point_series_with_an_interval_draws_an_error_bar() -> None:
+    from ui import charts
+
+    fig = charts.series_figure(
+        {
+            "price": ([500_000], [10.4]),
+            "ci_low": ([500_000], [10.1]),
+            "ci_high": ([500_000], [10.9]),
+        }
+    )
+    assert fig is not None
+    (price,) = fig.data
+    assert price.mode == "markers"
+    assert price.error_y.array == pytest.approx((0.5,))
+    assert price.error_y.arrayminus == pytest.approx((0.3,))
+    assert list(fig.layout.xaxis.range) == [0.0, 1_000_000.0]
