@@ -63,10 +63,20 @@ def file_size(n: int) -> str:
     return f"{n / MIB:.1f} MB" if n >= MIB else f"{n:,} bytes"
 
 
+# Keys whose words an analyst writes otherwise: abbreviations in capitals, a closed form by
+# what it is (the European options' Black–Scholes price, or the barrier's own formula).
+KEYS = {"bs_price": "closed-form price"}
+WORDS = {"ci": "CI", "var": "VaR", "cvar": "CVaR", "es": "ES", "se": "SE", "pnl": "P&L"}
+
+
 def label(field: str) -> str:
     """A parameter or result key as a label, where its kind gives none:
-    `seconds_per_stage` -> `Seconds per stage`."""
-    words = field.replace("_", " ").strip()
+    `seconds_per_stage` -> `Seconds per stage`, `ci_low` -> `CI low`, `var_99` -> `VaR 99`."""
+    key = field.strip()
+    if key in KEYS:
+        words = KEYS[key]
+    else:
+        words = " ".join(WORDS.get(w.lower(), w) for w in key.replace("_", " ").split())
     return words[:1].upper() + words[1:]
 
 

@@ -19,7 +19,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from compute import registry
-from compute.registry import Kind
+from compute.registry import FieldInfo, Kind
 from jobstore import compare as store_compare
 from jobstore.compare import ABSENT, MAX_JOBS, MIN_JOBS, ComparedJob, Comparison, FieldRow
 from jobstore.history import history
@@ -32,7 +32,6 @@ SECTION_LABEL = {"param": "parameter", "result": "result"}
 # Lists up to this long are shown whole; longer ones by their length and first items.
 SHORT_LIST = 6
 CELL_CHARS = 120
-NULL = "null"
 # One colour per job, the same in every panel: Plotly's own palette has ten, as many as MAX_JOBS.
 COLOURS = qualitative.Plotly
 HIGHLIGHT = "background-color: #FFF4CC"
@@ -70,7 +69,7 @@ def header(job: ComparedJob) -> str:
     """A table column's header: the name, short id, kind and status, as plain text."""
     s = job.summary
     parts = [one_line(s.name, 40)] if s.name.strip() else []
-    parts += [job.short_id, s.kind, badges.status_text(s.status)]
+    parts += [job.short_id, kind_title(s.kind), badges.status_text(s.status)]
     return " · ".join(parts)
 
 
@@ -85,25 +84,31 @@ def job_links(comparison: Comparison) -> None:
                 query_params={"id": job.id},
                 icon=":material/open_in_new:",
             )
-            st.caption(f"`{job.short_id}` · {md_escape(job.summary.kind)}")
+            st.caption(f"`{job.short_id}` · {md_escape(kind_title(job.summary.kind))}")
             badges.status_badge(job.summary.status)
 
 
-def cell(value: Any, field: str = "") -> str:
-    """A field's value as short text: numbers as on a job's page, long lists by their length.
+def cell(
+    value: Any, field: str = "", *, info: FieldInfo | None = None, result: bool = False
+) -> str:
+    """A field's value as short text: a choice by its label, numbers with separators (a
+    result's floats to six significant digits, a parameter's as typed), long lists by their
+    length, and a dash where a job has no value (another kind's field, or one left empty).
 
     Seeds are shown bare, without separators, so that one can be copied into a form.
     """
-    if value is ABSENT:
+    if value is ABSENT or value is None:
         return fmt.DASH
-    if value is None:
-        return NULL
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return "yes" if value else "no"
     if isinstance(value, int) and field == "seed":
         return str(value)
+    if isinstance(value, float) and result and math.isfinite(value):
+        return f"{value:,.6g}"
     if isinstance(value, int | float):
         return fmt.number(value)
+    if isinstance(value, str) and info is not None and info.type == "choice":
+        return one_line(info.choice_label(value), CELL_CHARS)
     if isinstance(value, str):
         return one_line(value, CELL_CHARS)
     if isinstance(value, list | tuple):
@@ -124,17 +129,50 @@ def _json(value: Any) -> str:
     return json.dumps(fmt.browser_json(value), ensure_ascii=False, default=str)
 
 
+def kind_title(name: str) -> str:
+    kind = registry.find(name)
+    return kind.title if kind is not None else name
+
+
+def _parameters(comparison: Comparison) -> dict[str, FieldInfo]:
+    """Each parameter's form field, from the first of the jobs' kinds that has it."""
+    out: dict[str, FieldInfo] = {}
+    for kind in kinds_of(comparison):
+        for info in registry.describe(kind.params):
+            out.setdefault(info.name, info)
+    return out
+
+
+def field_label(row: FieldRow, infos: dict[str, FieldInfo]) -> str:
+    """A parameter by its form's label ("Strike K"), a result field by its words ("CI low")."""
+    info = infos.get(row.path[0]) if row.section == "param" else None
+    head = info.label if info is not None else fmt.label(row.path[0])
+    return " · ".join([head, *row.path[1:]])
+
+
 def field_frame(comparison: Comparison, *, only_differences: bool = False) -> pd.DataFrame:
-    """One row per field and one column per job (`job 1`, `job 2`, …), all text."""
+    """One row per field and one column per job (`job 1`, `job 2`, …), all text; `field` is
+    the key, `label` what the table shows for it."""
     rows: list[FieldRow] = comparison.differing if only_differences else comparison.fields
-    columns = ["section", "field", "differs"] + [_column(i) for i in range(len(comparison.jobs))]
+    infos = _parameters(comparison)
+    columns = ["section", "field", "label", "differs"]
+    columns += [_column(i) for i in range(len(comparison.jobs))]
     return pd.DataFrame(
         [
             [
                 SECTION_LABEL[row.section],
                 row.name,
+                field_label(row, infos),
                 row.differs,
-                *(cell(v, row.path[-1]) for v in row.values),
+                *(
+                    cell(
+                        v,
+                        row.path[-1],
+                        info=infos.get(row.path[0]) if row.section == "param" else None,
+                        result=row.section == "result",
+                    )
+                    for v in row.values
+                ),
             ]
             for row in rows
         ],
@@ -156,8 +194,8 @@ def field_table(comparison: Comparison, *, only_differences: bool, key: str) -> 
             st.caption("These jobs have no parameters or results yet.")
         return
     config: dict[str, Any] = {
+        "label": st.column_config.TextColumn("Field", width="medium", pinned=True),
         "section": st.column_config.TextColumn("Section", width="small"),
-        "field": st.column_config.TextColumn("Field", width="medium", pinned=True),
         "differs": st.column_config.CheckboxColumn(
             "Differs", width="small", help="The jobs' values are not all the same"
         ),
@@ -167,7 +205,13 @@ def field_table(comparison: Comparison, *, only_differences: bool, key: str) -> 
     styled = frame.style.apply(lambda row: [HIGHLIGHT if row["differs"] else ""] * len(row), axis=1)
     with st.container(key=key):
         # Every row at once: the differences are what the page is for, not a scroll away.
-        st.dataframe(styled, column_config=config, hide_index=True, height="content")
+        st.dataframe(
+            styled,
+            column_config=config,
+            column_order=list(config),  # the key, `field`, stays in the data, unshown
+            hide_index=True,
+            height="content",
+        )
 
 
 def trace_label(job: ComparedJob) -> str:

@@ -93,8 +93,8 @@ def test_jobs_are_shown_in_the_order_given_each_column_linked_to_its_page(store:
 
     assert [t.value for t in at.title] == ["Compare 2 jobs"]
     assert headers(at) == [
-        f"large run · {large[:SHORT_ID]} · monte_carlo_pi · succeeded",
-        f"small run · {small[:SHORT_ID]} · monte_carlo_pi · succeeded",
+        f"large run · {large[:SHORT_ID]} · Monte Carlo π · succeeded",
+        f"small run · {small[:SHORT_ID]} · Monte Carlo π · succeeded",
     ]
     assert job_links(at) == [f"id={large}", f"id={small}"]
     samples = row(at, "parameter", "samples")
@@ -120,7 +120,7 @@ def test_jobs_of_different_kinds_show_a_dash_where_a_job_has_no_such_field(
 
     at = compare_page(p, d)
 
-    assert headers(at)[1].endswith("demo_stages · succeeded")
+    assert headers(at)[1].endswith("Demo pipeline · succeeded")  # the kind by its title
     stages = row(at, "result", "stages")
     assert (stages["job 1"], stages["job 2"]) == ("—", '["stage 1", "stage 2"]')
     assert row(at, "parameter", "samples")["job 2"] == "—"
@@ -341,3 +341,31 @@ def test_names_are_text_everywhere_never_markup(store: Engine) -> None:
         assert not re.search(r"(?<!\\)[<>*\[\]:]", text), text
     assert headers(at)[0].startswith("**bold** <img src=x onerror=alert(1)> · ")
     assert traces(at)[0]["name"].startswith("**bold** &lt;img src=x onerror=alert(1)&gt; · ")
+
+
+def test_fields_read_as_the_form_and_the_headline_write_them(store: Engine) -> None:
+    seed.runner(store)
+    result = {"price": 10.44946287, "ci_low": 10.3912, "bs_price": 10.450583572185565}
+    ids = [
+        done(
+            store,
+            f"run {i}",
+            kind="option_pricing",
+            params={"sigma": 0.2, "paths": 10_000, "seed": 7},
+            result=result,
+        )
+        for i in range(2)
+    ]
+
+    shown = fields(compare_page(*ids)).set_index("field")
+
+    assert shown.loc["option_type", "label"] == "Option type"
+    assert shown.loc["option_type", "job 1"] == "European call"  # the choice's label
+    assert shown.loc["K", "label"] == "Strike K"
+    assert shown.loc["r", "job 1"] == "0.05"  # a parameter as typed
+    assert shown.loc["barrier", "job 1"] == "—"  # left empty: not "null"
+    assert shown.loc["antithetic", "job 1"] == "yes"
+    assert shown.loc["price", "job 1"] == "10.4495"  # a result to six significant digits
+    assert shown.loc["ci_low", "label"] == "CI low"
+    assert shown.loc["bs_price", "label"] == "Closed-form price"
+    assert shown.loc["seed", "job 1"] == "7"
