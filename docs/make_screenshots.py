@@ -121,6 +121,24 @@ def pages(jobs: dict[str, Any]) -> list[tuple[str, str]]:
     return shots
 
 
+# Streamlit has run the page's script to its end, and every chart it sent has drawn its axes.
+SETTLED_JS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  const charts = document.querySelectorAll('[data-testid="stPlotlyChart"]').length;
+  const drawn = document.querySelectorAll('.js-plotly-plot .main-svg .xtick').length;
+  return app && app.dataset.testScriptState === 'notRunning' && (charts === 0 || drawn > 0)
+    && document.querySelectorAll('.js-plotly-plot').length >= charts;
+}"""
+
+
+def settled(page: Any) -> None:
+    """Wait until the page is drawn: its script done, its charts drawn, its fonts loaded."""
+    page.wait_for_load_state("networkidle")
+    page.wait_for_function(SETTLED_JS, timeout=60_000, polling=100)
+    page.evaluate("document.fonts.ready")
+    page.wait_for_timeout(300)  # the last layout pass of tables sized to their content
+
+
 @click.command()
 @click.option("--out", default=str(ROOT / "docs" / "screenshots"), show_default=True)
 def main(out: str) -> None:
@@ -142,12 +160,7 @@ def main(out: str) -> None:
                 page = context.new_page()
                 page.goto(base + path)
                 page.get_by_test_id("stSidebar").wait_for(timeout=60_000)
-                page.wait_for_load_state("networkidle")
-                # Streamlit draws in several passes, and Plotly after them: let both settle.
-                page.wait_for_timeout(2500)
-                if page.get_by_test_id("stPlotlyChart").count():
-                    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
-                    page.wait_for_timeout(1000)
+                settled(page)
                 target = folder / f"{name}.png"
                 page.screenshot(path=str(target), full_page=True)
                 click.echo(str(target))
