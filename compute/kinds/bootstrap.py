@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from compute import datasets
 from compute.context import JobContext
 from compute.datasets import Upload
-from compute.headline import Figure, Headline
+from compute.headline import Figure, Headline, Table
 from compute.kernels.bootstrap import prepare, resample
 from compute.registry import register
 from compute.seeds import Seed
@@ -306,8 +306,21 @@ def summarise(
         "resamples": len(drawn),
         "undefined_resamples": len(drawn) - len(values),
         "rows": len(x),
+        "data": [described(p.column, x)] + ([] if y is None else [described(p.column_b or "", y)]),
         "partial": len(kept) < planned,
         "seed": p.seed,
+    }
+
+
+def described(name: str, values: np.ndarray) -> dict[str, Any]:
+    """A column as the interval saw it: its count, mean, standard deviation and range."""
+    return {
+        "column": name,
+        "count": len(values),
+        "mean": float(np.mean(values)),
+        "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        "min": float(np.min(values)),
+        "max": float(np.max(values)),
     }
 
 
@@ -407,13 +420,30 @@ def headline_of(result: Mapping[str, Any], params: Mapping[str, Any]) -> Headlin
         Figure("Rows", f"{int(result['rows']):,}"),
         Figure("Resamples", f"{int(result['resamples']):,}"),
     ]
+    tables = []
+    data = [d for d in result.get("data") or [] if isinstance(d, dict)]
+    if data:
+        tables.append(
+            Table(
+                "The data",
+                ["Column", "Rows", "Mean", "Standard deviation", "Min", "Max"],
+                [
+                    [
+                        str(d["column"]),
+                        f"{int(d['count']):,}",
+                        *(fmt.significant(float(d[k]), 6) for k in ("mean", "sd", "min", "max")),
+                    ]
+                    for d in data
+                ],
+            )
+        )
     notes = []
     if result.get("undefined_resamples"):
         notes.append(
             f"{int(result['undefined_resamples']):,} resamples had no defined value and were "
             "left out."
         )
-    return Headline(figures, notes=notes)
+    return Headline(figures, tables, notes)
 
 
 @register(

@@ -318,6 +318,15 @@ def test_the_driver_resumes_from_its_checkpoints_and_keeps_a_stopped_run_partial
     full = drive(data, FakeContext(files=files), **kw)
     assert full == result_of(data, **kw)  # the driver computes what the pure pieces do
     assert full["partial"] is False and full["resamples"] == 500 and full["method"] == "bca"
+    # The data behind the interval, column by column, and in the headline as a table.
+    col_a, col_b = full["data"]
+    assert (col_a["column"], col_a["count"], col_b["column"]) == ("a", 1_000, "b")
+    assert col_a["mean"] == pytest.approx(float(np.mean(a)), abs=1e-12)
+    assert col_a["sd"] == pytest.approx(float(np.std(a, ddof=1)), abs=1e-12)
+    assert (col_a["min"], col_a["max"]) == (pytest.approx(a.min()), pytest.approx(a.max()))
+    (data_table,) = bootstrap.headline_of(full, kw).tables
+    assert data_table.columns[:3] == ["Column", "Rows", "Mean"]
+    assert [row[:2] for row in data_table.rows] == [["a", "1,000"], ["b", "1,000"]]
 
     stopped = FakeContext(files=files, stop_after=2)
     kept = drive(data, stopped, **kw)
