@@ -606,7 +606,9 @@ def figure(result: Mapping[str, Any], series: Mapping[str, tuple[list[float], li
                 line_dash="dot",
                 line_color="crimson",
                 annotation_text=f"CVaR {_percent(key)}",
-                annotation_position="bottom right",
+                # A line below VaR's labels, clear of the bars in the tail and of each other.
+                annotation_position="top right",
+                annotation_yshift=-18,
             )
         fig.update_layout(xaxis_title="loss", yaxis_title="scenarios", bargap=0, height=360)
         return fig
