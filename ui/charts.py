@@ -15,6 +15,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from compute import bands
 from compute.registry import Kind
 from jobstore.models import Status
 from jobstore.views import JobDetail
@@ -32,7 +33,6 @@ MIN_BAR_SHARE = 0.005
 
 
 BAND = ("ci_low", "ci_high")  # the bounds of a confidence interval, drawn as one shaded band
-BAND_FILL = "rgba(59, 130, 246, 0.18)"
 
 
 @dataclass(frozen=True)
@@ -99,31 +99,7 @@ def _panel_traces(panel: Panel, series: Series, *, legend: bool) -> list[go.Scat
         (steps, low), (high_steps, high) = series[BAND[0]], series[BAND[1]]
         single = len(panel.lines) == 1 and len(series[panel.lines[0]][0]) == 1
         if not single and list(steps) == list(high_steps):
-            hover = "%{y}<extra>%{fullData.name}</extra>"
-            traces.append(
-                go.Scatter(
-                    x=high_steps,
-                    y=high,
-                    mode="lines",
-                    line={"width": 0},
-                    name=BAND[1],
-                    showlegend=False,
-                    hovertemplate=hover,
-                )
-            )
-            traces.append(
-                go.Scatter(
-                    x=steps,
-                    y=low,
-                    mode="lines",
-                    line={"width": 0},
-                    fill="tonexty",
-                    fillcolor=BAND_FILL,
-                    name="confidence interval",
-                    hovertemplate=hover,
-                    showlegend=legend,
-                )
-            )
+            traces += bands.band(steps, low, high, showlegend=legend)
         elif not single:  # bounds reported at different steps: two lines, not a band
             traces.append(go.Scatter(x=steps, y=low, mode="lines", name=BAND[0]))
             traces.append(go.Scatter(x=high_steps, y=high, mode="lines", name=BAND[1]))

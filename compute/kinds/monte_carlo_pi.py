@@ -9,6 +9,7 @@ from typing import Any
 import plotly.graph_objects as go
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from compute import bands
 from compute.context import JobContext
 from compute.headline import Figure, Headline
 from compute.kernels.monte_carlo_pi import count_inside
@@ -75,18 +76,7 @@ def figure(result: Mapping[str, Any], series: Mapping[str, tuple[list[float], li
     fig = go.Figure()
     if len(steps) > 1 and list(low_steps) == list(high_steps) == list(steps):
         # The 95 % interval as it narrowed with the samples: a band around the estimate.
-        fig.add_trace(go.Scatter(x=steps, y=high, mode="lines", line={"width": 0}, name="ci_high"))
-        fig.add_trace(
-            go.Scatter(
-                x=steps,
-                y=low,
-                mode="lines",
-                line={"width": 0},
-                fill="tonexty",
-                fillcolor="rgba(59, 130, 246, 0.18)",
-                name="95 % interval",
-            )
-        )
+        fig.add_traces(bands.band(steps, low, high, name="95 % interval"))
     elif "estimate" in result:
         est, se = result["estimate"], result["standard_error"]
         fig.add_hrect(y0=est - 1.96 * se, y1=est + 1.96 * se, opacity=0.15, line_width=0)
