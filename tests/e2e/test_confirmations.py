@@ -18,7 +18,7 @@ from jobstore import queries
 from jobstore.engine import db_later
 from jobstore.models import Job, Status
 from tests.e2e.conftest import RunlabUp
-from tests.e2e.test_history import NAME_COLUMN, grid_column, wait_for_rows
+from tests.e2e.test_history import NAME_COLUMN, grid_column, history_grid, wait_for_rows
 from tests.polling import wait_for
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ ROW = 35  # pixels: the height of a header or a row in Streamlit's grid
 def tick(page: Page, names: list[str]) -> None:
     """Tick the history rows of `names`, clicking the boxes the grid draws on its canvas."""
     shown = grid_column(page, NAME_COLUMN)
-    grid = page.get_by_test_id("stDataFrame").first
+    grid = history_grid(page)
     grid.scroll_into_view_if_needed()
     box = grid.bounding_box()
     assert box is not None

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 import pytest
 
@@ -17,24 +18,36 @@ from tests.e2e.test_report import download, open_job
 from tests.polling import wait_for
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Locator, Page
 
 pytestmark = pytest.mark.e2e
 
 XSS_NAME = "<img src=x onerror=alert(1)>"
 XSS_TAG = "javascript:alert(1)"
-NAME_COLUMN = 4  # job, status, kind, name, owner, created, duration
+NAME_COLUMN = 1  # the job, by its name; status, kind, owner, created, duration, id
+
+
+def history_grid(page: Page) -> Locator:
+    """The history's table: above it, the running and queued jobs have tables of their own."""
+    return page.locator(".st-key-history").get_by_test_id("stDataFrame")
 
 
 def grid_column(page: Page, column: int) -> list[str]:
-    """The text of one column of the first table on the page, top to bottom.
+    """The text of one column of the history's table, top to bottom.
 
     The grid draws on a canvas; its cells are mirrored in an accessible table, read here.
+    A link cell is mirrored as its address; the canvas shows the text the column's
+    `display_text` takes from it, the job's name in the fragment, decoded as here.
     """
-    table = page.get_by_test_id("stDataFrame").first
+    table = history_grid(page)
     table.wait_for(state="visible")
     cells = table.locator(f"td[role='gridcell'][aria-colindex='{column}']")
-    return [c.strip() for c in cells.all_text_contents()]
+    return [as_shown(c.strip()) for c in cells.all_text_contents()]
+
+
+def as_shown(cell: str) -> str:
+    link = re.fullmatch(r"job\?id=[^#]*#(.*)", cell, re.S)
+    return unquote(link.group(1).replace("+", "%20")) if link else cell
 
 
 def wait_for_rows(page: Page, want: list[str]) -> None:
