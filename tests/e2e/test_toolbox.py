@@ -51,13 +51,30 @@ def open_form(page: Page, base_url: str, kind: str, title: str) -> Locator:
 
 
 def choose(page: Page, label: str, option: str) -> None:
-    """Pick `option` in the selectbox labelled `label`."""
+    """Pick `option` in the selectbox labelled `label`.
+
+    A list that opens while the page above it is still being laid out (an upload's summary
+    drawn) can move under the click, or close: the click is tried again on a list opened anew.
+    Not by the keyboard: Enter in a form submits it.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
     box = page.get_by_role("combobox", name=label)
-    box.click()
-    page.get_by_role("option", name=option, exact=True).click()
-    expect(box).to_have_value(option)
+    choice = page.get_by_role("option", name=option, exact=True)
+
+    def picked() -> bool:
+        if not choice.is_visible():
+            box.click()
+        try:
+            choice.click(timeout=3_000)
+            expect(box).to_have_value(option, timeout=3_000)
+        except (PlaywrightTimeout, AssertionError):
+            page.keyboard.press("Escape")  # closes the list, if it is still open
+            return False
+        return True
+
+    wait_for(picked, timeout=45, what=f"{option!r} picked in {label!r}")
 
 
 def type_number(form: Locator, label: str, value: str) -> None:
@@ -111,7 +128,9 @@ def test_upload_a_csv_bootstrap_it_and_share_the_result(
     page.locator("input[type=file]").set_input_files(
         {"name": "prices.csv", "mimeType": "text/csv", "buffer": CSV}
     )
-    # The column picker offers the file's numeric columns once it is read.
+    # Once the file is read: its summary under the uploader, and the column picker offers its
+    # numeric columns. The picker is used after the summary has pushed it down the page.
+    expect(page.get_by_text("prices.csv: 60 rows × 3 columns")).to_be_visible(timeout=15_000)
     expect(page.get_by_role("combobox", name="Column")).to_have_value("day", timeout=15_000)
     choose(page, "Column", "price")
     type_number(form, "Resamples", "2000")
