@@ -26,6 +26,7 @@ from jobstore.history import history
 from jobstore.search import InvalidQuery, parse
 from ui import badges, charts
 from ui import format as fmt
+from ui.tables import kind_title
 from ui.text import md_escape, one_line
 
 SECTION_LABEL = {"param": "parameter", "result": "result"}
@@ -127,11 +128,6 @@ def _list_text(items: Sequence[Any]) -> str:
 
 def _json(value: Any) -> str:
     return json.dumps(fmt.browser_json(value), ensure_ascii=False, default=str)
-
-
-def kind_title(name: str) -> str:
-    kind = registry.find(name)
-    return kind.title if kind is not None else name
 
 
 def _parameters(comparison: Comparison) -> dict[str, FieldInfo]:
