@@ -53,9 +53,10 @@ def open_form(page: Page, base_url: str, kind: str, title: str) -> Locator:
 def choose(page: Page, label: str, option: str) -> None:
     """Pick `option` in the selectbox labelled `label`.
 
-    A list that opens while the page above it is still being laid out (an upload's summary
-    drawn) can move under the click, or close: the click is tried again on a list opened anew.
-    Not by the keyboard: Enter in a form submits it.
+    The box is scrolled into view first: a list opened by a click that had to scroll the page
+    (a box pushed below the fold by an upload's summary) closes as the page scrolls. A click
+    that is lost all the same is tried again on a list opened anew. Not by the keyboard: Enter
+    in a form submits it.
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
@@ -65,6 +66,7 @@ def choose(page: Page, label: str, option: str) -> None:
 
     def picked() -> bool:
         if not choice.is_visible():
+            box.scroll_into_view_if_needed()
             box.click()
         try:
             choice.click(timeout=3_000)
