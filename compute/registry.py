@@ -255,6 +255,16 @@ class FieldInfo:
         return all(values.get(k) in allowed for k, allowed in self.when.items())
 
 
+def fields_of(kinds: Iterable[Kind]) -> dict[str, FieldInfo]:
+    """Each parameter's form field, from the first of `kinds` that has one of that name: how
+    a page that lists jobs of several kinds labels and words their parameters."""
+    out: dict[str, FieldInfo] = {}
+    for kind in kinds:
+        for info in describe(kind.params):
+            out.setdefault(info.name, info)
+    return out
+
+
 def describe(model: type[BaseModel]) -> list[FieldInfo]:
     out = []
     for name, f in model.model_fields.items():

@@ -311,10 +311,7 @@ def _headline_lines(job: JobDetail) -> list[str]:
 
 
 def _alive_runners(engine: Engine, settings: Settings) -> list[Any]:
-    # Three missed heartbeats in a row mean a runner is gone, as the pages count them.
-    return [
-        r for r in queries.runners(engine, alive_within=3 * settings.heartbeat_seconds) if r.alive
-    ]
+    return [r for r in queries.runners(engine, alive_within=settings.alive_within) if r.alive]
 
 
 def _store_text(settings: Settings) -> str:
@@ -329,7 +326,7 @@ def info(state: _State) -> None:
     the store now."""
     s = state.settings
     engine = state.engine
-    overview = queries.overview(engine, alive_within=3 * s.heartbeat_seconds, recent=0)
+    overview = queries.overview(engine, alive_within=s.alive_within, recent=0)
     total = queries.list_jobs(engine, limit=1).total
     click.echo(f"store      {_store_text(s)}")
     click.echo(

@@ -96,6 +96,10 @@ class _SecretsFile(TomlConfigSettingsSource):
         return {k.lower(): v for k, v in section.items() if isinstance(k, str)}
 
 
+# A runner beats every heartbeat_seconds; missing three beats in a row means it is gone.
+MISSED_BEATS = 3
+
+
 class Settings(BaseSettings):
     # nan and inf are refused for every float: an infinite lease never lapses, so a claimed
     # job would never be taken back from a runner that died. Unknown keys are ignored.
@@ -208,6 +212,12 @@ class Settings(BaseSettings):
                 f"heartbeat_seconds ({self.heartbeat_seconds:g})"
             )
         return self
+
+    @property
+    def alive_within(self) -> float:
+        """Seconds since its last heartbeat within which a runner counts as alive: three
+        heartbeats missed in a row mean it is gone, for the pages and the CLI alike."""
+        return MISSED_BEATS * self.heartbeat_seconds
 
     @property
     def owner(self) -> str:

@@ -57,9 +57,7 @@ def panels(names: list[str]) -> list[Panel]:
     groups: dict[str, list[str]] = {}
     for name in rest:
         groups.setdefault(name.split("_", 1)[0], []).append(name)
-    out = [
-        Panel(tuple(group)) if len(group) > 1 else Panel((group[0],)) for group in groups.values()
-    ]
+    out = [Panel(tuple(group)) for group in groups.values()]
     if band:
         if len(out) == 1 and len(out[0].lines) == 1:
             out[0] = Panel(out[0].lines, band=True)

@@ -130,50 +130,29 @@ def _json(value: Any) -> str:
     return json.dumps(fmt.browser_json(value), ensure_ascii=False, default=str)
 
 
-def _parameters(comparison: Comparison) -> dict[str, FieldInfo]:
-    """Each parameter's form field, from the first of the jobs' kinds that has it."""
-    out: dict[str, FieldInfo] = {}
-    for kind in kinds_of(comparison):
-        for info in registry.describe(kind.params):
-            out.setdefault(info.name, info)
-    return out
-
-
-def field_label(row: FieldRow, infos: dict[str, FieldInfo]) -> str:
-    """A parameter by its form's label ("Strike K"), a result field by its words ("CI low")."""
-    info = infos.get(row.path[0]) if row.section == "param" else None
-    head = info.label if info is not None else fmt.label(row.path[0])
-    return " · ".join([head, *row.path[1:]])
-
-
 def field_frame(comparison: Comparison, *, only_differences: bool = False) -> pd.DataFrame:
     """One row per field and one column per job (`job 1`, `job 2`, …), all text; `field` is
-    the key, `label` what the table shows for it."""
+    the key, `label` what the table shows for it: a parameter by its form's label ("Strike K"),
+    a result field by its words ("CI low")."""
     rows: list[FieldRow] = comparison.differing if only_differences else comparison.fields
-    infos = _parameters(comparison)
+    infos = registry.fields_of(kinds_of(comparison))
     columns = ["section", "field", "label", "differs"]
     columns += [_column(i) for i in range(len(comparison.jobs))]
-    return pd.DataFrame(
-        [
+    out = []
+    for row in rows:
+        info = infos.get(row.path[0]) if row.section == "param" else None
+        head = info.label if info is not None else fmt.label(row.path[0])
+        result = row.section == "result"
+        out.append(
             [
                 SECTION_LABEL[row.section],
                 row.name,
-                field_label(row, infos),
+                " · ".join([head, *row.path[1:]]),
                 row.differs,
-                *(
-                    cell(
-                        v,
-                        row.path[-1],
-                        info=infos.get(row.path[0]) if row.section == "param" else None,
-                        result=row.section == "result",
-                    )
-                    for v in row.values
-                ),
+                *(cell(v, row.path[-1], info=info, result=result) for v in row.values),
             ]
-            for row in rows
-        ],
-        columns=columns,
-    )
+        )
+    return pd.DataFrame(out, columns=columns)
 
 
 def _column(i: int) -> str:
@@ -338,9 +317,8 @@ def against_parameter_figure(comparison: Comparison) -> go.Figure | None:
     ]
     if not done or not measures:
         return None
-    label = next(
-        (i.label for i in registry.describe(kind.params) if i.name == param), fmt.label(param)
-    )
+    info = registry.fields_of([kind]).get(param)
+    label = info.label if info is not None else fmt.label(param)
     fig = make_subplots(rows=1, cols=len(measures), horizontal_spacing=0.12)
     for col, measure in enumerate(measures, start=1):
         points = [j for j in done if isinstance((j.result or {}).get(measure), int | float)]

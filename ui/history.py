@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from compute import intake, registry
+from compute.registry import FieldInfo
 from jobstore import enqueue, labels, queries, retention, transitions
 from jobstore import history as store_history
 from jobstore.artifacts import ArtifactStore
@@ -262,14 +264,10 @@ def value_columns(view: View) -> list[tuple[str, str]]:
     return list(dict.fromkeys(wanted))
 
 
-def _column_label(source: str, key: str) -> str:
+def _column_label(source: str, key: str, params: Mapping[str, FieldInfo]) -> str:
     """A parameter by its form label, where one kind names it; a result field by its words."""
-    if source == "params":
-        for kind in registry.all_kinds():
-            info = next((i for i in registry.describe(kind.params) if i.name == key), None)
-            if info is not None:
-                return info.label
-    return fmt.label(key)
+    info = params.get(key) if source == "params" else None
+    return info.label if info is not None else fmt.label(key)
 
 
 def table(engine: Engine, page: HistoryPage, view: View) -> list[str]:
@@ -283,10 +281,11 @@ def table(engine: Engine, page: HistoryPage, view: View) -> list[str]:
     digest = hashlib.sha256(where.encode()).hexdigest()[:12]
     wanted = value_columns(view)
     values = store_history.values_of(engine, [r.id for r in page.rows]) if wanted else {}
+    params = registry.fields_of(registry.all_kinds()) if wanted else {}
     extra = [
         tables.ValueColumn(
             f"{source}.{key}",
-            _column_label(source, key),
+            _column_label(source, key, params),
             {
                 job: (doc[0] if source == "params" else doc[1]).get(key)
                 for job, doc in values.items()

@@ -14,9 +14,6 @@ from jobstore.artifacts import ArtifactStore
 from jobstore.engine import make_engine, migrate
 from runlab.settings import Settings, load_settings
 
-# A runner beats every heartbeat_seconds; missing three beats in a row means it is gone.
-MISSED_BEATS = 3
-
 
 def settings() -> Settings:
     return load_settings()
@@ -48,5 +45,4 @@ def artifacts(current: Settings | None = None) -> ArtifactStore:
 
 def alive_within(current: Settings | None = None) -> float:
     """Seconds since its last heartbeat within which a runner counts as alive."""
-    s = current or settings()
-    return MISSED_BEATS * s.heartbeat_seconds
+    return (current or settings()).alive_within
