@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_pi.py
 	$(BIN)/python benchmarks/bench_dispatch.py
 	$(BIN)/python benchmarks/bench_kinds.py
+	$(BIN)/python benchmarks/bench_result_page.py
 
 # A PNG of every page and job tab in docs/screenshots/, from a store seeded with real results.
 screenshots: install
