@@ -16,9 +16,9 @@ from sqlalchemy import Engine
 from compute.cost import CostLedger, MeteredClient, StageKey
 from compute.seeds import spawn
 from jobstore import reports
-from jobstore.artifacts import ArtifactStore
 from jobstore.models import StageStatus
 from jobstore.reports import Lease, Report, StageUpdate
+from runlab.artifacts import ArtifactStore
 from runlab.errors import JobCancelled, JobTimedOut, LostJob, NoWorkers, UploadMissing
 
 log = logging.getLogger(__name__)

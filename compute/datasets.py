@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from jobstore.artifacts import ArtifactStore
+    from runlab.artifacts import ArtifactStore
 
 MAX_BYTES = 50 * 1024 * 1024
 MAX_LINE = 100_000  # characters: a real table's row is far shorter; a longer one is a CSV bomb

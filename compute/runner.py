@@ -30,10 +30,10 @@ from compute import registry
 from compute.context import CHECKPOINTS, JobContext
 from compute.results import clean_result
 from jobstore import ledger, registration, reports, retention, transitions
-from jobstore.artifacts import ArtifactStore
 from jobstore.engine import is_postgres
 from jobstore.models import Status
 from jobstore.reports import Lease
+from runlab.artifacts import ArtifactStore
 from runlab.errors import ClusterLost, JobCancelled, LostJob, NoWorkers, StoreBusy
 from runlab.settings import Settings
 from runlab.versions import software_versions

@@ -47,9 +47,9 @@ from sqlalchemy import (
     text,
 )
 
-from jobstore.artifacts import SHA256, TEMPORARY, ArtifactStore, StoredFile
 from jobstore.engine import db_later, is_postgres, reading
 from jobstore.models import Job, JobEvent, JobMetric, JobResult, JobStage, Preset, table_of
+from runlab.artifacts import SHA256, TEMPORARY, ArtifactStore, StoredFile
 
 # Parsed in runlab/, where the settings check them too; named here for the store's callers.
 from runlab.purge_policy import MAX_AGE as MAX_AGE

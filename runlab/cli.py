@@ -22,12 +22,12 @@ from sqlalchemy.engine import make_url
 
 from compute import datasets, intake, param_text, registry
 from jobstore import history, queries, search, transitions
-from jobstore.artifacts import ArtifactStore
 from jobstore.engine import make_engine, migrate
 from jobstore.enqueue import enqueue
 from jobstore.models import Status
 from jobstore.views import Cost, JobDetail
 from runlab import format as fmt
+from runlab.artifacts import ArtifactStore
 from runlab.errors import InvalidParams, InvalidUpload, RunlabError
 from runlab.settings import Settings, load_settings
 from runlab.status import OUTCOMES, partial_note

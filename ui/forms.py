@@ -17,7 +17,7 @@ from streamlit.delta_generator import DeltaGenerator
 from compute import datasets, param_text, registry
 from compute.registry import FieldInfo, Kind
 from jobstore import presets
-from jobstore.artifacts import ArtifactStore, UploadNotStored
+from runlab.artifacts import ArtifactStore, UploadNotStored
 from runlab.errors import InvalidParams, InvalidUpload, UploadMissing
 from ui import expected as expected_
 from ui import format as fmt

@@ -22,9 +22,9 @@ from compute import intake, registry
 from compute.registry import FieldInfo
 from jobstore import enqueue, labels, queries, retention, transitions
 from jobstore import history as store_history
-from jobstore.artifacts import ArtifactStore
 from jobstore.history import SORTS, BadCursor, Cursor, HistoryPage, Sort
 from jobstore.search import InvalidQuery, Query, check_text, describe, parse
+from runlab.artifacts import ArtifactStore
 from runlab.errors import InvalidParams
 from runlab.status import OUTCOMES
 from ui import confirm, tables

@@ -10,8 +10,8 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from compute import registry
-from jobstore.artifacts import ArtifactStore
 from jobstore.engine import make_engine, migrate
+from runlab.artifacts import ArtifactStore
 from runlab.settings import Settings, load_settings
 
 

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine
 
-from jobstore.artifacts import ArtifactStore
 from jobstore.models import Status
+from runlab.artifacts import ArtifactStore
 from runlab.cli import cli
 from tests.store.aged import aged_job, everything, exists, put_files
 

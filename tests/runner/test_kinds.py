@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from compute import datasets, intake
-from jobstore.artifacts import ArtifactStore
 from jobstore.models import Status
+from runlab.artifacts import ArtifactStore
 from tests.runner.helpers import assert_sound, watch
 
 BOOTSTRAP = {"statistic": "median", "column": "x", "resamples": 20_000, "seed": 3}

@@ -33,10 +33,10 @@ from sqlalchemy import create_engine, func, select, text
 from compute import datasets, intake, registry
 from compute.registry import FieldInfo, Kind
 from jobstore import queries, transitions
-from jobstore.artifacts import ArtifactStore
 from jobstore.engine import make_engine, migrate
 from jobstore.models import Base, Job, JobEvent, Status
 from jobstore.views import JobDetail, RunnerView
+from runlab.artifacts import ArtifactStore
 from runlab.cli import cli
 from runlab.errors import InvalidParams
 from runlab.versions import software_versions

@@ -12,8 +12,8 @@ from sqlalchemy import Engine
 
 from compute import intake
 from jobstore import queries
-from jobstore.artifacts import ArtifactStore
 from jobstore.models import Status
+from runlab.artifacts import ArtifactStore
 from tests.polling import wait_for
 from tests.runner.conftest import RunnerProcess
 from tests.store.aged import aged_job, exists, orphans, put_files

@@ -13,9 +13,9 @@ from sqlalchemy import Engine, func, select, update
 from compute import intake
 from jobstore import queries, reports
 from jobstore import transitions as T
-from jobstore.artifacts import ArtifactStore
 from jobstore.engine import db_later, reading
 from jobstore.models import Job, JobEvent, JobMetric, JobResult, JobStage, Status
+from runlab.artifacts import ArtifactStore
 from runlab.errors import JobNotFound
 from tests.pi_report import sampling
 

@@ -9,9 +9,9 @@ from sqlalchemy import Engine, func, select
 
 from compute import intake
 from jobstore import labels, retention
-from jobstore.artifacts import ArtifactStore
 from jobstore.models import Job, JobEvent, JobMetric, JobResult, JobStage
 from jobstore.queries import get_job, list_jobs
+from runlab.artifacts import ArtifactStore
 from runlab.errors import InvalidParams
 from tests.ui import seed
 

@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import Engine, event, update
 
 from jobstore import presets
-from jobstore.artifacts import ArtifactStore
 from jobstore.doctor import check
 from jobstore.models import Job, Status
 from jobstore.retention import (
@@ -28,6 +27,7 @@ from jobstore.retention import (
     PurgeReport,
     purge,
 )
+from runlab.artifacts import ArtifactStore
 from tests.store.aged import (
     aged_job,
     back_date,

@@ -13,8 +13,8 @@ from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
 from compute import datasets, intake
-from jobstore.artifacts import ArtifactStore
 from jobstore.models import Status
+from runlab.artifacts import ArtifactStore
 from tests.bulk import PastJob, copy_jobs
 from tests.ui.conftest import open_page
 from tests.ui.test_new_job import submit

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from compute import datasets, intake
 from compute.param_text import number_text
 from jobstore import presets, queries
-from jobstore.artifacts import ArtifactStore
+from runlab.artifacts import ArtifactStore
 from tests.ui.conftest import open_page
 from tests.ui.test_new_job import after, submit
 from ui.text import md_escape

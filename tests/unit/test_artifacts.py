@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jobstore.artifacts import JSON_LIMIT, ArtifactStore
+from runlab.artifacts import JSON_LIMIT, ArtifactStore
 
 
 def test_json_round_trip_and_delete(tmp_path: Path) -> None:

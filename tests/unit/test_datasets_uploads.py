@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from compute import datasets
-from jobstore.artifacts import TEMPORARY, ArtifactStore, UploadNotStored
+from runlab.artifacts import TEMPORARY, ArtifactStore, UploadNotStored
 from runlab.errors import InvalidUpload
 
 CSV = b"x\n" + b"".join(f"{i}.5\n".encode() for i in range(20))
