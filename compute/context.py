@@ -6,10 +6,12 @@ import contextlib
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import distributed
+from dask.utils import funcname
 from distributed import Client, Future, as_completed
 from sqlalchemy import Engine
 
@@ -18,7 +20,7 @@ from compute.seeds import spawn
 from jobstore import reports
 from jobstore.models import StageStatus
 from jobstore.reports import Lease, Report, StageUpdate
-from runlab.artifacts import ArtifactStore
+from runlab.artifacts import ArtifactStore, UploadSource
 from runlab.errors import JobCancelled, JobTimedOut, LostJob, NoWorkers, UploadMissing
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,8 @@ LEVELS = ("debug", "info", "warning", "error")
 # however long a task runs.
 WAIT_STEP = 0.25
 ASK_PERIOD = 1.0
+# The key of map_chunks' `load` task starts so: on the dashboard, and to whatever counts chunks.
+LOAD = "load"
 CHECKPOINTS = "checkpoints"  # the folder of a job's artifacts that holds its checkpoints
 
 T = TypeVar("T")
@@ -68,12 +72,16 @@ class ChunkLoop:
         add: Callable[[int, T], None] | None = None,
         show: Callable[[], None] | None = None,
         shared: Callable[[], Any] | None = None,
+        load: tuple[Callable[..., Any], tuple[Any, ...]] | None = None,
         name: str = "chunk",
     ) -> dict[int, T]:
         """Run `kernel` once per chunk on Dask; return the chunks that finished, by index.
 
         Chunk i runs as `kernel(*chunks[i], seed_i)`, or `kernel(data, *chunks[i], seed_i)`
         where `shared()` made `data`, scattered once and only if some chunk is left to run.
+        With `load=(fn, args)` instead, `data` is `fn(*args)`, made by a task of its own on a
+        worker, which reads what it needs (an upload) from the artifact store itself: the
+        chunks take it from there, and nothing of it passes through the runner.
         `seed_i` is the i-th stream spawned from `seed` (`compute.seeds.spawn`), so a chunk's
         result depends on the parameters, the seed and i only, never on who ran it or when.
 
@@ -100,7 +108,12 @@ class ChunkLoop:
             if show is not None:
                 show()
         todo = [i for i in range(total) if i not in done]
-        lead = () if shared is None or not todo else (self.client.scatter(shared()),)
+        lead: tuple[Any, ...] = ()
+        if todo and load is not None:
+            key = f"{LOAD}-{funcname(load[0])}-{uuid.uuid4().hex}"
+            lead = (self.client.submit(load[0], *load[1], key=key, pure=False),)
+        elif todo and shared is not None:
+            lead = (self.client.scatter(shared()),)
         futures = {
             self.client.submit(kernel, *lead, *chunks[i], seeds[i], pure=False): i for i in todo
         }
@@ -296,6 +309,12 @@ class JobContext(ChunkLoop):
         if self._artifacts is None:
             raise UploadMissing("this runner has no artifact store to read uploads from")
         return self._artifacts.get_upload(sha256)
+
+    def upload_source(self) -> UploadSource:
+        """Where a task on a worker reads the job's uploads from (see `map_chunks`' `load`)."""
+        if self._artifacts is None:
+            raise UploadMissing("this runner has no artifact store to read uploads from")
+        return self._artifacts.source()
 
     def check_cancelled(self) -> None:
         """Raise if the driver should stop: cancelled, out of time, or no longer this attempt's."""

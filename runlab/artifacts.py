@@ -1,9 +1,14 @@
 """The artifact store: files that belong to a job but not in the database, such as checkpoints
 and uploaded data.
 
-A local directory by default; any fsspec URL (`s3://…`, `gcs://…`) when runners on several
-machines must share it. A job's keys are relative paths under `jobs/<public id>/`; uploads are
-stored once each under `uploads/<sha256>`, so jobs that share a file share its bytes.
+A local directory by default; any fsspec URL (`s3://bucket/prefix`, through s3fs) when
+runners and Dask workers on several machines must share it. Every failure of a remote store
+reaches the caller as an OSError (`ArtifactsUnavailable`) naming the store and its setting,
+as a local disk's would, so that each caller's handling of a full or unwritable folder holds
+for an unreachable bucket too.
+
+A job's keys are relative paths under `jobs/<public id>/`; uploads are stored once each under
+`uploads/<sha256>`, so jobs that share a file share its bytes.
 
 A local file is written aside as `<name>.<random>.tmp` and renamed into place; a failed write
 removes its `.tmp`, and retention removes any that a killed process left behind.
@@ -18,14 +23,18 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from runlab.errors import InvalidUpload, UploadMissing
+from runlab.errors import ArtifactsUnreachable, InvalidUpload, UploadMissing
+
+if TYPE_CHECKING:
+    from runlab.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +43,19 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 # What `_write` leaves aside while it writes: removed on failure, or by retention once stale.
 TEMPORARY = re.compile(r"[0-9a-f]{64}\.[0-9a-f]{8}\.tmp")
 SETTING = "RUNLAB_ARTIFACTS"
+# What a remote store's client raises when it cannot answer, as opposed to a file it reports
+# missing or a write it refuses, which its fsspec implementation already gives as an OSError.
+REMOTE_LIBRARIES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "urllib3", "requests")
+# botocore's own retries and timeouts for S3. The long-lived client tries a few times, so a
+# checkpoint waits seconds, not a minute, on a store that is down; the start check's gives up
+# sooner still.
+S3_CLIENT = {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 3}}
+QUICK_S3 = {"connect_timeout": 5, "read_timeout": 10, "retries": {"max_attempts": 2}}
+
+
+class ArtifactsUnavailable(OSError):
+    """A remote artifact store did not answer, or refused the client: an OSError, as a local
+    disk's failure is, with a message that names the store and its setting."""
 
 
 class UploadNotStored(InvalidUpload):
@@ -53,11 +75,71 @@ class StoredFile:
     modified: datetime | None  # UTC; None when the filesystem does not say
 
 
+@dataclass(frozen=True)
+class UploadSource:
+    """What a Dask worker needs to read an upload itself, on whichever host it runs: the
+    store's address and options (credentials included, as Dask's own readers take them)."""
+
+    location: str
+    options: Mapping[str, Any]
+
+    def read(self, sha256: str) -> bytes:
+        return ArtifactStore(self.location, self.options).get_upload(sha256)
+
+
+def remote_failure(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] in REMOTE_LIBRARIES
+
+
+def _reason(exc: BaseException) -> str:
+    """One line: botocore's own messages say what failed and where."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 class ArtifactStore:
-    def __init__(self, location: str) -> None:
-        self.fs, root = fsspec.core.url_to_fs(location)
+    def __init__(self, location: str, options: Mapping[str, Any] | None = None) -> None:
+        self.options = dict(options or {})
+        if location.startswith(("s3://", "s3a://")):
+            self.options.setdefault("config_kwargs", S3_CLIENT)
+        self._fs, root = fsspec.core.url_to_fs(location, **self.options)
         self.root = root.rstrip("/")
         self.location = location
+        self.local = isinstance(self._fs, LocalFileSystem)
+        self.fs = self._fs if self.local else _Answering(self._fs, self._unavailable)
+
+    def source(self) -> UploadSource:
+        return UploadSource(self.location, self.options)
+
+    def _unavailable(self, exc: BaseException) -> ArtifactsUnavailable:
+        return ArtifactsUnavailable(
+            errno.EIO, f"the artifact store {self.location} ({SETTING}) failed: {_reason(exc)}"
+        )
+
+    def check(self) -> None:
+        """Raise ArtifactsUnreachable, in one line that names the setting, unless a remote
+        store's bucket answers: called as a runner or a web app starts, so that a wrong
+        endpoint or a missing bucket stops it there rather than failing jobs halfway."""
+        if self.local:
+            return
+        bucket = self.root.split("/", 1)[0]
+        fs = self._fs
+        protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+        if "s3" in protocols:
+            options = {**self.options, "config_kwargs": QUICK_S3}
+            fs = fsspec.filesystem("s3", skip_instance_cache=True, **options)
+        where = f"the artifact store {self.location} ({SETTING})"
+        try:
+            fs.info(bucket)
+        except FileNotFoundError:
+            raise ArtifactsUnreachable(f"{where}: the bucket {bucket} does not exist") from None
+        except PermissionError:
+            raise ArtifactsUnreachable(
+                f"{where}: access to the bucket {bucket} is denied"
+            ) from None
+        except Exception as exc:
+            if not (remote_failure(exc) or isinstance(exc, OSError)):
+                raise
+            raise ArtifactsUnreachable(f"{where}: {_reason(exc)}") from None
 
     def _path(self, public_id: str, key: str = "") -> str:
         if not public_id or "/" in public_id or ".." in public_id:
@@ -69,7 +151,7 @@ class ArtifactStore:
 
     def _write(self, path: str, data: bytes) -> None:
         """Write whole; a reader never sees half a file."""
-        if isinstance(self.fs, LocalFileSystem):
+        if self.local:
             # Object stores write whole objects; a local file is written aside, then renamed.
             self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
             tmp = f"{path}.{secrets.token_hex(4)}.tmp"
@@ -93,16 +175,18 @@ class ArtifactStore:
         digest = hashlib.sha256(data).hexdigest()
         path = f"{self.root}/uploads/{digest}"
         try:
-            if not self.fs.exists(path):
-                self._write(path, data)
-            elif isinstance(self.fs, LocalFileSystem):
+            if self.local and self.fs.exists(path):
                 self.fs.touch(path, truncate=False)
+            else:  # an object's date changes only when it is written again
+                self._write(path, data)
         except OSError as exc:
             raise UploadNotStored(self._refused(exc), field) from None
         return digest
 
     def _refused(self, exc: OSError) -> str:
         """Why the folder did not take a file, in words that say what to fix."""
+        if isinstance(exc, ArtifactsUnavailable):
+            return f"cannot keep the file: {exc.strerror}"
         where = f"the artifacts folder {self.location} ({SETTING})"
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             return f"cannot keep the file: {where} is not writable"
@@ -213,3 +297,32 @@ class ArtifactStore:
         path = f"{self.root}/uploads/{sha256}"
         if self.fs.exists(path):
             self.fs.rm(path)
+
+
+class _Answering:
+    """A remote filesystem whose every call turns its client's own failures (a refused
+    connection, no credentials, a timeout) into ArtifactsUnavailable."""
+
+    def __init__(self, fs: Any, unavailable: Callable[[BaseException], OSError]) -> None:
+        self._fs = fs
+        self._unavailable = unavailable
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._fs, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attr(*args, **kwargs)
+            except Exception as exc:
+                if remote_failure(exc):
+                    raise self._unavailable(exc) from exc
+                raise
+
+        return call
+
+
+def artifact_store(settings: Settings) -> ArtifactStore:
+    """The store that `RUNLAB_ARTIFACTS` and the `RUNLAB_ARTIFACTS_*` options name."""
+    return ArtifactStore(settings.artifacts, settings.artifact_options)

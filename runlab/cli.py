@@ -27,7 +27,7 @@ from jobstore.enqueue import enqueue
 from jobstore.models import Status
 from jobstore.views import Cost, JobDetail
 from runlab import format as fmt
-from runlab.artifacts import ArtifactStore
+from runlab.artifacts import ArtifactStore, artifact_store
 from runlab.errors import InvalidParams, InvalidUpload, RunlabError
 from runlab.settings import Settings, load_settings
 from runlab.status import OUTCOMES, partial_note
@@ -243,7 +243,7 @@ def submit(
     tables = {key: file.table for key, file in files.items()}
     checked = intake.check(kind, values, tables=tables, **options)
     if files:  # the whole job passes before an upload is kept, so a bad one leaves no file
-        _keep(ArtifactStore(state.settings.artifacts), files)
+        _keep(artifact_store(state.settings), files)
     public_id = enqueue(state.engine, checked)
     job = queries.get_job(state.engine, public_id)
     if wait:
@@ -580,7 +580,7 @@ def purge(
     policy = retention.Policy(older_than, statuses)
     report = retention.purge(
         state.engine,
-        ArtifactStore(state.settings.artifacts),
+        artifact_store(state.settings),
         policy,
         batch_size=batch_size,
         dry_run=dry_run,
@@ -631,6 +631,7 @@ def runner(state: _State, concurrency: int, scheduler: str | None, workers: int 
     """Claim jobs and run them on Dask until Ctrl-C or SIGTERM."""
     from runlab.processes import serve_runner
 
+    artifact_store(state.settings).check()
     serve_runner(
         state.engine,
         state.settings,
@@ -657,6 +658,7 @@ def up(state: _State, port: int, host: str, concurrency: int, workers: int | Non
     from runlab.processes import serve_up
 
     migrate(state.engine)
+    artifact_store(state.settings).check()
     sys.exit(
         serve_up(state.settings, port=port, concurrency=concurrency, host=host, workers=workers)
     )
@@ -671,6 +673,7 @@ def web(state: _State, port: int, host: str) -> None:
     from runlab.processes import serve_web
 
     migrate(state.engine)
+    artifact_store(state.settings).check()
     sys.exit(serve_web(state.settings, port=port, host=host))
 
 

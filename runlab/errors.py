@@ -35,6 +35,16 @@ class JobNotFound(RunlabError):
         super().__init__(f"no such job: {job_id}")
 
 
+class ArtifactsUnreachable(RunlabError):
+    """The artifact store that the settings name does not answer, or has no such bucket: a
+    setting to fix before a runner or a web app starts."""
+
+
+class CodeMismatch(RunlabError):
+    """The Dask cluster could not run a job's tasks for code it lacks: a module to install on
+    the scheduler and every worker, not a fault that trying again mends."""
+
+
 class StoreBusy(RunlabError):
     """Another process held SQLite's write lock for longer than a writer waits: nothing of
     the write was kept, and trying again later is all there is to do."""

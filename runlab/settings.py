@@ -42,6 +42,10 @@ TEXT_SETTINGS = (
     "database_url",
     "scheduler",
     "artifacts",
+    "artifacts_endpoint",
+    "artifacts_region",
+    "artifacts_key_id",
+    "artifacts_secret",
     "user",
     "kind_modules",
     "purge_after",
@@ -112,6 +116,14 @@ class Settings(BaseSettings):
         default="", description="Dask scheduler address; empty starts a LocalCluster"
     )
     artifacts: str = Field(default_factory=lambda: str(data_dir() / "artifacts"))
+    # For an s3:// store; each left empty falls back to the usual AWS variables and files
+    # (AWS_ENDPOINT_URL, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, ~/.aws/credentials, …).
+    artifacts_endpoint: str = Field(
+        default="", description="URL of an S3-compatible server; empty: AWS S3 itself"
+    )
+    artifacts_region: str = Field(default="", description="the bucket's region")
+    artifacts_key_id: str = Field(default="", description="access key id for the bucket")
+    artifacts_secret: str = Field(default="", description="secret access key for the bucket")
     dashboard: str = Field(
         default="127.0.0.1:8787",
         description="where a runner's own LocalCluster serves the Dask dashboard "
@@ -234,6 +246,22 @@ class Settings(BaseSettings):
         if not self.purge_after:
             return None
         return Policy(parse_age(self.purge_after), parse_statuses(self.purge_statuses))
+
+    @property
+    def artifact_options(self) -> dict[str, Any]:
+        """fsspec's options for the artifact store: only those set, and only for s3://."""
+        if not self.artifacts.startswith(("s3://", "s3a://")):
+            return {}
+        options: dict[str, Any] = {}
+        if self.artifacts_endpoint:
+            options["endpoint_url"] = self.artifacts_endpoint
+        if self.artifacts_region:
+            options["client_kwargs"] = {"region_name": self.artifacts_region}
+        if self.artifacts_key_id:
+            options["key"] = self.artifacts_key_id
+        if self.artifacts_secret:
+            options["secret"] = self.artifacts_secret
+        return options
 
     @property
     def extra_kind_modules(self) -> list[str]:

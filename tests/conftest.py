@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from jobstore.engine import make_engine, migrate
+from tests.s3 import Place, S3Server, bucket_place, folder_place, s3_server
 
 # No test reads or writes the user's own store: the default data folder (platformdirs reads
 # XDG_DATA_HOME) is a fresh one for this run, which every child process inherits.
@@ -106,3 +107,18 @@ def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     migrate(eng)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One S3-compatible server (moto's) for the run; each test takes a bucket of its own."""
+    with s3_server(tmp_path_factory.mktemp("s3") / "moto.log") as server:
+        yield server
+
+
+@pytest.fixture(params=["folder", "bucket"])
+def artifact_place(request: pytest.FixtureRequest, tmp_path: Path) -> Place:
+    """The artifact store in each of its two forms in turn: a folder, and an S3 bucket."""
+    if request.param == "folder":
+        return folder_place(tmp_path / "artifacts")
+    return bucket_place(request.getfixturevalue("s3"))

@@ -6,6 +6,8 @@ fresh file each time), so only the engine is cached, and it is keyed by its URL.
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 from sqlalchemy import Engine
 
@@ -34,13 +36,15 @@ def engine(current: Settings | None = None) -> Engine:
 
 
 @st.cache_resource(show_spinner=False)
-def _artifacts(location: str) -> ArtifactStore:
-    return ArtifactStore(location)
+def _artifacts(location: str, options: str) -> ArtifactStore:
+    return ArtifactStore(location, json.loads(options))
 
 
 def artifacts(current: Settings | None = None) -> ArtifactStore:
     """Where uploads are kept; the runners read them from the same place."""
-    return _artifacts((current or settings()).artifacts)
+    s = current or settings()
+    # As JSON, a hashable cache key; a changed option opens a new store.
+    return _artifacts(s.artifacts, json.dumps(s.artifact_options, sort_keys=True))
 
 
 def alive_within(current: Settings | None = None) -> float:

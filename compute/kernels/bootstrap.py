@@ -6,6 +6,9 @@ import math
 
 import numpy as np
 
+from compute import datasets
+from runlab.artifacts import UploadSource
+
 BLOCK = 1 << 18  # indices drawn at once in a chunk: 2 MB stays in cache; 2^22 ran a third slower
 CANCEL = 1e-6  # below this share of Σc², a resample's spread is recomputed in two passes
 
@@ -21,6 +24,17 @@ def prepare(statistic: str, x: np.ndarray, y: np.ndarray | None = None) -> np.nd
         return x - np.mean(x)
     assert y is not None
     return np.stack([x - np.mean(x), y - np.mean(y)])
+
+
+def prepared_upload(
+    source: UploadSource, sha256: str, statistic: str, column: str, column_b: str | None
+) -> np.ndarray:
+    """`prepare` of an uploaded CSV's columns, read on the worker that runs it from the
+    artifact store: on many hosts, the upload goes from the store to the workers."""
+    table = datasets.read_csv(source.read(sha256))
+    x = datasets.column(table, column, "column")
+    y = None if column_b is None else datasets.column(table, column_b, "column_b")
+    return prepare(statistic, x, y)
 
 
 def _exact(g: np.ndarray, h: np.ndarray | None) -> float:

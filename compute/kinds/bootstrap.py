@@ -22,7 +22,7 @@ from compute import datasets
 from compute.context import JobContext
 from compute.datasets import Upload
 from compute.headline import Figure, Headline, Table
-from compute.kernels.bootstrap import prepare, resample
+from compute.kernels.bootstrap import prepared_upload, resample
 from compute.registry import register
 from compute.seeds import Seed
 from runlab import format as fmt
@@ -468,11 +468,8 @@ def run(ctx: JobContext, p: BootstrapParams) -> dict[str, Any]:
     with ctx.stage("validate"):
         check(p, table)
         x = datasets.column(table, p.column, "column")
-        y = (
-            datasets.column(table, p.column_b, "column_b")
-            if p.statistic == "correlation" and p.column_b is not None
-            else None
-        )
+        column_b = p.column_b if p.statistic == "correlation" else None
+        y = None if column_b is None else datasets.column(table, column_b, "column_b")
         del table
         rows = len(x)
         sizes = plan(p, rows)
@@ -499,7 +496,10 @@ def run(ctx: JobContext, p: BootstrapParams) -> dict[str, Any]:
             resample,
             [(p.statistic, n) for n in sizes],
             seed=seed,
-            shared=lambda: prepare(p.statistic, x, y),
+            load=(
+                prepared_upload,
+                (ctx.upload_source(), p.data.sha256, p.statistic, p.column, column_b),
+            ),
             resume=lambda saved: resumable(saved, sizes, rows, p),
             save=lambda i, values: {
                 "n": sizes[i],

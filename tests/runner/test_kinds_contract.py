@@ -7,6 +7,9 @@ uninterrupted run, bit for bit; a stoppable kind stopped mid-job keeps a partial
 registered later is covered as it is, given a small example (`example_params`). Kinds registered
 by test modules misbehave on purpose and are left out.
 
+The runners keep their checkpoints and read their uploads in a folder beside SQLite, and in
+an S3 bucket (on moto's S3-compatible server) beside PostgreSQL, as a team's deployment does.
+
 Each backend has one store and a pool of runners for the whole module, each running one job at
 a time on one Dask worker, so that every kind's job of a scenario runs at once. Jobs are caught
 mid-way without racing them: `Hold` lets a runner's worker start a given number of tasks and
@@ -31,12 +34,12 @@ from distributed import Client
 from sqlalchemy import create_engine, func, select, text
 
 from compute import datasets, intake, registry
+from compute.context import LOAD
 from compute.registry import FieldInfo, Kind
 from jobstore import queries, transitions
 from jobstore.engine import make_engine, migrate
 from jobstore.models import Base, Job, JobEvent, Status
 from jobstore.views import JobDetail, RunnerView
-from runlab.artifacts import ArtifactStore
 from runlab.cli import cli
 from runlab.errors import InvalidParams
 from runlab.versions import software_versions
@@ -44,6 +47,7 @@ from tests.conftest import PG_ADMIN_URL, require_postgres, sqlite_url
 from tests.polling import wait_for
 from tests.runner.conftest import RunnerProcess, launch
 from tests.runner.helpers import assert_sound, expected_inside
+from tests.s3 import Place, bucket_place, folder_place
 
 
 def _from_tests(kind: Kind) -> bool:
@@ -75,13 +79,13 @@ pytestmark = pytest.mark.timeout(
 )
 
 
-def example_params(kind: Kind, artifacts: Path) -> dict[str, Any]:
+def example_params(kind: Kind, artifacts: Place) -> dict[str, Any]:
     """The kind's own example (`register(example=...)`), else its defaults; uploads kept in
     `artifacts` as the form keeps them."""
     params = kind.example() if kind.example is not None else {}
     for info in registry.describe(kind.params):
         if info.type == "upload" and isinstance(params.get(info.name), bytes):
-            store = ArtifactStore(str(artifacts))
+            store = artifacts.store()
             kept = datasets.store(store, f"{info.name}.csv", params[info.name])
             params[info.name] = kept.model_dump()
     return params
@@ -190,7 +194,8 @@ def _hold_after(starts: int, name: str) -> Callable[[Any], None]:
                 self.left = starts
 
             def transition(self, key: Any, start: str, finish: str, *args: Any, **kw: Any) -> None:
-                if finish == "executing":
+                # A chunk's start, not that of the task that loads the chunks' data.
+                if finish == "executing" and not str(key).startswith(f"{LOAD}-"):
                     self.left -= 1
                     if self.left <= 0:
                         state.running = False  # what a pause does, unknown to the scheduler
@@ -338,8 +343,8 @@ def wait_running(
         )
 
 
-def checkpoints(artifacts: Path, job: str) -> Path:
-    return artifacts / "jobs" / job / "checkpoints"
+def checkpoints(artifacts: Place, job: str) -> list[str]:
+    return [k for k in artifacts.files(f"jobs/{job}/checkpoints") if k.endswith(".json")]
 
 
 def moves(engine: Any, job: str) -> list[tuple[int, str]]:
@@ -380,10 +385,10 @@ class Bench:
     keeps what each job did for the tests of each kind to check. The last one kills the pool.
     """
 
-    def __init__(self, url: str, folder: Path) -> None:
+    def __init__(self, url: str, folder: Path, artifacts: Place) -> None:
         self.url = url
         self.folder = folder
-        self.artifacts = folder / "artifacts"
+        self.artifacts = artifacts
         self.engine = make_engine(url)
         self.started: list[RunnerProcess] = []
         self.pool = [
@@ -399,7 +404,14 @@ class Bench:
 
     def launch(self, *args: str, workers: int, **env: str) -> RunnerProcess:
         log = self.folder / f"runner-{len(self.started)}.log"
-        runner = launch(self.url, self.artifacts, log, *args, workers=workers, **env)
+        runner = launch(
+            self.url,
+            self.folder / "artifacts",
+            log,
+            *args,
+            workers=workers,
+            **{**self.artifacts.env, **env},
+        )
         self.started.append(runner)
         return runner
 
@@ -519,7 +531,7 @@ class Bench:
                 heir = self.launch("--concurrency", str(len(KINDS)), workers=2)
                 for run in runs.values():
                     if run.job is not None:
-                        run.saved = len(list(checkpoints(self.artifacts, run.job).glob("*.json")))
+                        run.saved = len(checkpoints(self.artifacts, run.job))
                         run.at_request = queries.get_job(self.engine, run.job)
             finally:
                 for h in self._holds:
@@ -574,8 +586,14 @@ def bench(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Bench]:
     folder = tmp_path_factory.mktemp(f"contract-{request.param}")
+    # As deployed: one machine keeps its files in a folder beside SQLite; a team's runners on
+    # many hosts share PostgreSQL and an S3 bucket.
+    if request.param == "sqlite":
+        artifacts = folder_place(folder / "artifacts")
+    else:
+        artifacts = bucket_place(request.getfixturevalue("s3"))
     with fresh_store(request.param, folder) as url:
-        b = Bench(url, folder)
+        b = Bench(url, folder, artifacts)
         try:
             yield b
         finally:
@@ -749,6 +767,9 @@ def test_a_runner_killed_mid_job_is_replaced_and_the_job_resumes_to_the_same_res
     if run.saved:  # what the first attempt kept was not computed again
         assert final.cost is not None and whole.cost is not None
         assert final.cost.total.tasks < whole.cost.total.tasks, (run.saved, final.cost)
-    folder = checkpoints(bench.artifacts, final.id)
-    wait_for(lambda: not folder.exists(), timeout=10, what="the job's checkpoints to be removed")
+    wait_for(
+        lambda: not checkpoints(bench.artifacts, final.id),
+        timeout=10,
+        what="the job's checkpoints to be removed",
+    )
     assert_sound(bench.engine)

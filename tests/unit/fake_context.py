@@ -17,7 +17,18 @@ class FakeFuture:
         self.fn, self.args = fn, args
 
     def result(self) -> Any:
-        return self.fn(*self.args)
+        """As on Dask, a future among the arguments stands for its result."""
+        return self.fn(*(a.result() if isinstance(a, FakeFuture) else a for a in self.args))
+
+
+class FakeUploads:
+    """The context's files, read as a worker reads an upload from the artifact store."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = files
+
+    def read(self, sha256: str) -> bytes:
+        return self.files[sha256]
 
 
 class FakeClient:
@@ -27,7 +38,9 @@ class FakeClient:
     def scatter(self, data: Any, broadcast: bool = False) -> Any:
         return data
 
-    def submit(self, fn: Callable[..., Any], *args: Any, pure: bool = True) -> FakeFuture:
+    def submit(
+        self, fn: Callable[..., Any], *args: Any, pure: bool = True, key: str | None = None
+    ) -> FakeFuture:
         self.submitted += 1
         return FakeFuture(fn, args)
 
@@ -74,6 +87,9 @@ class FakeContext(ChunkLoop):
 
     def read_upload(self, sha256: str) -> bytes:
         return self.files[sha256]
+
+    def upload_source(self) -> FakeUploads:
+        return FakeUploads(self.files)
 
     def as_completed(self, futures: Any) -> Iterator[tuple[FakeFuture, Any]]:
         for k, fut in enumerate(reversed(list(futures))):
