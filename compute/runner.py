@@ -26,14 +26,14 @@ import sqlalchemy.exc
 from distributed.comm.core import CommClosedError
 from sqlalchemy import Engine
 
-from compute import registry
+from compute import registry, same_code
 from compute.context import CHECKPOINTS, JobContext
 from compute.results import clean_result
 from jobstore import ledger, registration, reports, retention, transitions
 from jobstore.engine import is_postgres
 from jobstore.models import Status
 from jobstore.reports import Lease
-from runlab.artifacts import ArtifactStore
+from runlab.artifacts import artifact_store
 from runlab.errors import ClusterLost, JobCancelled, LostJob, NoWorkers, StoreBusy
 from runlab.settings import Settings
 from runlab.versions import software_versions
@@ -134,7 +134,11 @@ class Runner:
         self._revive = revive
         self._cluster_lost = threading.Event()  # no claims until a fresh client answers
         # The cluster's workers, as last counted, and since when it has had none.
-        self._workers: tuple[float, int] | None = None
+        self._workers: tuple[float, frozenset[str]] | None = None
+        # The client and workers whose code was last compared with this runner's, and whether
+        # it agreed: compared again whenever either changes.
+        self._code_checked: tuple[int, frozenset[str]] | None = None
+        self._code_agrees = True
         self._no_workers_since: float | None = None
         self.concurrency = max(1, concurrency)
         self.id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -150,7 +154,7 @@ class Runner:
         self._queue: queue.SimpleQueue[Lease] = queue.SimpleQueue()  # claimed, for the pool
         self._db_down = False
         self._db_failures = 0
-        self.artifacts = ArtifactStore(settings.artifacts)
+        self.artifacts = artifact_store(settings)
         self._results = GroupCommit(
             lambda group: self._until_stored(
                 "succeed", lambda: transitions.succeed_many(self.engine, group)
@@ -262,7 +266,12 @@ class Runner:
     def _claim_some(self) -> int:
         with self._lock:
             free = self.concurrency - len(self._running)
-        if free <= 0 or not self._cluster_ready() or not self._has_workers():
+        if (
+            free <= 0
+            or not self._cluster_ready()
+            or not self._has_workers()
+            or not self._same_code()
+        ):
             return 0
         try:
             leases = transitions.claim(
@@ -358,6 +367,8 @@ class Runner:
                 )
                 lost = ClusterLost(f"the runner lost its Dask scheduler mid-job ({exc})")
                 self._end(lease, "retried", ctx, lost)
+            elif (missing := same_code.missing_code(exc)) is not None:
+                self._end(lease, "failed", ctx, missing)
             else:
                 retry = kind is not None and kind.retryable(exc)
                 self._end(lease, "retried" if retry else "failed", ctx, exc)
@@ -452,14 +463,37 @@ class Runner:
             return None
         now = time.monotonic()
         if not fresh and self._workers is not None and now - self._workers[0] < WORKERS_TTL:
-            return self._workers[1]
+            return len(self._workers[1])
         try:
-            count = len(self.client.nthreads())  # type: ignore[attr-defined]
+            workers = frozenset(self.client.nthreads())  # type: ignore[attr-defined]
         except Exception:
             log.debug("could not count the Dask workers", exc_info=True)
             return None
-        self._workers = (now, count)
-        return count
+        self._workers = (now, workers)
+        return len(workers)
+
+    def _same_code(self) -> bool:
+        """Whether the scheduler and every worker run this runner's code (`same_code`): asked
+        at start, after a reconnect and whenever a worker joins or leaves; until they agree,
+        the runner claims nothing, and its log says in one line per host what differs."""
+        if self.client is None or self._workers is None:
+            return True
+        key = (id(self.client), self._workers[1])
+        if key == self._code_checked:
+            return self._code_agrees
+        try:
+            lines = same_code.mismatches(self.client, tuple(self.settings.extra_kind_modules))
+        except Exception:
+            log.warning("could not compare versions with the Dask cluster", exc_info=True)
+            return False  # asked again on the next claim round
+        self._code_checked = key
+        if lines:
+            for line in lines:
+                log.error("refusing to claim: %s", line)
+        elif not self._code_agrees:
+            log.info("the Dask cluster runs this runner's code again; claiming")
+        self._code_agrees = not lines
+        return self._code_agrees
 
     def _has_workers(self) -> bool:
         """Whether the cluster can run work: a job claimed with no worker would wait for ever.

@@ -125,12 +125,12 @@ class DaskCluster:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.scheduler: subprocess.Popen[bytes] | None = None
 
-    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
         with (self.tmp_path / f"{name}-{len(self.procs)}.log").open("wb") as out:
             proc = subprocess.Popen(
                 [str(Path(sys.executable).with_name("dask")), *args],
                 cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                env={**os.environ, "PYTHONPATH": str(ROOT), **env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -144,12 +144,13 @@ class DaskCluster:
             "--no-dashboard",
         )  # fmt: skip
 
-    def start_workers(self) -> None:
-        for _ in range(self.workers):
-            self._spawn(
-                "worker", "worker", self.address, "--nthreads", "1", "--no-dashboard",
-                "--death-timeout", "120",
-            )  # fmt: skip
+    def start_workers(self, count: int | None = None, **env: str) -> list[subprocess.Popen[bytes]]:
+        """`count` more workers (the cluster's size by default), with `env` added to theirs."""
+        args = ("worker", self.address, "--nthreads", "1", "--no-dashboard")
+        return [
+            self._spawn("worker", *args, "--death-timeout", "120", **env)
+            for _ in range(self.workers if count is None else count)
+        ]
 
     def wait_ready(self) -> None:
         from distributed import Client

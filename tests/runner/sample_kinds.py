@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import time
 from pathlib import Path
@@ -127,3 +128,23 @@ def stops(ctx: JobContext, p: Wait) -> dict[str, Any]:
             finished.append(seconds)
             ctx.progress(k, len(futures))
     return {"finished": finished, "partial": len(finished) < len(futures)}
+
+
+class Helper(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    module: str = Field("runner_only_helper", max_length=100)
+
+
+@register(
+    "test_runner_only_code",
+    title="Runner-only code",
+    description="Sends a task whose function lives in a module only the runner has.",
+    params=Helper,
+    stages=["only"],
+)
+def runner_only_code(ctx: JobContext, p: Helper) -> dict[str, Any]:
+    with ctx.stage("only"):
+        kernel = importlib.import_module(p.module).kernel
+        for _, value in ctx.as_completed([ctx.client.submit(kernel, 1, pure=False)]):
+            return {"value": value}
+    return {}
