@@ -83,6 +83,7 @@ def task_cost(message: dict[str, Any]) -> tuple[StageKey | None, Cost]:
         task_seconds=max(0.0, float(message["wall"])),
         tasks=1,
         peak_memory_bytes=None if peak is None else int(peak),
+        hosts={str(message["host"]): 1} if message.get("host") else {},
     )
     idx = int(message["idx"])
     return (None if idx < 0 else (idx, str(message["stage"]))), cost

@@ -8,6 +8,7 @@ the events into a job's cost, is compute/cost.py.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,7 @@ _STATUS = "/proc/self/status"
 _CLEAR_REFS = "/proc/self/clear_refs"
 
 StageKey = tuple[int, str]  # a stage's place in the job's list, and its name
+HOST = socket.gethostname()  # where the task ran, as the job's cost names it
 
 
 def _reset_peak_rss() -> bool:
@@ -99,5 +101,6 @@ class Metered:
                     "cpu": cpu,
                     "wall": wall,
                     "peak": _peak_rss() if reset else None,
+                    "host": HOST,
                 }
             )

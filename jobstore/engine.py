@@ -181,6 +181,13 @@ def _config() -> tuple[Config, frozenset[str]]:
     return cfg, frozenset(ScriptDirectory.from_config(cfg).get_heads())
 
 
+def revision(engine: Engine) -> str | None:
+    """The store's schema revision (None: an empty database), read without a write lock."""
+    with reading(engine) as conn:
+        current = MigrationContext.configure(conn).get_current_heads()
+    return ",".join(sorted(current)) or None
+
+
 def schema_behind(engine: Engine) -> bool:
     """Whether the store's schema lacks a migration; asked in a read, which on SQLite never
     waits for another process's write lock."""

@@ -117,6 +117,8 @@ class Job(Base):
     task_seconds: Mapped[float | None] = mapped_column(Float)
     tasks: Mapped[int | None] = mapped_column(Integer)
     peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # Tasks per worker host, by host name (migration 0010).
+    task_hosts: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
     __table_args__ = (
         Index("ix_jobs_claim", "status", "queue", "priority", "run_after", "id"),
@@ -149,6 +151,8 @@ class JobStage(Base):
     task_seconds: Mapped[float | None] = mapped_column(Float)
     tasks: Mapped[int | None] = mapped_column(Integer)
     peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # Tasks per worker host, by host name (migration 0010).
+    task_hosts: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
     __table_args__ = (UniqueConstraint("job_id", "idx", name="uq_job_stages_job_idx"),)
 

@@ -170,6 +170,7 @@ def _cost(r: Any) -> Cost:
         float(r.task_seconds or 0.0),
         int(r.tasks or 0),
         None if r.peak_memory_bytes is None else int(r.peak_memory_bytes),
+        {str(h): int(n) for h, n in (r.task_hosts or {}).items()},
     )
 
 

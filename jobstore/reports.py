@@ -71,7 +71,7 @@ class StageUpdate:
     cost: Cost | None = None  # the stage's tasks so far (cumulative)
 
 
-COST_COLUMNS = ("cpu_seconds", "task_seconds", "tasks", "peak_memory_bytes")
+COST_COLUMNS = ("cpu_seconds", "task_seconds", "tasks", "peak_memory_bytes", "task_hosts")
 NO_COST = dict.fromkeys(COST_COLUMNS)
 
 
@@ -81,6 +81,7 @@ def _cost_values(cost: Cost) -> dict[str, Any]:
         "task_seconds": cost.task_seconds,
         "tasks": cost.tasks,
         "peak_memory_bytes": cost.peak_memory_bytes,
+        "task_hosts": dict(cost.hosts) or None,
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, overload
@@ -38,22 +39,27 @@ class Cost:
     `cpu_seconds`: the CPU time of the worker threads that ran them; `task_seconds`: their
     wall time, waits included; `peak_memory_bytes`: the highest resident memory of a worker
     process while one of them ran, the worker's own footprint included (None: not measured,
-    off Linux).
+    off Linux); `hosts`: how many of them each worker host ran, by its host name.
     """
 
     cpu_seconds: float = 0.0
     task_seconds: float = 0.0
     tasks: int = 0
     peak_memory_bytes: int | None = None
+    hosts: Mapping[str, int] = field(default_factory=dict)
 
     def plus(self, other: Cost) -> Cost:
         """Times and counts add up; the peak is the higher of the two."""
         peaks = [p for p in (self.peak_memory_bytes, other.peak_memory_bytes) if p is not None]
+        hosts = dict(self.hosts)
+        for host, n in other.hosts.items():
+            hosts[host] = hosts.get(host, 0) + n
         return Cost(
             self.cpu_seconds + other.cpu_seconds,
             self.task_seconds + other.task_seconds,
             self.tasks + other.tasks,
             max(peaks) if peaks else None,
+            hosts,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import errno
 import hashlib
 import json
 import logging
+import os
 import re
 import secrets
 from collections.abc import Callable, Mapping
@@ -97,7 +98,10 @@ def _reason(exc: BaseException) -> str:
 
 
 class ArtifactStore:
-    def __init__(self, location: str, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, location: str | os.PathLike[str], options: Mapping[str, Any] | None = None
+    ) -> None:
+        location = os.fspath(location)
         self.options = dict(options or {})
         if location.startswith(("s3://", "s3a://")):
             self.options.setdefault("config_kwargs", S3_CLIENT)

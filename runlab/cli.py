@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from compute import datasets, intake, param_text, registry
 from jobstore import history, queries, search, transitions
-from jobstore.engine import make_engine, migrate
+from jobstore.engine import make_engine, migrate, revision
 from jobstore.enqueue import enqueue
 from jobstore.models import Status
 from jobstore.views import Cost, JobDetail
@@ -380,9 +380,10 @@ def show(state: _State, job_id: str, as_json: bool) -> None:
 
 def _cost_text(c: Cost) -> str:
     tasks = f"{c.tasks:,} task{'s' if c.tasks != 1 else ''}"
+    where = f", on {fmt.hosts(c.hosts)}" if c.hosts else ""
     return (
         f"{fmt.duration(c.cpu_seconds)} CPU, {fmt.duration(c.task_seconds)} in {tasks}, "
-        f"peak memory {fmt.size(c.peak_memory_bytes)}"
+        f"peak memory {fmt.size(c.peak_memory_bytes)}{where}"
     )
 
 
@@ -617,6 +618,29 @@ def purge(
         f"unfinished writes over {retention.format_age(retention.STALE_TMP_AGE)} old)",
         err=True,
     )
+
+
+@cli.command("migrate")
+def migrate_store() -> None:
+    """Create the store's tables, or upgrade them to this version of Runlab.
+
+    Runners and web apps upgrade on start as well; a deployment runs this once, before them.
+    """
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        before = revision(engine)
+        migrate(engine)
+        after = revision(engine)
+    finally:
+        engine.dispose()
+    where = _store_text(settings)
+    if before == after:
+        click.echo(f"the store {where}: already at revision {after}, the newest")
+    else:
+        click.echo(
+            f"the store {where}: upgraded from revision {before or 'none (empty)'} to {after}"
+        )
 
 
 # --- processes ----------------------------------------------------------------------------------

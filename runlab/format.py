@@ -6,6 +6,7 @@ every layer may import them.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 DASH = "—"
 MIB = 1024 * 1024
@@ -112,3 +113,9 @@ def measured(value: float, error: float | None) -> str:
         return significant(value, 6)
     d = decimals_for(error)
     return f"{value:,.{d}f} ± {error:,.{d}f}"
+
+
+def hosts(tasks_by_host: Mapping[str, int]) -> str:
+    """`worker-1 (14 tasks), worker-2 (12 tasks)`: the busiest first."""
+    ranked = sorted(tasks_by_host.items(), key=lambda hn: (-hn[1], hn[0]))
+    return ", ".join(f"{h} ({n:,} task{'s' if n != 1 else ''})" for h, n in ranked)

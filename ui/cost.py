@@ -60,6 +60,9 @@ def notes(job: JobDetail) -> list[str]:
             f"The tasks used the CPU {fmt.percent(busy)} of their time; "
             "the rest they waited (for data, a lock, or a busy core)."
         )
+    if total.hosts:
+        where = "host" if len(total.hosts) == 1 else "hosts"
+        out.append(f"Ran on the Dask worker {where} {fmt.hosts(total.hosts)}.")
     outside = total.tasks - sum(s.cost.tasks for s in job.cost.stages)
     if outside > 0:
         out.append(f"{fmt.number(outside)} of the tasks ran outside any stage.")

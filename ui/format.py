@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 # Durations and sizes are worded in runlab.format, which the CLI and the kinds use too.
 from runlab.format import DASH as DASH
 from runlab.format import duration as duration
+from runlab.format import hosts as hosts
 from runlab.format import label as label
 from runlab.format import size as size
 

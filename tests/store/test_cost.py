@@ -64,7 +64,8 @@ def test_a_queued_job_has_no_cost_and_show_json_says_so(engine: Engine) -> None:
 
 def test_reported_cost_lands_on_the_job_and_its_stages(engine: Engine) -> None:
     job, lease = running(engine)
-    plan, sample = Cost(0.5, 0.6, 1, 100_000_000), Cost(3.0, 3.5, 4, 300_000_000)
+    plan = Cost(0.5, 0.6, 1, 100_000_000, {"worker-1": 1})
+    sample = Cost(3.0, 3.5, 4, 300_000_000, {"worker-1": 1, "worker-2": 3})
     report(
         engine,
         lease,
@@ -79,7 +80,7 @@ def test_reported_cost_lands_on_the_job_and_its_stages(engine: Engine) -> None:
     )
     got = get_job(engine, job).cost
     assert got == JobCost(
-        Cost(3.5, 4.1, 5, 300_000_000),
+        Cost(3.5, 4.1, 5, 300_000_000, {"worker-1": 2, "worker-2": 3}),
         [StageCost("plan", plan), StageCost("sample", sample), StageCost("reduce", Cost())],
     )
     assert get_job(engine, job).to_json()["cost"] == {
@@ -87,6 +88,7 @@ def test_reported_cost_lands_on_the_job_and_its_stages(engine: Engine) -> None:
         "task_seconds": 4.1,
         "tasks": 5,
         "peak_memory_bytes": 300_000_000,
+        "hosts": {"worker-1": 2, "worker-2": 3},
         "stages": [
             {
                 "name": "plan",
@@ -94,6 +96,7 @@ def test_reported_cost_lands_on_the_job_and_its_stages(engine: Engine) -> None:
                 "task_seconds": 0.6,
                 "tasks": 1,
                 "peak_memory_bytes": 100_000_000,
+                "hosts": {"worker-1": 1},
             },
             {
                 "name": "sample",
@@ -101,6 +104,7 @@ def test_reported_cost_lands_on_the_job_and_its_stages(engine: Engine) -> None:
                 "task_seconds": 3.5,
                 "tasks": 4,
                 "peak_memory_bytes": 300_000_000,
+                "hosts": {"worker-1": 1, "worker-2": 3},
             },
             {
                 "name": "reduce",
@@ -108,6 +112,7 @@ def test_reported_cost_lands_on_the_job_and_its_stages(engine: Engine) -> None:
                 "task_seconds": 0.0,
                 "tasks": 0,
                 "peak_memory_bytes": None,
+                "hosts": {},
             },
         ],
     }

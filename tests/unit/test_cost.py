@@ -59,17 +59,23 @@ def test_a_tasks_event_is_read_into_a_stage_and_a_cost() -> None:
     stage, cost = task_cost({"idx": -1, "stage": "", "cpu": -1e-9, "wall": 0.1, "peak": None})
     assert stage is None  # outside any stage
     assert cost == Cost(0.0, 0.1, 1, None)  # a clock's jitter never makes a negative cost
+    _, cost = task_cost({"idx": 0, "stage": "x", "cpu": 1, "wall": 1, "peak": 1, "host": "w1"})
+    assert cost.hosts == {"w1": 1}
+    assert cost.plus(cost).plus(Cost(hosts={"w2": 1})).hosts == {"w1": 2, "w2": 1}
     with pytest.raises((KeyError, ValueError, TypeError)):
         task_cost({"idx": 0, "stage": "x", "cpu": "lots", "wall": 1})
 
 
 def test_the_aggregate_reads_as_the_json_of_show() -> None:
-    cost = JobCost(Cost(1.0, 2.0, 3, 4), [StageCost("a", Cost(1.0, 2.0, 3, 4))])
+    cost = JobCost(
+        Cost(1.0, 2.0, 3, 4, {"w1": 2, "w2": 1}), [StageCost("a", Cost(1.0, 2.0, 3, 4, {"w1": 3}))]
+    )
     assert cost.to_json() == {
         "cpu_seconds": 1.0,
         "task_seconds": 2.0,
         "tasks": 3,
         "peak_memory_bytes": 4,
+        "hosts": {"w1": 2, "w2": 1},
         "stages": [
             {
                 "name": "a",
@@ -77,6 +83,7 @@ def test_the_aggregate_reads_as_the_json_of_show() -> None:
                 "task_seconds": 2.0,
                 "tasks": 3,
                 "peak_memory_bytes": 4,
+                "hosts": {"w1": 3},
             }
         ],
     }
