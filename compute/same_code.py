@@ -53,7 +53,7 @@ def mismatches(client: Any, kind_modules: tuple[str, ...] = ()) -> list[str]:
             continue
         diff = differences(mine, theirs, (*COMPARED, "kinds"))
         if diff:
-            lines.append(f"the Dask worker {worker} runs {diff}")
+            lines.append(f"the Dask worker {worker} on host {theirs.get('host')} runs {diff}")
     return lines
 
 

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import importlib.util
 import platform
+import socket
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -63,6 +64,11 @@ def _module_files(name: str) -> list[tuple[str, bytes]]:
 
 def fingerprint(kind_modules: tuple[str, ...] = ()) -> dict[str, str]:
     """What a runner compares with its Dask workers: the COMPARED versions and the kinds'
-    hash, as this process has them. Workers run it through `Client.run`."""
+    hash, as this process has them, and its host's name to say where. Workers run it through
+    `Client.run`."""
     versions = software_versions()
-    return {**{name: versions[name] for name in COMPARED}, "kinds": kinds_hash(kind_modules)}
+    return {
+        **{name: versions[name] for name in COMPARED},
+        "kinds": kinds_hash(kind_modules),
+        "host": socket.gethostname(),
+    }

@@ -54,20 +54,22 @@ class Deployment:
         self.s3_endpoint = f"http://{self.s3.address}:{S3_PORT}"
         self.artifacts = f"s3://{BUCKET}/runlab"
         # Each host's own data folder: no host reads another's files but through the bucket.
-        self.homes = {
-            h.name: Path(tempfile.mkdtemp(prefix=f"{h.name}-", dir=folder))
-            for h in net.hosts.values()
-        }
+        self.homes: dict[str, Path] = {}
         self._pgdata: Path | None = None
 
     # --- settings ----------------------------------------------------------------------------
+
+    def home(self, host: Host) -> Path:
+        if host.name not in self.homes:
+            self.homes[host.name] = Path(tempfile.mkdtemp(prefix=f"{host.name}-", dir=self.folder))
+        return self.homes[host.name]
 
     def env(self, host: Host, **extra: str) -> dict[str, str]:
         """What every Runlab host is given, as docs/deploy.md sets it."""
         return {
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "HOME": str(self.homes[host.name]),
-            "XDG_DATA_HOME": str(self.homes[host.name]),
+            "HOME": str(self.home(host)),
+            "XDG_DATA_HOME": str(self.home(host)),
             "PYTHONPATH": str(ROOT),
             "RUNLAB_DATABASE_URL": self.database_url,
             "RUNLAB_ARTIFACTS": self.artifacts,

@@ -5,6 +5,7 @@ a task the cluster cannot load fails its job with what to install. Real `dask sc
 from __future__ import annotations
 
 import os
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,7 +59,10 @@ def test_a_worker_of_another_runlab_version_stops_claims_in_one_line_naming_it(
         (line,) = wait_for(refusals, timeout=60, what="the runner to refuse")
         mine = software_versions()["runlab"]
         assert line.endswith(f"runs runlab 0.0.1 (this runner: {mine})"), line
-        assert "the Dask worker tcp://127.0.0.1:" in line
+        assert (
+            "the Dask worker tcp://127.0.0.1:" in line
+            and f" on host {socket.gethostname()} " in line
+        )
         assert queries.get_job(engine, job).status is Status.QUEUED
 
         # The odd worker leaves: the cluster agrees again, and only then is the job claimed.
