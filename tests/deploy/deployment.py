@@ -1,5 +1,6 @@
 """A team's deployment of Runlab on hosts of its own (tests/deploy/hosts.py), built as
-docs/deploy.md describes it, with each role's ordinary command:
+docs/deploy.md describes it, each Runlab and Dask role started with the `ExecStart` of its
+example unit in docs/deploy/ (tests/deploy/units.py):
 
 - `db`: a PostgreSQL of the test's own (initdb into a temporary folder), on its address;
 - `s3`: an S3-compatible server (moto's), holding the artifacts bucket;
@@ -8,7 +9,8 @@ docs/deploy.md describes it, with each role's ordinary command:
 - `runner-1`, `runner-2`: `runlab runner --scheduler tcp://…`;
 - `web-1`, `web-2`: `runlab web`.
 
-No role has a test-only code path: each reads its settings from `RUNLAB_*` variables.
+No role has a test-only code path: each reads its settings from `RUNLAB_*` variables, the
+ones that docs/deploy/runlab.env sets, with this topology's addresses.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import fsspec
 from sqlalchemy import Engine, create_engine, text
 
 from jobstore.engine import make_engine
-from tests.deploy.hosts import Host, Network
+from tests.deploy import units
+from tests.deploy.hosts import Host, Network, on
 from tests.polling import wait_for
 from tests.s3 import KEY_ID, REGION, SECRET
 
@@ -64,13 +67,10 @@ class Deployment:
             self.homes[host.name] = Path(tempfile.mkdtemp(prefix=f"{host.name}-", dir=self.folder))
         return self.homes[host.name]
 
-    def env(self, host: Host, **extra: str) -> dict[str, str]:
-        """What every Runlab host is given, as docs/deploy.md sets it."""
-        return {
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "HOME": str(self.home(host)),
-            "XDG_DATA_HOME": str(self.home(host)),
-            "PYTHONPATH": str(ROOT),
+    def settings(self, host: Host) -> dict[str, str]:
+        """docs/deploy/runlab.env's settings, with this topology's values."""
+        values = {
+            "HOST_ADDRESS": host.address,
             "RUNLAB_DATABASE_URL": self.database_url,
             "RUNLAB_ARTIFACTS": self.artifacts,
             "RUNLAB_ARTIFACTS_ENDPOINT": self.s3_endpoint,
@@ -78,12 +78,29 @@ class Deployment:
             "RUNLAB_ARTIFACTS_KEY_ID": KEY_ID,
             "RUNLAB_ARTIFACTS_SECRET": SECRET,
             "RUNLAB_SCHEDULER": self.scheduler_address,
+        }
+        assert sorted(values) == sorted(units.settings_names()), "runlab.env and this differ"
+        return values
+
+    def env(self, host: Host, **extra: str) -> dict[str, str]:
+        """What every host is given: its settings, and its own folders."""
+        return {
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "HOME": str(self.home(host)),
+            "XDG_DATA_HOME": str(self.home(host)),
+            "PYTHONPATH": str(ROOT),
+            **self.settings(host),
             # Short enough for the test to see a cut runner's jobs taken over in seconds.
             "RUNLAB_HEARTBEAT_SECONDS": "0.5",
             "RUNLAB_LEASE_SECONDS": "5",
             "RUNLAB_RETRY_BACKOFF_SECONDS": "0.5",
             **extra,
         }
+
+    def unit(self, host: Host, unit: str, **extra: str) -> subprocess.Popen[bytes]:
+        """The role that `unit` starts, on `host`, by its ExecStart."""
+        env = self.env(host, **extra)
+        return self.net.spawn(host, units.command(unit, env, BIN), env=env, log=unit.split(".")[0])
 
     def engine(self) -> Engine:
         """The store, from the machine itself, over the bridge."""
@@ -147,39 +164,24 @@ class Deployment:
         fs.mkdir(BUCKET)
 
     def start_scheduler(self) -> None:
-        self.net.spawn(
-            self.scheduler,
-            [str(BIN / "dask"), "scheduler", "--host", self.scheduler.address,
-             "--port", str(SCHEDULER_PORT), "--no-dashboard"],
-            env=self.env(self.scheduler),
-            log="scheduler",
-        )  # fmt: skip
+        self.unit(self.scheduler, "dask-scheduler.service")
 
     def start_worker(self, host: Host, **extra: str) -> subprocess.Popen[bytes]:
-        return self.net.spawn(
-            host,
-            [str(BIN / "dask"), "worker", self.scheduler_address, "--host", host.address,
-             "--nthreads", "1", "--no-dashboard", "--death-timeout", "300"],
-            env=self.env(host, **extra),
-            log="worker",
-        )  # fmt: skip
+        return self.unit(host, "dask-worker.service", **extra)
 
     def start_runner(self, host: Host) -> subprocess.Popen[bytes]:
-        return self.net.spawn(
-            host,
-            [str(BIN / "runlab"), "runner", "--scheduler", self.scheduler_address,
-             "--concurrency", "2"],
-            env=self.env(host),
-            log="runner",
-        )  # fmt: skip
+        return self.unit(host, "runlab-runner.service")
 
     def start_web(self, host: Host) -> subprocess.Popen[bytes]:
-        return self.net.spawn(
-            host,
-            [str(BIN / "runlab"), "web", "--host", host.address, "--port", str(WEB_PORT)],
-            env=self.env(host),
-            log="web",
-        )
+        return self.unit(host, "runlab-web.service")
+
+    def runner_log(self, host: Host) -> str:
+        return self.net.log(host, "runlab-runner")
+
+    def run_unit(self, host: Host, unit: str, timeout: float = 120) -> str:
+        """A oneshot role (migrate, purge) run to its end on `host`; its output."""
+        env = self.env(host)
+        return self.run_on(host, units.command(unit, env, BIN), timeout=timeout)
 
     def web_url(self, host: Host) -> str:
         return f"http://{host.address}:{WEB_PORT}"
@@ -187,7 +189,7 @@ class Deployment:
     def run_on(self, host: Host, argv: list[str], timeout: float = 120, **extra: str) -> str:
         """A command run to its end on `host`; its output, or an AssertionError with it."""
         done = subprocess.run(
-            ["ip", "netns", "exec", host.ns, *argv],
+            on(host) + argv,
             env=self.env(host, **extra),
             capture_output=True,
             text=True,
@@ -229,7 +231,7 @@ class Deployment:
             self.start_worker(w)
         self.workers_joined(len(self.workers))
         # The migration role, run once before the rest; runners and web apps would upgrade too.
-        self.run_on(self.runners[0], [str(BIN / "runlab"), "migrate"])
+        self.run_unit(self.runners[0], "runlab-migrate.service")
         for r in self.runners:
             self.start_runner(r)
         for w in self.webs:

@@ -97,12 +97,8 @@ class Network:
         log: str,
         user: str | None = None,
     ) -> subprocess.Popen[bytes]:
-        """`argv` on `host`: in its network namespace, under its own hostname, as `user`."""
-        run_as = ["runuser", "-u", user, "--"] if user else []
-        command = [
-            "ip", "netns", "exec", host.ns, "unshare", "--uts", "--",
-            "sh", "-c", 'hostname "$0" && exec "$@"', host.name, *run_as, *argv,
-        ]  # fmt: skip
+        """`argv` on `host`, started in the background; see `on`."""
+        command = on(host, user) + list(argv)
         with (self.folder / f"{host.name}-{log}.log").open("ab") as out:
             proc = subprocess.Popen(
                 command, env=dict(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -141,6 +137,16 @@ class Network:
             subprocess.run(["ip", "netns", "del", host.ns], capture_output=True)
             subprocess.run(["ip", "link", "del", host.link], capture_output=True)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+
+
+def on(host: Host, user: str | None = None) -> list[str]:
+    """What runs a command on `host`: in its network namespace, under its own hostname (a UTS
+    namespace of its own), as `user`."""
+    run_as = ["runuser", "-u", user, "--"] if user else []
+    return [
+        "ip", "netns", "exec", host.ns, "unshare", "--uts", "--",
+        "sh", "-c", 'hostname "$0" && exec "$@"', host.name, *run_as,
+    ]  # fmt: skip
 
 
 def _pids_in(ns: str) -> list[int]:

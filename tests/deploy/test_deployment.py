@@ -24,7 +24,7 @@ from jobstore.models import Status
 from jobstore.views import JobDetail
 from runlab.versions import software_versions
 from tests.deploy.deployment import BIN, ROOT, Deployment
-from tests.deploy.hosts import Host
+from tests.deploy.hosts import Host, on
 from tests.polling import wait_for
 from tests.runner.helpers import expected_inside
 
@@ -146,7 +146,7 @@ def test_a_runner_cut_off_loses_its_job_to_the_other_which_resumes_it_from_the_b
 
     # Back on the network, the cut runner finds its attempt gone and writes nothing more.
     wait_for(
-        lambda: f"job {job} attempt 1 lost its lease" in deployment.net.log(cut, "runner"),
+        lambda: f"job {job} attempt 1 lost its lease" in deployment.runner_log(cut),
         timeout=240,
         what="the cut runner to find its attempt fenced out",
         interval=0.5,
@@ -206,9 +206,7 @@ def test_a_restarted_scheduler_is_rejoined_by_the_runners_and_every_job_succeeds
     deployment.net.kill(sched)
     for runner in deployment.runners:
         wait_for(
-            lambda r=runner: re.search(
-                r"lost its (Dask )?scheduler", deployment.net.log(r, "runner")
-            ),
+            lambda r=runner: re.search(r"lost its (Dask )?scheduler", deployment.runner_log(r)),
             timeout=120,
             what=f"{runner.name} to notice",
             interval=0.5,
@@ -232,7 +230,7 @@ def test_a_restarted_scheduler_is_rejoined_by_the_runners_and_every_job_succeeds
         assert final.result is not None
         assert final.result["inside"] == expected_inside(**params)
     for runner in deployment.runners:
-        assert "connected a fresh Dask client" in deployment.net.log(runner, "runner")
+        assert "connected a fresh Dask client" in deployment.runner_log(runner)
 
 
 def test_a_worker_of_another_runlab_version_stops_every_runner_claiming(
@@ -245,7 +243,7 @@ def test_a_worker_of_another_runlab_version_stops_every_runner_claiming(
     deployment.start_worker(odd, PYTHONPATH=f"{older.parent}{os.pathsep}{ROOT}")
 
     def refusal(runner: Host) -> str | None:
-        lines = deployment.net.log(runner, "runner").splitlines()
+        lines = deployment.runner_log(runner).splitlines()
         return next((line for line in lines if "refusing to claim" in line), None)
 
     for runner in deployment.runners:
@@ -311,11 +309,24 @@ def test_a_job_submitted_through_one_web_host_is_watched_live_on_the_other(
     assert seen == sorted(seen), seen
 
 
+def test_the_purge_role_runs_on_the_team_store(deployment: Deployment) -> None:
+    """The scheduled purge's own unit: nothing here is 30 days old, so nothing goes."""
+    out = deployment.run_unit(deployment.runners[0], "runlab-purge.service")
+    assert out.startswith("removed, of succeeded, failed, cancelled jobs that ended over 30d ago")
+    assert re.search(r"^  jobs +0$", out, re.M), out
+    engine = deployment.engine()
+    try:
+        assert queries.list_jobs(engine, limit=1).total >= MIXED
+    finally:
+        engine.dispose()
+
+
 def test_the_store_keeps_every_invariant(deployment: Deployment) -> None:
     """Last: whatever the scenarios did, `runlab doctor`, run on a web host, finds nothing."""
+    web = deployment.webs[0]
     done = subprocess.run(
-        ["ip", "netns", "exec", deployment.webs[0].ns, str(BIN / "runlab"), "doctor"],
-        env=deployment.env(deployment.webs[0]),
+        [*on(web), str(BIN / "runlab"), "doctor"],
+        env=deployment.env(web),
         capture_output=True,
         text=True,
         timeout=120,
