@@ -198,6 +198,8 @@ class JobContext(ChunkLoop):
         self._last_asked = clock()
         self._db_trouble = False
         self._checkpoint_failed = False  # said once in the job's log, not once per chunk
+        # Whether this attempt tried to save one: a first attempt that did not left none.
+        self.wrote_checkpoints = False
 
     @property
     def job_id(self) -> str:
@@ -279,6 +281,7 @@ class JobContext(ChunkLoop):
         """
         if self._artifacts is None or self.lost.is_set():
             return
+        self.wrote_checkpoints = True
         try:
             self._artifacts.put_json(self.job_id, f"{CHECKPOINTS}/{key}.json", value)
         except OSError as exc:

@@ -343,7 +343,7 @@ class Runner:
             if not stored:
                 raise LostJob(lease.job_id, lease.attempt)
             log.debug("job %s succeeded", lease.public_id)  # at 1,000 jobs/s, not one line each
-            self._drop_checkpoints(lease)
+            self._drop_checkpoints(lease, ctx)
         except JobCancelled:
             self._end(lease, "cancelled", ctx)
         except NoWorkers as exc:
@@ -379,8 +379,11 @@ class Runner:
                 r.done.set()
             self._wake.set()
 
-    def _drop_checkpoints(self, lease: Lease) -> None:
-        """A finished job needs its checkpoints no more."""
+    def _drop_checkpoints(self, lease: Lease, ctx: JobContext | None) -> None:
+        """A finished job needs its checkpoints no more. A first attempt that saved none has
+        none to remove: on an object store, that is a request per job saved."""
+        if lease.attempt == 1 and (ctx is None or not ctx.wrote_checkpoints):
+            return
         try:
             self.artifacts.delete(lease.public_id, CHECKPOINTS)
         except OSError:
@@ -419,7 +422,7 @@ class Runner:
                     )
             log.info("job %s %s", lease.public_id, how)
             if how != "queued for another attempt":
-                self._drop_checkpoints(lease)
+                self._drop_checkpoints(lease, ctx)
         except LostJob:
             log.warning("job %s was lost before it could be marked %s", lease.public_id, how)
         except Exception:
