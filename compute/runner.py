@@ -54,6 +54,7 @@ def _lost_scheduler(exc: BaseException) -> bool:
 PG_FALLBACK_POLL = 2.0  # seconds: LISTEN wakes us; this only covers a missed notification
 PURGE_PERIOD = 3600.0  # seconds between two scheduled purges, when RUNLAB_PURGE_AFTER is set
 WORKERS_TTL = 1.0  # seconds a count of the Dask workers is trusted by the claim loop
+WORKERS_TIMEOUT = 2.0  # seconds the scheduler has to say how many workers it has
 
 
 @dataclass
@@ -468,7 +469,11 @@ class Runner:
         if not fresh and self._workers is not None and now - self._workers[0] < WORKERS_TTL:
             return len(self._workers[1])
         try:
-            workers = frozenset(self.client.nthreads())  # type: ignore[attr-defined]
+            # Bounded: a scheduler that stopped answering must not hold up the heartbeat that
+            # keeps this runner's leases, which the store still takes.
+            workers = frozenset(
+                self.client.nthreads(callback_timeout=WORKERS_TIMEOUT)  # type: ignore[attr-defined]
+            )
         except Exception:
             log.debug("could not count the Dask workers", exc_info=True)
             return None

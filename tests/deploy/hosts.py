@@ -117,6 +117,14 @@ class Network:
     def restore(self, host: Host) -> None:
         ip("link", "set", host.link, "up")
 
+    def split(self, host: Host, other: Host) -> None:
+        """Drop whatever `host` sends to `other` alone: one path cut, the rest of the network
+        up (a blackhole route in the host's namespace)."""
+        ip("-n", host.ns, "route", "add", "blackhole", f"{other.address}/32")
+
+    def join(self, host: Host, other: Host) -> None:
+        ip("-n", host.ns, "route", "del", "blackhole", f"{other.address}/32")
+
     def kill(self, host: Host, proc: subprocess.Popen[bytes] | None = None) -> None:
         """SIGKILL to one of the host's process groups, or to every process in its namespace."""
         procs = [proc] if proc is not None else list(host.procs)

@@ -107,6 +107,14 @@ def results_of(deployment: Deployment, job: str) -> int:
         engine.dispose()
 
 
+def submit(deployment: Deployment, kind: str, params: dict[str, Any]) -> str:
+    engine = deployment.engine()
+    try:
+        return intake.submit(engine, kind, params)
+    finally:
+        engine.dispose()
+
+
 def test_a_runner_cut_off_loses_its_job_to_the_other_which_resumes_it_from_the_bucket(
     deployment: Deployment,
 ) -> None:
@@ -156,12 +164,39 @@ def test_a_runner_cut_off_loses_its_job_to_the_other_which_resumes_it_from_the_b
     assert (after.status, after.attempt, after.result) == (Status.SUCCEEDED, 2, final.result)
 
 
-def submit(deployment: Deployment, kind: str, params: dict[str, Any]) -> str:
-    engine = deployment.engine()
+def test_a_runner_cut_off_from_the_scheduler_alone_hands_its_job_back(
+    deployment: Deployment,
+) -> None:
+    """Its store still answers: the runner itself sees its Dask client lose the scheduler,
+    and gives the job back to the queue, uncharged, for a runner that has one."""
+    params = {"samples": 3_000_000_000, "chunks": 60, "seed": 83}
+    job = submit(deployment, "monte_carlo_pi", params)
+    under_way = job_when(
+        deployment,
+        job,
+        lambda j: j.status is Status.RUNNING and j.progress >= 0.2,
+        timeout=120,
+        what="the π job to be a fifth done",
+    )
+    cut = deployment.net.hosts[runner_host(under_way.attempts[-1].runner_id)]
+    deployment.net.split(cut, deployment.scheduler)
     try:
-        return intake.submit(engine, kind, params)
+        handed = job_when(
+            deployment,
+            job,
+            lambda j: j.attempt == 2 or j.status.terminal,
+            timeout=240,
+            what="the job to be handed back",
+        )
     finally:
-        engine.dispose()
+        deployment.net.join(cut, deployment.scheduler)
+    final = job_when(deployment, job, lambda j: j.status.terminal, timeout=240, what="its end")
+
+    assert handed.attempts[0].outcome == "requeued"
+    assert "ClusterLost" in (handed.attempts[0].note or ""), handed.attempts[0].note
+    assert final.status is Status.SUCCEEDED, (final.error, final.traceback)
+    assert final.result is not None
+    assert final.result["inside"] == expected_inside(**params)
 
 
 def test_a_worker_host_lost_mid_job_leaves_the_job_to_succeed_bit_identical(
