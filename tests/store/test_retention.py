@@ -28,6 +28,7 @@ from jobstore.retention import (
     purge,
 )
 from runlab.artifacts import ArtifactStore
+from tests.s3 import Place
 from tests.store.aged import (
     aged_job,
     back_date,
@@ -47,7 +48,14 @@ MONTH = Policy(timedelta(days=30))
 
 @pytest.fixture
 def artifacts(tmp_path: Path) -> ArtifactStore:
+    """A folder: the tests that back-date files set their modification times."""
     return ArtifactStore(str(tmp_path / "artifacts"))
+
+
+@pytest.fixture
+def any_artifacts(artifact_place: Place) -> ArtifactStore:
+    """A folder, then an S3 bucket: what a purge removes does not depend on which."""
+    return artifact_place.store()
 
 
 def files_of(artifacts: ArtifactStore, public_id: str) -> int:
@@ -68,7 +76,7 @@ def bootstrap(engine: Engine, ref: dict[str, Any], status: Status, age: timedelt
 
 
 def test_purge_removes_old_finished_jobs_with_every_row_and_file_and_leaves_no_orphan(
-    engine: Engine, artifacts: ArtifactStore
+    engine: Engine, any_artifacts: ArtifactStore
 ) -> None:
     old = [
         aged_job(engine, Status.SUCCEEDED, OLD),
@@ -81,13 +89,13 @@ def test_purge_removes_old_finished_jobs_with_every_row_and_file_and_leaves_no_o
     unfinished = [aged_job(engine, Status.RUNNING, OLD), aged_job(engine, Status.QUEUED, OLD)]
     kept = young + unfinished
     for public_id in old + kept:
-        put_files(artifacts, public_id)
+        put_files(any_artifacts, public_id)
     expected = child_counts(engine, old)
     assert all(expected[name] for name in ("stages", "events", "metrics", "results"))
     kept_before = everything(engine)
     kept_ids = {job_ids(engine)[p] for p in kept}
 
-    report = purge(engine, artifacts, MONTH)
+    report = purge(engine, any_artifacts, MONTH)
 
     assert report == PurgeReport(
         jobs=4,
@@ -100,8 +108,8 @@ def test_purge_removes_old_finished_jobs_with_every_row_and_file_and_leaves_no_o
     assert [p for p in kept if not exists(engine, p)] == []
     assert orphans(engine) == {"stages": 0, "events": 0, "metrics": 0, "results": 0}
     assert child_counts(engine, old) == {"stages": 0, "events": 0, "metrics": 0, "results": 0}
-    assert [files_of(artifacts, p) for p in old] == [0, 0, 0, 0]
-    assert [files_of(artifacts, p) for p in kept] == [2, 2, 2, 2]
+    assert [files_of(any_artifacts, p) for p in old] == [0, 0, 0, 0]
+    assert [files_of(any_artifacts, p) for p in kept] == [2, 2, 2, 2]
     # The kept jobs' rows are exactly as they were.
     after = everything(engine)
     assert after["jobs"] == [r for r in kept_before["jobs"] if r[0] in kept_ids]
@@ -201,11 +209,11 @@ def test_a_stop_between_batches_leaves_the_rest_for_the_next_purge(
 
 
 def test_an_upload_goes_only_once_no_remaining_job_or_preset_refers_to_it(
-    engine: Engine, artifacts: ArtifactStore
+    engine: Engine, any_artifacts: ArtifactStore
 ) -> None:
-    alone = upload(artifacts, "1")
-    shared = upload(artifacts, "2")
-    in_preset = upload(artifacts, "3")
+    alone = upload(any_artifacts, "1")
+    shared = upload(any_artifacts, "2")
+    in_preset = upload(any_artifacts, "3")
     bootstrap(engine, alone, Status.SUCCEEDED, OLD)
     bootstrap(engine, alone, Status.FAILED, OLD)  # two old jobs, one file: removed once
     bootstrap(engine, shared, Status.SUCCEEDED, OLD)
@@ -213,41 +221,41 @@ def test_an_upload_goes_only_once_no_remaining_job_or_preset_refers_to_it(
     bootstrap(engine, in_preset, Status.SUCCEEDED, OLD)
     presets.save(engine, "bootstrap", "survey", {"data": in_preset, "column": "x"})
 
-    report = purge(engine, artifacts, MONTH)
+    report = purge(engine, any_artifacts, MONTH)
 
     assert report.jobs == 4
     assert (report.uploads, report.upload_bytes) == (1, alone["size"])
-    assert artifacts.upload_size(alone["sha256"]) is None
-    assert artifacts.get_upload(shared["sha256"]) == b"x\n2\n"
-    assert artifacts.get_upload(in_preset["sha256"]) == b"x\n3\n"
+    assert any_artifacts.upload_size(alone["sha256"]) is None
+    assert any_artifacts.get_upload(shared["sha256"]) == b"x\n2\n"
+    assert any_artifacts.get_upload(in_preset["sha256"]) == b"x\n3\n"
     # Once the last job that used it is gone, so is the shared file.
     back_date(engine, younger, OLD)
-    again = purge(engine, artifacts, MONTH)
+    again = purge(engine, any_artifacts, MONTH)
     assert (again.jobs, again.uploads) == (1, 1)
-    assert artifacts.upload_size(shared["sha256"]) is None
-    assert artifacts.upload_size(in_preset["sha256"]) == len(b"x\n3\n")
+    assert any_artifacts.upload_size(shared["sha256"]) is None
+    assert any_artifacts.upload_size(in_preset["sha256"]) == len(b"x\n3\n")
 
 
 def test_without_an_artifact_store_files_and_uploads_stay(
-    engine: Engine, artifacts: ArtifactStore
+    engine: Engine, any_artifacts: ArtifactStore
 ) -> None:
-    ref = upload(artifacts, "1")
+    ref = upload(any_artifacts, "1")
     public_id = bootstrap(engine, ref, Status.SUCCEEDED, OLD)
-    put_files(artifacts, public_id)
+    put_files(any_artifacts, public_id)
 
     report = purge(engine, None, MONTH)
 
     assert not exists(engine, public_id)
     assert (report.artifact_files, report.uploads) == (0, 0)
-    assert files_of(artifacts, public_id) == 2
-    assert hashlib.sha256(artifacts.get_upload(ref["sha256"])).hexdigest() == ref["sha256"]
+    assert files_of(any_artifacts, public_id) == 2
+    assert hashlib.sha256(any_artifacts.get_upload(ref["sha256"])).hexdigest() == ref["sha256"]
 
 
-def test_nothing_due_removes_nothing(engine: Engine, artifacts: ArtifactStore) -> None:
+def test_nothing_due_removes_nothing(engine: Engine, any_artifacts: ArtifactStore) -> None:
     young = aged_job(engine, Status.SUCCEEDED, YOUNG)
     before = everything(engine)
 
-    assert purge(engine, artifacts, MONTH) == PurgeReport()
+    assert purge(engine, any_artifacts, MONTH) == PurgeReport()
     assert everything(engine) == before
     assert exists(engine, young)
 

@@ -16,6 +16,7 @@ import pytest
 from compute import datasets
 from runlab.artifacts import TEMPORARY, ArtifactStore, UploadNotStored
 from runlab.errors import InvalidUpload
+from tests.s3 import Place
 
 CSV = b"x\n" + b"".join(f"{i}.5\n".encode() for i in range(20))
 
@@ -61,8 +62,10 @@ def test_a_stream_that_knows_its_size_names_it_when_over_the_limit() -> None:
     assert caught.value.errors == {"data": datasets.too_big(size)}
 
 
-def test_store_takes_a_stream_and_keeps_the_same_bytes_as_from_bytes(tmp_path: Path) -> None:
-    store = ArtifactStore(str(tmp_path))
+def test_store_takes_a_stream_and_keeps_the_same_bytes_as_from_bytes(
+    artifact_place: Place,
+) -> None:
+    store = artifact_place.store()
     ref = datasets.store(store, "d.csv", io.BytesIO(CSV))
     assert ref == datasets.store(store, "d.csv", CSV)
     assert ref.sha256 == hashlib.sha256(CSV).hexdigest()
