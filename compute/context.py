@@ -71,17 +71,16 @@ class ChunkLoop:
         save: Callable[[int, T], Any] | None = None,
         add: Callable[[int, T], None] | None = None,
         show: Callable[[], None] | None = None,
-        shared: Callable[[], Any] | None = None,
         load: tuple[Callable[..., Any], tuple[Any, ...]] | None = None,
         name: str = "chunk",
     ) -> dict[int, T]:
         """Run `kernel` once per chunk on Dask; return the chunks that finished, by index.
 
-        Chunk i runs as `kernel(*chunks[i], seed_i)`, or `kernel(data, *chunks[i], seed_i)`
-        where `shared()` made `data`, scattered once and only if some chunk is left to run.
-        With `load=(fn, args)` instead, `data` is `fn(*args)`, made by a task of its own on a
-        worker, which reads what it needs (an upload) from the artifact store itself: the
-        chunks take it from there, and nothing of it passes through the runner.
+        Chunk i runs as `kernel(*chunks[i], seed_i)`, or, with `load=(fn, args)`, as
+        `kernel(data, *chunks[i], seed_i)`, where `data` is `fn(*args)`: made once, and only if
+        some chunk is left to run, by a task of its own on a worker, which reads what it needs
+        (an upload) from the artifact store itself. The chunks take it from there, worker to
+        worker, and nothing of it passes through the runner.
         `seed_i` is the i-th stream spawned from `seed` (`compute.seeds.spawn`), so a chunk's
         result depends on the parameters, the seed and i only, never on who ran it or when.
 
@@ -112,8 +111,6 @@ class ChunkLoop:
         if todo and load is not None:
             key = f"{LOAD}-{funcname(load[0])}-{uuid.uuid4().hex}"
             lead = (self.client.submit(load[0], *load[1], key=key, pure=False),)
-        elif todo and shared is not None:
-            lead = (self.client.scatter(shared()),)
         futures = {
             self.client.submit(kernel, *lead, *chunks[i], seeds[i], pure=False): i for i in todo
         }

@@ -60,8 +60,9 @@ class ArtifactsUnavailable(OSError):
 
 
 class UploadNotStored(InvalidUpload):
-    """The artifacts folder refused an upload (unwritable, full, not a folder): a setting to
-    fix, not a bad file, so it exits 1 rather than 2; the message names the folder and setting.
+    """The artifact store refused an upload (a folder unwritable, full or not a folder; a
+    bucket that does not answer): a setting to fix, not a bad file, so it exits 1 rather than
+    2; the message names the store and its setting.
     """
 
     exit_code = 1
@@ -89,6 +90,8 @@ class UploadSource:
 
 
 def remote_failure(exc: BaseException) -> bool:
+    """Whether a remote store's client library raised it (a refused connection, a timeout, no
+    credentials): not an OSError of its own, so it is told apart by where it comes from."""
     return type(exc).__module__.split(".")[0] in REMOTE_LIBRARIES
 
 

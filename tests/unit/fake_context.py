@@ -35,9 +35,6 @@ class FakeClient:
     def __init__(self) -> None:
         self.submitted = 0
 
-    def scatter(self, data: Any, broadcast: bool = False) -> Any:
-        return data
-
     def submit(
         self, fn: Callable[..., Any], *args: Any, pure: bool = True, key: str | None = None
     ) -> FakeFuture:
