@@ -239,6 +239,8 @@ def timeline(job: JobDetail) -> None:
         return
     show(fig, key=f"timeline-{job.id}")
     if job.attempts:
+        # The dashboard column only where some runner serves one: not a column of blanks.
+        linked = any(a.dashboard_link for a in job.attempts)
         st.dataframe(
             [
                 {
@@ -248,7 +250,7 @@ def timeline(job: JobDetail) -> None:
                     "Took": fmt.elapsed(a.started_at, a.ended_at),
                     "Outcome": a.outcome,
                     "Note": a.note or "",
-                    "Dashboard": a.dashboard_link,
+                    **({"Dashboard": a.dashboard_link} if linked else {}),
                 }
                 for a in job.attempts
             ],

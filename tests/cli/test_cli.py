@@ -97,7 +97,9 @@ def test_show_prints_what_the_job_cost_in_all_and_per_stage(db):
     engine = make_engine(db)
     migrate(engine)
     public_id = seed.with_cost(
-        engine, Cost(0.5, 0.6, 1, 100 * 2**20), Cost(83.0, 90.0, 12, 300 * 2**20)
+        engine,
+        Cost(0.5, 0.6, 1, 100 * 2**20, {"worker-1": 1}),
+        Cost(83.0, 90.0, 12, 300 * 2**20, {"worker-1": 12}),
     )
     queued = seed.queued(engine)
     assert "cost" not in run("show", queued)[1], "a queued job has cost nothing yet"
@@ -106,10 +108,13 @@ def test_show_prints_what_the_job_cost_in_all_and_per_stage(db):
 
     assert code == 0
     lines = out.splitlines()
-    assert "cost      1 min 23 s CPU, 1 min 30 s in 13 tasks, peak memory 300.0 MiB" in lines
     assert (
-        "  stage   plan                 500 ms CPU, 600 ms in 1 task, peak memory 100.0 MiB"
-        in lines
+        "cost      1 min 23 s CPU, 1 min 30 s in 13 tasks, peak memory 300.0 MiB, "
+        "on worker-1 (13 tasks)" in lines
+    )
+    assert (
+        "  stage   plan                 500 ms CPU, 600 ms in 1 task, peak memory 100.0 MiB, "
+        "on worker-1 (1 task)" in lines
     )
     assert any(line.startswith("  stage   reduce") and "0 tasks" in line for line in lines)
 

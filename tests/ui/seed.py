@@ -20,7 +20,7 @@ PI_RESULT = {
 }
 
 
-def runner(engine: Engine, runner_id: str = RUNNER) -> None:
+def runner(engine: Engine, runner_id: str = RUNNER, dashboard_link: str | None = None) -> None:
     registration.register(
         engine,
         runner_id,
@@ -28,7 +28,7 @@ def runner(engine: Engine, runner_id: str = RUNNER) -> None:
         pid=1,
         concurrency=2,
         scheduler_address=None,
-        dashboard_link=None,
+        dashboard_link=dashboard_link,
     )
 
 

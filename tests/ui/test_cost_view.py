@@ -39,7 +39,10 @@ def run(public_id: str) -> AppTest:
 def with_cost(engine: Engine, *, outside: int = 0) -> str:
     """A running π job whose `plan` ran one task and whose `sample` ran four so far."""
     return seed.with_cost(
-        engine, Cost(0.25, 0.5, 1, 90 * MIB), Cost(3.0, 4.0, 4, 302 * MIB), outside=outside
+        engine,
+        Cost(0.25, 0.5, 1, 90 * MIB, {"worker-1": 1}),
+        Cost(3.0, 4.0, 4, 302 * MIB, {"worker-1": 1, "worker-2": 3}),
+        outside=outside,
     )
 
 
@@ -61,6 +64,7 @@ def test_the_cost_shows_four_numbers_and_a_row_per_stage(store: Engine) -> None:
     assert list(table["Peak memory"]) == ["90.0 MiB", "302.0 MiB", fmt.DASH]
     captions = [str(c.value) for c in at.caption]
     assert captions[0].startswith("The tasks used the CPU 72 % of their time")
+    assert "Ran on the Dask worker hosts worker-2 (3 tasks), worker-1 (2 tasks)." in captions
     assert "So far: these grow as the tasks finish." in captions
 
 

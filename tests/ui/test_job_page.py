@@ -279,6 +279,19 @@ def test_page_refreshes_only_while_the_job_can_change(status: Status, live: bool
         assert every is not None and 0.25 <= every <= 1.0
 
 
+def test_the_attempts_link_the_dask_dashboard_of_a_runner_that_serves_one(
+    store: Engine,
+) -> None:
+    seed.runner(store, "runner-with-board", dashboard_link="http://10.0.0.9:8787/status")
+    public_id = intake.submit(store, "demo_stages", {"stages": 2})
+    T.claim(store, "runner-with-board", lease_seconds=30)
+
+    at = job_page(public_id, tab="Timeline")
+
+    [table] = [d.value for d in at.dataframe if "Outcome" in d.value.columns]
+    assert list(table["Dashboard"]) == ["http://10.0.0.9:8787/status"]
+
+
 def test_a_retried_running_job_lists_its_attempts_and_heartbeat_age(store: Engine) -> None:
     public_id = intake.submit(store, "demo_stages", {"stages": 2})
     T.claim(store, "runner-gone", lease_seconds=0.05)
@@ -291,6 +304,7 @@ def test_a_retried_running_job_lists_its_attempts_and_heartbeat_age(store: Engin
     [table] = [d.value for d in at.dataframe if "Outcome" in d.value.columns]
     assert list(table["Outcome"]) == ["requeued", "running"]
     assert list(table["Runner"]) == ["runner-gone", "runner-new"]
+    assert "Dashboard" not in table.columns  # neither runner registered a dashboard
     assert any(c.value.startswith("last heartbeat") for c in at.caption)
     # The Gantt chart: a wait in the queue before each attempt, and each attempt on its runner.
     [gantt] = charts(at)
