@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -13,6 +12,7 @@ from jobstore import queries
 from jobstore.engine import make_engine, migrate
 from runlab.errors import InvalidParams
 from tests.cli.conftest import job_count, run
+from tests.s3 import Place
 
 JSON_KEYS = {
     "id",
@@ -207,10 +207,11 @@ def test_rerun_prints_a_new_job_with_the_same_params_and_an_unknown_id_exits_1(d
 
 
 @pytest.fixture
-def artifact_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "artifacts"
-    monkeypatch.setenv("RUNLAB_ARTIFACTS", str(path))
-    return path
+def artifacts(artifact_place: Place, monkeypatch: pytest.MonkeyPatch) -> Place:
+    """The CLI's artifact store as a folder, then as an S3 bucket, through its settings."""
+    for name, value in artifact_place.env.items():
+        monkeypatch.setenv(name, value)
+    return artifact_place
 
 
 def test_lists_and_matrices_are_comma_separated_with_semicolons_between_rows(db):
@@ -233,9 +234,7 @@ def test_a_correlation_that_is_not_positive_semi_definite_exits_2_and_stores_not
     assert job_count(db) == 0
 
 
-def test_an_upload_is_checked_kept_by_its_sha256_and_referenced_by_the_job(
-    db, artifact_dir, tmp_path
-):
+def test_an_upload_is_checked_kept_by_its_sha256_and_referenced_by_the_job(db, artifacts, tmp_path):
     import hashlib
 
     data = b"x,y\n" + b"".join(b"%d.5,a\n" % i for i in range(12))  # a bootstrap needs 10 rows
@@ -247,11 +246,12 @@ def test_an_upload_is_checked_kept_by_its_sha256_and_referenced_by_the_job(
     ref = json.loads(out)["params"]["data"]
     digest = hashlib.sha256(data).hexdigest()
     assert ref == {"name": "d.csv", "size": len(data), "sha256": digest}
-    assert (artifact_dir / "uploads" / digest).read_bytes() == data
+    assert artifacts.files("uploads") == [f"uploads/{digest}"]
+    assert artifacts.store().get_upload(digest) == data
 
 
 def test_a_column_the_upload_lacks_exits_2_with_the_forms_message_and_stores_nothing(
-    db, artifact_dir, tmp_path
+    db, artifacts, tmp_path
 ):
     from compute import datasets, intake
 
@@ -268,7 +268,7 @@ def test_a_column_the_upload_lacks_exits_2_with_the_forms_message_and_stores_not
     assert form.value.errors == {"column": "the file has no column 'nope'"}
     assert err == "error: column: the file has no column 'nope'\n"
     assert job_count(db) == 0
-    assert not (artifact_dir / "uploads").exists() or not any((artifact_dir / "uploads").iterdir())
+    assert artifacts.files("uploads") == []
 
 
 @pytest.mark.parametrize(
@@ -280,7 +280,7 @@ def test_a_column_the_upload_lacks_exits_2_with_the_forms_message_and_stores_not
     ],
 )
 def test_a_bad_upload_exits_2_with_its_reason_and_stores_nothing(
-    db, artifact_dir, tmp_path, content, message
+    db, artifacts, tmp_path, content, message
 ):
     (tmp_path / "bad.csv").write_bytes(content)
     code, _, err = run(
@@ -289,7 +289,7 @@ def test_a_bad_upload_exits_2_with_its_reason_and_stores_nothing(
     assert code == 2
     assert err.strip() == f"error: data: {message}"
     assert job_count(db) == 0
-    assert not (artifact_dir / "uploads").exists()
+    assert artifacts.files("uploads") == []
     code, _, err = run("submit", "bootstrap", "-p", "data=@/no/such.csv", "-p", "column=x")
     assert code == 2 and err.startswith("error: data: cannot read /no/such.csv")
 

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from compute import datasets, intake
 from compute.param_text import number_text
 from jobstore import presets, queries
-from runlab.artifacts import ArtifactStore
+from tests.s3 import Place
 from tests.ui.conftest import open_page
 from tests.ui.test_new_job import after, submit
 from ui.text import md_escape
@@ -31,6 +31,14 @@ def artifacts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     root = tmp_path / "artifacts"
     monkeypatch.setenv("RUNLAB_ARTIFACTS", str(root))
     yield root
+
+
+@pytest.fixture
+def any_artifacts(artifact_place: Place, monkeypatch: pytest.MonkeyPatch) -> Place:
+    """The pages' artifact store as a folder, then as an S3 bucket, through its settings."""
+    for name, value in artifact_place.env.items():
+        monkeypatch.setenv(name, value)
+    return artifact_place
 
 
 def kept_uploads(root: Path) -> list[Path]:
@@ -136,7 +144,7 @@ def test_missing_values_in_the_chosen_column_are_shown_under_the_column(
 
 
 def test_a_good_upload_offers_its_numeric_columns_and_the_job_keeps_the_file(
-    store: Engine, artifacts: Path
+    store: Engine, any_artifacts: Place
 ) -> None:
     data = rows_csv(40)
     at = open_page("pages/new.py", kind="bootstrap")
@@ -161,8 +169,8 @@ def test_a_good_upload_offers_its_numeric_columns_and_the_job_keeps_the_file(
         2000,
         11,
     )
-    assert kept_uploads(artifacts) == [artifacts / "uploads" / digest]
-    assert (artifacts / "uploads" / digest).read_bytes() == data
+    assert any_artifacts.files("uploads") == [f"uploads/{digest}"]
+    assert any_artifacts.store().get_upload(digest) == data
     assert at.query_params["id"] in (job.id, [job.id])
 
 
@@ -349,11 +357,11 @@ def test_a_clone_of_a_portfolio_shows_its_lists_as_text(store: Engine, artifacts
 
 
 def test_a_clone_of_a_bootstrap_job_keeps_its_file_without_a_new_upload(
-    store: Engine, artifacts: Path
+    store: Engine, any_artifacts: Place
 ) -> None:
     data = rows_csv(30)
     name = "q1_*prices*_[desk].csv"  # shown literally, not as Markdown
-    ref = datasets.store(ArtifactStore(str(artifacts)), name, data).model_dump()
+    ref = datasets.store(any_artifacts.store(), name, data).model_dump()
     params = {
         "data": ref,
         "statistic": "median",
@@ -382,7 +390,7 @@ def test_a_clone_of_a_bootstrap_job_keeps_its_file_without_a_new_upload(
     assert not at.exception, [e.value for e in at.exception]
     new_id = next(r.id for r in queries.list_jobs(store).rows if r.id != source)
     assert queries.get_job(store, new_id).params == queries.get_job(store, source).params
-    assert kept_uploads(artifacts) == [artifacts / "uploads" / ref["sha256"]]
+    assert any_artifacts.files("uploads") == [f"uploads/{ref['sha256']}"]
 
 
 def test_clone_on_the_job_page_opens_the_form_filled_in(store: Engine, artifacts: Path) -> None:
