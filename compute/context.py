@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 import uuid
@@ -34,6 +35,9 @@ ASK_PERIOD = 1.0
 # The key of map_chunks' `load` task starts so: on the dashboard, and to whatever counts chunks.
 LOAD = "load"
 CHECKPOINTS = "checkpoints"  # the folder of a job's artifacts that holds its checkpoints
+# After a checkpoint fails, seconds before the next is tried: a bucket that does not answer
+# costs each try its client's retries, seconds each, which would stall every chunk.
+CHECKPOINT_BACKOFF = 30.0
 
 T = TypeVar("T")
 
@@ -195,6 +199,7 @@ class JobContext(ChunkLoop):
         self._last_asked = clock()
         self._db_trouble = False
         self._checkpoint_failed = False  # said once in the job's log, not once per chunk
+        self._checkpoints_after = -math.inf  # no checkpoint is tried before then
         # Whether this attempt tried to save one: a first attempt that did not left none.
         self.wrote_checkpoints = False
 
@@ -278,6 +283,8 @@ class JobContext(ChunkLoop):
         """
         if self._artifacts is None or self.lost.is_set():
             return
+        if self._clock() < self._checkpoints_after:
+            return  # the store failed a moment ago: trying each chunk would stall the loop
         self.wrote_checkpoints = True
         try:
             self._artifacts.put_json(self.job_id, f"{CHECKPOINTS}/{key}.json", value)
@@ -285,6 +292,7 @@ class JobContext(ChunkLoop):
             # Losing a checkpoint costs only recomputation, so the job goes on; but its page
             # says so once, since a retry would start that part over.
             log.debug("could not save checkpoint %s of %s", key, self.job_id, exc_info=True)
+            self._checkpoints_after = self._clock() + CHECKPOINT_BACKOFF
             if not self._checkpoint_failed:
                 self._checkpoint_failed = True
                 self.log(
