@@ -26,7 +26,7 @@ from runlab.versions import software_versions
 from tests.deploy.deployment import BIN, ROOT, Deployment
 from tests.deploy.hosts import Host, on
 from tests.polling import wait_for
-from tests.runner.helpers import expected_inside
+from tests.runner.helpers import expected_inside, older_runlab
 
 MIXED = 40
 
@@ -115,15 +115,9 @@ def submit(deployment: Deployment, kind: str, params: dict[str, Any]) -> str:
         engine.dispose()
 
 
-def test_a_runner_cut_off_loses_its_job_to_the_other_which_resumes_it_from_the_bucket(
-    deployment: Deployment,
-) -> None:
-    params = {"samples": 3_000_000_000, "chunks": 60, "seed": 77}
-    engine = deployment.engine()
-    try:
-        job = intake.submit(engine, "monte_carlo_pi", params)
-    finally:
-        engine.dispose()
+def a_fifth_done(deployment: Deployment, params: dict[str, Any]) -> tuple[str, JobDetail]:
+    """A π job submitted, once it is running and a fifth done: its id, and what it was then."""
+    job = submit(deployment, "monte_carlo_pi", params)
     under_way = job_when(
         deployment,
         job,
@@ -131,6 +125,14 @@ def test_a_runner_cut_off_loses_its_job_to_the_other_which_resumes_it_from_the_b
         timeout=120,
         what="the π job to be a fifth done",
     )
+    return job, under_way
+
+
+def test_a_runner_cut_off_loses_its_job_to_the_other_which_resumes_it_from_the_bucket(
+    deployment: Deployment,
+) -> None:
+    params = {"samples": 3_000_000_000, "chunks": 60, "seed": 77}
+    job, under_way = a_fifth_done(deployment, params)
     cut_name = runner_host(under_way.attempts[-1].runner_id)
     cut = deployment.net.hosts[cut_name]
     deployment.net.cut(cut)
@@ -170,14 +172,7 @@ def test_a_runner_cut_off_from_the_scheduler_alone_hands_its_job_back(
     """Its store still answers: the runner itself sees its Dask client lose the scheduler,
     and gives the job back to the queue, uncharged, for a runner that has one."""
     params = {"samples": 3_000_000_000, "chunks": 60, "seed": 83}
-    job = submit(deployment, "monte_carlo_pi", params)
-    under_way = job_when(
-        deployment,
-        job,
-        lambda j: j.status is Status.RUNNING and j.progress >= 0.2,
-        timeout=120,
-        what="the π job to be a fifth done",
-    )
+    job, under_way = a_fifth_done(deployment, params)
     cut = deployment.net.hosts[runner_host(under_way.attempts[-1].runner_id)]
     deployment.net.split(cut, deployment.scheduler)
     try:
@@ -203,14 +198,7 @@ def test_a_worker_host_lost_mid_job_leaves_the_job_to_succeed_bit_identical(
     deployment: Deployment,
 ) -> None:
     params = {"samples": 3_000_000_000, "chunks": 60, "seed": 91}
-    job = submit(deployment, "monte_carlo_pi", params)
-    job_when(
-        deployment,
-        job,
-        lambda j: j.status is Status.RUNNING and j.progress >= 0.2,
-        timeout=120,
-        what="the π job to be a fifth done",
-    )
+    job, _ = a_fifth_done(deployment, params)
     lost = deployment.workers[1]
     deployment.net.kill(lost)  # the host goes, with its nanny and worker
 
@@ -271,11 +259,9 @@ def test_a_restarted_scheduler_is_rejoined_by_the_runners_and_every_job_succeeds
 def test_a_worker_of_another_runlab_version_stops_every_runner_claiming(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    older = tmp_path / "older" / "runlab-0.0.1.dist-info"
-    older.mkdir(parents=True)
-    (older / "METADATA").write_text("Metadata-Version: 2.1\nName: runlab\nVersion: 0.0.1\n")
+    older = older_runlab(tmp_path / "older")
     odd = deployment.net.add("worker-odd")
-    deployment.start_worker(odd, PYTHONPATH=f"{older.parent}{os.pathsep}{ROOT}")
+    deployment.start_worker(odd, PYTHONPATH=f"{older}{os.pathsep}{ROOT}")
 
     def refusal(runner: Host) -> str | None:
         lines = deployment.runner_log(runner).splitlines()

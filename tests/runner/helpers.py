@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from distributed import Client
@@ -71,3 +72,12 @@ def expected_inside(samples: int, chunks: int, seed: int) -> int:
     """The π kernel's count for a plan, computed here without Dask or the store."""
     seeds = np.random.SeedSequence(seed).spawn(chunks)
     return sum(count_inside(n, s) for n, s in zip(chunk_sizes(samples, chunks), seeds, strict=True))
+
+
+def older_runlab(folder: Path) -> Path:
+    """A folder that, first on a Dask worker's path, makes it an install of Runlab 0.0.1: its
+    metadata is what `runlab.versions` reads."""
+    info = folder / "runlab-0.0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: runlab\nVersion: 0.0.1\n")
+    return folder

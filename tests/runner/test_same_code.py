@@ -19,17 +19,9 @@ from runlab.versions import software_versions
 from tests.conftest import on_sqlite_only
 from tests.polling import wait_for
 from tests.runner.conftest import ROOT, DaskCluster
-from tests.runner.helpers import assert_sound, expected_inside, watch
+from tests.runner.helpers import assert_sound, expected_inside, older_runlab, watch
 
 PI = {"samples": 2_000_000, "chunks": 2, "seed": 8}
-
-
-def older_runlab(folder: Path) -> Path:
-    """A folder that, first on a worker's path, makes it an install of Runlab 0.0.1."""
-    info = folder / "runlab-0.0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: runlab\nVersion: 0.0.1\n")
-    return folder
 
 
 def workers(address: str) -> int:
