@@ -7,7 +7,6 @@ runner claims nothing until they agree, and says in one line per host what diffe
 
 from __future__ import annotations
 
-import logging
 import os
 import traceback
 from collections.abc import Iterator, Mapping
@@ -16,7 +15,6 @@ from typing import Any
 from runlab.errors import CodeMismatch
 from runlab.versions import COMPARED, fingerprint
 
-log = logging.getLogger(__name__)
 # The scheduler runs no task: what it must share is Dask's own wire protocol.
 SCHEDULER_COMPARED = ("dask", "distributed")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -376,3 +377,16 @@ def test_wait_says_within_10_s_that_no_runner_serves_the_store(db, tmp_path):
         "the job waits until one starts: `runlab runner`, or `make run`"
     )
     assert job_count(db) == 1  # submitted all the same: it runs once a runner starts
+
+
+def test_migrate_creates_the_store_then_finds_it_current(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    monkeypatch.setenv("RUNLAB_DATABASE_URL", url)
+    code, out, err = run("migrate")
+    assert code == 0, err
+    assert re.fullmatch(
+        rf"the store {re.escape(url)}: upgraded from revision none \(empty\) to \d{{4}}\n", out
+    )
+    newest = out.split()[-1]
+    code, out, _ = run("migrate")
+    assert (code, out) == (0, f"the store {url}: already at revision {newest}, the newest\n")
