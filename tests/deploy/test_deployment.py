@@ -131,7 +131,7 @@ def a_fifth_done(deployment: Deployment, params: dict[str, Any]) -> tuple[str, J
 def test_a_runner_cut_off_loses_its_job_to_the_other_which_resumes_it_from_the_bucket(
     deployment: Deployment,
 ) -> None:
-    params = {"samples": 3_000_000_000, "chunks": 60, "seed": 77}
+    params = {"samples": 1_500_000_000, "chunks": 30, "seed": 77}
     job, under_way = a_fifth_done(deployment, params)
     cut_name = runner_host(under_way.attempts[-1].runner_id)
     cut = deployment.net.hosts[cut_name]
@@ -171,7 +171,7 @@ def test_a_runner_cut_off_from_the_scheduler_alone_hands_its_job_back(
 ) -> None:
     """Its store still answers: the runner itself sees its Dask client lose the scheduler,
     and gives the job back to the queue, uncharged, for a runner that has one."""
-    params = {"samples": 3_000_000_000, "chunks": 60, "seed": 83}
+    params = {"samples": 1_500_000_000, "chunks": 30, "seed": 83}
     job, under_way = a_fifth_done(deployment, params)
     cut = deployment.net.hosts[runner_host(under_way.attempts[-1].runner_id)]
     deployment.net.split(cut, deployment.scheduler)
@@ -197,7 +197,7 @@ def test_a_runner_cut_off_from_the_scheduler_alone_hands_its_job_back(
 def test_a_worker_host_lost_mid_job_leaves_the_job_to_succeed_bit_identical(
     deployment: Deployment,
 ) -> None:
-    params = {"samples": 3_000_000_000, "chunks": 60, "seed": 91}
+    params = {"samples": 1_500_000_000, "chunks": 30, "seed": 91}
     job, _ = a_fifth_done(deployment, params)
     lost = deployment.workers[1]
     deployment.net.kill(lost)  # the host goes, with its nanny and worker
