@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.dispatch_kind import KIND as NOOP  # noqa: E402
 from compute import intake, registry  # noqa: E402
+from jobstore import queries  # noqa: E402
 from jobstore.models import Job, Status  # noqa: E402
 from tests.deploy import units  # noqa: E402
 from tests.deploy.deployment import BIN, Deployment  # noqa: E402
@@ -80,8 +81,6 @@ def runner(d: Deployment, host: Host, *, noop: bool) -> None:
 
 
 def registered(engine: Engine, count: int) -> None:
-    from jobstore import queries
-
     wait_for(
         lambda: len([r for r in queries.runners(engine, alive_within=5) if r.alive]) >= count,
         timeout=90,
@@ -93,8 +92,6 @@ def registered(engine: Engine, count: int) -> None:
 def stop_runners(d: Deployment, engine: Engine) -> None:
     for host in d.runners:
         d.net.kill(host)
-    from jobstore import queries
-
     wait_for(
         lambda: not [r for r in queries.runners(engine, alive_within=2) if r.alive],
         timeout=30,

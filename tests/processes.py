@@ -76,3 +76,12 @@ def served(url: str, folder: Path, **env: str) -> Iterator[str]:
     finally:
         os.killpg(web.pid, signal.SIGTERM)
         web.wait(timeout=30)
+
+
+def answers(url: str) -> bool:
+    """Whether an HTTP server answers `url` with 200 within 2 s."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False

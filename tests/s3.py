@@ -1,7 +1,6 @@
 """An S3-compatible server for the tests: moto's standalone server, a real HTTP process on a
 port of its own, and the places a test keeps its artifacts in, a folder or a fresh bucket.
-
-The server listens on 127.0.0.1 by default, or on a test host's address (tests/deploy).
+(tests/deploy runs the same server on a host of its own.)
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +20,7 @@ import fsspec
 
 from runlab.artifacts import ArtifactStore
 from tests.polling import wait_for
-from tests.processes import free_port
+from tests.processes import answers, free_port
 
 # moto takes any credentials; these stand where a team's keys would.
 KEY_ID = "runlab-tests"
@@ -55,24 +53,14 @@ class S3Server:
         }
 
 
-def _answers(endpoint: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False
-
-
 @contextlib.contextmanager
-def s3_server(
-    log_path: Path, host: str = "127.0.0.1", port: int | None = None, prefix: tuple[str, ...] = ()
-) -> Iterator[S3Server]:
-    """moto's server on `host`, run under `prefix` (`ip netns exec NAME` on a test host)."""
-    port = free_port() if port is None else port
+def s3_server(log_path: Path) -> Iterator[S3Server]:
+    """moto's server on 127.0.0.1, on a free port."""
+    host, port = "127.0.0.1", free_port()
     server = Path(sys.executable).with_name("moto_server")
     with log_path.open("wb") as out:
         proc = subprocess.Popen(
-            [*prefix, str(server), "-H", host, "-p", str(port)],
+            [str(server), "-H", host, "-p", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -80,7 +68,7 @@ def s3_server(
     endpoint = f"http://{host}:{port}"
     try:
         wait_for(
-            lambda: proc.poll() is not None or _answers(endpoint),
+            lambda: proc.poll() is not None or answers(f"{endpoint}/moto-api/"),
             timeout=60,
             what=f"moto's S3 server at {endpoint}",
         )

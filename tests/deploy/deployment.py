@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 
 import fsspec
@@ -30,6 +29,7 @@ from jobstore.engine import make_engine
 from tests.deploy import units
 from tests.deploy.hosts import Host, Network, on
 from tests.polling import wait_for
+from tests.processes import answers
 from tests.s3 import KEY_ID, REGION, SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,7 +153,7 @@ class Deployment:
             log="s3",
         )
         wait_for(
-            lambda: _answers(f"{self.s3_endpoint}/moto-api/"),
+            lambda: answers(f"{self.s3_endpoint}/moto-api/"),
             timeout=START_SECONDS,
             what="the S3 host",
             interval=0.3,
@@ -216,7 +216,7 @@ class Deployment:
     def webs_answer(self) -> None:
         for host in self.webs:
             wait_for(
-                lambda h=host: _answers(f"{self.web_url(h)}/_stcore/health"),
+                lambda h=host: answers(f"{self.web_url(h)}/_stcore/health"),
                 timeout=START_SECONDS,
                 what=f"the web app on {host.name}",
                 interval=0.3,
@@ -242,11 +242,3 @@ class Deployment:
         self.net.close()
         if self._pgdata is not None:
             shutil.rmtree(self._pgdata, ignore_errors=True)
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False

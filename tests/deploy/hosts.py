@@ -15,7 +15,7 @@ import secrets
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,9 +168,3 @@ def leftovers(tag: str) -> list[str]:
     links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
     names = [line.split()[0].split("@")[0] for line in (spaces + links).splitlines() if line]
     return [n for n in names if n.startswith(f"rl{tag}") or n == f"rlb{tag}"]
-
-
-@contextlib.contextmanager
-def network(folder: Path) -> Iterator[Network]:
-    with Network(folder) as net:
-        yield net
