@@ -10,7 +10,7 @@ the field.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from pydantic import BaseModel
@@ -20,6 +20,7 @@ from compute import datasets, registry
 from jobstore import enqueue as store
 from jobstore.enqueue import MAX_NAME_LENGTH, NewJob
 from runlab.errors import InvalidParams
+from runlab.settings import QUEUE_NAME, QUEUE_NAME_RULE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,6 +37,8 @@ class Options(TypedDict, total=False):
     max_attempts: int
     timeout_seconds: float | None
     tables: Mapping[str, pd.DataFrame] | None
+    queue: str | None
+    queues: Collection[str] | None
 
 
 def check(
@@ -50,11 +53,15 @@ def check(
     max_attempts: int = 3,
     timeout_seconds: float | None = None,
     tables: Mapping[str, pd.DataFrame] | None = None,
+    queue: str | None = None,
+    queues: Collection[str] | None = None,
 ) -> NewJob:
     """The job as the store will keep it, or InvalidParams naming each bad field.
 
     `tables` maps an upload field to its table, read by `datasets.read_csv`; without it the
     checks that need the data wait for the driver, which makes them on the same bytes.
+    `queue` defaults to the kind's; `queues`, the settings' `queue_names`, are the ones it may
+    name, so that a job is never left in a queue no runner will ever serve.
     """
     spec = registry.get(kind)
     parsed, clean = registry.validated(kind, params)
@@ -71,6 +78,9 @@ def check(
         timeout_seconds=timeout_seconds,
         idempotency_key=idempotency_key,
     )
+    queue = (queue or "").strip() or spec.queue
+    if why := queue_error(queue, queues):
+        errors["queue"] = why
     if errors:
         raise InvalidParams(errors)
     if tables:
@@ -86,8 +96,19 @@ def check(
         max_attempts,
         timeout_seconds,
         idempotency_key,
+        queue=queue,
         seed_drawn=params.get("seed") is None,
     )
+
+
+def queue_error(queue: str, queues: Collection[str] | None) -> str | None:
+    """Why a job cannot go to `queue`, or None."""
+    if queues is not None and queue not in queues:
+        named = ", ".join(queues)
+        return f"no queue named {queue!r}; the queues are: {named}"
+    if not QUEUE_NAME.fullmatch(queue):
+        return QUEUE_NAME_RULE
+    return None
 
 
 def _check_data(
@@ -121,6 +142,8 @@ def submit_many(
     priority: int = 0,
     max_attempts: int = 3,
     timeout_seconds: float | None = None,
+    queue: str | None = None,
+    queues: Collection[str] | None = None,
     chunk: int = 1000,
 ) -> list[str]:
     """Queue many jobs of one kind in one transaction: all of them, or none.
@@ -141,6 +164,8 @@ def submit_many(
                     priority=priority,
                     max_attempts=max_attempts,
                     timeout_seconds=timeout_seconds,
+                    queue=queue,
+                    queues=queues,
                 )
             )
         except InvalidParams as exc:
@@ -163,4 +188,6 @@ def rerun(engine: Engine, public_id: str, *, owner: str = "") -> str:
         owner=owner,
         tags=was.tags,
         max_attempts=was.max_attempts,
+        queue=was.queue,
+        priority=was.priority,
     )

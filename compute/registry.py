@@ -70,6 +70,8 @@ class Kind:
     # The result in a few rounded figures and tables (compute/headline.py); None: the page
     # shows the result's numbers as they are.
     summarise: Callable[[Mapping[str, Any], Mapping[str, Any]], Headline] | None = None
+    # Where its jobs go unless the submitter names another queue.
+    queue: str = "default"
 
     def summary(self, result: Mapping[str, Any], params: Mapping[str, Any]) -> Headline | None:
         """The headline of a result; None when the kind has none or cannot read this one (a
@@ -126,6 +128,7 @@ def register(
     example: Mapping[str, Any] | Callable[[], dict[str, Any]] | None = None,
     headline: Iterable[str] = (),
     summarise: Callable[[Mapping[str, Any], Mapping[str, Any]], Headline] | None = None,
+    queue: str = "default",
 ) -> Callable[[Driver], Driver]:
     """Decorate a driver `run(ctx, params) -> result` to make it a kind.
 
@@ -158,6 +161,7 @@ def register(
             example if example is None or callable(example) else (lambda: dict(example)),
             tuple(headline),
             summarise,
+            queue,
         )
         return run
 

@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 from compute import registry, same_code
 from compute.context import CHECKPOINTS, JobContext
 from compute.results import clean_result
-from jobstore import ledger, registration, reports, retention, transitions
+from jobstore import ledger, queues, registration, reports, retention, transitions
 from jobstore.engine import is_postgres
 from jobstore.models import Status
 from jobstore.reports import Lease
@@ -127,8 +127,10 @@ class Runner:
         concurrency: int = 2,
         scheduler_address: str | None = None,
         dashboard_link: str | None = None,
+        queues: list[str] | None = None,
     ) -> None:
         self.engine = engine
+        self.queues = queues  # those it serves; None: every queue
         self.settings = settings
         self.client = client
         self._reconnect = reconnect
@@ -174,8 +176,14 @@ class Runner:
             concurrency=self.concurrency,
             scheduler_address=self._scheduler_address,
             dashboard_link=self._dashboard_link,
+            queues=self.queues,
         )
-        log.info("runner %s started, concurrency %d", self.id, self.concurrency)
+        log.info(
+            "runner %s started, concurrency %d, serving %s",
+            self.id,
+            self.concurrency,
+            "queues " + ", ".join(self.queues) if self.queues else "every queue",
+        )
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         beat.start()
         threading.Thread(target=self._flush_loop, name="flush", daemon=True).start()
@@ -281,6 +289,8 @@ class Runner:
                 limit=free,
                 lease_seconds=self.settings.lease_seconds,
                 versions=software_versions(),
+                serve=self.queues,
+                limits=self.settings.queue_limits,
             )
         except Exception:
             self._db_trouble("claim")
@@ -592,9 +602,11 @@ class Runner:
                     r.ctx.flush_due()
 
     def _reap(self) -> None:
-        """Every runner is also a reaper: jobs of runners that went silent come back here."""
+        """Every runner is also a reaper: jobs of runners that went silent come back here. And
+        it ages the waiting jobs, so that none waits past the bound `jobstore.queues` states."""
         try:
             reaped = transitions.reap(self.engine, backoff_base=self.settings.retry_backoff_seconds)
+            queues.age(self.engine, self.settings.aging_seconds)
         except Exception:
             self._db_trouble("reap")
             return

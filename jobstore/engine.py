@@ -15,7 +15,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, DateTime, Engine, create_engine, event, select
+from sqlalchemy import Connection, DateTime, Engine, Float, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
@@ -224,3 +224,22 @@ def store_busy(exc: BaseException) -> bool:
 
 def database_time(conn: Connection) -> Any:
     return conn.execute(select(db_now())).scalar_one()
+
+
+class seconds_since(FunctionElement[Any]):
+    """Seconds from a timestamp column to the database's clock now."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(seconds_since, "sqlite")
+def _since_sqlite(element: seconds_since, compiler: Any, **kw: Any) -> str:
+    col = compiler.process(element.clauses, **kw)
+    return f"((julianday('now') - julianday({col})) * 86400.0)"
+
+
+@compiles(seconds_since, "postgresql")
+def _since_pg(element: seconds_since, compiler: Any, **kw: Any) -> str:
+    col = compiler.process(element.clauses, **kw)
+    return f"EXTRACT(EPOCH FROM (clock_timestamp() - {col}))"

@@ -9,6 +9,7 @@ only stores it. A job is born `queued` here; every later change of its status is
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from jobstore import queues
 from jobstore.engine import db_now, reading
 from jobstore.ledger import events_t, notify
 from jobstore.models import Job, JobStage, StageStatus, Status, table_of
@@ -51,6 +53,7 @@ class NewJob:
     max_attempts: int
     timeout_seconds: float | None
     idempotency_key: str | None
+    queue: str = "default"
     # The seed was drawn for this submission, not given: a resubmission under the same
     # idempotency key draws another, which is not a different request.
     seed_drawn: bool = False
@@ -119,6 +122,8 @@ _INSERT_SUBMITTED = insert(events_t).values(
 def _insert_jobs(conn: Connection, new: Sequence[NewJob]) -> list[str]:
     """Rows, stages and `submitted` events of checked jobs, a few executemany statements."""
     public_ids = [new_public_id() for _ in new]
+    counts = Counter((j.queue, j.owner) for j in new)
+    turns = {key: iter(queues.next_turns(conn, *key, n)) for key, n in counts.items()}
     rows = [
         {
             "public_id": public_id,
@@ -129,7 +134,9 @@ def _insert_jobs(conn: Connection, new: Sequence[NewJob]) -> list[str]:
             "params": j.params,
             "idempotency_key": j.idempotency_key,
             "priority": j.priority,
-            "queue": "default",
+            "effective_priority": j.priority,
+            "queue": j.queue,
+            "turn": next(turns[(j.queue, j.owner)]),
             "status": Status.QUEUED,
             "attempt": 0,
             "max_attempts": j.max_attempts,
@@ -147,7 +154,10 @@ def _insert_jobs(conn: Connection, new: Sequence[NewJob]) -> list[str]:
     ]
     if stages:
         conn.execute(insert(stages_t), stages)
-    conn.execute(_INSERT_SUBMITTED, [{"job_id": job_id} for job_id in ids])
+    conn.execute(
+        _INSERT_SUBMITTED,
+        [{"job_id": job_id, "actor": j.owner} for job_id, j in zip(ids, new, strict=True)],
+    )
     return public_ids
 
 
@@ -194,19 +204,35 @@ class Request:
     params: dict[str, Any]
     tags: list[str]
     max_attempts: int
+    queue: str = "default"
+    priority: int = 0
 
 
 def request_of(engine: Engine, public_id: str) -> Request:
     """The stored request of a job; its parameters are the validated ones, seed included."""
     with reading(engine) as conn:
         row = conn.execute(
-            select(jobs.c.kind, jobs.c.name, jobs.c.params, jobs.c.tags, jobs.c.max_attempts).where(
-                jobs.c.public_id == public_id
-            )
+            select(
+                jobs.c.kind,
+                jobs.c.name,
+                jobs.c.params,
+                jobs.c.tags,
+                jobs.c.max_attempts,
+                jobs.c.queue,
+                jobs.c.priority,
+            ).where(jobs.c.public_id == public_id)
         ).first()
     if row is None:
         raise JobNotFound(public_id)
-    return Request(row.kind, row.name, dict(row.params), list(row.tags or []), row.max_attempts)
+    return Request(
+        row.kind,
+        row.name,
+        dict(row.params),
+        list(row.tags or []),
+        row.max_attempts,
+        row.queue,
+        row.priority,
+    )
 
 
 def _by_idempotency_key(engine: Engine, job: NewJob) -> str | None:

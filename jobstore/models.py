@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -84,6 +85,10 @@ class Job(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     queue: Mapped[str] = mapped_column(String(64), default="default")
+    # A queued job's place (migration 0011, jobstore/queues.py): its priority raised as it waits,
+    # then its round between the queue's owners, then its id.
+    effective_priority: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    turn: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     status: Mapped[str] = mapped_column(String(16))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
@@ -121,7 +126,7 @@ class Job(Base):
     task_hosts: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
     __table_args__ = (
-        Index("ix_jobs_claim", "status", "queue", "priority", "run_after", "id"),
+        Index("ix_jobs_owner_turn", "status", "queue", "owner", "turn"),
         Index("ix_jobs_status_id", "status", "id"),
         Index("ix_jobs_kind_id", "kind", "id"),
         # The history's sorts and filters (migration 0005, which also adds the expression and
@@ -132,6 +137,13 @@ class Job(Base):
         Index("ix_jobs_started_at_id", "started_at", "id"),
         Index("ix_jobs_finished_at_id", "finished_at", "id"),
     )
+
+
+# The claim's order (jobstore/queues.py), across queues for a runner that serves them all and
+# within one for a queue's head and a job's place; made here, as a model's own table arguments
+# cannot name a column's descending order.
+Index("ix_jobs_claim", Job.status, Job.effective_priority.desc(), Job.turn, Job.id)
+Index("ix_jobs_queue_order", Job.status, Job.queue, Job.effective_priority.desc(), Job.turn, Job.id)
 
 
 class JobStage(Base):
@@ -171,6 +183,9 @@ class JobEvent(Base):
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str | None] = mapped_column(String(16))
     level: Mapped[str | None] = mapped_column(String(16))
+    # The person who asked for it (a submit, cancel, stop, tag, delete or re-run), where one did:
+    # the signed-in identity, or the CLI's operator (migration 0011).
+    actor: Mapped[str | None] = mapped_column(String(100))
     message: Mapped[str] = mapped_column(Text)
     detail: Mapped[str | None] = mapped_column(Text)
 
@@ -216,6 +231,8 @@ class Runner(Base):
     # Since when the runner's Dask cluster has had no worker (its heartbeat says so); NULL
     # while it has one. `runlab doctor` reads it to find jobs stuck on a cluster with none.
     no_workers_since: Mapped[datetime | None] = mapped_column(Stamp)
+    # The queues it claims from (migration 0011); NULL: every queue.
+    queues: Mapped[list[Any] | None] = mapped_column(Json)
 
 
 class Preset(Base):

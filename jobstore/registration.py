@@ -23,6 +23,7 @@ def register(
     concurrency: int,
     scheduler_address: str | None,
     dashboard_link: str | None,
+    queues: list[str] | None = None,
 ) -> None:
     with engine.begin() as conn:
         conn.execute(
@@ -35,6 +36,7 @@ def register(
                 concurrency=concurrency,
                 scheduler_address=scheduler_address,
                 dashboard_link=dashboard_link,
+                queues=queues,
             )
         )
 

@@ -38,6 +38,7 @@ class Lease:
     runner_id: str
     timeout_seconds: float | None = None
     max_attempts: int = 3
+    queue: str = "default"
 
 
 @dataclass

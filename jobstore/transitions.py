@@ -14,12 +14,13 @@ from __future__ import annotations
 import enum
 import functools
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, insert, select, tuple_, update
 
+from jobstore import queues
 from jobstore.engine import db_later, db_now, is_postgres, reading
 from jobstore.ledger import event_row, insert_events, notify
 from jobstore.models import Job, JobResult, JobStage, StageStatus, Status, table_of
@@ -45,15 +46,24 @@ class StopOutcome(enum.StrEnum):
     ALREADY_FINISHED = "already finished"
 
 
+class _Scope(enum.Enum):
+    """Which queues a claim statement takes from."""
+
+    ALL = "all"
+    ONLY = "only"  # the queues named in `queues`
+    EXCEPT = "except"  # every queue but those named
+
+
 @functools.cache
-def _claim_statement(postgres: bool) -> Any:
-    """Built once per dialect: the runner's hottest statement skips construction each time."""
-    due = (
-        select(jobs.c.id)
-        .where(jobs.c.status == Status.QUEUED, jobs.c.run_after <= db_now())
-        .order_by(jobs.c.priority.desc(), jobs.c.id)
-        .limit(bindparam("limit"))
-    )
+def _claim_statement(postgres: bool, scope: _Scope = _Scope.ALL) -> Any:
+    """Built once per dialect and scope: the runner's hottest statement skips construction
+    each time. The order is the queues' (`jobstore.queues`): effective priority, turn, id."""
+    due = select(jobs.c.id).where(jobs.c.status == Status.QUEUED, jobs.c.run_after <= db_now())
+    if scope is _Scope.ONLY:
+        due = due.where(jobs.c.queue.in_(bindparam("queues", expanding=True)))
+    elif scope is _Scope.EXCEPT:
+        due = due.where(jobs.c.queue.not_in(bindparam("queues", expanding=True)))
+    due = due.order_by(*queues.CLAIM_ORDER).limit(bindparam("limit"))
     if postgres:
         # SKIP LOCKED: concurrent claimers pass over each other's rows instead of queueing.
         # MATERIALIZED: evaluated once; as a plain `IN (subquery)` PostgreSQL may re-run the
@@ -80,6 +90,7 @@ def _claim_statement(postgres: bool) -> Any:
         jobs.c.attempt,
         jobs.c.timeout_seconds,
         jobs.c.max_attempts,
+        jobs.c.queue,
     )
 
 
@@ -90,22 +101,57 @@ def claim(
     limit: int = 1,
     lease_seconds: float = 30.0,
     versions: Mapping[str, str] | None = None,
+    serve: Collection[str] | None = None,
+    limits: Mapping[str, int] | None = None,
 ) -> list[Lease]:
     """Move up to `limit` due jobs from queued to running, each exactly once across runners.
 
+    `serve` names the queues to take from (None: every queue). `limits` caps a queue's running
+    jobs across every runner together: the queue's running jobs are counted in this same
+    transaction, under the queue's lock, so two runners can never both take its last slot.
     `versions` (the claiming runner's software) is recorded on each job claimed.
     """
-    if limit <= 0:
+    if limit <= 0 or (serve is not None and not serve):
         return []
-    stmt = _claim_statement(is_postgres(engine))
-    params = {
-        "limit": limit,
+    postgres = is_postgres(engine)
+    params: dict[str, Any] = {
         "runner_id": runner_id,
         "lease_seconds": lease_seconds,
         "versions": dict(versions) if versions else None,
     }
+    capped = {q: n for q, n in (limits or {}).items() if serve is None or q in serve}
     with engine.begin() as conn:
-        rows = conn.execute(stmt, params).all()
+        rooms: dict[str, int] = {}
+        if capped:
+            queues.lock_queues(conn, capped)
+            running = queues.running_counts(conn, capped)
+            rooms = {q: max(0, n - running.get(q, 0)) for q, n in capped.items()}
+        rows: list[Any] = []
+        want = limit
+        while want > 0:
+            full = sorted(q for q, room in rooms.items() if room == 0)
+            tight = any(0 < room < want for room in rooms.values())
+            if serve is None:
+                scope, names = (_Scope.EXCEPT, full) if full else (_Scope.ALL, [])
+            else:
+                names = sorted(set(serve) - set(full))
+                scope = _Scope.ONLY
+                if not names:
+                    break
+            # A queue with fewer free slots than wanted: one job at a time, so that no single
+            # statement takes more of it than its room.
+            take = 1 if tight else want
+            got = conn.execute(
+                _claim_statement(postgres, scope),
+                {**params, "limit": take, **({"queues": names} if names else {})},
+            ).all()
+            rows.extend(got)
+            want -= len(got)
+            for r in got:
+                if r.queue in rooms:
+                    rooms[r.queue] -= 1
+            if len(got) < take or not tight:
+                break
         leases = [
             Lease(
                 r.id,
@@ -116,6 +162,7 @@ def claim(
                 runner_id,
                 r.timeout_seconds,
                 r.max_attempts,
+                r.queue,
             )
             for r in rows
         ]

@@ -650,11 +650,20 @@ def migrate_store() -> None:
 @click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 256))
 @click.option("--scheduler", default=None, help="tcp://host:port of a Dask scheduler.")
 @click.option("--workers", default=None, type=click.IntRange(1, 1024), help="LocalCluster size.")
+@click.option(
+    "--queues",
+    default=None,
+    metavar="NAME,…",
+    help="Serve only these queues (comma-separated); by default every queue.",
+)
 @pass_state
-def runner(state: _State, concurrency: int, scheduler: str | None, workers: int | None) -> None:
+def runner(
+    state: _State, concurrency: int, scheduler: str | None, workers: int | None, queues: str | None
+) -> None:
     """Claim jobs and run them on Dask until Ctrl-C or SIGTERM."""
     from runlab.processes import serve_runner
 
+    serve = _served_queues(queues, state.settings)
     artifact_store(state.settings).check()
     serve_runner(
         state.engine,
@@ -662,7 +671,24 @@ def runner(state: _State, concurrency: int, scheduler: str | None, workers: int 
         concurrency=concurrency,
         scheduler=scheduler or state.settings.scheduler or None,
         workers=workers,
+        queues=serve,
     )
+
+
+def _served_queues(raw: str | None, settings: Settings) -> list[str] | None:
+    """The queues a runner is asked to serve, each one the settings declare."""
+    if raw is None:
+        return None
+    names = list(dict.fromkeys(q.strip() for q in raw.split(",") if q.strip()))
+    unknown = [q for q in names if q not in settings.queue_names]
+    if not names or unknown:
+        raise click.BadParameter(
+            f"{'no queue named ' + ', '.join(map(repr, unknown)) if unknown else 'no queue named'}"
+            f"; the queues are: {', '.join(settings.queue_names)} (declare others in "
+            "RUNLAB_QUEUES)",
+            param_hint="--queues",
+        )
+    return names
 
 
 _HOST_HELP = (

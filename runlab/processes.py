@@ -37,6 +37,7 @@ def serve_runner(
     concurrency: int,
     scheduler: str | None,
     workers: int | None,
+    queues: list[str] | None = None,
 ) -> None:
     from compute.cluster import connect, spawn_without_main
     from compute.runner import Runner
@@ -54,6 +55,7 @@ def serve_runner(
         concurrency=concurrency,
         scheduler_address=cluster.scheduler_address,
         dashboard_link=cluster.dashboard_link,
+        queues=queues,
     )
 
     def _stop(signum: int, _frame: FrameType | None) -> None:

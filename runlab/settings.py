@@ -10,20 +10,23 @@ before anything starts.
 from __future__ import annotations
 
 import getpass
+import json
 import os
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -98,6 +101,32 @@ class _SecretsFile(TomlConfigSettingsSource):
         if not isinstance(section, dict):
             raise InvalidParams({str(file_path): "[runlab] must be a table of settings"})
         return {k.lower(): v for k, v in section.items() if isinstance(k, str)}
+
+
+DEFAULT_QUEUE = "default"
+QUEUE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+QUEUE_NAME_RULE = (
+    "1 to 64 lower-case letters, digits, '.', '_' or '-', starting with a letter or a digit"
+)
+
+
+class QueueSpec(BaseModel):
+    """One named queue: how many of its jobs may run at once across every runner, and the Dask
+    worker resources each of its tasks needs (`{"GPU": 1}` sends them only to workers started
+    with `--resources GPU=1`)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    limit: int | None = Field(default=None, ge=1, le=1_000_000)
+    resources: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("resources")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, amount in value.items():
+            if not name or bad_character(name) or amount <= 0:
+                raise ValueError(f"resource {name!r} must be named and above 0")
+        return value
 
 
 # A runner beats every heartbeat_seconds; missing three beats in a row means it is gone.
@@ -179,6 +208,19 @@ class Settings(BaseSettings):
         default="succeeded,failed,cancelled",
         description="which finished jobs the scheduled purge takes",
     )
+    # Read as text and parsed below, so that a broken value is a message naming RUNLAB_QUEUES.
+    queues: Annotated[dict[str, QueueSpec], NoDecode] = Field(
+        default_factory=dict,
+        description="named queues besides 'default', each with an optional limit of running "
+        'jobs and Dask resources: {"img": {"limit": 1, "resources": {"GPU": 1}}}',
+    )
+    aging_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=DAY,
+        description="a waiting job's priority rises by one every this many seconds, up to the "
+        "highest waiting in its queue; at most a day (86400)",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -200,6 +242,28 @@ class Settings(BaseSettings):
         why = bad_character(value)
         if why is not None:
             raise ValueError(why)
+        return value
+
+    @field_validator("queues", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value  # a TOML table
+        if not value.strip():
+            return {}
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f'not a JSON object of queues, such as {{"img": {{"limit": 1}}}}: {exc}'
+            ) from None
+
+    @field_validator("queues")
+    @classmethod
+    def _queue_names(cls, value: dict[str, QueueSpec]) -> dict[str, QueueSpec]:
+        for name in value:
+            if not QUEUE_NAME.fullmatch(name):
+                raise ValueError(f"queue name {name!r}: {QUEUE_NAME_RULE}")
         return value
 
     @field_validator("purge_after")
@@ -264,6 +328,20 @@ class Settings(BaseSettings):
         return options
 
     @property
+    def queue_names(self) -> list[str]:
+        """Every queue a job may name: 'default', then the declared ones in order."""
+        return [DEFAULT_QUEUE, *(q for q in self.queues if q != DEFAULT_QUEUE)]
+
+    @property
+    def queue_limits(self) -> dict[str, int]:
+        """The queues with a limit of running jobs, which every claim enforces."""
+        return {q: spec.limit for q, spec in self.queues.items() if spec.limit is not None}
+
+    def queue_resources(self, queue: str) -> dict[str, float]:
+        spec = self.queues.get(queue)
+        return dict(spec.resources) if spec else {}
+
+    @property
     def extra_kind_modules(self) -> list[str]:
         return [m.strip() for m in self.kind_modules.split(",") if m.strip()]
 
@@ -290,5 +368,7 @@ def load_settings(
         for err in exc.errors():
             field = str(err["loc"][0]) if err["loc"] else "settings"
             name = f"{ENV_PREFIX}{field.upper()}" if field != "settings" else field
-            errors[name] = str(err.get("ctx", {}).get("error", err["msg"]))
+            why = str(err.get("ctx", {}).get("error", err["msg"]))
+            inner = ".".join(str(part) for part in err["loc"][1:])  # queues' img.limit
+            errors[name] = f"{inner}: {why}" if inner else why
         raise InvalidParams(errors) from None

@@ -14,7 +14,7 @@ from jobstore.history import BadCursor, Cursor
 from jobstore.retention import MAX_AGE, parse_age
 from jobstore.search import InvalidQuery, Query, parse
 from runlab.errors import InvalidParams
-from runlab.settings import ENV_PREFIX, Settings, load_settings
+from runlab.settings import ENV_PREFIX, QUEUE_NAME, Settings, load_settings
 from runlab.text import TEXT_WHITESPACE, bad_character
 from tests.hostile import AGES, CHARS, ENV_VALUES, SEARCHES, TEXT, cursor_payloads, link_token
 
@@ -106,6 +106,8 @@ def test_settings_are_finite_bounded_and_printable_or_invalid_params_naming_them
         if isinstance(value, float):
             most = next(m.le for m in info.metadata if getattr(m, "le", None) is not None)
             assert math.isfinite(value) and value <= most, name
+        elif name == "queues":
+            assert all(QUEUE_NAME.fullmatch(q) for q in value), value
         else:
             assert bad_character(value) is None, name
     assert s.purge_policy is None or s.purge_policy.older_than <= MAX_AGE

@@ -1,0 +1,207 @@
+"""A queued job's place in its queue: priority raised as it waits, turns between owners, and
+the queue-wide limits that the claim enforces.
+
+The claim takes a queue's jobs in this order:
+
+1. **effective priority**, highest first. It starts as the job's own priority, and rises by one
+   for every `aging_seconds` the job has waited since it was due, up to the highest priority
+   waiting in its queue, and no further. So a job of priority p is ranked with the highest
+   priority P waiting in its queue within (P - p) × `aging_seconds` (plus one heartbeat of the
+   runner that ages it), whatever stream of higher-priority work arrives meanwhile.
+2. **turn**, lowest first: a round between the queue's owners. An owner's first waiting job
+   takes the turn of the job at the head of the queue, and each next one the turn after the
+   owner's last. One person's 2,000 queued jobs therefore take turns 0 to 1,999, and a
+   colleague's single job submitted meanwhile takes the head's turn: it starts as soon as a
+   slot frees after the job now first in line.
+3. **id**, oldest first.
+
+Aging never raises a job past the top of its queue, so jobs of one priority stay in their turns
+however long they wait. A limit of running jobs per queue holds across every runner together:
+the claim counts the queue's running jobs in the same transaction, under a lock of the queue
+(`lock_queues`, an advisory lock on PostgreSQL; SQLite's `BEGIN IMMEDIATE` already serialises
+writers).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import Integer as SqlInteger
+
+from jobstore.engine import is_postgres, reading, seconds_since
+from jobstore.models import Job, Runner, Status, table_of
+
+jobs = table_of(Job)
+runners_t = table_of(Runner)
+
+# The claim order, as `ORDER BY` terms: what `ix_jobs_claim` is built for.
+CLAIM_ORDER = (jobs.c.effective_priority.desc(), jobs.c.turn, jobs.c.id)
+_LOCK_SPACE = 0x52554E4C  # "RUNL": the high half of every queue lock's key
+
+
+def lock_queues(conn: Connection, queues: Iterable[str]) -> None:
+    """Hold the queues' locks until the transaction ends, in one order so that two claimers
+    never wait on each other in a cycle. On SQLite the writer's lock already holds them."""
+    if not is_postgres(conn):
+        return
+    for queue in sorted(set(queues)):
+        key = zlib.crc32(queue.encode())
+        conn.execute(select(func.pg_advisory_xact_lock(_LOCK_SPACE, cast(key, SqlInteger))))
+
+
+def running_counts(conn: Connection, queues: Iterable[str]) -> dict[str, int]:
+    names = list(queues)
+    rows = conn.execute(
+        select(jobs.c.queue, func.count())
+        .where(jobs.c.status == Status.RUNNING, jobs.c.queue.in_(names))
+        .group_by(jobs.c.queue)
+    ).all()
+    return {q: int(n) for q, n in rows}
+
+
+def next_turns(conn: Connection, queue: str, owner: str, count: int) -> list[int]:
+    """The turns of an owner's `count` new jobs in `queue`: after the owner's last waiting one,
+    and never before the head of the queue."""
+    last = conn.execute(
+        select(func.max(jobs.c.turn)).where(
+            jobs.c.status == Status.QUEUED, jobs.c.queue == queue, jobs.c.owner == owner
+        )
+    ).scalar()
+    head = conn.execute(
+        select(jobs.c.turn)
+        .where(jobs.c.status == Status.QUEUED, jobs.c.queue == queue)
+        .order_by(*CLAIM_ORDER)
+        .limit(1)
+    ).scalar()
+    first = max(head or 0, -1 if last is None else last + 1)
+    return list(range(first, first + count))
+
+
+def ahead_of(conn: Connection, job_id: int) -> int | None:
+    """How many queued jobs of its queue the claim takes before this one; None once it is no
+    longer queued."""
+    me = conn.execute(
+        select(jobs.c.queue, jobs.c.effective_priority, jobs.c.turn).where(
+            jobs.c.id == job_id, jobs.c.status == Status.QUEUED
+        )
+    ).first()
+    if me is None:
+        return None
+    eff, turn = jobs.c.effective_priority, jobs.c.turn
+    before = or_(
+        eff > me.effective_priority,
+        and_(eff == me.effective_priority, turn < me.turn),
+        and_(eff == me.effective_priority, turn == me.turn, jobs.c.id < job_id),
+    )
+    count = conn.execute(
+        select(func.count()).where(jobs.c.status == Status.QUEUED, jobs.c.queue == me.queue, before)
+    ).scalar_one()
+    return int(count)
+
+
+def age(engine: Engine, step: float) -> int:
+    """Raise waiting jobs' effective priority by their wait, up to the top of their queue;
+    lower any left above a top that has since fallen. Returns the jobs changed.
+
+    A read finds the queues that need it first, so a store where every waiting job already
+    stands at its place takes no write lock.
+    """
+    with reading(engine) as conn:
+        tops = conn.execute(
+            select(
+                jobs.c.queue,
+                func.max(jobs.c.priority),
+                func.min(jobs.c.effective_priority),
+                func.max(jobs.c.effective_priority),
+            )
+            .where(jobs.c.status == Status.QUEUED)
+            .group_by(jobs.c.queue)
+        ).all()
+    work = [(q, int(top)) for q, top, low, high in tops if low < top or high > top]
+    if not work:
+        return 0
+    changed = 0
+    with engine.begin() as conn:
+        for queue, top in work:
+            mine = and_(jobs.c.status == Status.QUEUED, jobs.c.queue == queue)
+            changed += conn.execute(
+                update(jobs)
+                .where(mine, jobs.c.effective_priority > top)
+                .values(effective_priority=top)
+            ).rowcount
+            waited = cast(func.floor(seconds_since(jobs.c.run_after) / step), SqlInteger)
+            raised = case(
+                (jobs.c.priority + waited >= top, literal(top)), else_=jobs.c.priority + waited
+            )
+            changed += conn.execute(
+                update(jobs)
+                .where(
+                    mine,
+                    jobs.c.effective_priority < top,
+                    seconds_since(jobs.c.run_after)
+                    >= (jobs.c.effective_priority - jobs.c.priority + 1) * step,
+                )
+                .values(effective_priority=raised)
+            ).rowcount
+    return changed
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """One queue as `/runners` shows it."""
+
+    name: str
+    queued: int
+    running: int
+    limit: int | None
+    oldest_queued_at: datetime | None
+    runners: list[str]
+
+
+def states(
+    engine: Engine,
+    names: Sequence[str],
+    limits: dict[str, int],
+    alive_within: float,
+) -> list[QueueState]:
+    """Every named queue and every queue a job names, with the alive runners serving it."""
+    with reading(engine) as conn:
+        counts = conn.execute(
+            select(
+                jobs.c.queue,
+                func.sum(case((jobs.c.status == Status.QUEUED, 1), else_=0)),
+                func.sum(case((jobs.c.status == Status.RUNNING, 1), else_=0)),
+                func.min(case((jobs.c.status == Status.QUEUED, jobs.c.created_at))),
+            )
+            .where(jobs.c.status.in_([Status.QUEUED, Status.RUNNING]))
+            .group_by(jobs.c.queue)
+        ).all()
+        alive = conn.execute(
+            select(runners_t.c.id, runners_t.c.queues).where(
+                runners_t.c.stopped_at.is_(None),
+                seconds_since(runners_t.c.heartbeat_at) <= alive_within,
+            )
+        ).all()
+    seen = {q: (int(a or 0), int(b or 0), oldest) for q, a, b, oldest in counts}
+    order = list(dict.fromkeys([*names, *sorted(seen)]))
+    out = []
+    for name in order:
+        queued, running, oldest = seen.get(name, (0, 0, None))
+        serving = [r.id for r in alive if r.queues is None or name in r.queues]
+        out.append(QueueState(name, queued, running, limits.get(name), oldest, serving))
+    return out
