@@ -36,8 +36,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select
+from sqlalchemy import Connection, Engine, select
 
+from jobstore import queues
 from jobstore.engine import db_now, reading
 from jobstore.models import JobStage, StageStatus, Status, table_of
 from jobstore.queries import _queue_position, jobs, runners
@@ -387,8 +388,12 @@ def estimate(
     alive_within: float,
     trail: Sequence[Seen] = (),
     size: Callable[[Mapping[str, Any]], float | None] = job_size,
+    limits: Mapping[str, int] | None = None,
 ) -> Estimate:
     """The job's expected start (queued) or end (running); nothing to say once it ended.
+
+    A queued job waits for the runners that serve its queue, and for no more job slots than
+    its queue's limit (`limits`, the settings' `queue_limits`).
 
     `trail` holds the page's earlier sightings of this attempt's progress: with them a stall
     is noticed, and the pace gets a range.
@@ -398,13 +403,21 @@ def estimate(
         now = as_utc(conn.execute(select(db_now())).scalar_one())
         assert now is not None
         row = conn.execute(
-            select(jobs.c.id, jobs.c.priority, jobs.c.run_after, jobs.c.runner_id).where(
-                jobs.c.public_id == job.id
-            )
+            select(
+                jobs.c.id,
+                jobs.c.queue,
+                jobs.c.effective_priority,
+                jobs.c.turn,
+                jobs.c.run_after,
+                jobs.c.runner_id,
+            ).where(jobs.c.public_id == job.id)
         ).first()
         if row is None or job.status.terminal:
             return Estimate(now, job.status)
-        facts = _Facts(conn, _History(conn, size), job, row, now, alive)
+        limit = (limits or {}).get(row.queue)
+        if job.status is Status.QUEUED:  # only the runners that serve its queue will take it
+            alive = [r for r in alive if r.serves(row.queue)]
+        facts = _Facts(conn, _History(conn, size), job, row, now, alive, limit)
         return _queued(facts) if job.status is Status.QUEUED else _running(facts, trail)
 
 
@@ -419,12 +432,15 @@ class _Facts:
     row: Any
     now: datetime
     alive: Sequence[Any]
+    limit: int | None = None  # of its queue's running jobs, across every runner
 
     def base(self, **values: Any) -> Estimate:
-        """The estimate before any time is known, with the alive runners' job slots."""
-        return Estimate(
-            self.now, self.job.status, slots=sum(r.concurrency for r in self.alive), **values
-        )
+        """The estimate before any time is known, with the alive runners' job slots, no more
+        than its queue's limit."""
+        slots = sum(r.concurrency for r in self.alive)
+        if self.limit is not None:
+            slots = min(slots, self.limit)
+        return Estimate(self.now, self.job.status, slots=slots, **values)
 
 
 def _running(facts: _Facts, trail: Sequence[Seen]) -> Estimate:
@@ -480,7 +496,7 @@ def _stage_window(facts: _Facts, finish: Window) -> tuple[Window, str] | None:
 
 def _queued(facts: _Facts) -> Estimate:
     job, row, now = facts.job, facts.row, facts.now
-    position = job.queue_position or _queue_position(facts.conn, row.id, row.priority)
+    position = job.queue_position or _queue_position(facts.conn, row.id)
     base = facts.base(ahead=position - 1)
     if base.slots <= 0:
         return _with(base, unknown=Unknown.NO_RUNNER)
@@ -528,9 +544,13 @@ def _slots_free(facts: _Facts, slots: int) -> list[Triple]:
     """When each job slot of the alive runners frees up, in seconds from now."""
     now = facts.now
     ids = [r.id for r in facts.alive]
+    # A limited queue's slots are held by its own running jobs, on whichever runner.
+    holding = (
+        jobs.c.queue == facts.row.queue if facts.limit is not None else jobs.c.runner_id.in_(ids)
+    )
     rows = facts.conn.execute(
         select(jobs.c.kind, jobs.c.params, jobs.c.progress, jobs.c.started_at, jobs.c.progress_at)
-        .where(jobs.c.status == Status.RUNNING, jobs.c.runner_id.in_(ids))
+        .where(jobs.c.status == Status.RUNNING, holding)
         .order_by(jobs.c.id)
         .limit(MAX_RUNNING)
     ).all()
@@ -553,14 +573,8 @@ def _ahead(facts: _Facts, count: int) -> list[Triple] | None:
     row = facts.row
     rows = facts.conn.execute(
         select(jobs.c.kind, jobs.c.params)
-        .where(
-            jobs.c.status == Status.QUEUED,
-            or_(
-                jobs.c.priority > row.priority,
-                and_(jobs.c.priority == row.priority, jobs.c.id < row.id),
-            ),
-        )
-        .order_by(jobs.c.priority.desc(), jobs.c.id)
+        .where(queues.before(row.queue, row.effective_priority, row.turn, row.id))
+        .order_by(*queues.CLAIM_ORDER)
         .limit(min(count, MAX_AHEAD))
     ).all()
     out = [_triple(facts.history.duration(r.kind, dict(r.params or {}))) for r in rows]

@@ -8,8 +8,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, and_, func, select
 
+from jobstore import queues
 from jobstore.engine import db_now, reading
 from jobstore.models import (
     Job,
@@ -55,6 +56,8 @@ SUMMARY_COLUMNS = (
     jobs.c.progress_at,
     jobs.c.partial,
     jobs.c.error_message,
+    jobs.c.queue,
+    jobs.c.priority,
 )
 
 
@@ -85,6 +88,8 @@ def _summary(r: Any) -> JobSummary:
         progress_at=as_utc(r.progress_at),
         partial=bool(r.partial),
         error_line=first_line(r.error_message),
+        queue=r.queue,
+        priority=r.priority,
     )
 
 
@@ -120,9 +125,7 @@ def get_job(
             ).scalar()
         series = _series(conn, row.id, max_points)
         attempts = _attempts(conn, row.id)
-        position = (
-            _queue_position(conn, row.id, row.priority) if row.status == Status.QUEUED else None
-        )
+        position = _queue_position(conn, row.id) if row.status == Status.QUEUED else None
     base = _summary(row)
     return JobDetail(
         **base.__dict__,
@@ -245,33 +248,22 @@ def thin(xs: list[float], ys: list[float], max_points: int) -> tuple[list[float]
     return [xs[i] for i in keep], [ys[i] for i in keep]
 
 
-def _queue_position(conn: Connection, job_id: int, priority: int) -> int:
-    """1 for the next job to be claimed: jobs of higher priority, then older ones, go first."""
-    ahead = conn.execute(
-        select(func.count())
-        .select_from(jobs)
-        .where(
-            jobs.c.status == Status.QUEUED,
-            or_(
-                jobs.c.priority > priority,
-                and_(jobs.c.priority == priority, jobs.c.id < job_id),
-            ),
-        )
-    ).scalar_one()
-    return int(ahead) + 1
+def _queue_position(conn: Connection, job_id: int) -> int:
+    """1 for the next job its queue's claim takes (`jobstore.queues`)."""
+    return (queues.ahead_of(conn, job_id) or 0) + 1
 
 
 def queue_position(engine: Engine, public_id: str) -> int | None:
     """Position of a queued job in the queue, or None once it has left it."""
     with reading(engine) as conn:
         row = conn.execute(
-            select(jobs.c.id, jobs.c.status, jobs.c.priority).where(jobs.c.public_id == public_id)
+            select(jobs.c.id, jobs.c.status).where(jobs.c.public_id == public_id)
         ).first()
         if row is None:
             raise JobNotFound(public_id)
         if row.status != Status.QUEUED:
             return None
-        return _queue_position(conn, row.id, row.priority)
+        return _queue_position(conn, row.id)
 
 
 def _filters(status: Sequence[str] | None, kind: Sequence[str] | None) -> list[Any]:
@@ -377,6 +369,7 @@ def runners(engine: Engine, *, alive_within: float) -> list[RunnerView]:
                 running_jobs=int(counts.get(x.id, 0)),
                 scheduler_address=x.scheduler_address,
                 dashboard_link=x.dashboard_link,
+                queues=None if x.queues is None else list(x.queues),
             )
         )
     return out

@@ -28,6 +28,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Connection,
@@ -92,6 +93,20 @@ def next_turns(conn: Connection, queue: str, owner: str, count: int) -> list[int
     return list(range(first, first + count))
 
 
+def before(queue: str, effective_priority: int, turn: int, job_id: int) -> Any:
+    """The queued jobs the claim takes before the job at this place in `queue`."""
+    eff, turns = jobs.c.effective_priority, jobs.c.turn
+    return and_(
+        jobs.c.status == Status.QUEUED,
+        jobs.c.queue == queue,
+        or_(
+            eff > effective_priority,
+            and_(eff == effective_priority, turns < turn),
+            and_(eff == effective_priority, turns == turn, jobs.c.id < job_id),
+        ),
+    )
+
+
 def ahead_of(conn: Connection, job_id: int) -> int | None:
     """How many queued jobs of its queue the claim takes before this one; None once it is no
     longer queued."""
@@ -102,16 +117,8 @@ def ahead_of(conn: Connection, job_id: int) -> int | None:
     ).first()
     if me is None:
         return None
-    eff, turn = jobs.c.effective_priority, jobs.c.turn
-    before = or_(
-        eff > me.effective_priority,
-        and_(eff == me.effective_priority, turn < me.turn),
-        and_(eff == me.effective_priority, turn == me.turn, jobs.c.id < job_id),
-    )
-    count = conn.execute(
-        select(func.count()).where(jobs.c.status == Status.QUEUED, jobs.c.queue == me.queue, before)
-    ).scalar_one()
-    return int(count)
+    where = before(me.queue, me.effective_priority, me.turn, job_id)
+    return int(conn.execute(select(func.count()).where(where)).scalar_one())
 
 
 def age(engine: Engine, step: float) -> int:

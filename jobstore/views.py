@@ -145,6 +145,8 @@ class JobSummary:
     # the share covered.
     partial: bool = False
     error_line: str | None = None  # a failed job's message, its first line
+    queue: str = "default"
+    priority: int = 0
 
     @property
     def outcome(self) -> str:
@@ -189,6 +191,8 @@ class JobDetail(JobSummary):
             "kind": self.kind,
             "name": self.name,
             "owner": self.owner,
+            "queue": self.queue,
+            "priority": self.priority,
             "tags": list(self.tags),
             "status": str(self.status),
             "partial": self.partial,
@@ -238,6 +242,10 @@ class RunnerView:
     running_jobs: int
     scheduler_address: str | None
     dashboard_link: str | None
+    queues: list[str] | None = None  # those it serves; None: every queue
+
+    def serves(self, queue: str) -> bool:
+        return self.queues is None or queue in self.queues
 
 
 @dataclass(frozen=True)

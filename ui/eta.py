@@ -67,7 +67,11 @@ def _current(engine: Engine, job: JobDetail, settings: Settings) -> tuple[Estima
     age = time.monotonic() - kept.made
     if kept.estimate is None or kept.looked != looked or age > RECOMPUTE_SECONDS:
         kept.estimate = estimate(
-            engine, job, alive_within=resources.alive_within(settings), trail=kept.trail
+            engine,
+            job,
+            alive_within=resources.alive_within(settings),
+            trail=kept.trail,
+            limits=settings.queue_limits,
         )
         kept.made, kept.looked, age = time.monotonic(), looked, 0.0
         if job.status is Status.RUNNING and (

@@ -80,6 +80,10 @@ def header(job: JobDetail, kind: Kind | None) -> None:
     ]
     if job.owner:
         facts.append(f"by {md_escape(job.owner)}")
+    if job.queue != "default":
+        facts.append(f"queue {md_escape(job.queue)}")
+    if job.priority:
+        facts.append(f"priority {job.priority:+d}")
     st.caption(" · ".join(facts))
     if job.tags:
         st.caption("Tags: " + ", ".join(md_escape(one_line(t, 50)) for t in job.tags))
@@ -105,7 +109,8 @@ def status_row(
             cols[2].metric(
                 "Position in queue",
                 job.queue_position,
-                help=f"{ahead} job{'s' if ahead != 1 else ''} ahead of this one",
+                help=f"{ahead} job{'s' if ahead != 1 else ''} ahead of this one in the "
+                f"{job.queue} queue",
             )
     else:
         cols[1].metric("Elapsed", fmt.elapsed(job.started_at, job.finished_at, now))
