@@ -389,6 +389,11 @@ class Runner:
             if r is not None:
                 r.done.set()
             self._wake.set()
+            if lease.queue in self.settings.queue_limits and is_postgres(self.engine):
+                # A slot of a limited queue is free: every runner serving it may take the next
+                # job, not only this one, whose own slots may be taken by other queues.
+                with contextlib.suppress(Exception):
+                    ledger.wake_runners(self.engine)
 
     def _drop_checkpoints(self, lease: Lease, ctx: JobContext | None) -> None:
         """A finished job needs its checkpoints no more. A first attempt that saved none has

@@ -62,7 +62,8 @@ def lock_queues(conn: Connection, queues: Iterable[str]) -> None:
         return
     for queue in sorted(set(queues)):
         key = zlib.crc32(queue.encode())
-        conn.execute(select(func.pg_advisory_xact_lock(_LOCK_SPACE, cast(key, SqlInteger))))
+        signed = key - 2**32 if key >= 2**31 else key  # the lock's two keys are int4s
+        conn.execute(select(func.pg_advisory_xact_lock(_LOCK_SPACE, signed)))
 
 
 def running_counts(conn: Connection, queues: Iterable[str]) -> dict[str, int]:
