@@ -146,6 +146,7 @@ class JobContext(ChunkLoop):
     `client` is the Dask client behind a meter: each task submitted through it reports its
     CPU time, wall time and peak memory against the stage it was submitted in
     (compute/cost.py). A chunked kind runs its tasks through `map_chunks` (`ChunkLoop`).
+    `resources` are those of the job's queue: each task asks the scheduler for them.
     """
 
     def __init__(
@@ -161,13 +162,16 @@ class JobContext(ChunkLoop):
         artifacts: ArtifactStore | None = None,
         stoppable: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        resources: Mapping[str, float] | None = None,
     ) -> None:
         self._engine = engine
         self._artifacts = artifacts
         self.lease = lease
         self._ledger = CostLedger()
         self.client: Any = (
-            None if client is None else MeteredClient(client, self._ledger, self._current_stage)
+            None
+            if client is None
+            else MeteredClient(client, self._ledger, self._current_stage, resources)
         )
         self._stage_names = list(stage_names)
         weights = list(stage_weights or [1.0] * len(stage_names))

@@ -22,7 +22,7 @@ import logging
 import threading
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from compute.metering import TOPIC, Metered, StageKey
@@ -133,12 +133,18 @@ class MeteredClient:
     """The Dask client a driver holds: `submit` and `map` wrap the function in `Metered`,
     tagged with the job's ledger and the stage it is submitted in; everything else is the
     client's own. Tasks made another way (a Dask collection's `compute`, a task that submits
-    tasks) are not metered."""
+    tasks) are not metered. `resources`, those of the job's queue, go with every task it
+    submits, so that the scheduler sends them only to workers that have them."""
 
     def __init__(
-        self, client: Any, ledger: CostLedger, stage: Callable[[], StageKey | None]
+        self,
+        client: Any,
+        ledger: CostLedger,
+        stage: Callable[[], StageKey | None],
+        resources: Mapping[str, float] | None = None,
     ) -> None:
         self._client = client
+        self._resources = dict(resources) if resources else None
         self._stage = stage
         self._token = uuid.uuid4().hex
         with _watch_lock:
@@ -151,9 +157,13 @@ class MeteredClient:
         return self._token
 
     def submit(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self._resources:
+            kwargs.setdefault("resources", self._resources)
         return self._client.submit(Metered(func, self._token, self._stage()), *args, **kwargs)
 
     def map(self, func: Callable[..., Any], *iterables: Any, **kwargs: Any) -> Any:
+        if self._resources:
+            kwargs.setdefault("resources", self._resources)
         return self._client.map(Metered(func, self._token, self._stage()), *iterables, **kwargs)
 
     def __getattr__(self, name: str) -> Any:

@@ -333,6 +333,7 @@ class Runner:
                 lease_seconds=self.settings.lease_seconds,
                 artifacts=self.artifacts,
                 stoppable=kind.stoppable,
+                resources=self.settings.queue_resources(lease.queue),
             )
             with self._lock:
                 self._running[lease.job_id].ctx = ctx

@@ -144,9 +144,12 @@ class DaskCluster:
             "--no-dashboard",
         )  # fmt: skip
 
-    def start_workers(self, count: int | None = None, **env: str) -> list[subprocess.Popen[bytes]]:
-        """`count` more workers (the cluster's size by default), with `env` added to theirs."""
-        args = ("worker", self.address, "--nthreads", "1", "--no-dashboard")
+    def start_workers(
+        self, count: int | None = None, *extra: str, **env: str
+    ) -> list[subprocess.Popen[bytes]]:
+        """`count` more workers (the cluster's size by default), with `extra` arguments (such as
+        `--resources GPU=1`) and `env` added to theirs."""
+        args = ("worker", self.address, "--nthreads", "1", "--no-dashboard", *extra)
         return [
             self._spawn("worker", *args, "--death-timeout", "120", **env)
             for _ in range(self.workers if count is None else count)

@@ -148,3 +148,31 @@ def runner_only_code(ctx: JobContext, p: Helper) -> dict[str, Any]:
         for _, value in ctx.as_completed([ctx.client.submit(kernel, 1, pure=False)]):
             return {"value": value}
     return {}
+
+
+class Tasks(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    tasks: int = Field(8, ge=1, le=100)
+
+
+def worker_address(i: int) -> str:
+    """The address of the Dask worker that runs this task."""
+    from distributed import get_worker
+
+    time.sleep(0.05)
+    return str(get_worker().address)
+
+
+@register(
+    "test_where",
+    title="Where",
+    description="Tasks that say which Dask worker ran them.",
+    params=Tasks,
+    stages=["run"],
+)
+def where(ctx: JobContext, p: Tasks) -> dict[str, Any]:
+    with ctx.stage("run"):
+        # Half through `submit`, half through `map`: both must carry the queue's resources.
+        futures = [ctx.client.submit(worker_address, i, pure=False) for i in range(p.tasks)]
+        futures += ctx.client.map(worker_address, range(p.tasks, 2 * p.tasks), pure=False)
+        return {"workers": [address for _, address in ctx.as_completed(futures)]}

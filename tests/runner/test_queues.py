@@ -247,3 +247,56 @@ def test_a_low_priority_job_ages_past_a_steady_stream(engine, start_runner, dask
 def _count(engine: Engine, *where: object) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).where(*where)).scalar_one())
+
+
+@pytest.mark.timeout(300)
+def test_a_gpu_queue_runs_only_on_the_worker_with_a_gpu(
+    sqlite_engine: Engine, tmp_path, artifacts
+) -> None:
+    from distributed import Client
+
+    from tests.runner.conftest import DaskCluster, launch
+
+    cluster = DaskCluster(tmp_path, workers=2)
+    try:
+        cluster.start_scheduler()
+        cluster.start_workers(1, "--resources", "GPU=1", "--name", "gpu-worker")
+        cluster.start_workers(1, "--name", "plain-worker")
+        cluster.wait_ready()
+        with Client(cluster.address, timeout="30s") as client:
+            named = {w["name"]: a for a, w in client.scheduler_info()["workers"].items()}
+        gpu, plain = named["gpu-worker"], named["plain-worker"]
+        url = str(sqlite_engine.url)
+        queues = json.dumps({"gpu": {"limit": 1, "resources": {"GPU": 1}}})
+        runner = launch(
+            url,
+            artifacts,
+            tmp_path / "runner.log",
+            "--scheduler",
+            cluster.address,
+            RUNLAB_QUEUES=queues,
+        )
+        try:
+            on_gpu = intake.submit(sqlite_engine, "test_where", {"tasks": 8}, queue="gpu")
+            anywhere = intake.submit(sqlite_engine, "test_where", {"tasks": 8})
+
+            def ended() -> bool:
+                assert runner.proc.poll() is None, runner.log()
+                return all(
+                    queries.get_job(sqlite_engine, i).status.terminal for i in (on_gpu, anywhere)
+                )
+
+            wait_for(ended, timeout=120, what="both jobs to end")
+        finally:
+            runner.kill()
+        gpu_job = queries.get_job(sqlite_engine, on_gpu)
+        other = queries.get_job(sqlite_engine, anywhere)
+        assert gpu_job.status is Status.SUCCEEDED, gpu_job.error
+        assert gpu_job.result is not None and other.result is not None
+        assert gpu_job.result["workers"] == [gpu] * 16
+        # The same tasks without the queue's resources run on the plain worker too: it was
+        # there to take them.
+        assert plain in set(other.result["workers"])
+        assert gpu_job.cost is not None and gpu_job.cost.total.tasks == 16
+    finally:
+        cluster.close()
