@@ -90,6 +90,7 @@ form = forms.job_form(
     kind,
     resources.artifacts(settings),
     expected=lambda values: estimates.expected_duration(engine, kind.name, values),
+    queues=settings.queue_names,
 )
 if form is not None and form.action == "preset":
     try:
@@ -110,6 +111,9 @@ elif form is not None:
             owner=settings.owner,
             tags=form.tags,
             tables=form.tables,
+            queue=form.queue,
+            queues=settings.queue_names,
+            priority=form.priority,
         )
     except InvalidParams as exc:
         form.show_errors(exc.errors)

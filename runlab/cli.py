@@ -214,6 +214,16 @@ def _keep(artifacts: ArtifactStore, files: dict[str, datasets.Checked]) -> None:
 @click.option(
     "--timeout", "timeout_seconds", default=None, type=float, help="Seconds one attempt may run."
 )
+@click.option(
+    "--queue", default=None, help="The queue it waits in; by default its kind's (most: default)."
+)
+@click.option(
+    "--priority",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Higher goes first in its queue; a waiting job's priority rises as it waits.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the job as `show --json` does.")
 @click.option("--wait", is_flag=True, help="Wait for the job to end, with progress on stderr.")
 @pass_state
@@ -226,6 +236,8 @@ def submit(
     idempotency_key: str | None,
     max_attempts: int,
     timeout_seconds: float | None,
+    queue: str | None,
+    priority: int,
     as_json: bool,
     wait: bool,
 ) -> None:
@@ -239,6 +251,9 @@ def submit(
         "tags": tags,
         "max_attempts": max_attempts,
         "timeout_seconds": timeout_seconds,
+        "queue": queue,
+        "queues": state.settings.queue_names,
+        "priority": priority,
     }
     tables = {key: file.table for key, file in files.items()}
     checked = intake.check(kind, values, tables=tables, **options)

@@ -7,7 +7,7 @@ it names, in the same words as the CLI's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from streamlit.delta_generator import DeltaGenerator
 from compute import datasets, param_text, registry
 from compute.registry import FieldInfo, Kind
 from jobstore import presets
+from jobstore.enqueue import MAX_PRIORITY
 from runlab.artifacts import ArtifactStore, UploadNotStored
 from runlab.errors import InvalidParams, InvalidUpload, UploadMissing
 from ui import expected as expected_
@@ -46,6 +47,8 @@ class JobForm:
     preset_name: str = ""
     # The uploaded table behind each upload field, for checks that need the data.
     tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    queue: str | None = None  # None: the kind's own
+    priority: int = 0
 
     def show_errors(self, errors: Mapping[str, str]) -> None:
         """Each message under its field; messages for fields without one go on top."""
@@ -260,8 +263,37 @@ def csv_filler(kind: Kind) -> None:
     )
 
 
+def _queue_fields(kind: Kind, queues: Sequence[str]) -> tuple[str | None, int]:
+    """The queue (when there is a choice) and the priority, side by side."""
+    left, right = st.columns(2)
+    queue = None
+    if len(queues) > 1:
+        options = list(queues)
+        queue = left.selectbox(
+            "Queue",
+            options,
+            index=options.index(kind.queue) if kind.queue in options else 0,
+            key=key(kind, "__queue"),
+            help="Where the job waits: each queue has its own runners and limit.",
+        )
+    priority = right.number_input(
+        "Priority",
+        value=0,
+        step=1,
+        min_value=-MAX_PRIORITY,
+        max_value=MAX_PRIORITY,
+        key=key(kind, "__priority"),
+        help="Higher goes first in its queue; a waiting job's priority rises as it waits, so "
+        "none waits for ever.",
+    )
+    return queue, int(priority)
+
+
 def job_form(
-    kind: Kind, artifacts: ArtifactStore, expected: expected_.Lookup | None = None
+    kind: Kind,
+    artifacts: ArtifactStore,
+    expected: expected_.Lookup | None = None,
+    queues: Sequence[str] = ("default",),
 ) -> JobForm | None:
     """Draw the form; return what was entered once it is submitted, else None.
 
@@ -269,7 +301,7 @@ def job_form(
     form, where a change redraws the page at once, so that the form shows only the fields that
     apply and the columns of the file just uploaded. An uploaded table is summed up under its
     field. With `expected`, the page's way to past runs, the job's size and expected run time
-    are said above Submit.
+    are said above Submit. A queue is offered only where the settings name more than one.
     """
     infos = registry.describe(kind.params)
     leading = {name for info in infos for name in info.when} | {
@@ -319,6 +351,9 @@ def job_form(
             key=key(kind, "__tags"),
         )
         slots["tags"] = st.empty()
+        queue, priority = _queue_fields(kind, queues)
+        slots["queue"] = st.empty()
+        slots["priority"] = st.empty()
         if expected is not None:
             expected_.show(kind, params, expected)
         submitted = st.form_submit_button("Submit", type="primary", icon=":material/send:")
@@ -339,6 +374,8 @@ def job_form(
         action="preset" if save else "submit",
         preset_name=preset_name or "",
         tables=tables,
+        queue=queue,
+        priority=priority,
     )
     if refused:  # the file's own message is already under it
         form.show_errors({k: v for k, v in refused.items() if k not in slots})

@@ -91,9 +91,7 @@ def test_a_limit_of_one_holds_across_three_runners(engine, start_runner, dask_cl
         with engine.connect() as conn:
             by = dict(
                 conn.execute(
-                    select(Job.status, func.count())
-                    .where(Job.queue == "img")
-                    .group_by(Job.status)
+                    select(Job.status, func.count()).where(Job.queue == "img").group_by(Job.status)
                 ).all()
             )
         running_seen.append(by.get(Status.RUNNING, 0))
