@@ -198,6 +198,7 @@ def conditions(query: Query, postgres: bool) -> list[ColumnElement[bool]]:
     for column, values in (
         (jobs.c.kind, query.kinds),
         (jobs.c.owner, query.owners),
+        (jobs.c.queue, query.queues),
         (jobs.c.public_id, query.ids),
     ):
         if values is not None:

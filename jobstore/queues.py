@@ -27,7 +27,6 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -177,7 +176,7 @@ class QueueState:
     queued: int
     running: int
     limit: int | None
-    oldest_queued_at: datetime | None
+    oldest_wait: float | None  # seconds its longest-waiting job has waited
     runners: list[str]
 
 
@@ -194,7 +193,7 @@ def states(
                 jobs.c.queue,
                 func.sum(case((jobs.c.status == Status.QUEUED, 1), else_=0)),
                 func.sum(case((jobs.c.status == Status.RUNNING, 1), else_=0)),
-                func.min(case((jobs.c.status == Status.QUEUED, jobs.c.created_at))),
+                func.max(case((jobs.c.status == Status.QUEUED, seconds_since(jobs.c.created_at)))),
             )
             .where(jobs.c.status.in_([Status.QUEUED, Status.RUNNING]))
             .group_by(jobs.c.queue)
@@ -205,7 +204,10 @@ def states(
                 seconds_since(runners_t.c.heartbeat_at) <= alive_within,
             )
         ).all()
-    seen = {q: (int(a or 0), int(b or 0), oldest) for q, a, b, oldest in counts}
+    seen = {
+        q: (int(a or 0), int(b or 0), None if w is None else max(0.0, float(w)))
+        for q, a, b, w in counts
+    }
     order = list(dict.fromkeys([*names, *sorted(seen)]))
     out = []
     for name in order:

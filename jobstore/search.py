@@ -3,9 +3,10 @@
     kind:option_pricing sigma>=0.3 price>12 status:succeeded,failed tag:q3 owner:me
     created>=7d created<2026-11-20 name:"risk desk" id:Ab3x… param.seed=42 result.partial=true
 
-- `field:value` for the job's own fields: kind, status, tag, owner, name, id (a comma is "or";
-  `owner:me` is the user of this server; `status:partial` is a job stopped early with a partial
-  result, which `status:succeeded` leaves out), and `created` with `:` (that day) or a comparison.
+- `field:value` for the job's own fields: kind, status, tag, owner, queue, name, id (a comma is
+  "or"; `owner:me` is the user of this server; `status:partial` is a job stopped early with a
+  partial result, which `status:succeeded` leaves out), and `created` with `:` (that day) or a
+  comparison.
   A time is a date, a date and time (UTC), or an age such as `90m`, `12h`, `7d`, `2w` ago.
 - `key OP value` (OP one of `= != > >= < <=`, and `:` for `=`, with or without spaces around
   it: `sigma >= 0.3`) tests a parameter or a result field. A bare key is a parameter if some
@@ -50,7 +51,7 @@ TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
-FIELDS = ("kind", "status", "tag", "owner", "name", "id", "created")
+FIELDS = ("kind", "status", "tag", "owner", "queue", "name", "id", "created")
 OUT_OF_RANGE = "date out of range (times go from 0001-01-01 to 9999-12-31, UTC)"
 
 
@@ -120,6 +121,7 @@ class Query:
     ids: frozenset[str] | None = None
     tags: tuple[str, ...] = ()
     words: tuple[str, ...] = ()
+    queues: frozenset[str] | None = None
     created_from: datetime | None = None  # inclusive
     created_to: datetime | None = None  # exclusive
     fields: tuple[FieldTest, ...] = ()
@@ -141,6 +143,7 @@ class Query:
             kinds=both(self.kinds, other.kinds),
             owners=both(self.owners, other.owners),
             ids=both(self.ids, other.ids),
+            queues=both(self.queues, other.queues),
             tags=_unique(self.tags + other.tags),
             words=_unique(self.words + other.words),
             created_from=later(self.created_from, other.created_from),
@@ -177,6 +180,7 @@ class _Parts:
     kinds: set[str] | None = None
     owners: set[str] | None = None
     ids: set[str] | None = None
+    queues: set[str] | None = None
     tags: list[str] = field(default_factory=list)
     words: list[str] = field(default_factory=list)
     created_from: datetime | None = None
@@ -209,6 +213,7 @@ def parse(
         kinds=None if parts.kinds is None else frozenset(parts.kinds),
         owners=None if parts.owners is None else frozenset(parts.owners),
         ids=None if parts.ids is None else frozenset(parts.ids),
+        queues=None if parts.queues is None else frozenset(parts.queues),
         tags=_unique(parts.tags),
         words=_unique(parts.words),
         created_from=parts.created_from,
@@ -287,6 +292,8 @@ def _apply(
             parts.kinds = _narrow(parts.kinds, _choices(values, sorted(kinds), "kind", bad))
         elif key == "owner":
             parts.owners = _narrow(parts.owners, {me if v == "me" else v for v in values})
+        elif key == "queue":
+            parts.queues = _narrow(parts.queues, set(values))
         elif key == "id":
             wrong = [v for v in values if not PUBLIC_ID.fullmatch(v)]
             if wrong:
@@ -308,6 +315,7 @@ def _example(key: str) -> str:
         "status": "status:succeeded,failed",
         "tag": "tag:q3",
         "owner": "owner:me",
+        "queue": "queue:img",
         "name": 'name:"risk desk"',
         "id": "id:Ab3xK9pQ",
         "created": "created>=7d or created:2026-11-20",
@@ -441,6 +449,7 @@ def describe(query: Query) -> list[str]:
         ("status", query.statuses),
         ("kind", query.kinds),
         ("owner", query.owners),
+        ("queue", query.queues),
         ("id", query.ids),
     ):
         if values is not None:

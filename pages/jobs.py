@@ -45,7 +45,7 @@ live()
 
 st.subheader("History")
 history.notice()
-view = history.controls(settings.owner)
+view = history.controls(settings.owner, settings.queue_names)
 if view.error is not None:
     history.search_error(view.error)
     st.stop()

@@ -1,10 +1,11 @@
-"""/runners: each runner and whether it is alive, its Dask workers, and the last hour's work."""
+"""/runners: the queues, each runner and whether it is alive, its Dask workers, and the last
+hour's work."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from jobstore import activity, queries
+from jobstore import activity, queries, queues
 from ui import resources, sidebar
 from ui import runners as view
 
@@ -30,6 +31,9 @@ def live() -> None:
     runners = queries.runners(engine, alive_within=alive_within)
     found = view.clusters(view.schedulers(runners))
     view.summary(runners, found)
+    view.queues_section(
+        queues.states(engine, settings.queue_names, settings.queue_limits, alive_within)
+    )
     view.runners_section(runners, alive_within)
     view.cluster_section(runners, found)
 

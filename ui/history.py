@@ -10,7 +10,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -47,7 +47,7 @@ QUESTIONS = (CONFIRM, CONFIRM_RERUN, CONFIRM_CANCEL)  # one dialog at a time
 ORDERS = ["newest first", "oldest first"]
 SEARCH_HELP = """Terms are joined by *and*:
 
-- `kind:option_pricing` · `status:succeeded,failed` · `tag:q3` · `owner:me` · `id:…`
+- `kind:option_pricing` · `status:succeeded,failed` · `tag:q3` · `owner:me` · `queue:img` · `id:…`
 - `created>=7d` (ages: 90m, 12h, 7d, 2w) · `created:2026-11-20` · `created<2026-11-01`
 - a parameter or result field: `sigma>=0.3` · `price>12` · `method:BCa` · `partial=true`;
   `param.x` or `result.x` say which
@@ -82,6 +82,7 @@ FILTERS: dict[str, object] = {
     "tag": "",
     "name": "",
     "created": (),
+    "queue": [],
     "mine": False,
 }
 
@@ -93,8 +94,9 @@ def clear() -> None:
     _first_page()
 
 
-def controls(me: str) -> View:
-    """The search box, the filters, the sort and "My jobs", all bound to the URL."""
+def controls(me: str, queues: Sequence[str] = ()) -> View:
+    """The search box, the filters, the sort and "My jobs", all bound to the URL; a queue
+    filter too, where the settings name more than one queue."""
     kinds = [k.name for k in registry.all_kinds()]
     common = {"bind": "query-params", "on_change": _first_page}
     text = st.text_input(
@@ -121,7 +123,16 @@ def controls(me: str) -> View:
     )
     sort = right.selectbox("Sort by", list(SORTS), key="sort", **common)
     order = last.selectbox("Order", ORDERS, key="order", **common)
-    mine = st.toggle(
+    chosen_queues: list[str] = []
+    if len(queues) > 1:
+        left, right = st.columns([3, 7], vertical_alignment="bottom")
+        chosen_queues = left.multiselect(
+            "Queue", list(queues), key="queue", placeholder="any queue", **common
+        )
+        toggle_at = right
+    else:
+        toggle_at = st.container()
+    mine = toggle_at.toggle(
         "My jobs", key="mine", help=f"Only jobs whose owner is {md_escape(me)}", **common
     )
 
@@ -131,6 +142,7 @@ def controls(me: str) -> View:
         owners=frozenset({me}) if mine else None,
         tags=(tag.strip(),) if tag.strip() else (),
         words=(name.strip(),) if name.strip() else (),
+        queues=frozenset(chosen_queues) if chosen_queues else None,
     )
     if owner.strip():
         widgets = widgets & Query(owners=frozenset({owner.strip()}))
@@ -157,7 +169,10 @@ def controls(me: str) -> View:
         descending=order != ORDERS[1],
         error=error,
         filtered=not query.empty,
-        asked=repr((text, statuses, chosen_kinds, owner, tag, name, created, mine, sort, order)),
+        asked=repr(
+            [text, statuses, chosen_kinds, owner, tag, name, created, chosen_queues, mine, sort]
+        )
+        + order,
     )
 
 

@@ -17,6 +17,7 @@ import streamlit as st
 from compute import cluster_info
 from compute.cluster_info import ClusterInfo
 from jobstore.activity import Activity
+from jobstore.queues import QueueState
 from jobstore.views import RunnerView
 from ui import charts, notices, palette
 from ui import format as fmt
@@ -68,6 +69,7 @@ def runner_table(runners: Sequence[RunnerView], *, key: str) -> None:
             "pid": r.pid,
             "running": r.running_jobs,
             "concurrency": r.concurrency,
+            "queues": "every queue" if r.queues is None else ", ".join(r.queues),
             "heartbeat": f"{fmt.duration(r.heartbeat_age)} ago",
             "started": r.started_at,
             "scheduler": r.scheduler_address or fmt.DASH,
@@ -90,6 +92,7 @@ def runner_table(runners: Sequence[RunnerView], *, key: str) -> None:
                 "concurrency": st.column_config.NumberColumn(
                     "Concurrency", format="%d", width="small", help="Jobs it runs at once"
                 ),
+                "queues": st.column_config.TextColumn("Serves", help="The queues it claims from"),
                 "heartbeat": st.column_config.TextColumn("Last heartbeat", width="small"),
                 "started": st.column_config.DatetimeColumn(
                     "Started", format="YYYY-MM-DD HH:mm:ss", timezone=zone
@@ -99,6 +102,55 @@ def runner_table(runners: Sequence[RunnerView], *, key: str) -> None:
                     "Dashboard", display_text="open", help="The Dask dashboard, if it has one"
                 ),
             },
+        )
+
+
+def queues_section(states: Sequence[QueueState]) -> None:
+    """Each queue: what waits and runs in it, its limit, its oldest wait and who serves it.
+    Nothing while the one queue there is stands empty."""
+    if len(states) <= 1 and not any(q.queued or q.running for q in states):
+        return
+    st.subheader("Queues")
+    rows = [
+        {
+            "queue": q.name,
+            "waiting": q.queued,
+            "running": q.running,
+            "limit": "no limit" if q.limit is None else f"{q.limit:,}",
+            "oldest": fmt.DASH if q.oldest_wait is None else fmt.duration(q.oldest_wait),
+            "runners": len(q.runners),
+        }
+        for q in states
+    ]
+    st.dataframe(
+        rows,
+        hide_index=True,
+        key="queues_table",
+        column_config={
+            "queue": st.column_config.TextColumn("Queue"),
+            "waiting": st.column_config.NumberColumn("Waiting", format="%d", width="small"),
+            "running": st.column_config.NumberColumn("Running", format="%d", width="small"),
+            "limit": st.column_config.TextColumn(
+                "Limit", width="small", help="Most of its jobs running at once, on every runner"
+            ),
+            "oldest": st.column_config.TextColumn(
+                "Oldest wait", width="small", help="How long its longest-waiting job has waited"
+            ),
+            "runners": st.column_config.NumberColumn(
+                "Runners serving it",
+                format="%d",
+                width="small",
+                help="Alive runners that claim from it",
+            ),
+        },
+    )
+    unserved = [q.name for q in states if q.queued and not q.runners]
+    if unserved:
+        st.warning(
+            f"No alive runner serves {md_escape(', '.join(unserved))}: its jobs wait until one "
+            "starts "
+            "(`runlab runner --queues …`, or a runner without --queues, which serves them all).",
+            icon=":material/hourglass_empty:",
         )
 
 
