@@ -38,8 +38,10 @@ def event_row(
     to_status: Status | None = None,
     level: str | None = None,
     detail: str | None = None,
+    actor: str | None = None,
 ) -> dict[str, Any]:
-    """One event's parameters for `insert_events`, which stamps it with the database's clock."""
+    """One event's parameters for `insert_events`, which stamps it with the database's clock.
+    `actor` is the person who asked for it, where one did."""
     return {
         "job_id": job_id,
         "attempt": attempt,
@@ -50,6 +52,7 @@ def event_row(
         "level": level,
         "message": message,
         "detail": detail,
+        "actor": actor or None,
     }
 
 

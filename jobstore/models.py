@@ -243,5 +243,8 @@ class Preset(Base):
     name: Mapped[str] = mapped_column(String(200))
     params: Mapped[dict[str, Any]] = mapped_column(Json)
     created_at: Mapped[datetime] = mapped_column(Stamp)
+    # Who saved it (migration 0011): they, or an admin, may replace or remove it. NULL: saved
+    # before presets had owners.
+    owner: Mapped[str | None] = mapped_column(String(100))
 
     __table_args__ = (UniqueConstraint("kind", "name", name="uq_presets_kind_name"),)

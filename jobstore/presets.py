@@ -1,4 +1,8 @@
-"""Named sets of form values, per kind, that an analyst saves once and loads back."""
+"""Named sets of form values, per kind, that an analyst saves once and loads back.
+
+Anyone may load any preset; only the person who saved it, or an admin, may replace or remove
+it. A preset saved before presets had owners (migration 0011) has none, and is anyone's.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from jobstore.engine import db_now, reading
 from jobstore.models import Preset, table_of
 from jobstore.views import as_utc
 from runlab.errors import InvalidParams
+from runlab.identity import SYSTEM, Actor
 from runlab.text import bad_in_json, clean_label
 
 NAME_MAX = 200
@@ -25,6 +30,7 @@ class PresetView:
     name: str
     params: dict[str, Any]
     created_at: datetime | None
+    owner: str | None = None
 
 
 def _name(name: str) -> str:
@@ -37,8 +43,18 @@ def _name(name: str) -> str:
     )
 
 
-def save(engine: Engine, kind: str, name: str, params: Mapping[str, Any]) -> str:
-    """Keep `params` under `name` for `kind`, replacing a preset of that name; return the name.
+def _theirs(actor: Actor) -> Any:
+    """The presets `actor` may replace or remove."""
+    if actor.admin:
+        return true()
+    return or_(presets.c.owner.is_(None), presets.c.owner == "", presets.c.owner == actor.name)
+
+
+def save(
+    engine: Engine, kind: str, name: str, params: Mapping[str, Any], *, actor: Actor = SYSTEM
+) -> str:
+    """Keep `params` under `name` for `kind`, replacing a preset of that name that `actor` may
+    change; return the name. Another person's preset of that name is refused, by field.
 
     The values are kept as entered (an empty seed stays empty), so loading a preset gives the
     form back, not one job's drawn seed.
@@ -52,16 +68,27 @@ def save(engine: Engine, kind: str, name: str, params: Mapping[str, Any]) -> str
         with engine.begin() as conn:
             hit = conn.execute(
                 update(presets)
-                .where(presets.c.kind == kind, presets.c.name == clean)
+                .where(presets.c.kind == kind, presets.c.name == clean, _theirs(actor))
                 .values(params=values, created_at=db_now())
                 .returning(presets.c.id)
             ).first()
             if hit is not None:
                 return clean
+            owner = conn.execute(
+                select(presets.c.owner).where(presets.c.kind == kind, presets.c.name == clean)
+            ).first()
+            if owner is not None:
+                raise InvalidParams(
+                    {"preset": f"{clean!r} is {owner[0]}'s preset; save yours under another name"}
+                )
             try:
                 conn.execute(
                     presets.insert().values(
-                        kind=kind, name=clean, params=values, created_at=db_now()
+                        kind=kind,
+                        name=clean,
+                        params=values,
+                        created_at=db_now(),
+                        owner=actor.name or None,
                     )
                 )
             except IntegrityError:
@@ -73,11 +100,11 @@ def save(engine: Engine, kind: str, name: str, params: Mapping[str, Any]) -> str
 def list_presets(engine: Engine, kind: str) -> list[PresetView]:
     with reading(engine) as conn:
         rows = conn.execute(
-            select(presets.c.name, presets.c.params, presets.c.created_at)
+            select(presets.c.name, presets.c.params, presets.c.created_at, presets.c.owner)
             .where(presets.c.kind == kind)
             .order_by(presets.c.name)
         ).all()
-    return [PresetView(r.name, dict(r.params or {}), as_utc(r.created_at)) for r in rows]
+    return [PresetView(r.name, dict(r.params or {}), as_utc(r.created_at), r.owner) for r in rows]
 
 
 def load(engine: Engine, kind: str, name: str) -> dict[str, Any]:
@@ -90,9 +117,10 @@ def load(engine: Engine, kind: str, name: str) -> dict[str, Any]:
     return dict(params)
 
 
-def remove(engine: Engine, kind: str, name: str) -> bool:
+def remove(engine: Engine, kind: str, name: str, *, actor: Actor = SYSTEM) -> bool:
+    """Remove a preset `actor` may change; False if there is none such."""
     with engine.begin() as conn:
         gone = conn.execute(
-            delete(presets).where(presets.c.kind == kind, presets.c.name == name)
+            delete(presets).where(presets.c.kind == kind, presets.c.name == name, _theirs(actor))
         ).rowcount
     return bool(gone)

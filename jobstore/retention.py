@@ -52,6 +52,7 @@ from jobstore.models import Job, JobEvent, JobMetric, JobResult, JobStage, Prese
 from runlab.artifacts import SHA256, TEMPORARY, ArtifactStore, StoredFile
 
 # Parsed in runlab/, where the settings check them too; named here for the store's callers.
+from runlab.identity import SYSTEM, Actor
 from runlab.purge_policy import MAX_AGE as MAX_AGE
 from runlab.purge_policy import PURGEABLE, Policy, format_age
 from runlab.purge_policy import parse_age as parse_age
@@ -238,14 +239,22 @@ def _sweep(engine: Engine, artifacts: ArtifactStore, report: PurgeReport) -> Non
 
 
 def delete_jobs(
-    engine: Engine, artifacts: ArtifactStore | None, public_ids: Sequence[str]
+    engine: Engine,
+    artifacts: ArtifactStore | None,
+    public_ids: Sequence[str],
+    *,
+    actor: Actor = SYSTEM,
 ) -> tuple[PurgeReport, list[str]]:
-    """Remove the named jobs that have finished, as a purge would; also the ids it kept.
+    """Remove the named jobs that have finished and that `actor` may act on (their own, or
+    any for an admin), as a purge would; also the ids it kept.
 
-    A queued or running job is kept (cancel it first), as is an id that is not in the store.
+    A queued or running job is kept (cancel it first), as is another person's job and an id
+    that is not in the store.
     """
     wanted = list(dict.fromkeys(public_ids))
-    finished = jobs.c.status.in_(PURGEABLE)
+    finished: ColumnElement[bool] = jobs.c.status.in_(PURGEABLE)
+    if not actor.admin:
+        finished = and_(finished, jobs.c.owner == actor.name)
     report = PurgeReport()
     for start in range(0, len(wanted), BATCH_SIZE):
         chunk = wanted[start : start + BATCH_SIZE]

@@ -55,11 +55,13 @@ def transition(
     detail: str | None = None,
     message: str | None = None,
     also: Any = None,
+    by: str | None = None,
     **values: Any,
 ) -> Row[Any]:
     """One job's fenced move, with its event. Zero rows matched means the caller lost the job.
 
-    `also` adds a condition to the fence, such as "the lease has lapsed" for the reaper.
+    `also` adds a condition to the fence, such as "the lease has lapsed" for the reaper; `by`
+    names the person who asked for the move, in its event.
     """
     fence = [jobs.c.id == job_id, jobs.c.attempt == attempt]
     if also is not None:
@@ -78,6 +80,7 @@ def transition(
                 from_status=src,
                 to_status=dst,
                 detail=detail,
+                actor=by,
             )
         ],
     )

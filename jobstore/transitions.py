@@ -18,7 +18,17 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, insert, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    insert,
+    select,
+    true,
+    tuple_,
+    update,
+)
 
 from jobstore import queues
 from jobstore.engine import db_later, db_now, is_postgres, reading
@@ -26,7 +36,8 @@ from jobstore.ledger import event_row, insert_events, notify
 from jobstore.models import Job, JobResult, JobStage, StageStatus, Status, table_of
 from jobstore.reports import NO_COST, Lease, Report, write_batch, write_batches
 from jobstore.states import move, moved_events, transition
-from runlab.errors import JobNotFound, LostJob
+from runlab.errors import Forbidden, JobNotFound, LostJob
+from runlab.identity import SYSTEM, Actor
 
 jobs = table_of(Job)
 stages_t = table_of(JobStage)
@@ -466,11 +477,19 @@ def _close_open_stages(conn: Connection, job_id: int, status: StageStatus) -> No
     )
 
 
-def request_stop(engine: Engine, public_id: str, stoppable: Iterable[str]) -> StopOutcome:
+def _owned_by(actor: Actor) -> Any:
+    """The fence a person's request adds: the job is theirs, unless they are an admin."""
+    return true() if actor.admin else jobs.c.owner == actor.name
+
+
+def request_stop(
+    engine: Engine, public_id: str, stoppable: Iterable[str], *, actor: Actor = SYSTEM
+) -> StopOutcome:
     """Ask a running job to stop early and keep what it has: it ends `succeeded`, partial.
 
     Only the `stoppable` kinds know how to keep a partial result. A queued job has nothing to
-    keep yet, so it is left alone (cancel it instead).
+    keep yet, so it is left alone (cancel it instead). Only the job's owner or an admin may
+    (`Forbidden`).
     """
     kinds = list(stoppable)
     with engine.begin() as conn:
@@ -480,6 +499,7 @@ def request_stop(engine: Engine, public_id: str, stoppable: Iterable[str]) -> St
                 jobs.c.public_id == public_id,
                 jobs.c.status == Status.RUNNING,
                 jobs.c.kind.in_(kinds),
+                _owned_by(actor),
             )
             .values(stop_requested=True)
             .returning(jobs.c.id, jobs.c.attempt)
@@ -487,27 +507,39 @@ def request_stop(engine: Engine, public_id: str, stoppable: Iterable[str]) -> St
         if row is not None:
             insert_events(
                 conn,
-                [event_row(row.id, row.attempt, "stop and keep requested", kind="request")],
+                [
+                    event_row(
+                        row.id,
+                        row.attempt,
+                        "stop and keep requested",
+                        kind="request",
+                        actor=actor.name,
+                    )
+                ],
             )
             return StopOutcome.REQUESTED
         job = conn.execute(
-            select(jobs.c.status, jobs.c.kind).where(jobs.c.public_id == public_id)
+            select(jobs.c.status, jobs.c.kind, jobs.c.owner).where(jobs.c.public_id == public_id)
         ).first()
     if job is None:
         raise JobNotFound(public_id)
     if Status(job.status).terminal:
         return StopOutcome.ALREADY_FINISHED
+    if not actor.may_act_on(job.owner):
+        raise Forbidden(public_id, job.owner, "stop it")
     if job.kind not in kinds:
         return StopOutcome.NOT_STOPPABLE
     return StopOutcome.NOT_STARTED
 
 
-def request_cancel(engine: Engine, public_id: str) -> CancelOutcome:
-    """Cancel a queued job at once; ask a running one to stop at its next check."""
+def request_cancel(engine: Engine, public_id: str, *, actor: Actor = SYSTEM) -> CancelOutcome:
+    """Cancel a queued job at once; ask a running one to stop at its next check. Only the job's
+    owner or an admin may (`Forbidden`, and nothing changes)."""
+    mine = _owned_by(actor)
     for _ in range(5):  # the job may move between our read and our fenced write
         with engine.begin() as conn:
             row = conn.execute(
-                select(jobs.c.id, jobs.c.status, jobs.c.attempt).where(
+                select(jobs.c.id, jobs.c.status, jobs.c.attempt, jobs.c.owner).where(
                     jobs.c.public_id == public_id
                 )
             ).first()
@@ -516,6 +548,8 @@ def request_cancel(engine: Engine, public_id: str) -> CancelOutcome:
             status = Status(row.status)
             if status.terminal:
                 return CancelOutcome.ALREADY_FINISHED
+            if not actor.may_act_on(row.owner):
+                raise Forbidden(public_id, row.owner, "cancel it")
             if status is Status.QUEUED:
                 try:
                     transition(
@@ -524,6 +558,8 @@ def request_cancel(engine: Engine, public_id: str) -> CancelOutcome:
                         row.attempt,
                         Status.QUEUED,
                         Status.CANCELLED,
+                        also=mine,
+                        by=actor.name,
                         finished_at=db_now(),
                     )
                 except LostJob:
@@ -531,14 +567,19 @@ def request_cancel(engine: Engine, public_id: str) -> CancelOutcome:
                 return CancelOutcome.CANCELLED
             hit = conn.execute(
                 update(jobs)
-                .where(jobs.c.id == row.id, jobs.c.status == Status.RUNNING)
+                .where(jobs.c.id == row.id, jobs.c.status == Status.RUNNING, mine)
                 .values(cancel_requested=True)
                 .returning(jobs.c.id)
             ).first()
             if hit is None:
                 continue
             insert_events(
-                conn, [event_row(row.id, row.attempt, "cancel requested", kind="request")]
+                conn,
+                [
+                    event_row(
+                        row.id, row.attempt, "cancel requested", kind="request", actor=actor.name
+                    )
+                ],
             )
             return CancelOutcome.REQUESTED
     raise RuntimeError(f"job {public_id} kept changing state while being cancelled")

@@ -104,3 +104,17 @@ class InvalidUpload(InvalidParams):
 class UploadMissing(RunlabError):
     """A job's uploaded file is gone from the artifact store, or no longer matches its SHA-256:
     the job fails with this message rather than retrying."""
+
+
+class Forbidden(RunlabError):
+    """The person asking may not do this to this job: only its owner or an admin may. Nothing
+    was changed."""
+
+    exit_code = 3
+
+    def __init__(self, job_id: str, owner: str, what: str) -> None:
+        self.job_id = job_id
+        self.owner = owner
+        super().__init__(
+            f"only the owner of job {job_id} ({owner or 'no one'}) or an admin may {what}"
+        )

@@ -53,6 +53,9 @@ TEXT_SETTINGS = (
     "kind_modules",
     "purge_after",
     "purge_statuses",
+    "admins",
+    "admin_groups",
+    "groups_claim",
 )
 
 # Where `Settings()` reads from: the process's environment and SECRETS_FILE, unless
@@ -214,6 +217,15 @@ class Settings(BaseSettings):
         description="named queues besides 'default', each with an optional limit of running "
         'jobs and Dask resources: {"img": {"limit": 1, "resources": {"GPU": 1}}}',
     )
+    admins: str = Field(
+        default="", description="comma-separated emails of the people who may act on any job"
+    )
+    admin_groups: str = Field(
+        default="", description="comma-separated groups (of the sign-in's groups claim) of admins"
+    )
+    groups_claim: str = Field(
+        default="groups", description="the identity token's claim that lists a person's groups"
+    )
     aging_seconds: float = Field(
         default=60.0,
         gt=0,
@@ -326,6 +338,14 @@ class Settings(BaseSettings):
         if self.artifacts_secret:
             options["secret"] = self.artifacts_secret
         return options
+
+    @property
+    def admin_emails(self) -> list[str]:
+        return [a.strip() for a in self.admins.split(",") if a.strip()]
+
+    @property
+    def admin_group_names(self) -> list[str]:
+        return [g.strip() for g in self.admin_groups.split(",") if g.strip()]
 
     @property
     def queue_names(self) -> list[str]:
