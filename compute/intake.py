@@ -11,6 +11,7 @@ the field.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from pydantic import BaseModel
@@ -177,11 +178,11 @@ def rerun(engine: Engine, public_id: str, *, owner: str = "") -> str:
     """Queue a new job of the same kind with the same parameters, seed included.
 
     The stored parameters are the validated ones, with the seed the first run drew, so the
-    new job computes the same numbers whenever the software versions match.
+    new job computes the same numbers whenever the software versions match. The new job is
+    `owner`'s, whoever owned the first, and its `submitted` event names the job it re-runs.
     """
     was = store.request_of(engine, public_id)
-    return submit(
-        engine,
+    job = check(
         was.kind,
         was.params,
         name=f"{was.name} (re-run)"[:MAX_NAME_LENGTH],
@@ -191,3 +192,4 @@ def rerun(engine: Engine, public_id: str, *, owner: str = "") -> str:
         queue=was.queue,
         priority=was.priority,
     )
+    return store.enqueue(engine, replace(job, note=f"as a re-run of {public_id}"))

@@ -54,6 +54,8 @@ class NewJob:
     timeout_seconds: float | None
     idempotency_key: str | None
     queue: str = "default"
+    # What its `submitted` event adds, such as the job it re-runs.
+    note: str | None = None
     # The seed was drawn for this submission, not given: a resubmission under the same
     # idempotency key draws another, which is not a different request.
     seed_drawn: bool = False
@@ -115,7 +117,7 @@ _INSERT_JOB = (
     .returning(jobs.c.id, sort_by_parameter_order=True)
 )
 _INSERT_SUBMITTED = insert(events_t).values(
-    at=db_now(), attempt=0, kind="transition", to_status=Status.QUEUED, message="submitted"
+    at=db_now(), attempt=0, kind="transition", to_status=Status.QUEUED
 )
 
 
@@ -156,7 +158,14 @@ def _insert_jobs(conn: Connection, new: Sequence[NewJob]) -> list[str]:
         conn.execute(insert(stages_t), stages)
     conn.execute(
         _INSERT_SUBMITTED,
-        [{"job_id": job_id, "actor": j.owner} for job_id, j in zip(ids, new, strict=True)],
+        [
+            {
+                "job_id": job_id,
+                "actor": j.owner or None,
+                "message": f"submitted {j.note}" if j.note else "submitted",
+            }
+            for job_id, j in zip(ids, new, strict=True)
+        ],
     )
     return public_ids
 

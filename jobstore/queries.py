@@ -23,6 +23,7 @@ from jobstore.models import (
     table_of,
 )
 from jobstore.views import (
+    ActionView,
     AttemptView,
     Cost,
     ErrorView,
@@ -61,6 +62,7 @@ SUMMARY_COLUMNS = (
 )
 
 
+MAX_ACTIONS = 200  # of a job's requests, the page lists the first this many
 ERROR_LINE = 160  # characters of a failed job's message that a list shows
 
 
@@ -125,6 +127,15 @@ def get_job(
             ).scalar()
         series = _series(conn, row.id, max_points)
         attempts = _attempts(conn, row.id)
+        actions = [
+            ActionView(as_utc(a.at), a.actor, a.message)
+            for a in conn.execute(
+                select(JobEvent.at, JobEvent.actor, JobEvent.message)
+                .where(JobEvent.job_id == row.id, JobEvent.actor.is_not(None))
+                .order_by(JobEvent.id)
+                .limit(MAX_ACTIONS)
+            )
+        ]
         position = _queue_position(conn, row.id) if row.status == Status.QUEUED else None
     base = _summary(row)
     return JobDetail(
@@ -161,6 +172,7 @@ def get_job(
         ],
         queue_position=position,
         attempts=attempts,
+        actions=actions,
         lease_until=as_utc(row.lease_until),
         cost=_job_cost(row, stages),
     )
@@ -251,6 +263,15 @@ def thin(xs: list[float], ys: list[float], max_points: int) -> tuple[list[float]
 def _queue_position(conn: Connection, job_id: int) -> int:
     """1 for the next job its queue's claim takes (`jobstore.queues`)."""
     return (queues.ahead_of(conn, job_id) or 0) + 1
+
+
+def owners(engine: Engine, public_ids: Sequence[str]) -> dict[str, str]:
+    """The owner of each of these jobs that exists, by public id."""
+    with reading(engine) as conn:
+        rows = conn.execute(
+            select(jobs.c.public_id, jobs.c.owner).where(jobs.c.public_id.in_(list(public_ids)))
+        ).all()
+    return {r.public_id: r.owner for r in rows}
 
 
 def queue_position(engine: Engine, public_id: str) -> int | None:

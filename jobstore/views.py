@@ -126,6 +126,15 @@ class AttemptView:
 
 
 @dataclass(frozen=True)
+class ActionView:
+    """Something a person asked of a job: submit, cancel, stop, tag, re-run."""
+
+    at: datetime
+    actor: str
+    what: str
+
+
+@dataclass(frozen=True)
 class JobSummary:
     """One row of a job list."""
 
@@ -183,6 +192,7 @@ class JobDetail(JobSummary):
     lease_until: datetime | None = None
     versions: dict[str, str] = field(default_factory=dict)
     cost: JobCost | None = None  # None until the job's first attempt reports one
+    actions: list[ActionView] = field(default_factory=list)  # oldest first
 
     def to_json(self) -> dict[str, Any]:
         """The public shape of `runlab show --json`: a contract, so change it with care."""

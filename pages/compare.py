@@ -15,12 +15,12 @@ from runlab.errors import InvalidParams
 from ui import compare as view
 from ui import resources, sidebar
 
-sidebar.page("Compare")
+who = sidebar.page("Compare")
 settings = resources.settings()
 engine = resources.engine(settings)
 
 if not compare.parse_ids(st.query_params.get_all("ids")):
-    view.picker(engine, settings.owner)
+    view.picker(engine, who.name)
     st.stop()
 try:
     comparison = compare.compare(engine, compare.parse_ids(st.query_params.get_all("ids")))

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from compute import intake
 from jobstore import queries, transitions
 from jobstore.models import Status
-from runlab.errors import JobNotFound
+from runlab.errors import Forbidden, JobNotFound
 from ui import eta, forms, job_view, notices, resources, sidebar
 
 OUTCOME_KEY = "job.cancel_outcome"
@@ -33,7 +33,7 @@ STOP_TEXT = {
     transitions.StopOutcome.NOT_STOPPABLE: "This kind cannot keep a partial result.",
 }
 
-sidebar.page("Job")
+who = sidebar.page("Job")
 settings = resources.settings()
 engine = resources.engine(settings)
 public_id = st.query_params.get("id", "")
@@ -49,11 +49,20 @@ kind = job_view.kind_of(job)
 
 def _cancel(engine: Engine, public_id: str) -> None:
     """A callback, so that the page drawn right after already shows the new state."""
-    st.session_state[OUTCOME_KEY] = CANCEL_TEXT[transitions.request_cancel(engine, public_id)]
+    try:
+        outcome = transitions.request_cancel(engine, public_id, actor=who)
+    except Forbidden as exc:
+        st.session_state[OUTCOME_KEY] = str(exc)
+        return
+    st.session_state[OUTCOME_KEY] = CANCEL_TEXT[outcome]
 
 
 def _stop(engine: Engine, public_id: str, stoppable: list[str]) -> None:
-    outcome = transitions.request_stop(engine, public_id, stoppable)
+    try:
+        outcome = transitions.request_stop(engine, public_id, stoppable, actor=who)
+    except Forbidden as exc:
+        st.session_state[OUTCOME_KEY] = str(exc)
+        return
     st.session_state[OUTCOME_KEY] = STOP_TEXT[outcome]
 
 
@@ -61,7 +70,8 @@ def _stop(engine: Engine, public_id: str, stoppable: list[str]) -> None:
 title, action = st.columns([4, 1], vertical_alignment="center")
 with title:
     job_view.header(job, kind)
-if not job.status.terminal:
+mine = who.may_act_on(job.owner)  # the store refuses the rest; no button offers it
+if not job.status.terminal and mine:
     job_view.cancel_button(action, engine, job, _cancel)  # a long run asks first
     if kind is not None and kind.stoppable:
         action.button(
@@ -73,14 +83,14 @@ if not job.status.terminal:
             help="End now as succeeded, with the result over the chunks done so far.",
             key="job.stop",
         )
-elif action.button(
+elif job.status.terminal and action.button(
     "Re-run",
     icon=":material/replay:",
     help="The same kind, parameters and seed: the same numbers, if the versions match.",
 ):
     st.switch_page(
         "pages/job.py",
-        query_params={"id": intake.rerun(engine, job.id, owner=settings.owner)},
+        query_params={"id": intake.rerun(engine, job.id, owner=who.name)},
     )
 if kind is not None and action.button(
     "Clone",

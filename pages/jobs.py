@@ -12,7 +12,7 @@ from ui import history, notices, resources, sidebar, tables
 
 REFRESH_SECONDS = 2.0
 
-sidebar.page("Jobs")
+who = sidebar.page("Jobs")
 settings = resources.settings()
 engine = resources.engine(settings)
 
@@ -45,7 +45,7 @@ live()
 
 st.subheader("History")
 history.notice()
-view = history.controls(settings.owner, settings.queue_names)
+view = history.controls(who.name, settings.queue_names)
 if view.error is not None:
     history.search_error(view.error)
     st.stop()
@@ -54,7 +54,7 @@ page = history.read(engine, view)
 if page.rows:
     selected = history.table(engine, page, view)
     history.pager(page)
-    history.selection_bar(engine, resources.artifacts(settings), selected, settings.owner)
+    history.selection_bar(engine, resources.artifacts(settings), selected, who)
 elif view.filtered or st.query_params.get(history.CURSOR):
     st.info("No jobs match these filters.", icon=":material/filter_alt_off:")
     st.button("Clear the search and filters", on_click=history.clear, key="history.clear")

@@ -14,7 +14,7 @@ from runlab.errors import InvalidParams, JobNotFound
 from ui import forms, resources, sidebar
 from ui.text import md_escape
 
-sidebar.page("New job")
+who = sidebar.page("New job")
 settings = resources.settings()
 engine = resources.engine(settings)
 
@@ -95,7 +95,7 @@ form = forms.job_form(
 if form is not None and form.action == "preset":
     try:
         kind.parse(form.params)  # a preset holds values that would submit
-        name = presets.save(engine, kind.name, form.preset_name, form.params)
+        name = presets.save(engine, kind.name, form.preset_name, form.params, actor=who)
     except InvalidParams as exc:
         form.show_errors(exc.errors)
     else:
@@ -108,7 +108,7 @@ elif form is not None:
             kind.name,
             form.params,
             name=form.name,
-            owner=settings.owner,
+            owner=who.name,
             tags=form.tags,
             tables=form.tables,
             queue=form.queue,

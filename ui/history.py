@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -25,7 +26,8 @@ from jobstore import history as store_history
 from jobstore.history import SORTS, BadCursor, Cursor, HistoryPage, Sort
 from jobstore.search import InvalidQuery, Query, check_text, describe, parse
 from runlab.artifacts import ArtifactStore
-from runlab.errors import InvalidParams
+from runlab.errors import Forbidden, InvalidParams, JobNotFound
+from runlab.identity import Actor
 from runlab.status import OUTCOMES
 from ui import confirm, tables
 from ui import format as fmt
@@ -37,6 +39,7 @@ PAGE_SIZE = 25
 CURSOR = "after"
 PREVIOUS = "history.previous"  # this session's cursors of the pages before this one
 NOTICE = "history.notice"
+log = logging.getLogger(__name__)
 TAG_TEXT = "history.tag_text"
 ACTED = "history.acted"  # bumped by each action on a selection, which then starts afresh
 CONFIRM = "history.confirm_delete"  # the ids a delete waits to be confirmed for
@@ -311,8 +314,12 @@ def table(engine: Engine, page: HistoryPage, view: View) -> list[str]:
     return tables.selectable_job_table(page.rows, key="history", selection_key=digest, extra=extra)
 
 
-def selection_bar(engine: Engine, artifacts: ArtifactStore, selected: list[str], me: str) -> None:
-    """What can be done to the ticked rows."""
+def selection_bar(
+    engine: Engine, artifacts: ArtifactStore, selected: list[str], who: Actor
+) -> None:
+    """What can be done to the ticked rows. Cancel, tag and delete act on the rows `who` may
+    act on, and say which of the rest were refused and why; anyone may re-run any job."""
+    me = who.name
     n = len(selected)
     st.caption(
         f"{n} selected"
@@ -334,7 +341,7 @@ def selection_bar(engine: Engine, artifacts: ArtifactStore, selected: list[str],
         "Cancel",
         icon=":material/cancel:",
         on_click=_ask_cancel,
-        args=(engine, selected),
+        args=(engine, selected, who),
         help="Asks first when a ticked job has run for over a minute.",
         key="history.cancel",
     )
@@ -351,13 +358,13 @@ def selection_bar(engine: Engine, artifacts: ArtifactStore, selected: list[str],
         st.button(
             "Add to selected",
             on_click=_retag,
-            args=(engine, selected, True),
+            args=(engine, selected, True, who),
             key="history.tag_add",
         )
         st.button(
             "Remove from selected",
             on_click=_retag,
-            args=(engine, selected, False),
+            args=(engine, selected, False, who),
             key="history.tag_remove",
         )
     cols[4].download_button(
@@ -377,11 +384,11 @@ def selection_bar(engine: Engine, artifacts: ArtifactStore, selected: list[str],
         key="history.delete",
     )
     if st.session_state.get(CONFIRM):
-        _confirm_delete(engine, artifacts, st.session_state[CONFIRM])
+        _confirm_delete(engine, artifacts, st.session_state[CONFIRM], who)
     elif st.session_state.get(CONFIRM_RERUN):
         _confirm_rerun(engine, st.session_state[CONFIRM_RERUN], me)
     elif st.session_state.get(CONFIRM_CANCEL):
-        _confirm_cancel(engine, *st.session_state[CONFIRM_CANCEL])
+        _confirm_cancel(engine, *st.session_state[CONFIRM_CANCEL], who)
 
 
 def _ask(question: str, value: object) -> None:
@@ -403,7 +410,19 @@ def _close_once_answered(question: str) -> None:
         st.rerun()
 
 
-def _ask_cancel(engine: Engine, ids: list[str]) -> None:
+def _refused(engine: Engine, ids: list[str], who: Actor, what: str) -> tuple[list[str], str]:
+    """The ids `who` may act on, and a sentence naming the others and why they are refused."""
+    owners = queries.owners(engine, ids)
+    mine = [i for i in ids if i not in owners or who.may_act_on(owners[i])]
+    others = sorted({owners[i] for i in ids if i in owners and not who.may_act_on(owners[i])})
+    refused = len(ids) - len(mine)
+    if not refused:
+        return mine, ""
+    named = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+    return mine, (f"refused {refused}: only a job's owner ({named}) or an admin may {what} it")
+
+
+def _ask_cancel(engine: Engine, ids: list[str], who: Actor) -> None:
     """Cancel at once, unless a ticked job has run for over a minute: its work would be lost.
 
     Read at the click, as the rows on show may be older than a job's start."""
@@ -415,21 +434,34 @@ def _ask_cancel(engine: Engine, ids: list[str]) -> None:
     if long:
         _ask(CONFIRM_CANCEL, (list(ids), long))
     else:
-        _cancel(engine, ids)
+        _cancel(engine, ids, who)
 
 
-def _cancel(engine: Engine, ids: list[str]) -> None:
+def _cancel(engine: Engine, ids: list[str], who: Actor) -> None:
     _forget()
     outcomes: dict[str, int] = {}
+    refused: dict[str, str] = {}  # id: its owner
     for job_id in ids:
-        outcome = transitions.request_cancel(engine, job_id)
+        try:
+            outcome = transitions.request_cancel(engine, job_id, actor=who)
+        except Forbidden as exc:
+            refused[job_id] = exc.owner
+            continue
+        except JobNotFound:
+            continue
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     words = {
         transitions.CancelOutcome.CANCELLED: "cancelled",
         transitions.CancelOutcome.REQUESTED: "asked to stop",
         transitions.CancelOutcome.ALREADY_FINISHED: "had already finished",
     }
-    _done("; ".join(f"{n} {words[o]}" for o, n in outcomes.items()))
+    parts = [f"{n} {words[o]}" for o, n in outcomes.items()]
+    if refused:
+        others = ", ".join(sorted(set(refused.values())))
+        parts.append(
+            f"refused {len(refused)}: only a job's owner ({others}) or an admin may cancel it"
+        )
+    _done("; ".join(parts) or "Nothing to cancel.")
 
 
 def _rerun(engine: Engine, ids: list[str], me: str) -> None:
@@ -438,25 +470,31 @@ def _rerun(engine: Engine, ids: list[str], me: str) -> None:
     _done(f"Queued {len(made)} new job(s) with the same parameters and seed.")
 
 
-def _retag(engine: Engine, ids: list[str], add: bool) -> None:
+def _retag(engine: Engine, ids: list[str], add: bool, who: Actor) -> None:
     # Read here, not passed in: the text typed just before the click is in the state already.
     tag = st.session_state.get(TAG_TEXT, "")
+    mine, refusal = _refused(engine, ids, who, "tag")
     try:
-        n = (labels.add_tag if add else labels.remove_tag)(engine, ids, tag)
+        n = (labels.add_tag if add else labels.remove_tag)(engine, mine, tag, actor=who)
     except InvalidParams as exc:
         st.session_state[NOTICE] = (
             f"{'Not tagged' if add else 'Nothing removed'}: {exc.errors['tag']}"
         )
         return
-    _done(f"Tagged {n} job(s)." if add else f"Removed the tag from {n} job(s).")
+    note = f"Tagged {n} job(s)" if add else f"Removed the tag from {n} job(s)"
+    _done(f"{note}; {refusal}." if refusal else f"{note}.")
 
 
-def _delete(engine: Engine, artifacts: ArtifactStore, ids: list[str]) -> None:
+def _delete(engine: Engine, artifacts: ArtifactStore, ids: list[str], who: Actor) -> None:
     st.session_state.pop(CONFIRM, None)
-    report, kept = retention.delete_jobs(engine, artifacts, ids)
+    mine, refusal = _refused(engine, ids, who, "delete")
+    report, kept = retention.delete_jobs(engine, artifacts, mine, actor=who)
+    log.info("%s deleted %d job(s): %s", who.name or "the operator", report.jobs, mine)
     note = f"Deleted {report.jobs} job(s)"
     if kept:
         note += f"; kept {len(kept)} that had not finished"
+    if refusal:
+        note += f"; {refusal}"
     _done(note + ".")
 
 
@@ -484,7 +522,9 @@ def _confirm_rerun(engine: Engine, ids: list[str], me: str) -> None:
 
 
 @st.dialog("Cancel jobs", on_dismiss=_forget)
-def _confirm_cancel(engine: Engine, ids: list[str], long: list[tuple[str, str, float]]) -> None:
+def _confirm_cancel(
+    engine: Engine, ids: list[str], long: list[tuple[str, str, float]], who: Actor
+) -> None:
     """Names the ticked jobs that have run long, and for how long: the work a yes loses."""
     _close_once_answered(CONFIRM_CANCEL)
     runs = [
@@ -506,7 +546,7 @@ def _confirm_cancel(engine: Engine, ids: list[str], long: list[tuple[str, str, f
         yes="Yes, cancel",
         icon=":material/cancel:",
         on_yes=_cancel,
-        args=(engine, ids),
+        args=(engine, ids, who),
         no="Keep it running" if len(ids) == 1 else "Keep them",
         on_no=_forget,
         key="history.cancel",
@@ -514,7 +554,7 @@ def _confirm_cancel(engine: Engine, ids: list[str], long: list[tuple[str, str, f
 
 
 @st.dialog("Delete jobs", on_dismiss=_keep)
-def _confirm_delete(engine: Engine, artifacts: ArtifactStore, ids: list[str]) -> None:
+def _confirm_delete(engine: Engine, artifacts: ArtifactStore, ids: list[str], who: Actor) -> None:
     """Asked in a dialog; the choice is a callback, so it holds whatever reruns next."""
     _close_once_answered(CONFIRM)
     st.write(
@@ -525,7 +565,7 @@ def _confirm_delete(engine: Engine, artifacts: ArtifactStore, ids: list[str]) ->
         yes="Delete",
         icon=":material/delete_forever:",
         on_yes=_delete,
-        args=(engine, artifacts, ids),
+        args=(engine, artifacts, ids, who),
         no="Keep them",
         on_no=_keep,
         key="history.delete",

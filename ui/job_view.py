@@ -235,12 +235,27 @@ def metrics(job: JobDetail) -> ViewState:
     return [(SERIES_KEY, n) for n in picked] + ([(LOG_KEY, "true")] if log_y else [])
 
 
+def actions(job: JobDetail) -> None:
+    """Who asked what of the job: its submit, cancels, stops, tags and re-runs."""
+    if not job.actions:
+        return
+    st.markdown("**Who did what**")
+    zone = fmt.browser_zone()
+    st.dataframe(
+        [{"When": fmt.timestamp(a.at, zone), "Who": a.actor, "What": a.what} for a in job.actions],
+        hide_index=True,
+        key=f"actions-{job.id}",
+        column_config={"What": st.column_config.TextColumn(width="large")},
+    )
+
+
 def timeline(job: JobDetail) -> None:
-    """When the job waited, each attempt on its runner, the latest attempt's stages, and what
-    its Dask tasks cost."""
+    """When the job waited, each attempt on its runner, the latest attempt's stages, what its
+    Dask tasks cost, and who asked what of it."""
     fig = charts.timeline_figure(job, zone=fmt.browser_zone())
     if fig is None:
         st.caption("Nothing has happened yet.")
+        actions(job)
         return
     show(fig, key=f"timeline-{job.id}")
     if job.attempts:
@@ -269,6 +284,7 @@ def timeline(job: JobDetail) -> None:
                 ),
             },
         )
+    actions(job)
     st.subheader("What it cost")
     cost.cost(job)
 

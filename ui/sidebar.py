@@ -1,4 +1,5 @@
-"""The page frame every page opens with: its title in the browser tab and our own sidebar.
+"""The page frame every page opens with: its title in the browser tab, sign-in where it is
+configured (`ui.auth`), and our own sidebar.
 
 `client.showSidebarNavigation = false` hides the navigation Streamlit would build from
 `pages/`, so the labels and icons here are the only ones a user sees.
@@ -12,7 +13,8 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from jobstore import queries
-from ui import badges, resources
+from runlab.identity import Actor
+from ui import auth, badges, resources
 from ui.text import md_escape, one_line
 
 log = logging.getLogger(__name__)
@@ -29,20 +31,30 @@ LINKS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def page(title: str) -> None:
-    """Set up the page and draw the sidebar; call it first on every page."""
+# Each page's script by its title, for the way back after sign-in.
+SCRIPTS = {label: path for path, label, _icon in LINKS} | {"Job": "pages/job.py"}
+
+
+def page(title: str) -> Actor:
+    """Set up the page, ask for sign-in where it is configured, and draw the sidebar; call it
+    first on every page. Returns who is using the page."""
     st.set_page_config(
         page_title=f"{title} · Runlab", page_icon=":material/science:", layout="wide"
     )
+    auth.gate(SCRIPTS.get(title, "app.py"))
+    settings = resources.settings()
+    who = auth.actor(settings)
     with st.sidebar:
         st.markdown("### :material/science: Runlab")
         for path, label, icon in LINKS:
             st.page_link(path, label=label, icon=icon)
-        _finished_jobs()
+        auth.sidebar(settings)
+        _finished_jobs(who.name)
+    return who
 
 
 @st.fragment(run_every=WATCH_SECONDS)
-def _finished_jobs() -> None:
+def _finished_jobs(me: str) -> None:
     """A toast for each of your jobs that ends while this session is open, on any page.
 
     The first look only notes the store's clock: jobs that ended before you came are history.
@@ -52,7 +64,7 @@ def _finished_jobs() -> None:
         engine = resources.engine(settings)
         since = st.session_state.get(SEEN)
         now, ended = queries.finished_since(
-            engine, settings.owner, since or datetime.now(UTC), limit=MAX_TOASTS
+            engine, me, since or datetime.now(UTC), limit=MAX_TOASTS
         )
     except Exception:  # a store that is down is the page's to report, not a toast's
         log.debug("could not look for finished jobs", exc_info=True)
