@@ -23,14 +23,16 @@ from sqlalchemy.engine import make_url
 from compute import datasets, intake, param_text, registry
 from jobstore import history, queries, search, transitions
 from jobstore.engine import make_engine, migrate, revision
-from jobstore.enqueue import enqueue
+from jobstore.enqueue import MAX_OWNER_LENGTH, enqueue
 from jobstore.models import Status
 from jobstore.views import Cost, JobDetail
 from runlab import format as fmt
 from runlab.artifacts import ArtifactStore, artifact_store
 from runlab.errors import InvalidParams, InvalidUpload, RunlabError
+from runlab.identity import Actor, operator
 from runlab.settings import Settings, load_settings
 from runlab.status import OUTCOMES, partial_note
+from runlab.text import bad_character
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,10 @@ class _State:
         self.settings: Settings = load_settings()
         self._engine: Engine | None = None
         registry.load(self.settings.extra_kind_modules)
+        name = click.get_current_context().meta.get(AS_KEY) or self.settings.owner
+        # The CLI talks to the store directly: an operator, who may act on every job, named
+        # in the events of what it does.
+        self.actor: Actor = operator(name)
 
     @property
     def engine(self) -> Engine:
@@ -63,10 +69,37 @@ class _State:
 pass_state = click.make_pass_decorator(_State, ensure=True)
 
 
+AS_KEY = "runlab.as"
+
+
+def _as_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    name = value.strip()
+    why = bad_character(name) or (
+        f"at most {MAX_OWNER_LENGTH} characters" if len(name) > MAX_OWNER_LENGTH else None
+    )
+    if not name or why:
+        raise click.BadParameter(why or "give a name", param_hint="--as")
+    return name
+
+
 @click.group(cls=RunlabGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Log what is happening to stderr.")
-def cli(verbose: bool) -> None:
+@click.option(
+    "--as",
+    "as_name",
+    default=None,
+    callback=_as_name,
+    metavar="NAME",
+    help="The name this command's jobs and actions are recorded under; by default RUNLAB_USER "
+    "or the operating-system user. The CLI acts as an operator: it may act on every job.",
+)
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, as_name: str | None) -> None:
     """Runlab: run long simulations on Dask, watch them live, share the results."""
+    if as_name:
+        ctx.meta[AS_KEY] = as_name
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -247,7 +280,7 @@ def submit(
     options: dict[str, Any] = {
         "name": name,
         "idempotency_key": idempotency_key,
-        "owner": state.settings.owner,
+        "owner": state.actor.name,
         "tags": tags,
         "max_attempts": max_attempts,
         "timeout_seconds": timeout_seconds,
@@ -429,7 +462,7 @@ def ls(
             query,
             kinds=[k.name for k in everything],
             param_keys={f for k in everything for f in k.params.model_fields},
-            me=state.settings.owner,
+            me=state.actor.name,
         )
     except search.InvalidQuery as exc:
         raise click.UsageError(f"{exc.message}\n{exc.pointer()}") from None
@@ -468,7 +501,7 @@ def ls(
 @pass_state
 def rerun(state: _State, job_id: str) -> None:
     """Submit the same kind, parameters and seed again; print the new job's id."""
-    click.echo(intake.rerun(state.engine, job_id, owner=state.settings.owner))
+    click.echo(intake.rerun(state.engine, job_id, owner=state.actor.name))
 
 
 @cli.command()
@@ -476,7 +509,7 @@ def rerun(state: _State, job_id: str) -> None:
 @pass_state
 def cancel(state: _State, job_id: str) -> None:
     """Cancel a queued job at once, or ask a running one to stop."""
-    outcome = transitions.request_cancel(state.engine, job_id)
+    outcome = transitions.request_cancel(state.engine, job_id, actor=state.actor)
     messages = {
         transitions.CancelOutcome.CANCELLED: f"{job_id}: cancelled",
         transitions.CancelOutcome.REQUESTED: f"{job_id}: cancel requested; it stops soon",
@@ -491,7 +524,7 @@ def cancel(state: _State, job_id: str) -> None:
 def stop(state: _State, job_id: str) -> None:
     """Stop a running Monte Carlo job early; it ends succeeded with its partial result."""
     stoppable = [k.name for k in registry.all_kinds() if k.stoppable]
-    outcome = transitions.request_stop(state.engine, job_id, stoppable)
+    outcome = transitions.request_stop(state.engine, job_id, stoppable, actor=state.actor)
     if outcome is transitions.StopOutcome.REQUESTED:
         click.echo(f"{job_id}: stop requested; it ends soon with the chunks done so far")
         return

@@ -50,10 +50,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(url: str, folder: Path, **env: str) -> Iterator[str]:
-    """`runlab web` over the store at `url`, run in `folder` on a free port: its base URL once
-    it answers. On leaving, the server and its Streamlit child are stopped together."""
-    port = free_port()
+def served(url: str, folder: Path, port: int | None = None, **env: str) -> Iterator[str]:
+    """`runlab web` over the store at `url`, run in `folder` on `port` (a free one by
+    default): its base URL once it answers. On leaving, the server and its Streamlit child are
+    stopped together."""
+    port = port or free_port()
     web = spawn(
         [str(Path(sys.executable).with_name("runlab")), "web", "--port", str(port)],
         folder / "web.log",
