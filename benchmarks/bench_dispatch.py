@@ -11,6 +11,12 @@ throughput: 1, 2 and 4 runners, all registered first; then the jobs are queued i
             the rate is jobs ÷ (last `finished_at` - first `started_at`). Every job must end
             `succeeded` with exactly one claim event.
 locks:      lines saying "database is locked" in the runners' logs, and jobs that failed.
+queues:     the latency and the throughput (with the first runner count) again, over 8 named
+            queues (four of them with a limit of running jobs, set high enough not to bind, so
+            that every claim takes the queues' locks and counts), priorities 0-10 and 20 owners,
+            each job's queue, priority and owner drawn at random. Target: within 80 % of the
+            single-queue figures of the same run (jobs/s at least 0.8 times as many, the p50 at
+            most 1/0.8 times as long).
 
 Each measurement gets a fresh store. Prints a table beside the spec's targets; exits 1 if a
 job was lost, failed, or claimed more than once, or the store breaks an invariant.
@@ -20,6 +26,8 @@ Run: .venv/bin/python benchmarks/bench_dispatch.py [--backend sqlite|postgres|bo
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import platform
 import random
@@ -35,7 +43,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 from sqlalchemy import Engine, create_engine, func, select, text
@@ -53,6 +61,10 @@ from jobstore.models import TERMINAL, Status  # noqa: E402
 from tests.processes import RUNLAB, spawn  # noqa: E402
 
 KIND_MODULE = "benchmarks.dispatch_kind"
+QUEUES = [f"q{i}" for i in range(8)]
+# Limits above any runner's concurrency: the claim enforces them, and never has to wait on one.
+QUEUE_SETTINGS = json.dumps({q: ({"limit": 1000} if i % 2 else {}) for i, q in enumerate(QUEUES)})
+OWNERS = [f"analyst{i:02d}" for i in range(20)]
 PG_DEFAULT = os.environ.get(
     "RUNLAB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -97,7 +109,10 @@ class RunnerProc:
 class Runners:
     """`runlab runner` subprocesses, each in its own session so that its Dask workers go too."""
 
-    def __init__(self, url: str, logs: Path, label: str, concurrency: int) -> None:
+    def __init__(
+        self, url: str, logs: Path, label: str, concurrency: int, queues: str = ""
+    ) -> None:
+        self.queues = queues  # RUNLAB_QUEUES for the runners; empty: the default queue only
         self.url = url
         self.logs = logs
         self.label = label
@@ -114,6 +129,7 @@ class Runners:
             "RUNLAB_KIND_MODULES": KIND_MODULE,
             "PYTHONPATH": str(ROOT),
             "RUNLAB_ARTIFACTS": str(self.logs / f"{self.label}-artifacts"),
+            "RUNLAB_QUEUES": self.queues,
         }
         options = ["--concurrency", str(self.concurrency), "--workers", "1"]
         for i in range(count):
@@ -166,8 +182,10 @@ class Runners:
 
 
 @contextlib.contextmanager
-def runners(url: str, logs: Path, label: str, concurrency: int) -> Iterator[Runners]:
-    group = Runners(url, logs, label, concurrency)
+def runners(
+    url: str, logs: Path, label: str, concurrency: int, queues: str = ""
+) -> Iterator[Runners]:
+    group = Runners(url, logs, label, concurrency, queues)
     try:
         yield group
     finally:
@@ -310,6 +328,10 @@ class Figures:
     latency_n: int = 0
     rates: dict[int, float] = field(default_factory=dict)
     cpu_ms: dict[int, float] = field(default_factory=dict)
+    # The same over 8 queues, mixed priorities and 20 owners.
+    mixed_latency_p50: float = float("nan")
+    mixed_rate: float = float("nan")
+    mixed_runners: int = 0
     locked_lines: int = 0
     trouble_lines: int = 0
     failed: int = 0
@@ -343,11 +365,12 @@ def measure_latency(
     count: int,
     concurrency: int,
     rng: random.Random,
+    mixed: bool = False,
 ) -> None:
-    label = f"{backend}-latency"
+    label = f"{backend}-latency" + ("-queues" if mixed else "")
     with (
         fresh_store(backend, pg_url, tmp, label) as (url, engine),
-        runners(url, tmp, label, concurrency) as group,
+        runners(url, tmp, label, concurrency, QUEUE_SETTINGS if mixed else "") as group,
     ):
         group.start(engine, 1)
         warm = [intake.submit(engine, KIND, {}) for _ in range(3)]
@@ -358,7 +381,7 @@ def measure_latency(
             what="the warm-up jobs",
         )
         for _ in range(count):
-            public_ids.append(intake.submit(engine, KIND, {}))
+            public_ids.append(intake.submit(engine, KIND, {}, **_drawn(rng, mixed)))
             time.sleep(rng.uniform(0.1, 0.2))  # the spacing of arrivals, not a wait for state
         ids = internal_ids(engine, public_ids)
         wait_until(
@@ -369,14 +392,28 @@ def measure_latency(
         )
         out = outcome(engine, ids)
         verify(fig, label, engine, out, count)
-        fig.latency_n = len(out.latencies_ms)
-        fig.latency_p50 = pct(out.latencies_ms, 50)
-        fig.latency_p95 = pct(out.latencies_ms, 95)
-        fig.done_p50 = pct(out.done_ms, 50)
+        if mixed:
+            fig.mixed_latency_p50 = pct(out.latencies_ms, 50)
+        else:
+            fig.latency_n = len(out.latencies_ms)
+            fig.latency_p50 = pct(out.latencies_ms, 50)
+            fig.latency_p95 = pct(out.latencies_ms, 95)
+            fig.done_p50 = pct(out.done_ms, 50)
         group.stop()
         locked, trouble = group.log_counts()
         fig.locked_lines += locked
         fig.trouble_lines += trouble
+
+
+def _drawn(rng: random.Random, mixed: bool) -> dict[str, Any]:
+    """A job's queue, priority and owner in the mixed run; nothing in the single-queue one."""
+    if not mixed:
+        return {}
+    return {
+        "queue": rng.choice(QUEUES),
+        "priority": rng.randint(0, 10),
+        "owner": rng.choice(OWNERS),
+    }
 
 
 def measure_throughput(
@@ -389,17 +426,31 @@ def measure_throughput(
     count: int,
     concurrency: int,
     timeout: float,
+    mixed: bool = False,
+    rng: random.Random | None = None,
 ) -> None:
-    label = f"{backend}-throughput-{n_runners}"
+    label = f"{backend}-throughput-{n_runners}" + ("-queues" if mixed else "")
     with (
         fresh_store(backend, pg_url, tmp, label) as (url, engine),
-        runners(url, tmp, label, concurrency) as group,
+        runners(url, tmp, label, concurrency, QUEUE_SETTINGS if mixed else "") as group,
     ):
         group.start(engine, n_runners)
         cpu0 = group.cpu_seconds()
         t0 = time.perf_counter()
-        # The store's own bulk path: one transaction, the rows `submit` writes.
-        ids = internal_ids(engine, intake.submit_many(engine, KIND, [{}] * count))
+        # The store's own bulk path: one transaction, the rows `submit` writes; in the mixed
+        # run one per (queue, priority, owner) drawn, in the order drawn.
+        if mixed:
+            draws = Counter(
+                tuple(_drawn(rng or random.Random(0), True).values()) for _ in range(count)
+            )
+            public_ids: list[str] = []
+            for (queue, priority, owner), n in draws.items():
+                public_ids += intake.submit_many(
+                    engine, KIND, [{}] * n, queue=queue, priority=priority, owner=owner
+                )
+            ids = internal_ids(engine, public_ids)
+        else:
+            ids = internal_ids(engine, intake.submit_many(engine, KIND, [{}] * count))
         queued = time.perf_counter() - t0
         ended = 0
         deadline = time.monotonic() + timeout
@@ -419,9 +470,12 @@ def measure_throughput(
             fig.problems.append(f"{label}: only {ended} of {count} ended within {timeout:.0f} s")
         verify(fig, label, engine, out, count)
         span = (max(out.finished) - min(out.started)).total_seconds() if out.started else 0.0
-        if span > 0:
+        if span > 0 and mixed:
+            fig.mixed_rate = len(out.finished) / span
+            fig.mixed_runners = n_runners
+        elif span > 0:
             fig.rates[n_runners] = len(out.finished) / span
-        if cpu > 0 and out.finished:
+        if cpu > 0 and out.finished and not mixed:
             fig.cpu_ms[n_runners] = cpu / len(out.finished) * 1e3
         shares = ", ".join(str(n) for _, n in out.per_runner.most_common())
         fig.notes.append(
@@ -466,6 +520,29 @@ def report(figures: Sequence[Figures], runner_counts: Sequence[int]) -> None:
                     f"{rate:,.0f} jobs/s" + (f" ({cpu:.1f} ms runner CPU/job)" if cpu else ""),
                     "≥ 1000 jobs/s" if target else "",
                     _verdict(rate >= 1000) if target else "",
+                )
+            )
+        if f.mixed_runners:
+            single = f.rates.get(f.mixed_runners, float("nan"))
+            share = f.mixed_rate / single
+            rows.append(
+                (
+                    f.backend,
+                    f"8 queues, 20 owners: throughput, {f.mixed_runners} runner(s)",
+                    f"{f.mixed_rate:,.0f} jobs/s ({share:.0%} of one queue's)",
+                    "≥ 80 %",
+                    _verdict(share >= 0.8),
+                )
+            )
+        if not math.isnan(f.mixed_latency_p50):
+            share = f.latency_p50 / f.mixed_latency_p50
+            rows.append(
+                (
+                    f.backend,
+                    "8 queues, 20 owners: submit→running p50",
+                    f"{f.mixed_latency_p50:.0f} ms ({share:.0%} of one queue's speed)",
+                    "≥ 80 %",
+                    _verdict(share >= 0.8),
                 )
             )
         rows.append(
@@ -523,6 +600,13 @@ def report(figures: Sequence[Figures], runner_counts: Sequence[int]) -> None:
 @click.option("--concurrency", default=32, show_default=True, help="Each runner's --concurrency.")
 @click.option("--timeout", default=90.0, show_default=True, help="Seconds per throughput run.")
 @click.option("--keep", is_flag=True, help="Keep the temporary folder (stores and runner logs).")
+@click.option(
+    "--queues/--no-queues",
+    "queues_run",
+    default=True,
+    show_default=True,
+    help="Also run over 8 queues with mixed priorities and 20 owners.",
+)
 def main(
     backend: str | None,
     database_url: str,
@@ -532,6 +616,7 @@ def main(
     concurrency: int,
     timeout: float,
     keep: bool,
+    queues_run: bool,
 ) -> None:
     if make_url(database_url).get_backend_name() != "postgresql":
         raise click.BadParameter("must be a PostgreSQL URL", param_hint="--database-url")
@@ -573,6 +658,30 @@ def main(
                 print(
                     f"{b}: {k} runner(s) done ({time.perf_counter() - started:.0f} s)", flush=True
                 )
+            if queues_run:
+                measure_latency(
+                    fig,
+                    b,
+                    database_url,
+                    tmp,
+                    count=latency_jobs,
+                    concurrency=concurrency,
+                    rng=rng,
+                    mixed=True,
+                )
+                measure_throughput(
+                    fig,
+                    b,
+                    database_url,
+                    tmp,
+                    n_runners=counts[0],
+                    count=jobs,
+                    concurrency=concurrency,
+                    timeout=timeout,
+                    mixed=True,
+                    rng=rng,
+                )
+                print(f"{b}: 8 queues done ({time.perf_counter() - started:.0f} s)", flush=True)
     finally:
         if keep:
             print(f"stores and runner logs kept in {tmp}")

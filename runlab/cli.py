@@ -741,7 +741,7 @@ def _served_queues(raw: str | None, settings: Settings) -> list[str] | None:
 
 _HOST_HELP = (
     "Address the web app listens on; 0.0.0.0 opens it to the network, where anyone who reaches "
-    "the port can use it: there is no sign-in."
+    "the port can use it unless sign-in is set up ([auth] in .streamlit/secrets.toml)."
 )
 
 

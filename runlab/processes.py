@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 import urllib.request
 from pathlib import Path
 from types import FrameType
@@ -20,7 +21,7 @@ import click
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from runlab.settings import Settings
+from runlab.settings import SECRETS_FILE, Settings
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +140,19 @@ def app_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def sign_in_configured(secrets: Path = SECRETS_FILE) -> bool:
+    """Whether the app in this folder will ask for sign-in: Streamlit's secrets file here has
+    an `[auth]` table."""
+    try:
+        with secrets.open("rb") as fh:
+            return isinstance(tomllib.load(fh).get("auth"), dict)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False
+
+
 def warn_if_exposed(host: str, port: int) -> None:
-    """There is no sign-in: say so whenever the app listens beyond this machine."""
-    if not _loopback(host):
+    """Without sign-in, say so whenever the app listens beyond this machine."""
+    if not _loopback(host) and not sign_in_configured():
         click.echo(
             f"warning: the web app listens on {host or 'every interface'}, port {port}, and has "
             "no sign-in: anyone who reaches it can submit, cancel, delete and upload",
