@@ -158,9 +158,16 @@ class Runner:
         self._db_down = False
         self._db_failures = 0
         self.artifacts = artifact_store(settings)
+        limited = set(settings.queue_limits)
+        # A slot of a limited queue frees as its job ends: every runner serving the queue is
+        # told in the same transaction (NOTIFY on PostgreSQL), not only this one, whose own
+        # slots may be taken by other queues.
         self._results = GroupCommit(
             lambda group: self._until_stored(
-                "succeed", lambda: transitions.succeed_many(self.engine, group)
+                "succeed",
+                lambda: transitions.succeed_many(
+                    self.engine, group, wake=any(s.lease.queue in limited for s in group)
+                ),
             )
         )
 
@@ -390,11 +397,6 @@ class Runner:
             if r is not None:
                 r.done.set()
             self._wake.set()
-            if lease.queue in self.settings.queue_limits and is_postgres(self.engine):
-                # A slot of a limited queue is free: every runner serving it may take the next
-                # job, not only this one, whose own slots may be taken by other queues.
-                with contextlib.suppress(Exception):
-                    ledger.wake_runners(self.engine)
 
     def _drop_checkpoints(self, lease: Lease, ctx: JobContext | None) -> None:
         """A finished job needs its checkpoints no more. A first attempt that saved none has

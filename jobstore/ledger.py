@@ -68,12 +68,6 @@ def notify(conn: Connection) -> None:
         conn.execute(text("SELECT pg_notify(:ch, '')"), {"ch": NOTIFY_CHANNEL})
 
 
-def wake_runners(engine: Engine) -> None:
-    """A NOTIFY of its own, outside any job's transaction."""
-    with engine.begin() as conn:
-        notify(conn)
-
-
 def listen(
     engine: Engine, stop: threading.Event, wake: Callable[[], None], *, retry_after: float
 ) -> None:

@@ -39,6 +39,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy import Integer as SqlInteger
@@ -59,10 +60,20 @@ def lock_queues(conn: Connection, queues: Iterable[str]) -> None:
     never wait on each other in a cycle. On SQLite the writer's lock already holds them."""
     if not is_postgres(conn):
         return
-    for queue in sorted(set(queues)):
-        key = zlib.crc32(queue.encode())
-        signed = key - 2**32 if key >= 2**31 else key  # the lock's two keys are int4s
-        conn.execute(select(func.pg_advisory_xact_lock(_LOCK_SPACE, signed)))
+    keys = sorted({_signed(zlib.crc32(q.encode())) for q in queues})
+    # One round trip for them all, taken in the keys' order.
+    conn.execute(
+        text(
+            "SELECT count(pg_advisory_xact_lock(:space, k)) "
+            "FROM (SELECT unnest(CAST(:keys AS integer[])) AS k ORDER BY 1) AS ordered"
+        ),
+        {"space": _LOCK_SPACE, "keys": keys},
+    )
+
+
+def _signed(key: int) -> int:
+    """A 32-bit hash as the signed int4 an advisory lock's key is."""
+    return key - 2**32 if key >= 2**31 else key
 
 
 def running_counts(conn: Connection, queues: Iterable[str]) -> dict[str, int]:

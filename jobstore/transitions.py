@@ -263,13 +263,14 @@ _MARK_PARTIAL = (
 )
 
 
-def succeed_many(engine: Engine, done: Sequence[Success]) -> set[int]:
+def succeed_many(engine: Engine, done: Sequence[Success], *, wake: bool = False) -> set[int]:
     """End many attempts as succeeded in one transaction, each behind its own fence.
 
     A runner's jobs that finish together are stored together (group commit): one fenced
     UPDATE for all of them, then their events, stages and results in a few multi-row
     statements. Returns the ids of the jobs stored; an attempt fenced out is simply not among
-    them, and nothing of it is written.
+    them, and nothing of it is written. `wake` tells every listening runner as it commits (a
+    limited queue's slot is free).
     """
     if not done:
         return set()
@@ -296,6 +297,8 @@ def succeed_many(engine: Engine, done: Sequence[Success]) -> set[int]:
         if partial:
             conn.execute(_MARK_PARTIAL, partial)
         conn.execute(_FINISH_STAGES, {"ids": sorted(stored)})
+        if wake:
+            notify(conn)
         conn.execute(
             _INSERT_RESULT,
             [

@@ -406,11 +406,12 @@ def show(state: _State, job_id: str, as_json: bool) -> None:
         click.echo(json.dumps(job.to_json(), indent=2))
         return
     click.echo(f"{job.name}  ({job.kind}, {job.id})")
+    click.echo(f"owner     {job.owner}")
     click.echo(f"status    {job.outcome}  attempt {job.attempt}  progress {job.progress:.0%}")
     if job.partial:
         click.echo(f"          {partial_note(job.progress)}")
-    if job.queue_position:
-        click.echo(f"queue     position {job.queue_position}")
+    place = f"  position {job.queue_position}" if job.queue_position else ""
+    click.echo(f"queue     {job.queue}  priority {job.priority}{place}")
     for s in job.stages:
         click.echo(f"  stage   {s.name:<20} {s.status:<8} {s.progress:.0%}")
     click.echo(f"params    {json.dumps(job.params)}")
@@ -424,6 +425,8 @@ def show(state: _State, job_id: str, as_json: bool) -> None:
         click.echo(f"cost      {_cost_text(job.cost.total)}")
         for sc in job.cost.stages:
             click.echo(f"  stage   {sc.name:<20} {_cost_text(sc.cost)}")
+    for a in job.actions:
+        click.echo(f"by        {a.actor}: {a.what} at {a.at:%Y-%m-%d %H:%M:%S} UTC")
 
 
 def _cost_text(c: Cost) -> str:
