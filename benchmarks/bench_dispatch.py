@@ -480,6 +480,7 @@ def measure_throughput(
         fig.notes.append(
             f"{label}: {len(out.finished)} jobs; queued in {queued:.2f} s; first start to "
             f"last finish {span:.2f} s, wall from queuing {wall:.2f} s; "
+            f"runner CPU {cpu / max(1, len(out.finished)) * 1e3:.2f} ms/job; "
             f"jobs per runner {shares}"
         )
         return rate
@@ -544,7 +545,7 @@ def report(figures: Sequence[Figures], runner_counts: Sequence[int]) -> None:
                 (
                     f.backend,
                     f"8 queues, 20 owners: submit→running p50, median of {len(f.paired_latency)}",
-                    f"{mixed:.0f} ms against {one:.0f} ms on one queue: {share:.0%} of its speed",
+                    f"{mixed:.1f} ms against {one:.1f} ms on one queue: {share:.0%} of its speed",
                     "≥ 80 %",
                     _verdict(share >= 0.8),
                 )
@@ -606,7 +607,7 @@ def report(figures: Sequence[Figures], runner_counts: Sequence[int]) -> None:
 @click.option("--keep", is_flag=True, help="Keep the temporary folder (stores and runner logs).")
 @click.option(
     "--queues-repeats",
-    default=3,
+    default=5,
     show_default=True,
     type=click.IntRange(0, 20),
     help="Runs of one queue and of 8 queues with mixed priorities and 20 owners, in turn; "

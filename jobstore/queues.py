@@ -33,6 +33,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     and_,
+    bindparam,
     case,
     cast,
     func,
@@ -62,13 +63,7 @@ def lock_queues(conn: Connection, queues: Iterable[str]) -> None:
         return
     keys = sorted({_signed(zlib.crc32(q.encode())) for q in queues})
     # One round trip for them all, taken in the keys' order.
-    conn.execute(
-        text(
-            "SELECT count(pg_advisory_xact_lock(:space, k)) "
-            "FROM (SELECT unnest(CAST(:keys AS integer[])) AS k ORDER BY 1) AS ordered"
-        ),
-        {"space": _LOCK_SPACE, "keys": keys},
-    )
+    conn.execute(_LOCK, {"space": _LOCK_SPACE, "keys": keys})
 
 
 def _signed(key: int) -> int:
@@ -76,13 +71,20 @@ def _signed(key: int) -> int:
     return key - 2**32 if key >= 2**31 else key
 
 
+# Built once: the claim runs it on every round that may take from a limited queue.
+_RUNNING = (
+    select(jobs.c.queue, func.count())
+    .where(jobs.c.status == Status.RUNNING, jobs.c.queue.in_(bindparam("names", expanding=True)))
+    .group_by(jobs.c.queue)
+)
+_LOCK = text(
+    "SELECT count(pg_advisory_xact_lock(:space, k)) "
+    "FROM (SELECT unnest(CAST(:keys AS integer[])) AS k ORDER BY 1) AS ordered"
+)
+
+
 def running_counts(conn: Connection, queues: Iterable[str]) -> dict[str, int]:
-    names = list(queues)
-    rows = conn.execute(
-        select(jobs.c.queue, func.count())
-        .where(jobs.c.status == Status.RUNNING, jobs.c.queue.in_(names))
-        .group_by(jobs.c.queue)
-    ).all()
+    rows = conn.execute(_RUNNING, {"names": list(queues)}).all()
     return {q: int(n) for q, n in rows}
 
 
