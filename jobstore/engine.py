@@ -15,7 +15,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, DateTime, Engine, Float, create_engine, event, select
+from sqlalchemy import Connection, DateTime, Engine, Float, Integer, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
@@ -243,3 +243,21 @@ def _since_sqlite(element: seconds_since, compiler: Any, **kw: Any) -> str:
 def _since_pg(element: seconds_since, compiler: Any, **kw: Any) -> str:
     col = compiler.process(element.clauses, **kw)
     return f"EXTRACT(EPOCH FROM (clock_timestamp() - {col}))"
+
+
+class whole(FunctionElement[Any]):
+    """The whole part of a number that is not negative, as an integer, on both backends:
+    SQLite may lack floor(), and PostgreSQL's cast rounds."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(whole, "sqlite")
+def _whole_sqlite(element: whole, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS INTEGER)"
+
+
+@compiles(whole, "postgresql")
+def _whole_pg(element: whole, compiler: Any, **kw: Any) -> str:
+    return f"CAST(floor({compiler.process(element.clauses, **kw)}) AS INTEGER)"

@@ -35,7 +35,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    cast,
     func,
     literal,
     or_,
@@ -43,9 +42,8 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy import Integer as SqlInteger
 
-from jobstore.engine import is_postgres, reading, seconds_since
+from jobstore.engine import is_postgres, reading, seconds_since, whole
 from jobstore.models import Job, Runner, Status, table_of
 
 jobs = table_of(Job)
@@ -138,45 +136,43 @@ def age(engine: Engine, step: float) -> int:
     """Raise waiting jobs' effective priority by their wait, up to the top of their queue;
     lower any left above a top that has since fallen. Returns the jobs changed.
 
-    A read finds the queues that need it first, so a store where every waiting job already
-    stands at its place takes no write lock.
+    A read finds the queues that need it first, so a store where no waiting job is due a
+    step takes no write lock: most heartbeats only read.
     """
+    eff = jobs.c.effective_priority
+    # A job due its next step: it has waited one more `step` than its raises so far.
+    due = seconds_since(jobs.c.run_after) >= (eff - jobs.c.priority + 1) * step
     with reading(engine) as conn:
         tops = conn.execute(
             select(
                 jobs.c.queue,
                 func.max(jobs.c.priority),
-                func.min(jobs.c.effective_priority),
-                func.max(jobs.c.effective_priority),
+                func.max(eff),
+                func.min(case((due, eff))),
             )
             .where(jobs.c.status == Status.QUEUED)
             .group_by(jobs.c.queue)
         ).all()
-    work = [(q, int(top)) for q, top, low, high in tops if low < top or high > top]
+    work = [
+        (q, int(top))
+        for q, top, high, due_low in tops
+        if high > top or (due_low is not None and due_low < top)
+    ]
     if not work:
         return 0
     changed = 0
+    steps = whole(seconds_since(jobs.c.run_after) / step)
     with engine.begin() as conn:
         for queue, top in work:
             mine = and_(jobs.c.status == Status.QUEUED, jobs.c.queue == queue)
             changed += conn.execute(
-                update(jobs)
-                .where(mine, jobs.c.effective_priority > top)
-                .values(effective_priority=top)
+                update(jobs).where(mine, eff > top).values(effective_priority=top)
             ).rowcount
-            waited = cast(func.floor(seconds_since(jobs.c.run_after) / step), SqlInteger)
             raised = case(
-                (jobs.c.priority + waited >= top, literal(top)), else_=jobs.c.priority + waited
+                (jobs.c.priority + steps >= top, literal(top)), else_=jobs.c.priority + steps
             )
             changed += conn.execute(
-                update(jobs)
-                .where(
-                    mine,
-                    jobs.c.effective_priority < top,
-                    seconds_since(jobs.c.run_after)
-                    >= (jobs.c.effective_priority - jobs.c.priority + 1) * step,
-                )
-                .values(effective_priority=raised)
+                update(jobs).where(mine, eff < top, due).values(effective_priority=raised)
             ).rowcount
     return changed
 
