@@ -244,7 +244,6 @@ def actions(job: JobDetail) -> None:
     st.dataframe(
         [{"When": fmt.timestamp(a.at, zone), "Who": a.actor, "What": a.what} for a in job.actions],
         hide_index=True,
-        key=f"actions-{job.id}",
         column_config={"What": st.column_config.TextColumn(width="large")},
     )
 
@@ -295,7 +294,9 @@ def show(fig: go.Figure, *, key: str) -> None:
 
 
 def logs(job: JobDetail) -> None:
-    """The last log lines as one code block: text, never Markdown."""
+    """Who asked what of the job, then its last log lines as one code block: text, never
+    Markdown."""
+    actions(job)
     if not job.logs:
         st.caption("No log lines yet.")
         return

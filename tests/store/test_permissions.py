@@ -5,11 +5,11 @@ event names who asked."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from compute import intake, registry
 from jobstore import labels, presets, queries, retention, transitions
-from jobstore.models import Job, JobEvent, Status
+from jobstore.models import Status
 from runlab.errors import Forbidden, InvalidParams
 from runlab.identity import Actor, signed_in
 
@@ -24,15 +24,9 @@ def _kinds() -> None:
     registry.load()
 
 
-def _events(engine: Engine, public_id: str) -> list[tuple[str | None, str]]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(JobEvent.actor, JobEvent.message)
-            .join(Job, Job.id == JobEvent.job_id)
-            .where(Job.public_id == public_id)
-            .order_by(JobEvent.id)
-        ).all()
-    return [(r.actor, r.message) for r in rows]
+def _events(engine: Engine, public_id: str) -> list[tuple[str, str]]:
+    """Who asked what of the job, as its page lists it."""
+    return [(a.actor, a.what) for a in queries.get_job(engine, public_id).actions]
 
 
 def test_only_the_owner_or_an_admin_cancels(engine: Engine) -> None:
