@@ -80,3 +80,33 @@ def test_a_limit_caps_a_queue_whoever_claims(engine: Engine) -> None:
     assert second == []
     assert other in {le.public_id for le in first}
     assert transitions.claim(engine, "r3", limit=5, serve=["default"]) == []
+
+
+def test_the_upgrade_puts_every_job_in_its_place(engine: Engine) -> None:
+    from alembic import command
+
+    from jobstore.engine import _config, migrate
+
+    first = _submit(engine, priority=5, owner="ann")
+    second = _submit(engine, owner="bob")
+    cfg, _heads = _config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0010")  # as the store stood before queues had turns
+
+    migrate(engine)
+
+    with engine.connect() as conn:
+        rows = {
+            r.public_id: r
+            for r in conn.execute(
+                select(Job.public_id, Job.queue, Job.effective_priority, Job.turn)
+            )
+        }
+    assert (rows[first].queue, rows[first].effective_priority, rows[first].turn) == (
+        "default",
+        5,
+        0,
+    )
+    assert (rows[second].effective_priority, rows[second].turn) == (0, 0)
+    assert [le.public_id for le in transitions.claim(engine, "r", limit=2)] == [first, second]
