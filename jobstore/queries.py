@@ -325,15 +325,23 @@ def list_jobs(
 
 
 def queued_jobs(engine: Engine, *, limit: int = 50) -> list[tuple[int, JobSummary]]:
-    """The queue in claim order, with each job's position."""
+    """The waiting jobs in the claim's order, each with its position in its own queue.
+
+    The first `limit` in the order across queues hold, for each queue, its first jobs in that
+    queue's own order, so counting a queue's jobs down the list gives each one's place."""
     with reading(engine) as conn:
         rows = conn.execute(
             select(*SUMMARY_COLUMNS)
             .where(jobs.c.status == Status.QUEUED)
-            .order_by(jobs.c.priority.desc(), jobs.c.id)
+            .order_by(*queues.CLAIM_ORDER)
             .limit(limit)
         ).all()
-    return [(i, _summary(r)) for i, r in enumerate(rows, start=1)]
+    seen: dict[str, int] = {}
+    out = []
+    for r in rows:
+        seen[r.queue] = seen.get(r.queue, 0) + 1
+        out.append((seen[r.queue], _summary(r)))
+    return out
 
 
 def running_jobs(engine: Engine, *, limit: int = 100) -> list[JobSummary]:

@@ -31,9 +31,10 @@ def live() -> None:
     queued = queries.queued_jobs(engine)
     st.subheader(f"Queued · {len(queued)}")
     if queued:
+        several = len({job.queue for _, job in queued}) > 1 or len(settings.queue_names) > 1
         tables.job_table(
             [job for _, job in queued],
-            ["position", "job", "kind", "created"],
+            ["position", "job", *(["queue"] if several else []), "kind", "created"],
             positions={job.id: pos for pos, job in queued},
             key="queued",
         )

@@ -26,6 +26,7 @@ Column = Literal[
     "status",
     "kind",
     "owner",
+    "queue",
     "stage",
     "progress",
     "moved",
@@ -66,6 +67,7 @@ def _config() -> dict[str, Any]:
         "status": st.column_config.TextColumn("Status", width="small"),
         "kind": st.column_config.TextColumn("Kind", width=130),
         "owner": st.column_config.TextColumn("Owner", width="small"),
+        "queue": st.column_config.TextColumn("Queue", width="small"),
         "stage": st.column_config.TextColumn("Stage", width="small"),
         "progress": st.column_config.ProgressColumn(
             "Progress", min_value=0.0, max_value=1.0, format="percent", width="medium"
@@ -86,6 +88,7 @@ def _row(job: JobSummary, now: datetime, zone: tzinfo) -> dict[str, Any]:
         "name": job.name,
         "kind": kind_title(job.kind),
         "owner": job.owner,
+        "queue": job.queue,
         "stage": job.stage or "",
         "progress": job.progress,
         "moved": fmt.ago(job.progress_at, now) if job.progress_at else "",

@@ -40,11 +40,19 @@ def test_runners_page_shows_each_queue_its_depth_limit_and_runners(store: Engine
 def test_jobs_page_filters_by_queue_and_the_search_knows_queue(store: Engine) -> None:
     on_img = intake.submit(store, "monte_carlo_pi", {"samples": 1000}, queue="img", name="i")
     on_default = intake.submit(store, "monte_carlo_pi", {"samples": 1000}, name="d")
+    behind = intake.submit(store, "monte_carlo_pi", {"samples": 1000}, queue="img", name="j")
     everything = open_page("pages/jobs.py")
-    assert set(table(everything, "history")["id"]) == {on_img, on_default}
+    assert set(table(everything, "history")["id"]) == {on_img, on_default, behind}
+    waiting = table(everything, "queued")
+    # Each job's place in its own queue, in the claim's order across them.
+    assert list(zip(waiting["queue"], waiting["position"], strict=True)) == [
+        ("img", 1),
+        ("default", 1),
+        ("img", 2),
+    ]
     at = open_page("pages/jobs.py", queue=["img"])
     assert [m.value for m in at.multiselect if m.label == "Queue"] == [["img"]]
-    assert table(at, "history")["id"].tolist() == [on_img]
+    assert table(at, "history")["id"].tolist() == [behind, on_img]
     searched = open_page("pages/jobs.py", q="queue:default")
     assert table(searched, "history")["id"].tolist() == [on_default]
     assert queries.get_job(store, on_img).queue == "img"
