@@ -406,12 +406,13 @@ def show(state: _State, job_id: str, as_json: bool) -> None:
         click.echo(json.dumps(job.to_json(), indent=2))
         return
     click.echo(f"{job.name}  ({job.kind}, {job.id})")
-    click.echo(f"owner     {job.owner}")
     click.echo(f"status    {job.outcome}  attempt {job.attempt}  progress {job.progress:.0%}")
     if job.partial:
         click.echo(f"          {partial_note(job.progress)}")
     place = f"  position {job.queue_position}" if job.queue_position else ""
     click.echo(f"queue     {job.queue}  priority {job.priority}{place}")
+    if job.owner:
+        click.echo(f"owner     {job.owner}")
     for s in job.stages:
         click.echo(f"  stage   {s.name:<20} {s.status:<8} {s.progress:.0%}")
     click.echo(f"params    {json.dumps(job.params)}")
