@@ -43,6 +43,7 @@ HOUR = 3600.0
 MINUTE = 60.0
 TEXT_SETTINGS = (
     "database_url",
+    "dashboard",
     "scheduler",
     "artifacts",
     "artifacts_endpoint",
