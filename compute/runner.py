@@ -158,15 +158,16 @@ class Runner:
         self._db_down = False
         self._db_failures = 0
         self.artifacts = artifact_store(settings)
-        limited = set(settings.queue_limits)
-        # A slot of a limited queue frees as its job ends: every runner serving the queue is
-        # told in the same transaction (NOTIFY on PostgreSQL), not only this one, whose own
-        # slots may be taken by other queues.
+        # The limited queues this runner last found without a free slot. When one of their jobs
+        # ends, the slot it frees is told to every runner in the same transaction (NOTIFY on
+        # PostgreSQL), not only to this one, whose own slots may be taken by other queues; a
+        # queue with room to spare wakes no one.
+        self._full: frozenset[str] = frozenset()
         self._results = GroupCommit(
             lambda group: self._until_stored(
                 "succeed",
                 lambda: transitions.succeed_many(
-                    self.engine, group, wake=any(s.lease.queue in limited for s in group)
+                    self.engine, group, wake=any(s.lease.queue in self._full for s in group)
                 ),
             )
         )
@@ -289,6 +290,7 @@ class Runner:
             or not self._same_code()
         ):
             return 0
+        full: set[str] = set()
         try:
             leases = transitions.claim(
                 self.engine,
@@ -298,10 +300,12 @@ class Runner:
                 versions=software_versions(),
                 serve=self.queues,
                 limits=self.settings.queue_limits,
+                full=full,
             )
         except Exception:
             self._db_trouble("claim")
             return 0
+        self._full = frozenset(full)
         self._db_ok()
         for lease in leases:
             with self._lock:

@@ -114,12 +114,15 @@ def claim(
     versions: Mapping[str, str] | None = None,
     serve: Collection[str] | None = None,
     limits: Mapping[str, int] | None = None,
+    full: set[str] | None = None,
 ) -> list[Lease]:
     """Move up to `limit` due jobs from queued to running, each exactly once across runners.
 
     `serve` names the queues to take from (None: every queue). `limits` caps a queue's running
     jobs across every runner together: the queue's running jobs are counted in this same
     transaction, under the queue's lock, so two runners can never both take its last slot.
+    `full`, when given, is filled with the limited queues left without a free slot: a job of
+    one of them that ends frees a slot another runner may be waiting for.
     `versions` (the claiming runner's software) is recorded on each job claimed.
     """
     if limit <= 0 or (serve is not None and not serve):
@@ -140,12 +143,12 @@ def claim(
         rows: list[Any] = []
         want = limit
         while want > 0:
-            full = sorted(q for q, room in rooms.items() if room == 0)
+            no_room = sorted(q for q, room in rooms.items() if room == 0)
             tight = any(0 < room < want for room in rooms.values())
             if serve is None:
-                scope, names = (_Scope.EXCEPT, full) if full else (_Scope.ALL, [])
+                scope, names = (_Scope.EXCEPT, no_room) if no_room else (_Scope.ALL, [])
             else:
-                names = sorted(set(serve) - set(full))
+                names = sorted(set(serve) - set(no_room))
                 scope = _Scope.ONLY
                 if not names:
                     break
@@ -163,6 +166,8 @@ def claim(
                     rooms[r.queue] -= 1
             if len(got) < take or not tight:
                 break
+        if full is not None:
+            full.update(q for q, room in rooms.items() if room == 0)
         leases = [
             Lease(
                 r.id,

@@ -74,7 +74,9 @@ def test_a_limit_caps_a_queue_whoever_claims(engine: Engine) -> None:
     for _ in range(3):
         _submit(engine, queue="img")
     other = _submit(engine)
-    first = transitions.claim(engine, "r1", limit=5, limits={"img": 2})
+    full: set[str] = set()
+    first = transitions.claim(engine, "r1", limit=5, limits={"img": 2}, full=full)
+    assert full == {"img"}  # its jobs' ends will free a slot someone may wait for
     second = transitions.claim(engine, "r2", limit=5, limits={"img": 2})
     assert sorted(le.queue for le in first) == ["default", "img", "img"]
     assert second == []
