@@ -92,7 +92,9 @@ def runner_table(runners: Sequence[RunnerView], *, key: str) -> None:
                 "concurrency": st.column_config.NumberColumn(
                     "Concurrency", format="%d", width="small", help="Jobs it runs at once"
                 ),
-                "queues": st.column_config.TextColumn("Serves", help="The queues it claims from"),
+                "queues": st.column_config.TextColumn(
+                    "Serves", width="small", help="The queues it claims from"
+                ),
                 "heartbeat": st.column_config.TextColumn("Last heartbeat", width="small"),
                 "started": st.column_config.DatetimeColumn(
                     "Started", format="YYYY-MM-DD HH:mm:ss", timezone=zone
@@ -146,9 +148,10 @@ def queues_section(states: Sequence[QueueState]) -> None:
     )
     unserved = [q.name for q in states if q.queued and not q.runners]
     if unserved:
+        whose = "its" if len(unserved) == 1 else "their"
         st.warning(
-            f"No alive runner serves {md_escape(', '.join(unserved))}: its jobs wait until one "
-            "starts "
+            f"No alive runner serves {md_escape(', '.join(unserved))}: {whose} jobs wait until "
+            "one starts "
             "(`runlab runner --queues …`, or a runner without --queues, which serves them all).",
             icon=":material/hourglass_empty:",
         )
