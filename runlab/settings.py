@@ -342,11 +342,11 @@ class Settings(BaseSettings):
 
     @property
     def admin_emails(self) -> list[str]:
-        return [a.strip() for a in self.admins.split(",") if a.strip()]
+        return _comma_list(self.admins)
 
     @property
     def admin_group_names(self) -> list[str]:
-        return [g.strip() for g in self.admin_groups.split(",") if g.strip()]
+        return _comma_list(self.admin_groups)
 
     @property
     def queue_names(self) -> list[str]:
@@ -364,7 +364,11 @@ class Settings(BaseSettings):
 
     @property
     def extra_kind_modules(self) -> list[str]:
-        return [m.strip() for m in self.kind_modules.split(",") if m.strip()]
+        return _comma_list(self.kind_modules)
+
+
+def _comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 @contextmanager
