@@ -132,6 +132,7 @@ class Runner:
         self.engine = engine
         self.queues = queues  # those it serves; None: every queue
         self.settings = settings
+        self._limits = settings.queue_limits  # read once: every claim round passes them
         self.client = client
         self._reconnect = reconnect
         self._revive = revive
@@ -299,7 +300,7 @@ class Runner:
                 lease_seconds=self.settings.lease_seconds,
                 versions=software_versions(),
                 serve=self.queues,
-                limits=self.settings.queue_limits,
+                limits=self._limits,
                 full=full,
             )
         except Exception:

@@ -44,10 +44,10 @@ from sqlalchemy import (
 )
 
 from jobstore.engine import is_postgres, reading, seconds_since, whole
-from jobstore.models import Job, Runner, Status, table_of
+from jobstore.models import Job, Status, table_of
+from jobstore.views import RunnerView
 
 jobs = table_of(Job)
-runners_t = table_of(Runner)
 
 # The claim order, as `ORDER BY` terms: what `ix_jobs_claim` is built for.
 CLAIM_ORDER = (jobs.c.effective_priority.desc(), jobs.c.turn, jobs.c.id)
@@ -193,9 +193,10 @@ def states(
     engine: Engine,
     names: Sequence[str],
     limits: dict[str, int],
-    alive_within: float,
+    runners: Sequence[RunnerView],
 ) -> list[QueueState]:
-    """Every named queue and every queue a job names, with the alive runners serving it."""
+    """Every named queue and every queue a job names, with those of `runners` (as
+    `queries.runners` reads them) that are alive and serve it."""
     with reading(engine) as conn:
         counts = conn.execute(
             select(
@@ -207,12 +208,6 @@ def states(
             .where(jobs.c.status.in_([Status.QUEUED, Status.RUNNING]))
             .group_by(jobs.c.queue)
         ).all()
-        alive = conn.execute(
-            select(runners_t.c.id, runners_t.c.queues).where(
-                runners_t.c.stopped_at.is_(None),
-                seconds_since(runners_t.c.heartbeat_at) <= alive_within,
-            )
-        ).all()
     seen = {
         q: (int(a or 0), int(b or 0), None if w is None else max(0.0, float(w)))
         for q, a, b, w in counts
@@ -221,6 +216,6 @@ def states(
     out = []
     for name in order:
         queued, running, oldest = seen.get(name, (0, 0, None))
-        serving = [r.id for r in alive if r.queues is None or name in r.queues]
+        serving = [r.id for r in runners if r.alive and r.serves(name)]
         out.append(QueueState(name, queued, running, limits.get(name), oldest, serving))
     return out

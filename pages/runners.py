@@ -31,9 +31,7 @@ def live() -> None:
     runners = queries.runners(engine, alive_within=alive_within)
     found = view.clusters(view.schedulers(runners))
     view.summary(runners, found)
-    view.queues_section(
-        queues.states(engine, settings.queue_names, settings.queue_limits, alive_within)
-    )
+    view.queues_section(queues.states(engine, settings.queue_names, settings.queue_limits, runners))
     view.runners_section(runners, alive_within)
     view.cluster_section(runners, found)
 

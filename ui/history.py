@@ -439,15 +439,12 @@ def _ask_cancel(engine: Engine, ids: list[str], who: Actor) -> None:
 
 def _cancel(engine: Engine, ids: list[str], who: Actor) -> None:
     _forget()
+    mine, refusal = _refused(engine, ids, who, "cancel")
     outcomes: dict[str, int] = {}
-    refused: dict[str, str] = {}  # id: its owner
-    for job_id in ids:
-        try:
+    for job_id in mine:
+        try:  # the store checks again: a job the read let through is still refused there
             outcome = transitions.request_cancel(engine, job_id, actor=who)
-        except Forbidden as exc:
-            refused[job_id] = exc.owner
-            continue
-        except JobNotFound:
+        except (Forbidden, JobNotFound):
             continue
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     words = {
@@ -456,11 +453,8 @@ def _cancel(engine: Engine, ids: list[str], who: Actor) -> None:
         transitions.CancelOutcome.ALREADY_FINISHED: "had already finished",
     }
     parts = [f"{n} {words[o]}" for o, n in outcomes.items()]
-    if refused:
-        others = ", ".join(sorted(set(refused.values())))
-        parts.append(
-            f"refused {len(refused)}: only a job's owner ({others}) or an admin may cancel it"
-        )
+    if refusal:
+        parts.append(refusal)
     _done("; ".join(parts) or "Nothing to cancel.")
 
 
