@@ -34,6 +34,7 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/bench_pi.py
 	$(BIN)/python benchmarks/bench_dispatch.py
+	$(BIN)/python benchmarks/bench_claim_order.py
 	$(BIN)/python benchmarks/bench_kinds.py
 	$(BIN)/python benchmarks/bench_result_page.py
 
