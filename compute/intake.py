@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from compute import datasets, registry
+from compute import datasets, registry, sweeps
 from jobstore import enqueue as store
+from jobstore import sweeps as sweep_store
 from jobstore.enqueue import MAX_NAME_LENGTH, NewJob
+from jobstore.sweeps import NewSweep
 from runlab.errors import InvalidParams
 from runlab.settings import QUEUE_NAME, QUEUE_NAME_RULE
 
@@ -172,6 +174,80 @@ def submit_many(
         except InvalidParams as exc:
             raise InvalidParams({f"{i}.{k}": v for k, v in exc.errors.items()}) from None
     return store.enqueue_many(engine, checked, chunk=chunk)
+
+
+def check_sweep(
+    kind: str,
+    base: Mapping[str, Any],
+    axes: Mapping[str, str],
+    *,
+    method: sweeps.Method | None = None,
+    count: int = 0,
+    seed: int | None = None,
+    **options: Unpack[Options],
+) -> tuple[NewSweep, list[NewJob]]:
+    """A sweep and its children, every one checked as `check` checks a job, or InvalidParams
+    naming each bad field before anything is stored.
+
+    `base` holds the parameters the children share, `axes` the swept ones' texts
+    (compute/sweeps.py). Each child is an ordinary job: its own seed unless `base` gives one
+    (then they share it, which compares the points on the same random numbers), the sweep's
+    queue, priority and tags, and a name that says its point.
+    """
+    spec = registry.get(kind)
+    plan = sweeps.plan(kind, axes, method=method, count=count, seed=seed)
+    points = list(sweeps.checked(kind, base, plan))
+    key = options.pop("idempotency_key", None)
+    # The envelope, the queue and any uploaded table, checked once, on the first point.
+    template = check(kind, points[0][2], **options)
+    swept = {name for name, _text in plan.texts}
+    shared = {
+        k: v
+        for k, v in template.params.items()
+        if k not in swept and (k != "seed" or base.get("seed") is not None)
+    }
+    label = template.name or kind
+    children = [
+        replace(
+            template,
+            params=clean,
+            stage_names=list(spec.stages(parsed)),
+            name=f"{label} · {sweeps.point_text(point)}"[:MAX_NAME_LENGTH],
+            seed_drawn=base.get("seed") is None,
+        )
+        for point, parsed, clean in points
+    ]
+    sweep = NewSweep(
+        kind,
+        template.name,
+        template.owner,
+        plan.stored(),
+        shared,
+        template.queue,
+        template.priority,
+        key,
+        frozenset({"seed"}) if method is not None and seed is None else frozenset(),
+    )
+    return sweep, children
+
+
+def submit_sweep(
+    engine: Engine,
+    kind: str,
+    base: Mapping[str, Any],
+    axes: Mapping[str, str],
+    *,
+    method: sweeps.Method | None = None,
+    count: int = 0,
+    seed: int | None = None,
+    **options: Unpack[Options],
+) -> str:
+    """Check a sweep and store it with all its children in one transaction; return its
+    public id once committed. Under a used idempotency key, the sweep stored then."""
+    sweep, children = check_sweep(
+        kind, base, axes, method=method, count=count, seed=seed, **options
+    )
+    return sweep_store.create(engine, sweep, children)
 
 
 def rerun(engine: Engine, public_id: str, *, owner: str = "") -> str:

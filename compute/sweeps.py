@@ -26,6 +26,7 @@ from itertools import product
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel
 
 from compute import registry
 from runlab.errors import InvalidParams
@@ -62,6 +63,18 @@ class Plan:
     method: Method | None = None
     count: int = 0
     seed: int | None = None
+    # Each swept parameter's text, as given: what a stored sweep keeps to make its plan again.
+    texts: tuple[tuple[str, str], ...] = ()
+
+    def stored(self) -> dict[str, Any]:
+        """The plan as a sweep's row keeps it: `plan(kind, stored["axes"], method=…, count=…,
+        seed=…)` makes it again."""
+        return {
+            "axes": dict(self.texts),
+            "method": self.method,
+            "count": self.count,
+            "seed": self.seed,
+        }
 
     @property
     def size(self) -> int:
@@ -70,10 +83,10 @@ class Plan:
 
     def describe(self) -> str:
         """ "48 jobs: 6 sigma × 8 T", said before anything is submitted."""
-        parts = [f"{len(a.values)} {a.name}" for a in self.grid]
+        parts = [f"{len(a.values):,} {a.name}" for a in self.grid]
         if self.method:
             names = ", ".join(b.name for b in self.bounds)
-            parts.append(f"{self.count} {METHOD_WORDS[self.method]} points of {names}")
+            parts.append(f"{self.count:,} {METHOD_WORDS[self.method]} points of {names}")
         jobs = f"{self.size:,} job" + ("" if self.size == 1 else "s")
         return f"{jobs}: {' × '.join(parts)}" if parts else jobs
 
@@ -145,7 +158,8 @@ def plan(
     if errors:
         raise InvalidParams(errors)
     drawn = seed if seed is not None or method is None else secrets.randbelow(2**31)
-    out = Plan(tuple(grid), tuple(bounds), method, count if method else 0, drawn)
+    texts = tuple((name, text.strip()) for name, text in axes.items())
+    out = Plan(tuple(grid), tuple(bounds), method, count if method else 0, drawn, texts)
     if out.size > MAX_JOBS:
         raise InvalidParams(
             {"sweep": f"{out.describe()}, more than the {MAX_JOBS:,} a sweep may have"}
@@ -154,21 +168,32 @@ def plan(
 
 
 def expand(kind: str, base: Mapping[str, Any], sweep: Plan) -> list[dict[str, Any]]:
-    """Every job's parameters, each checked by the kind's model: the first set it refuses is
-    named, with the field and the swept values that made it."""
-    out = []
+    """Every job's parameters, each checked by the kind's model."""
+    return [clean for _point, _parsed, clean in checked(kind, base, sweep)]
+
+
+def checked(
+    kind: str, base: Mapping[str, Any], sweep: Plan
+) -> Iterator[tuple[dict[str, Any], BaseModel, dict[str, Any]]]:
+    """Each point with its parameters, typed and JSON-ready, checked by the kind's model: the
+    first set it refuses is named, with the field and the swept values that made it."""
     for point in sweep.points():
         try:
-            _parsed, clean = registry.validated(kind, {**base, **point})
+            parsed, clean = registry.validated(kind, {**base, **point})
         except InvalidParams as exc:
-            where = ", ".join(
-                f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in point.items()
-            )
+            where = point_text(point, " = ")
             raise InvalidParams(
                 {f: f"{m} (where {where})" for f, m in exc.errors.items()}
             ) from None
-        out.append(clean)
-    return out
+        yield point, parsed, clean
+
+
+def point_text(point: Mapping[str, Any], between: str = "=") -> str:
+    """A point as people read it: "sigma=0.15, T=2"."""
+    return ", ".join(
+        f"{k}{between}{v:.6g}" if isinstance(v, float) else f"{k}{between}{v}"
+        for k, v in point.items()
+    )
 
 
 def _axis(info: registry.FieldInfo, text: str, *, sampled: bool) -> Axis | Bounds:

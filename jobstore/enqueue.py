@@ -37,6 +37,7 @@ MAX_KEY_LENGTH = 200
 MAX_PRIORITY = 1_000_000
 MAX_ATTEMPTS = 100
 MAX_TIMEOUT_SECONDS = 30 * 86400
+CHUNK = 1000  # jobs per executemany of a bulk insert
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,9 @@ _INSERT_SUBMITTED = insert(events_t).values(
 )
 
 
-def _insert_jobs(conn: Connection, new: Sequence[NewJob]) -> list[str]:
-    """Rows, stages and `submitted` events of checked jobs, a few executemany statements."""
+def insert_jobs(conn: Connection, new: Sequence[NewJob], sweep_id: int | None = None) -> list[str]:
+    """Rows, stages and `submitted` events of checked jobs, a few executemany statements;
+    `sweep_id` makes them the children of a sweep."""
     public_ids = [new_public_id() for _ in new]
     counts = Counter((j.queue, j.owner) for j in new)
     turns = {key: iter(queues.next_turns(conn, *key, n)) for key, n in counts.items()}
@@ -145,6 +147,7 @@ def _insert_jobs(conn: Connection, new: Sequence[NewJob]) -> list[str]:
             "timeout_seconds": j.timeout_seconds,
             "progress": 0.0,
             "cancel_requested": False,
+            "sweep_id": sweep_id,
         }
         for public_id, j in zip(public_ids, new, strict=True)
     ]
@@ -181,7 +184,7 @@ def enqueue(engine: Engine, job: NewJob) -> str:
             return existing
     try:
         with engine.begin() as conn:
-            (public_id,) = _insert_jobs(conn, [job])
+            (public_id,) = insert_jobs(conn, [job])
             notify(conn)
     except IntegrityError:
         if job.idempotency_key is None:
@@ -193,12 +196,12 @@ def enqueue(engine: Engine, job: NewJob) -> str:
     return public_id
 
 
-def enqueue_many(engine: Engine, new: Sequence[NewJob], *, chunk: int = 1000) -> list[str]:
+def enqueue_many(engine: Engine, new: Sequence[NewJob], *, chunk: int = CHUNK) -> list[str]:
     """Store many checked jobs in one transaction: all of them, or none."""
     out: list[str] = []
     with engine.begin() as conn:
         for start in range(0, len(new), chunk):
-            out.extend(_insert_jobs(conn, new[start : start + chunk]))
+            out.extend(insert_jobs(conn, new[start : start + chunk]))
         if out:
             notify(conn)
     return out

@@ -72,6 +72,28 @@ def table_of(model: type[Base]) -> Table:
 Stamp = DateTime(timezone=True)
 
 
+class Sweep(Base):
+    """Many jobs of one kind as one piece of work (migration 0012): its children are jobs whose
+    `sweep_id` names it. `plan` holds what makes their parameters again (compute/sweeps.py), so
+    that an extension knows which were already made."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str] = mapped_column(String(100))
+    # The swept parameters' texts, and the sampling method, count and seed.
+    plan: Mapped[dict[str, Any]] = mapped_column(Json)
+    # The parameters every child shares, as the submitter gave them.
+    params: Mapped[dict[str, Any]] = mapped_column(Json)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    queue: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(Stamp)
+
+
 class Job(Base):
     __tablename__ = "jobs"
 
@@ -124,10 +146,13 @@ class Job(Base):
     peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
     # Tasks per worker host, by host name (migration 0010).
     task_hosts: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    # The sweep this job is a child of (migration 0012), or NULL.
+    sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id"))
 
     __table_args__ = (
         Index("ix_jobs_owner_turn", "status", "queue", "owner", "turn"),
         Index("ix_jobs_status_id", "status", "id"),
+        Index("ix_jobs_sweep_id", "sweep_id", "id"),
         Index("ix_jobs_kind_id", "kind", "id"),
         # The history's sorts and filters (migration 0005, which also adds the expression and
         # PostgreSQL-only indexes that a model cannot spell for both backends).

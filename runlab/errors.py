@@ -35,6 +35,12 @@ class JobNotFound(RunlabError):
         super().__init__(f"no such job: {job_id}")
 
 
+class SweepNotFound(JobNotFound):
+    def __init__(self, sweep_id: str) -> None:
+        super().__init__(sweep_id)
+        self.args = (f"no such sweep: {sweep_id}",)
+
+
 class ArtifactsUnreachable(RunlabError):
     """The artifact store that the settings name does not answer, or has no such bucket: a
     setting to fix before a runner or a web app starts."""

@@ -1,0 +1,177 @@
+"""Storing a sweep: its row and every child job, in one transaction, and reading it back.
+
+A sweep is many jobs of one kind as one piece of work. `compute.intake.check_sweep` makes its
+plan and checks every child; this only stores them: the sweep's row, then the children through
+the same bulk path as `enqueue_many`, each naming the sweep in `sweep_id`. A crash leaves the
+whole sweep or nothing. Under an idempotency key already used for the same sweep, the sweep
+stored then is the answer, and nothing more is stored.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from jobstore.engine import db_now, reading
+from jobstore.enqueue import CHUNK, NewJob, insert_jobs, new_public_id
+from jobstore.ledger import notify
+from jobstore.models import Job, Status, Sweep, table_of
+from runlab.errors import InvalidParams, SweepNotFound
+
+sweeps_t = table_of(Sweep)
+jobs = table_of(Job)
+
+MAX_CHILDREN = 10_000
+
+
+@dataclass(frozen=True)
+class NewSweep:
+    """A sweep that passed every check, ready to store with its children."""
+
+    kind: str
+    name: str
+    owner: str
+    # The swept parameters' texts and the sampling: what makes the children's points again.
+    plan: dict[str, Any]
+    # The parameters every child shares, as given.
+    params: dict[str, Any]
+    queue: str
+    priority: int
+    idempotency_key: str | None = None
+    # The plan's keys that were drawn for this submission (its seed), which a resubmission
+    # under the same key draws afresh: not a different request.
+    drawn: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class SweepView:
+    public_id: str
+    kind: str
+    name: str
+    owner: str
+    plan: dict[str, Any]
+    params: dict[str, Any]
+    queue: str
+    priority: int
+    created_at: datetime
+    children: int
+    # Children by status: {"succeeded": 40, "running": 2, …}.
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+def create(engine: Engine, sweep: NewSweep, children: Sequence[NewJob]) -> str:
+    """Store the sweep and its children; return the sweep's public id once committed."""
+    if not 0 < len(children) <= MAX_CHILDREN:
+        raise InvalidParams(
+            {"sweep": f"a sweep has 1 to {MAX_CHILDREN:,} jobs; this one has {len(children):,}"}
+        )
+    if sweep.idempotency_key is not None:
+        existing = _by_idempotency_key(engine, sweep)
+        if existing is not None:
+            return existing
+    public_id = new_public_id()
+    try:
+        with engine.begin() as conn:
+            sweep_id = conn.execute(
+                insert(sweeps_t).values(created_at=db_now()).returning(sweeps_t.c.id),
+                {
+                    "public_id": public_id,
+                    "kind": sweep.kind,
+                    "name": sweep.name or f"{sweep.kind} sweep {public_id[:6]}",
+                    "owner": sweep.owner,
+                    "plan": sweep.plan,
+                    "params": sweep.params,
+                    "idempotency_key": sweep.idempotency_key,
+                    "queue": sweep.queue,
+                    "priority": sweep.priority,
+                },
+            ).scalar_one()
+            for start in range(0, len(children), CHUNK):
+                insert_jobs(conn, children[start : start + CHUNK], sweep_id)
+            notify(conn)
+    except IntegrityError:
+        if sweep.idempotency_key is None:
+            raise
+        existing = _by_idempotency_key(engine, sweep)
+        if existing is None:
+            raise
+        return existing
+    return public_id
+
+
+def get(engine: Engine, public_id: str) -> SweepView:
+    with reading(engine) as conn:
+        row = conn.execute(select(sweeps_t).where(sweeps_t.c.public_id == public_id)).first()
+        if row is None:
+            raise SweepNotFound(public_id)
+        counts = Counter(
+            {
+                str(status): int(n)
+                for status, n in conn.execute(
+                    select(jobs.c.status, func.count())
+                    .where(jobs.c.sweep_id == row.id)
+                    .group_by(jobs.c.status)
+                )
+            }
+        )
+    return SweepView(
+        row.public_id,
+        row.kind,
+        row.name,
+        row.owner,
+        dict(row.plan),
+        dict(row.params),
+        row.queue,
+        row.priority,
+        row.created_at,
+        sum(counts.values()),
+        {s.value: counts[s.value] for s in Status if counts[s.value]},
+    )
+
+
+def children(engine: Engine, public_id: str) -> list[str]:
+    """The public ids of a sweep's children, in the order they were made."""
+    with reading(engine) as conn:
+        return list(
+            conn.execute(
+                select(jobs.c.public_id)
+                .join(sweeps_t, sweeps_t.c.id == jobs.c.sweep_id)
+                .where(sweeps_t.c.public_id == public_id)
+                .order_by(jobs.c.sweep_id, jobs.c.id)
+            ).scalars()
+        )
+
+
+def _by_idempotency_key(engine: Engine, sweep: NewSweep) -> str | None:
+    """The sweep already stored under `sweep`'s key; InvalidParams if it is another request."""
+    with reading(engine) as conn:
+        row = conn.execute(
+            select(sweeps_t.c.public_id, sweeps_t.c.kind, sweeps_t.c.plan, sweeps_t.c.params).where(
+                sweeps_t.c.idempotency_key == sweep.idempotency_key
+            )
+        ).first()
+    if row is None:
+        return None
+    same = (
+        row.kind == sweep.kind
+        and dict(row.params) == sweep.params
+        and _without(row.plan, sweep.drawn) == _without(sweep.plan, sweep.drawn)
+    )
+    if not same:
+        raise InvalidParams(
+            {
+                "idempotency_key": f"already used by sweep {row.public_id}, with another kind, "
+                "parameters or plan; use a new key for a different sweep"
+            }
+        )
+    return str(row.public_id)
+
+
+def _without(plan: Mapping[str, Any], keys: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in plan.items() if k not in keys}

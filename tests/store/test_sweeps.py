@@ -1,0 +1,119 @@
+"""A sweep in the store, on both backends: its row and its children in one transaction, one
+sweep per idempotency key, children that are ordinary jobs, and bad input refused with
+nothing stored."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from compute import intake, registry
+from jobstore import enqueue, queries, sweeps, transitions
+from jobstore.models import Job, Sweep
+from runlab.errors import InvalidParams, SweepNotFound
+
+KIND = "option_pricing"
+BASE = {"paths": 2000}
+GRID = {"sigma": "0.1:0.35:0.05", "T": "0.25,0.5,1,2,3,5,7,10"}
+
+
+@pytest.fixture(autouse=True)
+def _kinds() -> None:
+    registry.load()
+
+
+def _counts(engine: Engine) -> tuple[int, int]:
+    with engine.connect() as conn:
+        return (
+            conn.execute(select(func.count()).select_from(Sweep)).scalar_one(),
+            conn.execute(select(func.count()).select_from(Job)).scalar_one(),
+        )
+
+
+def test_a_grid_sweep_is_stored_as_one_row_and_its_children(engine: Engine) -> None:
+    sweep_id = intake.submit_sweep(
+        engine, KIND, BASE, GRID, name="Vol × maturity", owner="ana", priority=3
+    )
+    view = sweeps.get(engine, sweep_id)
+    assert (view.kind, view.name, view.owner, view.priority) == (KIND, "Vol × maturity", "ana", 3)
+    assert view.children == 48 and view.statuses == {"queued": 48}
+    assert view.plan["axes"] == GRID and view.params["paths"] == 2000
+    assert "seed" not in view.params and "sigma" not in view.params
+    kids = sweeps.children(engine, sweep_id)
+    assert len(kids) == 48
+    first = queries.get_job(engine, kids[0])
+    assert first.name == "Vol × maturity · sigma=0.1, T=0.25"
+    assert (first.owner, first.params["sigma"], first.params["T"]) == ("ana", 0.1, 0.25)
+    seeds = {queries.get_job(engine, k).params["seed"] for k in kids[:5]}
+    assert len(seeds) == 5  # each child its own seed, none given
+
+
+def test_children_are_ordinary_jobs_that_the_claim_takes(engine: Engine) -> None:
+    sweep_id = intake.submit_sweep(engine, KIND, BASE, {"sigma": "0.1,0.2,0.3"})
+    leases = transitions.claim(engine, "r1", limit=10)
+    assert sorted(le.public_id for le in leases) == sorted(sweeps.children(engine, sweep_id))
+    transitions.succeed(engine, leases[0], {"price": 1.0})
+    assert sweeps.get(engine, sweep_id).statuses == {"running": 2, "succeeded": 1}
+
+
+def test_one_key_makes_one_sweep_and_another_request_under_it_is_refused(engine: Engine) -> None:
+    plan = {"sigma": "0.1:0.5"}
+    options = {"method": "lhs", "count": 20, "idempotency_key": "vol-lhs"}
+    first = intake.submit_sweep(engine, KIND, BASE, plan, **options)  # type: ignore[arg-type]
+    again = intake.submit_sweep(engine, KIND, BASE, plan, **options)  # type: ignore[arg-type]
+    assert again == first  # the seed was drawn each time: not a different request
+    assert _counts(engine) == (1, 20)
+    with pytest.raises(InvalidParams) as other:
+        intake.submit_sweep(
+            engine,
+            KIND,
+            BASE,
+            {"sigma": "0.1:0.6"},
+            method="lhs",
+            count=20,
+            idempotency_key="vol-lhs",
+        )
+    assert f"already used by sweep {first}" in other.value.errors["idempotency_key"]
+    assert _counts(engine) == (1, 20)
+
+
+def test_a_failure_part_way_stores_nothing(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = enqueue.insert_jobs
+    calls = []
+
+    def failing(conn, new, sweep_id=None):  # type: ignore[no-untyped-def]
+        calls.append(len(new))
+        if len(calls) == 3:
+            raise RuntimeError("the process died here")
+        return real(conn, new, sweep_id)
+
+    monkeypatch.setattr(sweeps, "insert_jobs", failing)
+    with pytest.raises(RuntimeError):
+        intake.submit_sweep(engine, KIND, BASE, {"sigma": "0.01:2.5:0.001"})
+    assert calls == [1000, 1000, 491]
+    assert _counts(engine) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("axes", "options", "field", "words"),
+    [
+        ({"sigma": "0.0001:5:0.0000001"}, {}, "sigma", "more than the 10,000"),
+        ({"sigma": "0.1:5:0.001", "T": "1,2,3"}, {}, "sweep", "14,703 jobs: 4,901 sigma × 3 T"),
+        ({"sigma": "0.1,high"}, {}, "sigma", "'high' is not a number"),
+        ({"sigma": "4:6:1"}, {}, "sigma", "(where sigma = 6)"),
+        ({"sigma": "0.1,0.2"}, {"queue": "nowhere", "queues": ["default"]}, "queue", "no queue"),
+        ({"sigma": "0.1,0.2"}, {"name": "x" * 201}, "name", "at most 200"),
+    ],
+)
+def test_bad_input_is_named_at_its_field_and_nothing_is_stored(
+    engine: Engine, axes: dict[str, str], options: dict[str, object], field: str, words: str
+) -> None:
+    with pytest.raises(InvalidParams) as bad:
+        intake.submit_sweep(engine, KIND, BASE, axes, **options)  # type: ignore[arg-type]
+    assert words in bad.value.errors[field]
+    assert _counts(engine) == (0, 0)
+
+
+def test_an_unknown_sweep_is_named(engine: Engine) -> None:
+    with pytest.raises(SweepNotFound, match="no such sweep: nope"):
+        sweeps.get(engine, "nope")
