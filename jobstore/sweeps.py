@@ -64,6 +64,27 @@ class SweepView:
     # Children by status: {"succeeded": 40, "running": 2, …}.
     statuses: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def ended(self) -> int:
+        return sum(n for s, n in self.statuses.items() if Status(s).terminal)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.public_id,
+            "type": "sweep",
+            "kind": self.kind,
+            "name": self.name,
+            "owner": self.owner,
+            "plan": self.plan,
+            "params": self.params,
+            "queue": self.queue,
+            "priority": self.priority,
+            "created_at": self.created_at.isoformat(),
+            "children": self.children,
+            "ended": self.ended,
+            "statuses": self.statuses,
+        }
+
 
 def create(engine: Engine, sweep: NewSweep, children: Sequence[NewJob]) -> str:
     """Store the sweep and its children; return the sweep's public id once committed."""

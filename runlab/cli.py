@@ -21,14 +21,15 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from compute import datasets, intake, param_text, registry
-from jobstore import history, queries, search, transitions
+from compute import sweeps as sweep_plans
+from jobstore import history, queries, search, sweeps, transitions
 from jobstore.engine import make_engine, migrate, revision
 from jobstore.enqueue import MAX_OWNER_LENGTH, enqueue
 from jobstore.models import Status
 from jobstore.views import Cost, JobDetail
 from runlab import format as fmt
 from runlab.artifacts import ArtifactStore, artifact_store
-from runlab.errors import InvalidParams, InvalidUpload, RunlabError
+from runlab.errors import InvalidParams, InvalidUpload, JobNotFound, RunlabError, SweepNotFound
 from runlab.identity import Actor, operator
 from runlab.settings import Settings, load_settings
 from runlab.status import OUTCOMES, partial_note
@@ -304,6 +305,137 @@ def submit(
         sys.exit(1)
 
 
+@cli.command()
+@click.argument("kind")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A parameter. A number or choice is swept when given as a list (0.5,1,2), a range "
+    "with a step (0.1:0.5:0.05) or a log range (log:0.01:1:5); with --random or --lhs, as "
+    "its bounds (0.1:0.5, or log:0.01:1).",
+)
+@click.option("--random", "random_points", type=int, default=None, help="Draw N random points.")
+@click.option("--lhs", "lhs_points", type=int, default=None, help="Draw N Latin-hypercube points.")
+@click.option(
+    "--seed",
+    "plan_seed",
+    type=int,
+    default=None,
+    help="The seed of the drawn points; drawn and kept with the sweep when not given.",
+)
+@click.option("--name", default=None, help="A name to find the sweep by.")
+@click.option("--tag", "tags", multiple=True, help="A tag of every child; repeat for more.")
+@click.option(
+    "--idempotency-key", default=None, help="Submitting the same key twice makes one sweep."
+)
+@click.option("--max-attempts", default=3, show_default=True, type=int)
+@click.option("--timeout", "timeout_seconds", default=None, type=float)
+@click.option("--queue", default=None, help="The queue its jobs wait in.")
+@click.option("--priority", default=0, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the sweep as `show --json` does.")
+@click.option("--wait", is_flag=True, help="Wait for every child to end, with progress on stderr.")
+@pass_state
+def sweep(
+    state: _State,
+    kind: str,
+    params: tuple[str, ...],
+    random_points: int | None,
+    lhs_points: int | None,
+    plan_seed: int | None,
+    name: str | None,
+    tags: tuple[str, ...],
+    idempotency_key: str | None,
+    max_attempts: int,
+    timeout_seconds: float | None,
+    queue: str | None,
+    priority: int,
+    as_json: bool,
+    wait: bool,
+) -> None:
+    """Submit a sweep of KIND: one job per point; print its id (the last line of stdout)."""
+    if random_points is not None and lhs_points is not None:
+        raise InvalidParams({"--lhs": "give --random or --lhs, not both"})
+    method: sweep_plans.Method | None = (
+        "random" if random_points is not None else "lhs" if lhs_points is not None else None
+    )
+    count = random_points if random_points is not None else lhs_points or 0
+    swept, fixed = _swept(kind, params)
+    files: dict[str, datasets.Checked] = {}
+    base = parse_params(kind, fixed, files)
+    sweep_row, children = intake.check_sweep(
+        kind,
+        base,
+        swept,
+        method=method,
+        count=count,
+        seed=plan_seed,
+        name=name,
+        idempotency_key=idempotency_key,
+        owner=state.actor.name,
+        tags=tags,
+        max_attempts=max_attempts,
+        timeout_seconds=timeout_seconds,
+        queue=queue,
+        queues=state.settings.queue_names,
+        priority=priority,
+        tables={key: file.table for key, file in files.items()},
+    )
+    if files:
+        _keep(artifact_store(state.settings), files)
+    stored = sweep_row.plan
+    click.echo(
+        sweep_plans.plan(
+            kind,
+            stored["axes"],
+            method=method,
+            count=count,
+            seed=stored["seed"],
+        ).describe(),
+        err=True,
+    )
+    public_id = sweeps.create(state.engine, sweep_row, children)
+    view = _wait_sweep(state.engine, public_id) if wait else sweeps.get(state.engine, public_id)
+    click.echo(json.dumps(view.to_json(), indent=2) if as_json else public_id)
+    if wait and view.statuses.get(Status.SUCCEEDED.value, 0) != view.children:
+        sys.exit(1)
+
+
+def _swept(kind: str, pairs: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """The swept parameters' texts, and the other pairs as `submit` reads them: a number or a
+    choice given as a list, a range or bounds is swept."""
+    fields = {f.name: f for f in registry.describe(registry.get(kind).params)}
+    swept: dict[str, str] = {}
+    fixed: list[str] = []
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        info = fields.get(key.strip())
+        sweepable = sep and info is not None and info.type in sweep_plans.SWEEPABLE
+        if sweepable and any(mark in raw for mark in (",", ":")):
+            swept[key.strip()] = raw
+            continue
+        fixed.append(pair)
+    return swept, fixed
+
+
+def _wait_sweep(engine: Engine, public_id: str) -> sweeps.SweepView:
+    """Poll the sweep until every child has ended, with a one-line count on stderr."""
+    shown = ""
+    while True:
+        view = sweeps.get(engine, public_id)
+        counts = ", ".join(f"{n:,} {s}" for s, n in view.statuses.items())
+        line = f"{view.ended:,} of {view.children:,} ended: {counts}"
+        if line != shown:
+            click.echo(f"\r{line:<72}", err=True, nl=False)
+            shown = line
+        if view.ended == view.children:
+            click.echo("", err=True)
+            return view
+        time.sleep(0.5)
+
+
 # How long `--wait` watches a queued job before it says that no runner serves the store.
 NO_RUNNER_AFTER = 3.0
 
@@ -400,8 +532,16 @@ def info(state: _State) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @pass_state
 def show(state: _State, job_id: str, as_json: bool) -> None:
-    """Show one job."""
-    job = queries.get_job(state.engine, job_id)
+    """Show one job, or one sweep."""
+    try:
+        job = queries.get_job(state.engine, job_id)
+    except JobNotFound:
+        try:
+            view = sweeps.get(state.engine, job_id)
+        except SweepNotFound:
+            raise JobNotFound(job_id) from None
+        _show_sweep(view, as_json)
+        return
     if as_json:
         click.echo(json.dumps(job.to_json(), indent=2))
         return
@@ -428,6 +568,24 @@ def show(state: _State, job_id: str, as_json: bool) -> None:
             click.echo(f"  stage   {sc.name:<20} {_cost_text(sc.cost)}")
     for a in job.actions:
         click.echo(f"by        {a.actor}: {a.what} at {a.at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+def _show_sweep(view: sweeps.SweepView, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(view.to_json(), indent=2))
+        return
+    click.echo(f"{view.name}  ({view.kind} sweep, {view.public_id})")
+    counts = ", ".join(f"{n:,} {s}" for s, n in view.statuses.items())
+    click.echo(f"status    {view.ended:,} of {view.children:,} ended: {counts}")
+    click.echo(f"queue     {view.queue}  priority {view.priority}")
+    if view.owner:
+        click.echo(f"owner     {view.owner}")
+    for param, text in view.plan.get("axes", {}).items():
+        click.echo(f"  swept   {param} = {text}")
+    if view.plan.get("method"):
+        words = sweep_plans.METHOD_WORDS.get(view.plan["method"], view.plan["method"])
+        click.echo(f"  drawn   {view.plan['count']:,} {words} points, seed {view.plan['seed']}")
+    click.echo(f"params    {json.dumps(view.params)}")
 
 
 def _cost_text(c: Cost) -> str:
