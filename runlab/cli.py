@@ -11,10 +11,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from sqlalchemy import Engine
@@ -234,32 +234,68 @@ def _keep(artifacts: ArtifactStore, files: dict[str, datasets.Checked]) -> None:
 # --- jobs ---------------------------------------------------------------------------------------
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def submission_options(what: str) -> Callable[[F], F]:
+    """The options `submit` and `sweep` share; `what` ("job" or "sweep") words their help. A
+    sweep's options apply to each of its jobs."""
+    options = [
+        click.option("--name", default=None, help=f"A name to find the {what} by."),
+        click.option("--tag", "tags", multiple=True, help="A tag; repeat for more."),
+        click.option(
+            "--idempotency-key",
+            default=None,
+            help=f"Submitting the same key twice makes one {what}.",
+        ),
+        click.option(
+            "--max-attempts",
+            default=3,
+            show_default=True,
+            type=int,
+            help="Runs before a job fails for good.",
+        ),
+        click.option(
+            "--timeout",
+            "timeout_seconds",
+            default=None,
+            type=float,
+            help="Seconds one attempt may run.",
+        ),
+        click.option(
+            "--queue",
+            default=None,
+            help="The queue it waits in; by default its kind's (most: default).",
+        ),
+        click.option(
+            "--priority",
+            default=0,
+            show_default=True,
+            type=int,
+            help="Higher goes first in its queue; a waiting job's priority rises as it waits.",
+        ),
+        click.option(
+            "--json", "as_json", is_flag=True, help=f"Print the {what} as `show --json` does."
+        ),
+        click.option(
+            "--wait",
+            is_flag=True,
+            help=f"Wait for the {what} to end, with progress on stderr.",
+        ),
+    ]
+
+    def apply(f: F) -> F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply
+
+
 @cli.command()
 @click.argument("kind")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="A parameter.")
-@click.option("--name", default=None, help="A name to find the job by.")
-@click.option("--tag", "tags", multiple=True, help="A tag; repeat for more.")
-@click.option(
-    "--idempotency-key", default=None, help="Submitting the same key twice makes one job."
-)
-@click.option(
-    "--max-attempts", default=3, show_default=True, type=int, help="Runs before it fails for good."
-)
-@click.option(
-    "--timeout", "timeout_seconds", default=None, type=float, help="Seconds one attempt may run."
-)
-@click.option(
-    "--queue", default=None, help="The queue it waits in; by default its kind's (most: default)."
-)
-@click.option(
-    "--priority",
-    default=0,
-    show_default=True,
-    type=int,
-    help="Higher goes first in its queue; a waiting job's priority rises as it waits.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the job as `show --json` does.")
-@click.option("--wait", is_flag=True, help="Wait for the job to end, with progress on stderr.")
+@submission_options("job")
 @pass_state
 def submit(
     state: _State,
@@ -326,17 +362,7 @@ def submit(
     default=None,
     help="The seed of the drawn points; drawn and kept with the sweep when not given.",
 )
-@click.option("--name", default=None, help="A name to find the sweep by.")
-@click.option("--tag", "tags", multiple=True, help="A tag of every child; repeat for more.")
-@click.option(
-    "--idempotency-key", default=None, help="Submitting the same key twice makes one sweep."
-)
-@click.option("--max-attempts", default=3, show_default=True, type=int)
-@click.option("--timeout", "timeout_seconds", default=None, type=float)
-@click.option("--queue", default=None, help="The queue its jobs wait in.")
-@click.option("--priority", default=0, show_default=True, type=int)
-@click.option("--json", "as_json", is_flag=True, help="Print the sweep as `show --json` does.")
-@click.option("--wait", is_flag=True, help="Wait for every child to end, with progress on stderr.")
+@submission_options("sweep")
 @pass_state
 def sweep(
     state: _State,
