@@ -213,7 +213,7 @@ def check_sweep(
             params=clean,
             stage_names=list(spec.stages(parsed)),
             name=f"{label} · {sweeps.point_text(point)}"[:MAX_NAME_LENGTH],
-            seed_drawn=base.get("seed") is None,
+            seed_drawn=base.get("seed") is None and "seed" not in point,
         )
         for point, parsed, clean in points
     ]
