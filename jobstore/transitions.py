@@ -33,15 +33,16 @@ from sqlalchemy import (
 from jobstore import queues
 from jobstore.engine import db_later, db_now, is_postgres, reading
 from jobstore.ledger import event_row, insert_events, notify
-from jobstore.models import Job, JobResult, JobStage, StageStatus, Status, table_of
+from jobstore.models import Job, JobResult, JobStage, StageStatus, Status, Sweep, table_of
 from jobstore.reports import NO_COST, Lease, Report, write_batch, write_batches
 from jobstore.states import move, moved_events, transition
-from runlab.errors import Forbidden, JobNotFound, LostJob
+from runlab.errors import Forbidden, JobNotFound, LostJob, SweepNotFound
 from runlab.identity import SYSTEM, Actor
 
 jobs = table_of(Job)
 stages_t = table_of(JobStage)
 results_t = table_of(JobResult)
+sweeps_t = table_of(Sweep)
 
 
 class CancelOutcome(enum.StrEnum):
@@ -591,6 +592,60 @@ def request_cancel(engine: Engine, public_id: str, *, actor: Actor = SYSTEM) -> 
             )
             return CancelOutcome.REQUESTED
     raise RuntimeError(f"job {public_id} kept changing state while being cancelled")
+
+
+@dataclass(frozen=True)
+class SweepCancel:
+    """What a sweep's cancel did: queued children cancelled, running ones asked to stop."""
+
+    cancelled: int
+    asked: int
+
+
+def cancel_sweep(engine: Engine, public_id: str, *, actor: Actor = SYSTEM) -> SweepCancel:
+    """Cancel every queued child of a sweep at once and ask every running one to stop, in one
+    transaction: no child is left waiting. Only the sweep's owner or an admin may."""
+    mine = _owned_by(actor)
+    with engine.begin() as conn:
+        sweep = conn.execute(
+            select(sweeps_t.c.id, sweeps_t.c.owner).where(sweeps_t.c.public_id == public_id)
+        ).first()
+        if sweep is None:
+            raise SweepNotFound(public_id)
+        if not actor.may_act_on(sweep.owner):
+            raise Forbidden(public_id, sweep.owner, "cancel it", of="sweep")
+        ended = conn.execute(
+            move(
+                Status.QUEUED,
+                Status.CANCELLED,
+                jobs.c.sweep_id == sweep.id,
+                mine,
+                finished_at=db_now(),
+            ).returning(jobs.c.id, jobs.c.attempt)
+        ).all()
+        asked = conn.execute(
+            update(jobs)
+            .where(
+                jobs.c.sweep_id == sweep.id,
+                jobs.c.status == Status.RUNNING,
+                jobs.c.cancel_requested.is_(False),
+                mine,
+            )
+            .values(cancel_requested=True)
+            .returning(jobs.c.id, jobs.c.attempt)
+        ).all()
+        events = [
+            {**e, "actor": actor.name or None}
+            for e in moved_events(
+                Status.QUEUED, Status.CANCELLED, [(r.id, r.attempt, None) for r in ended]
+            )
+        ]
+        events += [
+            event_row(r.id, r.attempt, "cancel requested", kind="request", actor=actor.name)
+            for r in asked
+        ]
+        insert_events(conn, events)
+    return SweepCancel(len(ended), len(asked))
 
 
 # --- the reaper ---------------------------------------------------------------------------------

@@ -118,9 +118,9 @@ class Forbidden(RunlabError):
 
     exit_code = 3
 
-    def __init__(self, job_id: str, owner: str, what: str) -> None:
+    def __init__(self, job_id: str, owner: str, what: str, *, of: str = "job") -> None:
         self.job_id = job_id
         self.owner = owner
         super().__init__(
-            f"only the owner of job {job_id} ({owner or 'no one'}) or an admin may {what}"
+            f"only the owner of {of} {job_id} ({owner or 'no one'}) or an admin may {what}"
         )

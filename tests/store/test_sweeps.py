@@ -117,3 +117,25 @@ def test_bad_input_is_named_at_its_field_and_nothing_is_stored(
 def test_an_unknown_sweep_is_named(engine: Engine) -> None:
     with pytest.raises(SweepNotFound, match="no such sweep: nope"):
         sweeps.get(engine, "nope")
+
+
+def test_a_sweep_cancel_ends_every_waiting_child_and_asks_the_running_to_stop(
+    engine: Engine,
+) -> None:
+    from runlab.errors import Forbidden
+    from runlab.identity import Actor
+
+    sweep_id = intake.submit_sweep(engine, KIND, BASE, {"sigma": "0.1:0.5:0.1"}, owner="ana")
+    running = transitions.claim(engine, "r1", limit=2)
+    transitions.succeed(engine, running[0], {"price": 1.0})
+    with pytest.raises(Forbidden, match="only the owner of sweep"):
+        transitions.cancel_sweep(engine, sweep_id, actor=Actor("bob"))
+    assert sweeps.get(engine, sweep_id).statuses == {"queued": 3, "running": 1, "succeeded": 1}
+    done = transitions.cancel_sweep(engine, sweep_id, actor=Actor("ana"))
+    assert (done.cancelled, done.asked) == (3, 1)
+    assert sweeps.get(engine, sweep_id).statuses == {"running": 1, "succeeded": 1, "cancelled": 3}
+    job = queries.get_job(engine, running[1].public_id)
+    assert job.cancel_requested
+    assert ("ana", "cancel requested") in [(a.actor, a.what) for a in job.actions]
+    again = transitions.cancel_sweep(engine, sweep_id, actor=Actor("ops", admin=True))
+    assert (again.cancelled, again.asked) == (0, 0)
