@@ -696,8 +696,19 @@ def rerun(state: _State, job_id: str) -> None:
 @click.argument("job_id")
 @pass_state
 def cancel(state: _State, job_id: str) -> None:
-    """Cancel a queued job at once, or ask a running one to stop."""
-    outcome = transitions.request_cancel(state.engine, job_id, actor=state.actor)
+    """Cancel a queued job at once, or ask a running one to stop; for a sweep, every child."""
+    try:
+        outcome = transitions.request_cancel(state.engine, job_id, actor=state.actor)
+    except JobNotFound:
+        try:
+            done = transitions.cancel_sweep(state.engine, job_id, actor=state.actor)
+        except SweepNotFound:
+            raise JobNotFound(job_id) from None
+        click.echo(
+            f"{job_id}: {done.cancelled:,} waiting job(s) cancelled, "
+            f"{done.asked:,} running job(s) asked to stop"
+        )
+        return
     messages = {
         transitions.CancelOutcome.CANCELLED: f"{job_id}: cancelled",
         transitions.CancelOutcome.REQUESTED: f"{job_id}: cancel requested; it stops soon",

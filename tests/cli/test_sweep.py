@@ -7,7 +7,7 @@ import json
 import threading
 
 from compute import registry
-from jobstore import sweeps, transitions
+from jobstore import queries, sweeps, transitions
 from jobstore.engine import make_engine, migrate
 from tests.cli.conftest import job_count, run
 
@@ -42,8 +42,6 @@ def test_drawn_points_repeat_from_their_seed(db: str) -> None:
     engine = make_engine(db)
 
     def points(sweep_id: str) -> list[tuple[float, float]]:
-        from jobstore import queries
-
         kids = sweeps.children(engine, sweep_id)
         return [
             (queries.get_job(engine, k).params["sigma"], queries.get_job(engine, k).params["K"])
@@ -98,3 +96,20 @@ def test_bad_input_is_refused_at_its_field_and_nothing_is_stored(db: str) -> Non
     code, _, err = run("sweep", "option_pricing", "-p", "paths=2000")
     assert code == 2 and "name at least one parameter to sweep" in err
     assert job_count(db) == 0
+
+
+def test_cancel_of_a_sweep_ends_every_waiting_child(db: str) -> None:
+    code, out, err = run("--as", "ana", "sweep", "option_pricing", "-p", "sigma=0.1,0.2,0.3")
+    assert code == 0, err
+    sweep_id = out.strip().splitlines()[-1]
+    code, said, _ = run("--as", "ops", "cancel", sweep_id)  # the CLI acts as an operator
+    assert code == 0
+    assert said.strip() == f"{sweep_id}: 3 waiting job(s) cancelled, 0 running job(s) asked to stop"
+    code, shown, _ = run("show", sweep_id)
+    assert "status    3 of 3 ended: 3 cancelled" in shown
+    engine = make_engine(db)
+    child = queries.get_job(engine, sweeps.children(engine, sweep_id)[0])
+    assert ("ops", "cancelled while queued") in [(a.actor, a.what) for a in child.actions]
+    engine.dispose()
+    code, _, err = run("cancel", "no-such-thing")
+    assert code == 1 and "no such job: no-such-thing" in err
