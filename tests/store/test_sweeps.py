@@ -10,7 +10,8 @@ from sqlalchemy import Engine, func, select
 from compute import intake, registry
 from jobstore import enqueue, queries, sweeps, transitions
 from jobstore.models import Job, Sweep
-from runlab.errors import InvalidParams, SweepNotFound
+from runlab.errors import Forbidden, InvalidParams, SweepNotFound
+from runlab.identity import Actor
 
 KIND = "option_pricing"
 BASE = {"paths": 2000}
@@ -122,9 +123,6 @@ def test_an_unknown_sweep_is_named(engine: Engine) -> None:
 def test_a_sweep_cancel_ends_every_waiting_child_and_asks_the_running_to_stop(
     engine: Engine,
 ) -> None:
-    from runlab.errors import Forbidden
-    from runlab.identity import Actor
-
     sweep_id = intake.submit_sweep(engine, KIND, BASE, {"sigma": "0.1:0.5:0.1"}, owner="ana")
     running = transitions.claim(engine, "r1", limit=2)
     transitions.succeed(engine, running[0], {"price": 1.0})
