@@ -21,6 +21,7 @@ from compute import datasets, registry, sweeps
 from jobstore import enqueue as store
 from jobstore import sweeps as sweep_store
 from jobstore.enqueue import MAX_NAME_LENGTH, NewJob
+from jobstore.models import Status
 from jobstore.sweeps import NewSweep
 from runlab.errors import InvalidParams
 from runlab.settings import QUEUE_NAME, QUEUE_NAME_RULE
@@ -206,7 +207,8 @@ def check_sweep(
         for k, v in template.params.items()
         if k not in swept and (k != "seed" or base.get("seed") is not None)
     }
-    label = template.name or kind
+    public_id = store.new_public_id()
+    label = template.name or f"{kind} sweep {public_id[:6]}"
     children = [
         replace(
             template,
@@ -218,8 +220,9 @@ def check_sweep(
         for point, parsed, clean in points
     ]
     sweep = NewSweep(
+        public_id,
         kind,
-        template.name,
+        label,
         template.owner,
         plan.stored(),
         shared,
@@ -248,6 +251,81 @@ def submit_sweep(
         kind, base, axes, method=method, count=count, seed=seed, **options
     )
     return sweep_store.create(engine, sweep, children)
+
+
+def rerun_failed(engine: Engine, sweep_id: str, *, owner: str = "") -> list[str]:
+    """Run again each point of a sweep whose latest job failed or was cancelled, with the same
+    parameters and seed; the new jobs are `owner`'s. Returns their ids; none if no point
+    needs it."""
+    sweep = sweep_store.get(engine, sweep_id)
+    redo = [
+        c
+        for c in sweep_store.latest(engine, sweep_id)
+        if c.status in (Status.FAILED, Status.CANCELLED)
+    ]
+    new = [
+        replace(
+            check(
+                sweep.kind,
+                c.params,
+                name=c.name,
+                owner=owner,
+                tags=c.tags,
+                max_attempts=c.max_attempts,
+                timeout_seconds=c.timeout_seconds,
+                queue=sweep.queue,
+                priority=sweep.priority,
+            ),
+            note=f"as a re-run of {c.public_id}",
+        )
+        for c in redo
+    ]
+    return sweep_store.add(engine, sweep_id, new, [c.point for c in redo])
+
+
+def extend_sweep(
+    engine: Engine,
+    sweep_id: str,
+    axes: Mapping[str, str],
+    *,
+    owner: str = "",
+    queues: Collection[str] | None = None,
+) -> list[str]:
+    """Widen a grid sweep: `axes` replaces the texts of the swept parameters it names, or adds
+    new ones. Only the points no job of the sweep has computed are run; returns their ids."""
+    sweep = sweep_store.get(engine, sweep_id)
+    if sweep.plan.get("method"):
+        raise InvalidParams(
+            {"sweep": "drawn points cannot be extended: submit another sweep with its own seed"}
+        )
+    texts = {**sweep.plan["axes"], **axes}
+    plan = sweeps.plan(sweep.kind, texts)
+    names = list(texts)
+    kids = sweep_store.latest(engine, sweep_id)
+    done = {sweeps.point_key(c.params, names) for c in kids}
+    template = kids[0] if kids else None
+    spec = registry.get(sweep.kind)
+    new: list[NewJob] = []
+    for point, parsed, clean in sweeps.checked(sweep.kind, sweep.params, plan):
+        if sweeps.point_key(clean, names) in done:
+            continue
+        job = check(
+            sweep.kind,
+            clean,
+            name=f"{sweep.name} · {sweeps.point_text(point)}"[:MAX_NAME_LENGTH],
+            owner=owner,
+            tags=template.tags if template else (),
+            max_attempts=template.max_attempts if template else 3,
+            timeout_seconds=template.timeout_seconds if template else None,
+            queue=sweep.queue,
+            queues=queues,
+            priority=sweep.priority,
+        )
+        new.append(replace(job, stage_names=list(spec.stages(parsed))))
+    first = max((c.point for c in kids), default=-1) + 1
+    points = list(range(first, first + len(new)))
+    stored = {**sweep.plan, "axes": texts}
+    return sweep_store.add(engine, sweep_id, new, points, plan=stored, was=sweep.plan)
 
 
 def rerun(engine: Engine, public_id: str, *, owner: str = "") -> str:

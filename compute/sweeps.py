@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product
 from typing import Any, Literal
@@ -186,6 +186,14 @@ def checked(
                 {f: f"{m} (where {where})" for f, m in exc.errors.items()}
             ) from None
         yield point, parsed, clean
+
+
+def point_key(params: Mapping[str, Any], names: Sequence[str]) -> tuple[Any, ...]:
+    """Which point a job's parameters compute, for the swept `names`: the same for the same
+    values, however they were reached (0.1 + 0.2 and 0.3 alike)."""
+    return tuple(
+        float(f"{v:.12g}") if isinstance(v, float) else v for v in (params.get(n) for n in names)
+    )
 
 
 def point_text(point: Mapping[str, Any], between: str = "=") -> str:

@@ -122,9 +122,15 @@ _INSERT_SUBMITTED = insert(events_t).values(
 )
 
 
-def insert_jobs(conn: Connection, new: Sequence[NewJob], sweep_id: int | None = None) -> list[str]:
+def insert_jobs(
+    conn: Connection,
+    new: Sequence[NewJob],
+    sweep_id: int | None = None,
+    points: Sequence[int] | None = None,
+) -> list[str]:
     """Rows, stages and `submitted` events of checked jobs, a few executemany statements;
-    `sweep_id` makes them the children of a sweep."""
+    `sweep_id` makes them the children of a sweep, and `points` numbers each one's point."""
+    where = list(points) if points is not None else [None] * len(new)
     public_ids = [new_public_id() for _ in new]
     counts = Counter((j.queue, j.owner) for j in new)
     turns = {key: iter(queues.next_turns(conn, *key, n)) for key, n in counts.items()}
@@ -148,8 +154,9 @@ def insert_jobs(conn: Connection, new: Sequence[NewJob], sweep_id: int | None = 
             "progress": 0.0,
             "cancel_requested": False,
             "sweep_id": sweep_id,
+            "sweep_point": point,
         }
-        for public_id, j in zip(public_ids, new, strict=True)
+        for public_id, j, point in zip(public_ids, new, where, strict=True)
     ]
     ids = list(conn.execute(_INSERT_JOB, rows).scalars())
     stages = [

@@ -146,13 +146,15 @@ class Job(Base):
     peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
     # Tasks per worker host, by host name (migration 0010).
     task_hosts: Mapped[dict[str, Any] | None] = mapped_column(Json)
-    # The sweep this job is a child of (migration 0012), or NULL.
+    # The sweep this job is a child of (migration 0012), or NULL; and which of its points it
+    # computes, numbered from 0: a re-run of a failed child computes the same point again.
     sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id"))
+    sweep_point: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         Index("ix_jobs_owner_turn", "status", "queue", "owner", "turn"),
         Index("ix_jobs_status_id", "status", "id"),
-        Index("ix_jobs_sweep_id", "sweep_id", "id"),
+        Index("ix_jobs_sweep_point", "sweep_id", "sweep_point", "id"),
         Index("ix_jobs_kind_id", "kind", "id"),
         # The history's sorts and filters (migration 0005, which also adds the expression and
         # PostgreSQL-only indexes that a model cannot spell for both backends).

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from jobstore.engine import db_now, reading
-from jobstore.enqueue import CHUNK, NewJob, insert_jobs, new_public_id
+from jobstore.enqueue import CHUNK, NewJob, insert_jobs
 from jobstore.ledger import notify
 from jobstore.models import Job, Status, Sweep, table_of
 from runlab.errors import InvalidParams, SweepNotFound
@@ -34,6 +34,7 @@ MAX_CHILDREN = 10_000
 class NewSweep:
     """A sweep that passed every check, ready to store with its children."""
 
+    public_id: str
     kind: str
     name: str
     owner: str
@@ -96,7 +97,7 @@ def create(engine: Engine, sweep: NewSweep, children: Sequence[NewJob]) -> str:
         existing = _by_idempotency_key(engine, sweep)
         if existing is not None:
             return existing
-    public_id = new_public_id()
+    public_id = sweep.public_id
     try:
         with engine.begin() as conn:
             sweep_id = conn.execute(
@@ -104,7 +105,7 @@ def create(engine: Engine, sweep: NewSweep, children: Sequence[NewJob]) -> str:
                 {
                     "public_id": public_id,
                     "kind": sweep.kind,
-                    "name": sweep.name or f"{sweep.kind} sweep {public_id[:6]}",
+                    "name": sweep.name,
                     "owner": sweep.owner,
                     "plan": sweep.plan,
                     "params": sweep.params,
@@ -114,7 +115,8 @@ def create(engine: Engine, sweep: NewSweep, children: Sequence[NewJob]) -> str:
                 },
             ).scalar_one()
             for start in range(0, len(children), CHUNK):
-                insert_jobs(conn, children[start : start + CHUNK], sweep_id)
+                chunk = children[start : start + CHUNK]
+                insert_jobs(conn, chunk, sweep_id, range(start, start + len(chunk)))
             notify(conn)
     except IntegrityError:
         if sweep.idempotency_key is None:
@@ -127,6 +129,8 @@ def create(engine: Engine, sweep: NewSweep, children: Sequence[NewJob]) -> str:
 
 
 def get(engine: Engine, public_id: str) -> SweepView:
+    """The sweep, with its points counted by the status of each one's latest job: a point
+    whose failed job was re-run counts once, as its re-run."""
     with reading(engine) as conn:
         row = conn.execute(select(sweeps_t).where(sweeps_t.c.public_id == public_id)).first()
         if row is None:
@@ -136,7 +140,7 @@ def get(engine: Engine, public_id: str) -> SweepView:
                 str(status): int(n)
                 for status, n in conn.execute(
                     select(jobs.c.status, func.count())
-                    .where(jobs.c.sweep_id == row.id)
+                    .where(jobs.c.id.in_(_latest_ids(row.id)))
                     .group_by(jobs.c.status)
                 )
             }
@@ -156,17 +160,113 @@ def get(engine: Engine, public_id: str) -> SweepView:
     )
 
 
-def children(engine: Engine, public_id: str) -> list[str]:
-    """The public ids of a sweep's children, in the order they were made."""
+@dataclass(frozen=True)
+class Child:
+    """A point of a sweep and its latest job."""
+
+    point: int
+    public_id: str
+    status: Status
+    params: dict[str, Any]
+    name: str
+    tags: list[str]
+    max_attempts: int
+    timeout_seconds: float | None
+
+
+def latest(engine: Engine, public_id: str) -> list[Child]:
+    """Each point's latest job, in the points' order."""
     with reading(engine) as conn:
+        sweep_id = _id_of(conn, public_id)
+        rows = conn.execute(
+            select(
+                jobs.c.sweep_point,
+                jobs.c.public_id,
+                jobs.c.status,
+                jobs.c.params,
+                jobs.c.name,
+                jobs.c.tags,
+                jobs.c.max_attempts,
+                jobs.c.timeout_seconds,
+            )
+            .where(jobs.c.id.in_(_latest_ids(sweep_id)))
+            .order_by(jobs.c.sweep_point)
+        ).all()
+    return [
+        Child(
+            r.sweep_point,
+            r.public_id,
+            Status(r.status),
+            dict(r.params),
+            r.name,
+            list(r.tags or []),
+            r.max_attempts,
+            r.timeout_seconds,
+        )
+        for r in rows
+    ]
+
+
+def children(engine: Engine, public_id: str) -> list[str]:
+    """The public ids of every job of a sweep, re-runs included, by point and then age."""
+    with reading(engine) as conn:
+        sweep_id = _id_of(conn, public_id)
         return list(
             conn.execute(
                 select(jobs.c.public_id)
-                .join(sweeps_t, sweeps_t.c.id == jobs.c.sweep_id)
-                .where(sweeps_t.c.public_id == public_id)
-                .order_by(jobs.c.sweep_id, jobs.c.id)
+                .where(jobs.c.sweep_id == sweep_id)
+                .order_by(jobs.c.sweep_point, jobs.c.id)
             ).scalars()
         )
+
+
+def add(
+    engine: Engine,
+    public_id: str,
+    new: Sequence[NewJob],
+    points: Sequence[int],
+    *,
+    plan: dict[str, Any] | None = None,
+    was: dict[str, Any] | None = None,
+) -> list[str]:
+    """More jobs of a sweep, at the given points, in one transaction: the re-runs of failed
+    points, or the new points of an extension, whose `plan` replaces the one it was made from
+    (`was`) unless another extension replaced it first."""
+    with engine.begin() as conn:
+        sweep_id = _id_of(conn, public_id)
+        if plan is not None:
+            changed = conn.execute(
+                update(sweeps_t)
+                .where(sweeps_t.c.id == sweep_id, sweeps_t.c.plan == was)
+                .values(plan=plan)
+            ).rowcount
+            if changed != 1:
+                raise InvalidParams(
+                    {"sweep": f"sweep {public_id} was changed meanwhile; open it again"}
+                )
+        out: list[str] = []
+        for start in range(0, len(new), CHUNK):
+            stop = start + CHUNK
+            out += insert_jobs(conn, new[start:stop], sweep_id, points[start:stop])
+        if out:
+            notify(conn)
+    return out
+
+
+def _latest_ids(sweep_id: int) -> Any:
+    return (
+        select(func.max(jobs.c.id))
+        .where(jobs.c.sweep_id == sweep_id)
+        .group_by(jobs.c.sweep_point)
+        .scalar_subquery()
+    )
+
+
+def _id_of(conn: Connection, public_id: str) -> int:
+    found = conn.execute(select(sweeps_t.c.id).where(sweeps_t.c.public_id == public_id)).scalar()
+    if found is None:
+        raise SweepNotFound(public_id)
+    return int(found)
 
 
 def _by_idempotency_key(engine: Engine, sweep: NewSweep) -> str | None:

@@ -688,8 +688,48 @@ def ls(
 @click.argument("job_id")
 @pass_state
 def rerun(state: _State, job_id: str) -> None:
-    """Submit the same kind, parameters and seed again; print the new job's id."""
-    click.echo(intake.rerun(state.engine, job_id, owner=state.actor.name))
+    """Submit the same kind, parameters and seed again; print the new job's id. For a sweep,
+    run again each point whose job failed or was cancelled; print the new jobs' ids."""
+    try:
+        click.echo(intake.rerun(state.engine, job_id, owner=state.actor.name))
+    except JobNotFound:
+        try:
+            again = intake.rerun_failed(state.engine, job_id, owner=state.actor.name)
+        except SweepNotFound:
+            raise JobNotFound(job_id) from None
+        click.echo(f"{len(again):,} point(s) to run again", err=True)
+        for public_id in again:
+            click.echo(public_id)
+
+
+@cli.command()
+@click.argument("sweep_id")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUES",
+    help="A swept parameter's new values (0.1:0.6:0.05), or a new one to sweep.",
+)
+@pass_state
+def extend(state: _State, sweep_id: str, params: tuple[str, ...]) -> None:
+    """Widen a grid sweep; only the points not yet computed run. Prints the new jobs' ids."""
+    axes: dict[str, str] = {}
+    for pair in params:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidParams({"-p": f"expected key=values, got {pair!r}"})
+        axes[key.strip()] = raw
+    if not axes:
+        raise InvalidParams({"-p": "name a swept parameter and its new values"})
+    added = intake.extend_sweep(
+        state.engine, sweep_id, axes, owner=state.actor.name, queues=state.settings.queue_names
+    )
+    view = sweeps.get(state.engine, sweep_id)
+    click.echo(f"{len(added):,} new job(s); the sweep has {view.children:,} points", err=True)
+    for public_id in added:
+        click.echo(public_id)
 
 
 @cli.command()

@@ -113,3 +113,22 @@ def test_cancel_of_a_sweep_ends_every_waiting_child(db: str) -> None:
     engine.dispose()
     code, _, err = run("cancel", "no-such-thing")
     assert code == 1 and "no such job: no-such-thing" in err
+
+
+def test_extend_and_rerun_of_a_sweep(db: str) -> None:
+    code, out, err = run("sweep", "option_pricing", "-p", "sigma=0.1,0.2", "-p", "T=1,2")
+    assert code == 0, err
+    sweep_id = out.strip().splitlines()[-1]
+    code, added, err = run("extend", sweep_id, "-p", "sigma=0.1:0.3:0.1")
+    assert code == 0, err
+    assert "2 new job(s); the sweep has 6 points" in err and len(added.split()) == 2
+    engine = make_engine(db)
+    registry.load()
+    (lease,) = transitions.claim(engine, "r1", limit=1)
+    transitions.fail(engine, lease, "ValueError", "a forced failure")
+    engine.dispose()
+    code, again, err = run("rerun", sweep_id)
+    assert code == 0 and "1 point(s) to run again" in err and len(again.split()) == 1
+    code, _, err = run("extend", sweep_id, "-p", "sigma=0.1,oops")
+    assert code == 2 and "sigma: 'oops' is not a number" in err
+    assert job_count(db) == 7

@@ -44,6 +44,12 @@ def test_a_grid_sweep_is_stored_as_one_row_and_its_children(engine: Engine) -> N
     assert len(kids) == 48
     first = queries.get_job(engine, kids[0])
     assert first.name == "Vol × maturity · sigma=0.1, T=0.25"
+    unnamed = intake.submit_sweep(engine, KIND, BASE, {"sigma": "0.1,0.2"})
+    label = sweeps.get(engine, unnamed).name
+    assert label == f"{KIND} sweep {unnamed[:6]}"
+    assert (
+        queries.get_job(engine, sweeps.children(engine, unnamed)[1]).name == f"{label} · sigma=0.2"
+    )
     assert (first.owner, first.params["sigma"], first.params["T"]) == ("ana", 0.1, 0.25)
     seeds = {queries.get_job(engine, k).params["seed"] for k in kids[:5]}
     assert len(seeds) == 5  # each child its own seed, none given
@@ -82,11 +88,11 @@ def test_a_failure_part_way_stores_nothing(engine: Engine, monkeypatch: pytest.M
     real = enqueue.insert_jobs
     calls = []
 
-    def failing(conn, new, sweep_id=None):  # type: ignore[no-untyped-def]
+    def failing(conn, new, sweep_id=None, points=None):  # type: ignore[no-untyped-def]
         calls.append(len(new))
         if len(calls) == 3:
             raise RuntimeError("the process died here")
-        return real(conn, new, sweep_id)
+        return real(conn, new, sweep_id, points)
 
     monkeypatch.setattr(sweeps, "insert_jobs", failing)
     with pytest.raises(RuntimeError):
@@ -137,3 +143,44 @@ def test_a_sweep_cancel_ends_every_waiting_child_and_asks_the_running_to_stop(
     assert ("ana", "cancel requested") in [(a.actor, a.what) for a in job.actions]
     again = transitions.cancel_sweep(engine, sweep_id, actor=Actor("ops", admin=True))
     assert (again.cancelled, again.asked) == (0, 0)
+
+
+def test_rerun_of_failed_points_runs_only_those_and_counts_each_point_once(engine: Engine) -> None:
+    sweep_id = intake.submit_sweep(engine, KIND, BASE, {"sigma": "0.1:0.4:0.1"}, owner="ana")
+    leases = transitions.claim(engine, "r1", limit=4)
+    for lease in leases[:2]:
+        transitions.succeed(engine, lease, {"price": 1.0})
+    transitions.fail(engine, leases[2], "ValueError", "a forced failure")
+    transitions.request_cancel(engine, leases[3].public_id)
+    transitions.cancelled(engine, leases[3])
+    assert sweeps.get(engine, sweep_id).statuses == {"succeeded": 2, "failed": 1, "cancelled": 1}
+
+    again = intake.rerun_failed(engine, sweep_id, owner="bob")
+    assert len(again) == 2
+    view = sweeps.get(engine, sweep_id)
+    assert (view.children, view.statuses) == (4, {"queued": 2, "succeeded": 2})
+    redo = queries.get_job(engine, again[0])
+    before = queries.get_job(engine, leases[2].public_id)
+    assert (redo.params, redo.owner) == (before.params, "bob")  # the same seed: the same numbers
+    assert len(sweeps.children(engine, sweep_id)) == 6
+    assert intake.rerun_failed(engine, sweep_id) == []
+
+
+def test_extending_a_sweep_runs_only_the_points_not_yet_computed(engine: Engine) -> None:
+    sweep_id = intake.submit_sweep(engine, KIND, BASE, {"sigma": "0.1,0.2", "T": "1,2"})
+    first_plan = sweeps.get(engine, sweep_id).plan
+    added = intake.extend_sweep(engine, sweep_id, {"sigma": "0.1,0.2,0.3"})
+    with pytest.raises(InvalidParams, match="was changed meanwhile"):  # a page open on the old plan
+        sweeps.add(engine, sweep_id, [], [], plan={**first_plan, "axes": {}}, was=first_plan)
+    assert len(added) == 2
+    params = [queries.get_job(engine, a).params for a in added]
+    assert sorted((p["sigma"], p["T"]) for p in params) == [(0.3, 1.0), (0.3, 2.0)]
+    view = sweeps.get(engine, sweep_id)
+    assert view.children == 6 and view.plan["axes"]["sigma"] == "0.1,0.2,0.3"
+    assert intake.extend_sweep(engine, sweep_id, {"sigma": "0.1:0.3:0.1"}) == []
+    more = intake.extend_sweep(engine, sweep_id, {"K": "100,110"})  # a new axis
+    assert len(more) == 6  # K=100 is every earlier job's K: only K=110 is new
+    assert sweeps.get(engine, sweep_id).children == 12
+    drawn = intake.submit_sweep(engine, KIND, BASE, {"sigma": "0.1:0.2"}, method="lhs", count=3)
+    with pytest.raises(InvalidParams, match="drawn points cannot be extended"):
+        intake.extend_sweep(engine, drawn, {"sigma": "0.1:0.3"})

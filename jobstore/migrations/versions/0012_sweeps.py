@@ -1,8 +1,9 @@
 """sweeps: many jobs of one kind as one piece of work
 
 A sweep row holds what its children share and the plan that made their parameters; each child
-is an ordinary job whose `sweep_id` names its sweep, listed in order through
-`ix_jobs_sweep_id`. A sweep cannot be deleted while a child names it.
+is an ordinary job whose `sweep_id` names its sweep and whose `sweep_point` numbers the point it
+computes (a re-run of a failed child computes the same point), listed in order through
+`ix_jobs_sweep_point`. A sweep cannot be deleted while a child names it.
 
 The column is added in place, with its reference, on both backends: a batch copy of `jobs`
 would cost minutes at a million jobs and drop the expression indexes of migration 0005, which
@@ -48,11 +49,13 @@ def upgrade() -> None:
     else:
         op.add_column("jobs", sa.Column("sweep_id", sa.BigInteger(), nullable=True))
         op.create_foreign_key("jobs_sweep_id_fkey", "jobs", "sweeps", ["sweep_id"], ["id"])
-    op.create_index("ix_jobs_sweep_id", "jobs", ["sweep_id", "id"])
+    op.add_column("jobs", sa.Column("sweep_point", sa.Integer(), nullable=True))
+    op.create_index("ix_jobs_sweep_point", "jobs", ["sweep_id", "sweep_point", "id"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_jobs_sweep_id", table_name="jobs")
+    op.drop_index("ix_jobs_sweep_point", table_name="jobs")
+    op.drop_column("jobs", "sweep_point")
     if op.get_bind().dialect.name == "sqlite":
         op.execute("ALTER TABLE jobs DROP COLUMN sweep_id")
     else:
