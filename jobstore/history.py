@@ -44,7 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from jobstore.engine import reading
-from jobstore.models import Job, JobResult, Status, table_of
+from jobstore.models import Job, JobResult, Status, Sweep, table_of
 from jobstore.queries import SUMMARY_COLUMNS, _summary
 from jobstore.search import PUBLIC_ID, FieldTest, Op, Query
 from jobstore.views import JobSummary, as_utc
@@ -52,6 +52,7 @@ from runlab.status import PARTIAL, outcome
 
 jobs = table_of(Job)
 results = table_of(JobResult)
+sweeps_t = table_of(Sweep)
 Sort = Literal["created", "name", "kind", "status", "owner", "started", "finished", "duration"]
 SORTS: tuple[Sort, ...] = (
     "created",
@@ -203,6 +204,9 @@ def conditions(query: Query, postgres: bool) -> list[ColumnElement[bool]]:
     ):
         if values is not None:
             where.append(column.in_(sorted(values)) if values else false())
+    if query.sweeps is not None:
+        of = select(sweeps_t.c.id).where(sweeps_t.c.public_id.in_(sorted(query.sweeps)))
+        where.append(jobs.c.sweep_id.in_(of) if query.sweeps else false())
     for tag in query.tags:
         where.append(_has_tag(tag, postgres))
     for word in query.words:

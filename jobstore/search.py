@@ -3,7 +3,8 @@
     kind:option_pricing sigma>=0.3 price>12 status:succeeded,failed tag:q3 owner:me
     created>=7d created<2026-11-20 name:"risk desk" id:Ab3x… param.seed=42 result.partial=true
 
-- `field:value` for the job's own fields: kind, status, tag, owner, queue, name, id (a comma is
+- `field:value` for the job's own fields: kind, status, tag, owner, queue, name, id, sweep (the
+  children of a sweep, by its id; a comma is
   "or"; `owner:me` is the user of this server; `status:partial` is a job stopped early with a
   partial result, which `status:succeeded` leaves out), and `created` with `:` (that day) or a
   comparison.
@@ -51,7 +52,7 @@ TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
-FIELDS = ("kind", "status", "tag", "owner", "queue", "name", "id", "created")
+FIELDS = ("kind", "status", "tag", "owner", "queue", "name", "id", "sweep", "created")
 OUT_OF_RANGE = "date out of range (times go from 0001-01-01 to 9999-12-31, UTC)"
 
 
@@ -122,6 +123,7 @@ class Query:
     tags: tuple[str, ...] = ()
     words: tuple[str, ...] = ()
     queues: frozenset[str] | None = None
+    sweeps: frozenset[str] | None = None  # the public ids of the sweeps whose children to show
     created_from: datetime | None = None  # inclusive
     created_to: datetime | None = None  # exclusive
     fields: tuple[FieldTest, ...] = ()
@@ -144,6 +146,7 @@ class Query:
             owners=both(self.owners, other.owners),
             ids=both(self.ids, other.ids),
             queues=both(self.queues, other.queues),
+            sweeps=both(self.sweeps, other.sweeps),
             tags=_unique(self.tags + other.tags),
             words=_unique(self.words + other.words),
             created_from=later(self.created_from, other.created_from),
@@ -181,6 +184,7 @@ class _Parts:
     owners: set[str] | None = None
     ids: set[str] | None = None
     queues: set[str] | None = None
+    sweeps: set[str] | None = None
     tags: list[str] = field(default_factory=list)
     words: list[str] = field(default_factory=list)
     created_from: datetime | None = None
@@ -214,6 +218,7 @@ def parse(
         owners=None if parts.owners is None else frozenset(parts.owners),
         ids=None if parts.ids is None else frozenset(parts.ids),
         queues=None if parts.queues is None else frozenset(parts.queues),
+        sweeps=None if parts.sweeps is None else frozenset(parts.sweeps),
         tags=_unique(parts.tags),
         words=_unique(parts.words),
         created_from=parts.created_from,
@@ -294,11 +299,15 @@ def _apply(
             parts.owners = _narrow(parts.owners, {me if v == "me" else v for v in values})
         elif key == "queue":
             parts.queues = _narrow(parts.queues, set(values))
-        elif key == "id":
+        elif key in ("id", "sweep"):
             wrong = [v for v in values if not PUBLIC_ID.fullmatch(v)]
             if wrong:
-                raise bad(f"{wrong[0]!r} is not a job id (8 to 32 letters, digits, - or _)")
-            parts.ids = _narrow(parts.ids, set(values))
+                what = "job" if key == "id" else "sweep"
+                raise bad(f"{wrong[0]!r} is not a {what} id (8 to 32 letters, digits, - or _)")
+            if key == "id":
+                parts.ids = _narrow(parts.ids, set(values))
+            else:
+                parts.sweeps = _narrow(parts.sweeps, set(values))
         elif key == "tag":
             if len(values) > 1:
                 raise bad("a tag search takes one tag; write tag:a tag:b for both, or quote it")
@@ -318,6 +327,7 @@ def _example(key: str) -> str:
         "queue": "queue:img",
         "name": 'name:"risk desk"',
         "id": "id:Ab3xK9pQ",
+        "sweep": "sweep:Qx7mB2rT",
         "created": "created>=7d or created:2026-11-20",
     }[key]
 
@@ -451,6 +461,7 @@ def describe(query: Query) -> list[str]:
         ("owner", query.owners),
         ("queue", query.queues),
         ("id", query.ids),
+        ("sweep", query.sweeps),
     ):
         if values is not None:
             out.append(f"{label} is {' or '.join(sorted(values)) or 'nothing'}")

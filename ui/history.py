@@ -77,6 +77,8 @@ def _first_page() -> None:
     st.session_state[PREVIOUS] = []
 
 
+SWEEP = "sweep"  # /jobs?sweep=<id>: the children of one sweep, as the search's sweep:<id>
+
 FILTERS: dict[str, object] = {
     "q": "",
     "status": [],
@@ -94,6 +96,7 @@ def clear() -> None:
     """Back to every job: the filters' widgets, and with them their URL parameters."""
     for key, empty in FILTERS.items():
         st.session_state[key] = empty  # a bound widget takes its URL parameter with it
+    st.query_params.pop(SWEEP, None)
     _first_page()
 
 
@@ -149,6 +152,9 @@ def controls(me: str, queues: Sequence[str] = ()) -> View:
     )
     if owner.strip():
         widgets = widgets & Query(owners=frozenset({owner.strip()}))
+    of_sweep = st.query_params.get(SWEEP, "")
+    if of_sweep:
+        widgets = widgets & Query(sweeps=frozenset({of_sweep}))
     zone = fmt.browser_zone()
     days = [d for d in (created or ()) if d is not None]
     if days:
@@ -173,7 +179,19 @@ def controls(me: str, queues: Sequence[str] = ()) -> View:
         error=error,
         filtered=not query.empty,
         asked=repr(
-            [text, statuses, chosen_kinds, owner, tag, name, created, chosen_queues, mine, sort]
+            [
+                text,
+                statuses,
+                chosen_kinds,
+                owner,
+                tag,
+                name,
+                created,
+                chosen_queues,
+                mine,
+                sort,
+                of_sweep,
+            ]
         )
         + order,
     )

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from compute import intake, registry
-from jobstore import enqueue, queries, sweeps, transitions
+from jobstore import enqueue, history, queries, search, sweeps, transitions
 from jobstore.models import Job, Sweep
 from runlab.errors import Forbidden, InvalidParams, SweepNotFound
 from runlab.identity import Actor
@@ -184,3 +184,17 @@ def test_extending_a_sweep_runs_only_the_points_not_yet_computed(engine: Engine)
     drawn = intake.submit_sweep(engine, KIND, BASE, {"sigma": "0.1:0.2"}, method="lhs", count=3)
     with pytest.raises(InvalidParams, match="drawn points cannot be extended"):
         intake.extend_sweep(engine, drawn, {"sigma": "0.1:0.3"})
+
+
+def test_the_search_term_sweep_lists_a_sweeps_children_and_nothing_else(engine: Engine) -> None:
+    mine = intake.submit_sweep(engine, KIND, BASE, {"sigma": "0.1,0.2,0.3"})
+    other = intake.submit_sweep(engine, KIND, BASE, {"sigma": "0.1,0.2"})
+    intake.submit(engine, KIND, BASE)
+    query = search.parse(f"sweep:{mine} sigma>=0.2", kinds=[KIND], param_keys=["sigma"], me="")
+    page = history.history(engine, query, limit=50)
+    want = {c.public_id for c in sweeps.latest(engine, mine) if c.params["sigma"] >= 0.2}
+    assert {r.id for r in page.rows} == want and len(want) == 2
+    both = search.parse(f"sweep:{mine},{other}", kinds=[KIND], param_keys=[], me="")
+    assert len(history.history(engine, both, limit=50).rows) == 5
+    with pytest.raises(search.InvalidQuery, match="not a sweep id"):
+        search.parse("sweep:x!", kinds=[KIND], param_keys=[], me="")
