@@ -12,12 +12,13 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from jobstore.engine import db_now, reading
-from jobstore.models import TERMINAL, Job, JobEvent, JobResult, Runner, Status, table_of
+from jobstore.models import TERMINAL, Job, JobEvent, JobResult, Runner, Status, Sweep, table_of
 
 jobs = table_of(Job)
 events = table_of(JobEvent)
 results = table_of(JobResult)
 runners = table_of(Runner)
+sweeps = table_of(Sweep)
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,17 @@ def check(
                 jobs.c.lease_until,
                 jobs.c.finished_at,
                 jobs.c.progress_at,
+                jobs.c.kind,
+                jobs.c.sweep_id,
+                jobs.c.sweep_point,
+                sweeps.c.kind.label("sweep_kind"),
                 runners.c.no_workers_since,
             )
-            .select_from(jobs.outerjoin(runners, runners.c.id == jobs.c.runner_id))
+            .select_from(
+                jobs.outerjoin(runners, runners.c.id == jobs.c.runner_id).outerjoin(
+                    sweeps, sweeps.c.id == jobs.c.sweep_id
+                )
+            )
             .order_by(jobs.c.id)
         ).all()
         moves: dict[int, list[Any]] = defaultdict(list)
@@ -68,6 +77,13 @@ def check(
         result_count: dict[int, int] = dict(
             conn.execute(select(results.c.job_id, func.count()).group_by(results.c.job_id)).all()
         )
+        empty_sweeps = conn.execute(
+            select(sweeps.c.public_id).where(
+                ~select(jobs.c.id).where(jobs.c.sweep_id == sweeps.c.id).exists()
+            )
+        ).scalars()
+        for sweep_id in empty_sweeps:
+            out.append(Violation(sweep_id, "a sweep is its jobs", "a sweep without any job"))
     known = {s.value for s in Status}
     for j in job_rows:
 
@@ -112,6 +128,12 @@ def check(
                     f"its runner's cluster has had no worker for {idle:.0f} s, "
                     f"and the job no progress for {still:.0f} s",
                 )
+        if (j.sweep_id is None) != (j.sweep_point is None):
+            bad(
+                "a sweep is its jobs", "a sweep's job without its point, or a point without a sweep"
+            )
+        if j.sweep_id is not None and j.kind != j.sweep_kind:
+            bad("a sweep is its jobs", f"a {j.kind} job in a sweep of {j.sweep_kind}")
         claims = [m.attempt for m in trail if m.to_status == Status.RUNNING]
         if claims != list(range(1, len(claims) + 1)):
             bad("attempts strictly increasing", f"claims numbered {claims}")

@@ -5,10 +5,11 @@ nothing stored."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select, update
 
 from compute import intake, registry
 from jobstore import enqueue, history, queries, search, sweeps, transitions
+from jobstore.doctor import check
 from jobstore.models import Job, Sweep
 from runlab.errors import Forbidden, InvalidParams, SweepNotFound
 from runlab.identity import Actor
@@ -198,3 +199,22 @@ def test_the_search_term_sweep_lists_a_sweeps_children_and_nothing_else(engine: 
     assert len(history.history(engine, both, limit=50).rows) == 5
     with pytest.raises(search.InvalidQuery, match="not a sweep id"):
         search.parse("sweep:x!", kinds=[KIND], param_keys=[], me="")
+
+
+def test_doctor_knows_a_sweep_is_its_jobs(engine: Engine) -> None:
+    sweep_id = intake.submit_sweep(engine, KIND, BASE, {"sigma": "0.1,0.2"})
+    assert check(engine) == []
+    kid = sweeps.children(engine, sweep_id)[0]
+    with engine.begin() as conn:
+        conn.execute(update(Job).where(Job.public_id == kid).values(sweep_point=None))
+        conn.execute(
+            insert(Sweep).values(
+                public_id="emptysweep01", kind=KIND, name="e", owner="", plan={}, params={},
+                queue="default", priority=0, created_at=func.now(),
+            )
+        )  # fmt: skip
+    found = {(v.job, v.detail) for v in check(engine)}
+    assert found == {
+        (kid, "a sweep's job without its point, or a point without a sweep"),
+        ("emptysweep01", "a sweep without any job"),
+    }
