@@ -2,9 +2,10 @@
 
 A sweep is many jobs of one kind as one piece of work. `compute.intake.check_sweep` makes its
 plan and checks every child; this only stores them: the sweep's row, then the children through
-the same bulk path as `enqueue_many`, each naming the sweep in `sweep_id`. A crash leaves the
-whole sweep or nothing. Under an idempotency key already used for the same sweep, the sweep
-stored then is the answer, and nothing more is stored.
+the same bulk path as `enqueue_many`, each naming the sweep in `sweep_id` and numbering its
+point in `sweep_point`. A crash leaves the whole sweep or nothing. Under an idempotency key
+already used for the same sweep, the sweep stored then is the answer, and nothing more is
+stored.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class NewSweep:
     owner: str
     # The swept parameters' texts and the sampling: what makes the children's points again.
     plan: dict[str, Any]
-    # The parameters every child shares, as given.
+    # The parameters every child shares, as the kind's model read them (the seed only if given).
     params: dict[str, Any]
     queue: str
     priority: int
@@ -61,8 +62,8 @@ class SweepView:
     queue: str
     priority: int
     created_at: datetime
-    children: int
-    # Children by status: {"succeeded": 40, "running": 2, …}.
+    children: int  # its points: a point whose job was re-run counts once
+    # Points by the status of their latest job: {"succeeded": 40, "running": 2, …}.
     statuses: dict[str, int] = field(default_factory=dict)
 
     @property
