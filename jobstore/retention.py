@@ -48,7 +48,16 @@ from sqlalchemy import (
 )
 
 from jobstore.engine import db_later, is_postgres, reading
-from jobstore.models import Job, JobEvent, JobMetric, JobResult, JobStage, Preset, table_of
+from jobstore.models import (
+    Job,
+    JobEvent,
+    JobMetric,
+    JobResult,
+    JobStage,
+    Preset,
+    Sweep,
+    table_of,
+)
 from runlab.artifacts import SHA256, TEMPORARY, ArtifactStore, StoredFile
 
 # Parsed in runlab/, where the settings check them too; named here for the store's callers.
@@ -62,6 +71,7 @@ log = logging.getLogger(__name__)
 
 jobs = table_of(Job)
 presets = table_of(Preset)
+sweeps_t = table_of(Sweep)
 # Each child table with the report field its deleted rows count towards.
 CHILDREN = (
     (table_of(JobStage), "stages"),
@@ -304,10 +314,15 @@ def _purge_batch(
         ids = list(conn.execute(still).scalars())
         if not ids:
             return
+        of_sweeps = select(jobs.c.sweep_id).where(jobs.c.id.in_(ids), jobs.c.sweep_id.is_not(None))
+        swept = list(conn.execute(of_sweeps.distinct()).scalars())
         for table, name in CHILDREN:
             gone = conn.execute(delete(table).where(table.c.job_id.in_(ids))).rowcount
             setattr(report, name, getattr(report, name) + gone)
         report.jobs += conn.execute(delete(jobs).where(jobs.c.id.in_(ids))).rowcount
+        if swept:  # a sweep is its jobs: it goes with the last of them
+            left = select(jobs.c.id).where(jobs.c.sweep_id == sweeps_t.c.id).exists()
+            conn.execute(delete(sweeps_t).where(sweeps_t.c.id.in_(swept), ~left))
     if artifacts is None:
         return
     deleted = set(ids)

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine, func, insert, select, update
 
 from compute import intake, registry
-from jobstore import enqueue, history, queries, search, sweeps, transitions
+from jobstore import enqueue, history, queries, retention, search, sweeps, transitions
 from jobstore.doctor import check
 from jobstore.models import Job, Sweep
 from runlab.errors import Forbidden, InvalidParams, SweepNotFound
@@ -218,3 +218,15 @@ def test_doctor_knows_a_sweep_is_its_jobs(engine: Engine) -> None:
         (kid, "a sweep's job without its point, or a point without a sweep"),
         ("emptysweep01", "a sweep without any job"),
     }
+
+
+def test_deleting_a_sweeps_jobs_removes_the_sweep_with_the_last_of_them(engine: Engine) -> None:
+    sweep_id = intake.submit_sweep(engine, KIND, BASE, {"sigma": "0.1,0.2"})
+    transitions.cancel_sweep(engine, sweep_id)
+    first, second = sweeps.children(engine, sweep_id)
+    retention.delete_jobs(engine, None, [first])
+    assert sweeps.get(engine, sweep_id).children == 1
+    retention.delete_jobs(engine, None, [second])
+    with pytest.raises(SweepNotFound):
+        sweeps.get(engine, sweep_id)
+    assert check(engine) == []
