@@ -27,7 +27,7 @@ import difflib
 import enum
 import math
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal, TypeVar
@@ -452,16 +452,21 @@ def _value(raw: str, quoted: bool) -> Value:
     return number if math.isfinite(number) else raw
 
 
-def describe(query: Query) -> list[str]:
-    """The query as short chips, to show what the search understood."""
+def describe(query: Query, sweep_names: Mapping[str, str] | None = None) -> list[str]:
+    """The query as short chips, to show what the search understood; a sweep by its name when
+    `sweep_names` has it."""
     out: list[str] = []
+    names = sweep_names or {}
+    sweeps = None
+    if query.sweeps is not None:
+        sweeps = {f'"{names[s]}" ({s})' if s in names else s for s in query.sweeps}
     for label, values in (
         ("status", query.statuses),
         ("kind", query.kinds),
         ("owner", query.owners),
         ("queue", query.queues),
         ("id", query.ids),
-        ("sweep", query.sweeps),
+        ("sweep", sweeps),
     ):
         if values is not None:
             out.append(f"{label} is {' or '.join(sorted(values)) or 'nothing'}")

@@ -11,7 +11,7 @@ stored.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -252,6 +252,19 @@ def add(
         if out:
             notify(conn)
     return out
+
+
+def names(engine: Engine, public_ids: Collection[str]) -> dict[str, str]:
+    """The names of the sweeps among `public_ids` that exist."""
+    if not public_ids:
+        return {}
+    with reading(engine) as conn:
+        rows = conn.execute(
+            select(sweeps_t.c.public_id, sweeps_t.c.name).where(
+                sweeps_t.c.public_id.in_(sorted(public_ids))
+            )
+        ).all()
+    return {r.public_id: r.name for r in rows}
 
 
 def _latest_ids(sweep_id: int) -> Any:

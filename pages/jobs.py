@@ -50,7 +50,7 @@ view = history.controls(who.name, settings.queue_names)
 if view.error is not None:
     history.search_error(view.error)
     st.stop()
-history.understood(view)
+history.understood(engine, view)
 page = history.read(engine, view)
 if page.rows:
     selected = history.table(engine, page, view)

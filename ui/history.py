@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 
 from compute import intake, registry
 from compute.registry import FieldInfo
-from jobstore import enqueue, labels, queries, retention, transitions
+from jobstore import enqueue, labels, queries, retention, sweeps, transitions
 from jobstore import history as store_history
 from jobstore.history import SORTS, BadCursor, Cursor, HistoryPage, Sort
 from jobstore.search import InvalidQuery, Query, check_text, describe, parse
@@ -213,8 +213,9 @@ def search_error(error: InvalidQuery) -> None:
     st.code(error.pointer(), language=None)
 
 
-def understood(view: View) -> None:
-    chips = describe(view.query)
+def understood(engine: Engine, view: View) -> None:
+    swept = view.query.sweeps
+    chips = describe(view.query, sweeps.names(engine, swept) if swept else None)
     if chips:
         # Chips hold user text: escape what Markdown would read.
         st.caption("Showing jobs where " + "; ".join(md_escape(c) for c in chips))

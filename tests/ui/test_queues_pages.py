@@ -73,11 +73,13 @@ def test_form_offers_the_queues_and_the_job_page_its_place(store: Engine) -> Non
 
 
 def test_jobs_page_lists_a_sweeps_children_from_its_link(store: Engine) -> None:
-    sweep = intake.submit_sweep(store, "monte_carlo_pi", {}, {"samples": "1000,2000"})
+    sweep = intake.submit_sweep(
+        store, "monte_carlo_pi", {}, {"samples": "1000,2000"}, name="σ sweep"
+    )
     alone = intake.submit(store, "monte_carlo_pi", {"samples": 1000})
     at = open_page("pages/jobs.py", sweep=sweep)
     children = table(at, "history")["id"].tolist()
     assert len(children) == 2 and alone not in children
-    assert any(f"sweep is {sweep}" in c.value.replace("\\", "") for c in at.caption)
+    assert any(f'sweep is "σ sweep" ({sweep})' in c.value.replace("\\", "") for c in at.caption)
     searched = open_page("pages/jobs.py", q=f"sweep:{sweep}")
     assert sorted(table(searched, "history")["id"]) == sorted(children)

@@ -217,3 +217,10 @@ def test_control_characters_are_refused_with_a_caret_under_them(
 
 def test_tabs_and_line_breaks_still_separate_terms() -> None:
     assert p("risk\tdesk\r\nnight").words == ("risk", "desk", "night")
+
+
+def test_describe_names_a_sweep_when_it_knows_the_name() -> None:
+    query = p("sweep:AbCdEfGh12,ZyXwVuTs98")
+    assert describe(query) == ["sweep is AbCdEfGh12 or ZyXwVuTs98"]
+    named = describe(query, {"AbCdEfGh12": "Vol grid"})
+    assert named == ['sweep is "Vol grid" (AbCdEfGh12) or ZyXwVuTs98']
