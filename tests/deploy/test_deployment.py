@@ -305,8 +305,12 @@ def test_a_job_submitted_through_one_web_host_is_watched_live_on_the_other(
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            job = submit_pi_job(browser.new_page(), a)
             page = browser.new_page()
+            # Warm web-2 first: a fresh server's first page imports every kind, and the job
+            # must not run half its course while that page loads.
+            page.goto(f"{b}/new?kind=monte_carlo_pi")
+            page.get_by_test_id("stForm").wait_for(state="visible", timeout=60_000)
+            job = submit_pi_job(browser.new_page(), a)
             page.goto(f"{b}/job?id={job}")
             bar, done = overall_bar(page), status_badge(page, "succeeded")
             seen: list[float] = []
