@@ -24,13 +24,14 @@ Run: .venv/bin/python benchmarks/bench_claim_order.py [--backend sqlite|postgres
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,55 +118,60 @@ def wal_frames(engine: Engine, run: Callable[[], int]) -> float:
     return frames / max(1, jobs)
 
 
-def wal_bytes(engine: Engine, run: Callable[[], int]) -> float:
-    """PostgreSQL WAL bytes per job written while `run` ran (other sessions' writes included,
-    so the server should be otherwise idle)."""
+def wal_position(engine: Engine) -> str:
+    """PostgreSQL's WAL insert position: with `wal_since`, what a run wrote (other sessions'
+    writes included, so the server should be otherwise idle)."""
     with engine.connect() as conn:
-        before = conn.execute(text("SELECT pg_current_wal_insert_lsn()")).scalar()
-    jobs = run()
+        return str(conn.execute(text("SELECT pg_current_wal_insert_lsn()")).scalar())
+
+
+def wal_since(engine: Engine, before: str) -> float:
     with engine.connect() as conn:
-        diff = conn.execute(
-            text("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), :b)"), {"b": before}
-        ).scalar()
-    return float(diff) / max(1, jobs)
+        return float(
+            conn.execute(
+                text("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), :b)"), {"b": before}
+            ).scalar_one()
+        )
+
+
+@contextlib.contextmanager
+def queued(
+    backend: str, pg_url: str, tmp: Path, label: str, opts: dict[str, Any], seed: int
+) -> Iterator[Engine]:
+    """A fresh store with the run's jobs queued, and on `floor` its other indexes dropped."""
+    with fresh_store(backend, pg_url, tmp, label) as (_url, engine):
+        queue_jobs(engine, opts["jobs"], opts["order"] != ORDERS[0], seed=seed)
+        if opts["floor"]:
+            keep_only_claim_index(engine)
+        yield engine
+
+
+def drained(engine: Engine, label: str, opts: dict[str, Any]) -> tuple[int, float]:
+    """(jobs, ms per job) of draining every queued job; SystemExit if one was not stored."""
+    n, seconds = drain(engine, opts["claim"], opts["group"])
+    if n != opts["jobs"]:
+        raise SystemExit(f"{label}: {n} of {opts['jobs']} jobs stored")
+    return n, seconds / n * 1e3
 
 
 def measure(
     backend: str, pg_url: str, tmp: Path, label: str, opts: dict[str, Any]
 ) -> tuple[float, float]:
     """(ms of store time per job, writes per job), each the median of the repeats."""
-    mixed = opts["order"] != ORDERS[0]
     times: list[float] = []
     writes: list[float] = []
     for r in range(opts["repeats"]):
-        with fresh_store(backend, pg_url, tmp, f"{label}-t{r}") as (_url, engine):
-            queue_jobs(engine, opts["jobs"], mixed, seed=r)
-            if opts["floor"]:
-                keep_only_claim_index(engine)
-            box: dict[str, float] = {}
-
-            def run(engine: Engine = engine, box: dict[str, float] = box) -> int:
-                n, seconds = drain(engine, opts["claim"], opts["group"])
-                if n != opts["jobs"]:
-                    raise SystemExit(f"{label}: {n} of {opts['jobs']} jobs stored")
-                box["ms"] = seconds / n * 1e3
-                return n
-
-            if backend == "postgres":
-                writes.append(wal_bytes(engine, run))
-                times.append(box["ms"])
+        with queued(backend, pg_url, tmp, f"{label}-t{r}", opts, r) as engine:
+            before = wal_position(engine) if backend == "postgres" else None
+            n, ms = drained(engine, label, opts)
+            times.append(ms)
+            if before is not None:
+                writes.append(wal_since(engine, before) / n)
                 continue
-            run()
-            times.append(box["ms"])
         # SQLite's frames in a pass of their own: with checkpoints off the WAL grows, which
         # changes the time.
-        with fresh_store(backend, pg_url, tmp, f"{label}-w{r}") as (_url, engine):
-            queue_jobs(engine, opts["jobs"], mixed, seed=r)
-            if opts["floor"]:
-                keep_only_claim_index(engine)
-            writes.append(
-                wal_frames(engine, lambda e=engine: drain(e, opts["claim"], opts["group"])[0])
-            )
+        with queued(backend, pg_url, tmp, f"{label}-w{r}", opts, r) as engine:
+            writes.append(wal_frames(engine, lambda e=engine: drained(e, label, opts)[0]))
     return statistics.median(times), statistics.median(writes)
 
 

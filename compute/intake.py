@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict, Unpack
 
 from pydantic import BaseModel
 from sqlalchemy import Engine
@@ -186,16 +186,15 @@ def check_sweep(
     count: int = 0,
     seed: int | None = None,
     **options: Unpack[Options],
-) -> tuple[NewSweep, list[NewJob]]:
-    """A sweep and its children, every one checked as `check` checks a job, or InvalidParams
-    naming each bad field before anything is stored.
+) -> CheckedSweep:
+    """A sweep, its children and its plan, every child checked as `check` checks a job, or
+    InvalidParams naming each bad field before anything is stored.
 
     `base` holds the parameters the children share, `axes` the swept ones' texts
     (compute/sweeps.py). Each child is an ordinary job: its own seed unless `base` gives one
     (then they share it, which compares the points on the same random numbers), the sweep's
     queue, priority and tags, and a name that says its point.
     """
-    spec = registry.get(kind)
     plan = sweeps.plan(kind, axes, method=method, count=count, seed=seed)
     points = list(sweeps.checked(kind, base, plan))
     key = options.pop("idempotency_key", None)
@@ -209,16 +208,7 @@ def check_sweep(
     }
     public_id = store.new_public_id()
     label = template.name or f"{kind} sweep {public_id[:6]}"
-    children = [
-        replace(
-            template,
-            params=clean,
-            stage_names=list(spec.stages(parsed)),
-            name=f"{label} · {sweeps.point_text(point)}"[:MAX_NAME_LENGTH],
-            seed_drawn=base.get("seed") is None and "seed" not in point,
-        )
-        for point, parsed, clean in points
-    ]
+    children = _children(kind, template, points, label, seed_given=base.get("seed") is not None)
     sweep = NewSweep(
         public_id,
         kind,
@@ -231,7 +221,36 @@ def check_sweep(
         key,
         frozenset({"seed"}) if method is not None and seed is None else frozenset(),
     )
-    return sweep, children
+    return CheckedSweep(sweep, children, plan)
+
+
+class CheckedSweep(NamedTuple):
+    sweep: NewSweep
+    children: list[NewJob]
+    plan: sweeps.Plan  # what it says of itself before it is stored: "48 jobs: 6 sigma × 8 T"
+
+
+def _children(
+    kind: str,
+    template: NewJob,
+    points: Sequence[tuple[dict[str, Any], BaseModel, dict[str, Any]]],
+    label: str,
+    *,
+    seed_given: bool,
+) -> list[NewJob]:
+    """Each checked point's job: the template's envelope (checked once), the point's
+    parameters and stages, and a name that says the point."""
+    spec = registry.get(kind)
+    return [
+        replace(
+            template,
+            params=clean,
+            stage_names=list(spec.stages(parsed)),
+            name=f"{label} · {sweeps.point_text(point)}"[:MAX_NAME_LENGTH],
+            seed_drawn=not seed_given and "seed" not in point,
+        )
+        for point, parsed, clean in points
+    ]
 
 
 def submit_sweep(
@@ -247,10 +266,8 @@ def submit_sweep(
 ) -> str:
     """Check a sweep and store it with all its children in one transaction; return its
     public id once committed. Under a used idempotency key, the sweep stored then."""
-    sweep, children = check_sweep(
-        kind, base, axes, method=method, count=count, seed=seed, **options
-    )
-    return sweep_store.create(engine, sweep, children)
+    checked = check_sweep(kind, base, axes, method=method, count=count, seed=seed, **options)
+    return sweep_store.create(engine, checked.sweep, checked.children)
 
 
 def rerun_failed(engine: Engine, sweep_id: str, *, owner: str = "") -> list[str]:
@@ -303,25 +320,27 @@ def extend_sweep(
     names = list(texts)
     kids = sweep_store.latest(engine, sweep_id)
     done = {sweeps.point_key(c.params, names) for c in kids}
-    template = kids[0] if kids else None
-    spec = registry.get(sweep.kind)
+    fresh = [
+        p
+        for p in sweeps.checked(sweep.kind, sweep.params, plan)
+        if sweeps.point_key(p[2], names) not in done
+    ]
     new: list[NewJob] = []
-    for point, parsed, clean in sweeps.checked(sweep.kind, sweep.params, plan):
-        if sweeps.point_key(clean, names) in done:
-            continue
-        job = check(
+    if fresh:
+        like = kids[0] if kids else None
+        template = check(
             sweep.kind,
-            clean,
-            name=f"{sweep.name} · {sweeps.point_text(point)}"[:MAX_NAME_LENGTH],
+            fresh[0][2],
             owner=owner,
-            tags=template.tags if template else (),
-            max_attempts=template.max_attempts if template else 3,
-            timeout_seconds=template.timeout_seconds if template else None,
+            tags=like.tags if like else (),
+            max_attempts=like.max_attempts if like else 3,
+            timeout_seconds=like.timeout_seconds if like else None,
             queue=sweep.queue,
             queues=queues,
             priority=sweep.priority,
         )
-        new.append(replace(job, stage_names=list(spec.stages(parsed))))
+        seed_given = "seed" in sweep.params
+        new = _children(sweep.kind, template, fresh, sweep.name, seed_given=seed_given)
     first = max((c.point for c in kids), default=-1) + 1
     points = list(range(first, first + len(new)))
     stored = {**sweep.plan, "axes": texts}

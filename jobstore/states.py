@@ -88,12 +88,19 @@ def transition(
 
 
 def moved_events(
-    src: Status, dst: Status, moved: list[tuple[int, int, str | None]]
+    src: Status, dst: Status, moved: list[tuple[int, int, str | None]], *, by: str | None = None
 ) -> list[dict[str, Any]]:
-    """The events of a set-based move, one per (job id, attempt, runner) it moved."""
+    """The events of a set-based move, one per (job id, attempt, runner) it moved; `by` names
+    the person who asked for it."""
     return [
         event_row(
-            job_id, attempt, ALLOWED[(src, dst)], runner_id=runner, from_status=src, to_status=dst
+            job_id,
+            attempt,
+            ALLOWED[(src, dst)],
+            runner_id=runner,
+            from_status=src,
+            to_status=dst,
+            actor=by,
         )
         for job_id, attempt, runner in moved
     ]

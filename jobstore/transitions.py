@@ -634,12 +634,12 @@ def cancel_sweep(engine: Engine, public_id: str, *, actor: Actor = SYSTEM) -> Sw
             .values(cancel_requested=True)
             .returning(jobs.c.id, jobs.c.attempt)
         ).all()
-        events = [
-            {**e, "actor": actor.name or None}
-            for e in moved_events(
-                Status.QUEUED, Status.CANCELLED, [(r.id, r.attempt, None) for r in ended]
-            )
-        ]
+        events = moved_events(
+            Status.QUEUED,
+            Status.CANCELLED,
+            [(r.id, r.attempt, None) for r in ended],
+            by=actor.name,
+        )
         events += [
             event_row(r.id, r.attempt, "cancel requested", kind="request", actor=actor.name)
             for r in asked

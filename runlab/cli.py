@@ -391,7 +391,7 @@ def sweep(
     swept, fixed = _swept(kind, params)
     files: dict[str, datasets.Checked] = {}
     base = parse_params(kind, fixed, files)
-    sweep_row, children = intake.check_sweep(
+    checked = intake.check_sweep(
         kind,
         base,
         swept,
@@ -411,18 +411,8 @@ def sweep(
     )
     if files:
         _keep(artifact_store(state.settings), files)
-    stored = sweep_row.plan
-    click.echo(
-        sweep_plans.plan(
-            kind,
-            stored["axes"],
-            method=method,
-            count=count,
-            seed=stored["seed"],
-        ).describe(),
-        err=True,
-    )
-    public_id = sweeps.create(state.engine, sweep_row, children)
+    click.echo(checked.plan.describe(), err=True)
+    public_id = sweeps.create(state.engine, checked.sweep, checked.children)
     view = _wait_sweep(state.engine, public_id) if wait else sweeps.get(state.engine, public_id)
     click.echo(json.dumps(view.to_json(), indent=2) if as_json else public_id)
     if wait and view.statuses.get(Status.SUCCEEDED.value, 0) != view.children:

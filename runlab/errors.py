@@ -30,15 +30,14 @@ class UnknownKind(InvalidParams):
 class JobNotFound(RunlabError):
     exit_code = 1
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, what: str = "job") -> None:
         self.job_id = job_id
-        super().__init__(f"no such job: {job_id}")
+        super().__init__(f"no such {what}: {job_id}")
 
 
 class SweepNotFound(JobNotFound):
     def __init__(self, sweep_id: str) -> None:
-        super().__init__(sweep_id)
-        self.args = (f"no such sweep: {sweep_id}",)
+        super().__init__(sweep_id, "sweep")
 
 
 class ArtifactsUnreachable(RunlabError):
