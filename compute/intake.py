@@ -315,7 +315,7 @@ def extend_sweep(
         raise InvalidParams(
             {"sweep": "drawn points cannot be extended: submit another sweep with its own seed"}
         )
-    texts = {**sweep.plan["axes"], **axes}
+    texts = {**sweep.axes, **axes}
     plan = sweeps.plan(sweep.kind, texts)
     names = list(texts)
     kids = sweep_store.latest(engine, sweep_id)
@@ -343,7 +343,7 @@ def extend_sweep(
         new = _children(sweep.kind, template, fresh, sweep.name, seed_given=seed_given)
     first = max((c.point for c in kids), default=-1) + 1
     points = list(range(first, first + len(new)))
-    stored = {**sweep.plan, "axes": texts}
+    stored = {**sweep.plan, "axes": [[k, v] for k, v in texts.items()]}
     return sweep_store.add(engine, sweep_id, new, points, plan=stored, was=sweep.plan)
 
 

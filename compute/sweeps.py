@@ -70,7 +70,8 @@ class Plan:
         """The plan as a sweep's row keeps it: `plan(kind, stored["axes"], method=…, count=…,
         seed=…)` makes it again."""
         return {
-            "axes": dict(self.texts),
+            # Pairs, not an object: PostgreSQL's JSONB would not keep the axes' order.
+            "axes": [list(pair) for pair in self.texts],
             "method": self.method,
             "count": self.count,
             "seed": self.seed,

@@ -436,6 +436,7 @@ def finished_since(
     engine: Engine, owner: str, since: datetime, *, limit: int = 5
 ) -> tuple[datetime, list[JobSummary]]:
     """The owner's jobs that ended after `since`, oldest first, and the store's clock now.
+    A sweep's jobs are not among them: the sweep is told of as a whole (`sweeps.ended_since`).
 
     Read through the (finished_at, id) index: a few recent rows, however big the store.
     """
@@ -446,7 +447,7 @@ def finished_since(
             stamp = stamp.replace(tzinfo=None)
         rows = conn.execute(
             select(*SUMMARY_COLUMNS)
-            .where(jobs.c.finished_at > stamp, jobs.c.owner == owner)
+            .where(jobs.c.finished_at > stamp, jobs.c.owner == owner, jobs.c.sweep_id.is_(None))
             .order_by(jobs.c.finished_at, jobs.c.id)
             .limit(limit)
         ).all()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
@@ -22,11 +22,15 @@ from sqlalchemy.exc import IntegrityError
 from jobstore.engine import db_now, reading
 from jobstore.enqueue import CHUNK, NewJob, insert_jobs
 from jobstore.ledger import notify
-from jobstore.models import Job, Status, Sweep, table_of
+from jobstore.models import Job, JobResult, Status, Sweep, table_of
+from jobstore.queries import first_line
+from jobstore.views import as_utc
 from runlab.errors import InvalidParams, SweepNotFound
 
+OPEN = (Status.QUEUED, Status.RUNNING)
 sweeps_t = table_of(Sweep)
 jobs = table_of(Job)
+results = table_of(JobResult)
 
 MAX_CHILDREN = 10_000
 
@@ -67,6 +71,11 @@ class SweepView:
     statuses: dict[str, int] = field(default_factory=dict)
 
     @property
+    def axes(self) -> dict[str, str]:
+        """Each swept parameter's text, in the plan's order."""
+        return dict(self.plan.get("axes", ()))
+
+    @property
     def ended(self) -> int:
         return sum(n for s, n in self.statuses.items() if Status(s).terminal)
 
@@ -77,7 +86,7 @@ class SweepView:
             "kind": self.kind,
             "name": self.name,
             "owner": self.owner,
-            "plan": self.plan,
+            "plan": {**self.plan, "axes": self.axes},
             "params": self.params,
             "queue": self.queue,
             "priority": self.priority,
@@ -155,7 +164,7 @@ def get(engine: Engine, public_id: str) -> SweepView:
         dict(row.params),
         row.queue,
         row.priority,
-        row.created_at,
+        as_utc(row.created_at),
         sum(counts.values()),
         {s.value: counts[s.value] for s in Status if counts[s.value]},
     )
@@ -208,6 +217,61 @@ def latest(engine: Engine, public_id: str) -> list[Child]:
     ]
 
 
+@dataclass(frozen=True)
+class Point:
+    """A point of a sweep as its page shows it: its latest job, with the job's result."""
+
+    point: int
+    public_id: str
+    name: str
+    status: Status
+    partial: bool
+    params: dict[str, Any]
+    result: dict[str, Any] | None  # the stored summary; None until the job succeeds
+    started_at: datetime | None
+    finished_at: datetime | None
+    error_line: str | None
+
+
+def points(engine: Engine, public_id: str) -> list[Point]:
+    """Each point's latest job and result, in the points' order: one statement, by the
+    `ix_jobs_sweep_point` index and the unique `job_results.job_id`."""
+    with reading(engine) as conn:
+        sweep_id = _id_of(conn, public_id)
+        rows = conn.execute(
+            select(
+                jobs.c.sweep_point,
+                jobs.c.public_id,
+                jobs.c.name,
+                jobs.c.status,
+                jobs.c.partial,
+                jobs.c.params,
+                jobs.c.started_at,
+                jobs.c.finished_at,
+                jobs.c.error_message,
+                results.c.summary,
+            )
+            .select_from(jobs.outerjoin(results, results.c.job_id == jobs.c.id))
+            .where(jobs.c.id.in_(_latest_ids(sweep_id)))
+            .order_by(jobs.c.sweep_point)
+        ).all()
+    return [
+        Point(
+            r.sweep_point,
+            r.public_id,
+            r.name,
+            Status(r.status),
+            bool(r.partial),
+            dict(r.params),
+            None if r.summary is None else dict(r.summary),
+            as_utc(r.started_at),
+            as_utc(r.finished_at),
+            first_line(r.error_message),
+        )
+        for r in rows
+    ]
+
+
 def children(engine: Engine, public_id: str) -> list[str]:
     """The public ids of every job of a sweep, re-runs included, by point and then age."""
     with reading(engine) as conn:
@@ -252,6 +316,43 @@ def add(
         if out:
             notify(conn)
     return out
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A sweep whose last job ended: when, and its points by status."""
+
+    public_id: str
+    name: str
+    at: datetime
+    statuses: dict[str, int]
+
+
+def ended_since(engine: Engine, owner: str, since: datetime, *, limit: int = 5) -> list[Ended]:
+    """The owner's sweeps whose last open job ended after `since`, oldest first: those with a
+    job ended since then and none still queued or running."""
+    stamp = since.astimezone(UTC)
+    if engine.dialect.name != "postgresql":  # SQLite keeps naive UTC text
+        stamp = stamp.replace(tzinfo=None)
+    other = jobs.alias("open_job")
+    open_ = (
+        select(other.c.id)
+        .where(other.c.sweep_id == sweeps_t.c.id, other.c.status.in_(OPEN))
+        .correlate(sweeps_t)
+        .exists()
+    )
+    with reading(engine) as conn:
+        rows = conn.execute(
+            select(sweeps_t.c.public_id, sweeps_t.c.name, func.max(jobs.c.finished_at).label("at"))
+            .select_from(jobs.join(sweeps_t, sweeps_t.c.id == jobs.c.sweep_id))
+            .where(jobs.c.finished_at > stamp, jobs.c.owner == owner, ~open_)
+            .group_by(sweeps_t.c.id, sweeps_t.c.public_id, sweeps_t.c.name)
+            .order_by("at")
+            .limit(limit)
+        ).all()
+    return [
+        Ended(r.public_id, r.name, as_utc(r.at), get(engine, r.public_id).statuses) for r in rows
+    ]
 
 
 def names(engine: Engine, public_ids: Collection[str]) -> dict[str, str]:

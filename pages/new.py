@@ -1,4 +1,5 @@
-"""/new?kind=<kind>: a form per kind; a good submit opens the new job's page.
+"""/new?kind=<kind>: a form per kind; a good submit opens the new job's page, or the new
+sweep's page when parameters are swept.
 
 `?clone=<job id>` opens the form filled in with that job's parameters; presets save and load
 the form's values by name.
@@ -101,6 +102,31 @@ if form is not None and form.action == "preset":
     else:
         st.session_state["new.preset_saved"] = name  # shown by the run below, with the list
         st.rerun()
+elif form is not None and form.sweep is not None:
+    if form.sweep.plan is None:
+        form.top.error("Fix the sweep's values above first.", icon=":material/error:")
+    else:
+        try:
+            sweep_id = intake.submit_sweep(
+                engine,
+                kind.name,
+                form.params,
+                form.sweep.axes,
+                method=form.sweep.method,
+                count=form.sweep.count,
+                seed=form.sweep.seed,
+                name=form.name,
+                owner=who.name,
+                tags=form.tags,
+                tables=form.tables,
+                queue=form.queue,
+                queues=settings.queue_names,
+                priority=form.priority,
+            )
+        except InvalidParams as exc:
+            form.show_errors(exc.errors)
+        else:
+            st.switch_page("pages/sweep.py", query_params={"id": sweep_id})
 elif form is not None:
     try:
         public_id = intake.submit(

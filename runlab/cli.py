@@ -596,7 +596,7 @@ def _show_sweep(view: sweeps.SweepView, as_json: bool) -> None:
     click.echo(f"queue     {view.queue}  priority {view.priority}")
     if view.owner:
         click.echo(f"owner     {view.owner}")
-    for param, text in view.plan.get("axes", {}).items():
+    for param, text in view.axes.items():
         click.echo(f"  swept   {param} = {text}")
     if view.plan.get("method"):
         words = sweep_plans.METHOD_WORDS.get(view.plan["method"], view.plan["method"])

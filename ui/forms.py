@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from compute import datasets, param_text, registry
+from compute import datasets, param_text, registry, sweeps
 from compute.registry import FieldInfo, Kind
 from jobstore import presets
 from jobstore.enqueue import MAX_PRIORITY
@@ -34,6 +34,18 @@ CLONED = "new.cloned"
 
 
 @dataclass
+class SweepInput:
+    """The swept parameters' texts and the sampling, as typed above the form, and the plan
+    they make (None while one of them is refused, under its field)."""
+
+    axes: dict[str, str]
+    method: sweeps.Method | None = None
+    count: int = 0
+    seed: int | None = None
+    plan: sweeps.Plan | None = None
+
+
+@dataclass
 class JobForm:
     """What a submitted form holds, and where each field's message goes."""
 
@@ -49,6 +61,7 @@ class JobForm:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     queue: str | None = None  # None: the kind's own
     priority: int = 0
+    sweep: SweepInput | None = None  # a sweep: one job per point of its plan
 
     def show_errors(self, errors: Mapping[str, str]) -> None:
         """Each message under its field; messages for fields without one go on top."""
@@ -263,6 +276,101 @@ def csv_filler(kind: Kind) -> None:
     )
 
 
+SAMPLING: dict[str, str] = {
+    "grid": "Every combination",
+    "random": "Random points",
+    "lhs": "Latin hypercube",
+}
+AXIS_HELP = (
+    "A list (0.5,1,2), a range with a step, both ends included (0.1:0.5:0.05), or a log range "
+    "of n points (log:0.01:1:5). With random or Latin-hypercube points, low:high or "
+    "log:low:high gives the bounds to draw from."
+)
+
+
+def _sweep_fields(
+    kind: Kind, infos: Sequence[FieldInfo], leading: set[str], slots: dict[str, DeltaGenerator]
+) -> SweepInput | None:
+    """Above the form, where every change redraws at once: the parameters to sweep, each one's
+    values as text, and the number of jobs they make, said before anything is submitted."""
+    sweepable = {
+        i.name: i
+        for i in infos
+        if i.type in sweeps.SWEEPABLE and i.name not in leading and i.column_of is None
+    }
+    if not sweepable:
+        return None
+    chosen = st.multiselect(
+        "Sweep",
+        list(sweepable),
+        format_func=lambda n: sweepable[n].label,
+        placeholder="optional: parameters to sweep, one job per value",
+        help="Run one job per combination of the values you give: a sweep, with its own page.",
+        key=key(kind, "__sweep"),
+    )
+    if not chosen:
+        return None
+    with st.container(border=True):
+        method = st.segmented_control(
+            "Points",
+            list(SAMPLING),
+            format_func=SAMPLING.__getitem__,
+            default="grid",
+            key=key(kind, "__sweep_method"),
+        )
+        sampled = method in ("random", "lhs")
+        how = cast(sweeps.Method, method) if sampled else None
+        axes: dict[str, str] = {}
+        for name in chosen:
+            info = sweepable[name]
+            hint = (
+                ",".join(str(c) for c in info.choices)
+                if info.type == "choice"
+                else ("low:high" if sampled else "0.1:0.5:0.05 or 0.1,0.2,0.4")
+            )
+            axes[name] = st.text_input(
+                f"{info.label}: values",
+                placeholder=hint,
+                help=AXIS_HELP,
+                key=key(kind, f"__sweep.{name}"),
+            )
+            slots[name] = st.empty()
+        count, seed = 0, None
+        if sampled:
+            left, right = st.columns(2)
+            count = int(
+                left.number_input(
+                    "Number of points",
+                    min_value=1,
+                    max_value=sweeps.MAX_JOBS,
+                    value=20,
+                    step=1,
+                    key=key(kind, "__sweep_count"),
+                )
+            )
+            seed_text = right.text_input(
+                "Seed of the points",
+                placeholder="drawn, and kept with the sweep",
+                key=key(kind, "__sweep_seed"),
+            )
+            slots["sweep_seed"] = st.empty()
+            try:
+                seed = int(seed_text) if seed_text.strip() else None
+            except ValueError:
+                slots["sweep_seed"].error("a whole number, or empty", icon=":material/error:")
+                return SweepInput(axes, how, count)
+        out = SweepInput(axes, how, count, seed)
+        try:
+            out.plan = sweeps.plan(kind.name, axes, method=out.method, count=count, seed=seed)
+        except InvalidParams as exc:
+            for name, message in exc.errors.items():
+                where = slots.get(name)
+                (where or st).error(md_escape(message), icon=":material/error:")
+        else:
+            st.info(md_escape(out.plan.describe()), icon=":material/grid_view:")
+    return out
+
+
 def _queue_fields(kind: Kind, queues: Sequence[str]) -> tuple[str | None, int]:
     """The queue (when there is a choice) and the priority, side by side."""
     left, right = st.columns(2)
@@ -302,6 +410,8 @@ def job_form(
     apply and the columns of the file just uploaded. An uploaded table is summed up under its
     field. With `expected`, the page's way to past runs, the job's size and expected run time
     are said above Submit. A queue is offered only where the settings name more than one.
+    Numbers and choices can be swept: those chosen above the form are typed there as values,
+    and the number of jobs they make is said before Submit.
     """
     infos = registry.describe(kind.params)
     leading = {name for info in infos for name in info.when} | {
@@ -328,10 +438,12 @@ def job_form(
             params[info.name] = value
     for name, message in refused.items():
         slots[name].error(md_escape(message), icon=":material/error:")
+    top = st.empty()  # messages that name no field: above every field that can be in error
+    sweep = _sweep_fields(kind, infos, leading, slots)
+    swept = set(sweep.axes) if sweep else set()
     with st.form(f"new-{kind.name}"):
-        top = st.empty()
         for info in infos:
-            if info.name in leading or not info.applies(params):
+            if info.name in leading or info.name in swept or not info.applies(params):
                 continue
             value = _widget(kind, info, tables)
             slots[info.name] = _slot(kind, info, value)
@@ -354,9 +466,10 @@ def job_form(
         queue, priority = _queue_fields(kind, queues)
         slots["queue"] = st.empty()
         slots["priority"] = st.empty()
-        if expected is not None:
+        if expected is not None and sweep is None:
             expected_.show(kind, params, expected)
-        submitted = st.form_submit_button("Submit", type="primary", icon=":material/send:")
+        what = f"Submit {sweep.plan.size:,} jobs" if sweep and sweep.plan else "Submit"
+        submitted = st.form_submit_button(what, type="primary", icon=":material/send:")
         with st.expander("Save these values as a preset"):
             preset_name = st.text_input(
                 "Preset name", max_chars=presets.NAME_MAX, key=key(kind, "__preset_name")
@@ -376,6 +489,7 @@ def job_form(
         tables=tables,
         queue=queue,
         priority=priority,
+        sweep=sweep,
     )
     if refused:  # the file's own message is already under it
         form.show_errors({k: v for k, v in refused.items() if k not in slots})

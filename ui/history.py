@@ -6,15 +6,11 @@ same view. Any change of filter or sort starts again at the first page.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any
 
 import streamlit as st
 from sqlalchemy import Engine
@@ -29,10 +25,9 @@ from runlab.artifacts import ArtifactStore
 from runlab.errors import Forbidden, InvalidParams, JobNotFound
 from runlab.identity import Actor
 from runlab.status import OUTCOMES
-from ui import confirm, tables
+from ui import confirm, report, tables
 from ui import format as fmt
 from ui.job_view import CONFIRM_CANCEL_AFTER
-from ui.report import csv_cell
 from ui.text import md_escape, one_line
 
 PAGE_SIZE = 25
@@ -600,17 +595,6 @@ CSV_COLUMNS = [
 ]  # fmt: skip
 
 
-def _flat(prefix: str, doc: dict[str, Any]) -> dict[str, Any]:
-    """`{"sigma": 0.3}` as `{"param.sigma": 0.3}`: a number stays a number, a list or a
-    table becomes its JSON text."""
-    return {
-        f"{prefix}.{k}": v
-        if v is None or isinstance(v, str | int | float | bool)
-        else json.dumps(v, sort_keys=True)
-        for k, v in doc.items()
-    }
-
-
 def export_csv(engine: Engine, ids: list[str]) -> str:
     """The selected jobs, one flat column per parameter (`param.sigma`) and result field
     (`result.price`), numbers as numbers; text that a spreadsheet would run as a formula is
@@ -618,15 +602,9 @@ def export_csv(engine: Engine, ids: list[str]) -> str:
     rows = [
         {
             **{c: row[c] for c in CSV_COLUMNS},
-            **_flat("param", row["params"]),
-            **_flat("result", row["result"]),
+            **report.flat("param", row["params"]),
+            **report.flat("result", row["result"]),
         }
         for row in store_history.export(engine, ids)
     ]
-    header = list(dict.fromkeys([*CSV_COLUMNS, *(k for r in rows for k in r)]))
-    out = io.StringIO(newline="")
-    writer = csv.writer(out)
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow(["" if row.get(c) is None else csv_cell(row[c]) for c in header])
-    return out.getvalue()
+    return report.rows_csv(rows, CSV_COLUMNS)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import jinja2
 import plotly.graph_objects as go
@@ -58,6 +60,29 @@ def csv_cell(value: object) -> object:
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
+
+
+def flat(prefix: str, doc: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"sigma": 0.3}` as `{"param.sigma": 0.3}`: a number stays a number, a list or a
+    table becomes its JSON text."""
+    return {
+        f"{prefix}.{k}": v
+        if v is None or isinstance(v, str | int | float | bool)
+        else json.dumps(v, sort_keys=True)
+        for k, v in doc.items()
+    }
+
+
+def rows_csv(rows: Sequence[Mapping[str, Any]], first: Sequence[str]) -> str:
+    """Rows of flat values as CSV: the `first` columns, then every other key in the order
+    the rows name them; a missing value is an empty cell."""
+    header = list(dict.fromkeys([*first, *(k for r in rows for k in r)]))
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else csv_cell(row[c]) for c in header])
+    return out.getvalue()
 
 
 def series_csv(job: JobDetail) -> str:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from jobstore import queries
+from jobstore import queries, sweeps
 from runlab.identity import Actor
 from ui import auth, badges, resources
 from ui.text import md_escape, one_line
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 WATCH_SECONDS = 5.0
 MAX_TOASTS = 5
 SEEN = "sidebar.finished_seen"  # the store's time up to which ended jobs were toasted
+SWEEPS_TOLD = "sidebar.sweeps_told"  # (sweep, its last end) already toasted
 
 LINKS: tuple[tuple[str, str, str], ...] = (
     ("app.py", "Home", ":material/home:"),
@@ -32,7 +33,10 @@ LINKS: tuple[tuple[str, str, str], ...] = (
 
 
 # Each page's script by its title, for the way back after sign-in.
-SCRIPTS = {label: path for path, label, _icon in LINKS} | {"Job": "pages/job.py"}
+SCRIPTS = {label: path for path, label, _icon in LINKS} | {
+    "Job": "pages/job.py",
+    "Sweep": "pages/sweep.py",
+}
 
 
 def page(title: str) -> Actor:
@@ -55,7 +59,8 @@ def page(title: str) -> Actor:
 
 @st.fragment(run_every=WATCH_SECONDS)
 def _finished_jobs(me: str) -> None:
-    """A toast for each of your jobs that ends while this session is open, on any page.
+    """A toast for each of your jobs, and each sweep of yours, that ends while this session is
+    open, on any page.
 
     The first look only notes the store's clock: jobs that ended before you came are history.
     """
@@ -66,6 +71,7 @@ def _finished_jobs(me: str) -> None:
         now, ended = queries.finished_since(
             engine, me, since or datetime.now(UTC), limit=MAX_TOASTS
         )
+        swept = [] if since is None else sweeps.ended_since(engine, me, since, limit=MAX_TOASTS)
     except Exception:  # a store that is down is the page's to report, not a toast's
         log.debug("could not look for finished jobs", exc_info=True)
         return
@@ -83,5 +89,21 @@ def _finished_jobs(me: str) -> None:
             f"[Open it](job?id={job.id})",
             icon=look.icon,
         )
+    _ended_sweeps(swept, showing)
     if len(ended) < MAX_TOASTS:
         st.session_state[SEEN] = max(st.session_state[SEEN], now)
+
+
+def _ended_sweeps(ended: list[sweeps.Ended], showing: str | None) -> None:
+    """One toast per sweep of yours whose last job ended, not one per job."""
+    told: set[tuple[str, datetime]] = st.session_state.setdefault(SWEEPS_TOLD, set())
+    for sweep in ended:
+        if (sweep.public_id, sweep.at) in told or sweep.public_id == showing:
+            continue
+        told.add((sweep.public_id, sweep.at))
+        counts = ", ".join(f"{n:,} {status}" for status, n in sweep.statuses.items())
+        st.toast(
+            f"Your sweep **{md_escape(one_line(sweep.name, 60))}** ended: {counts}. "
+            f"[Open it](sweep?id={sweep.public_id})",
+            icon=":material/grid_view:",
+        )

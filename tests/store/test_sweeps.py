@@ -39,7 +39,7 @@ def test_a_grid_sweep_is_stored_as_one_row_and_its_children(engine: Engine) -> N
     view = sweeps.get(engine, sweep_id)
     assert (view.kind, view.name, view.owner, view.priority) == (KIND, "Vol × maturity", "ana", 3)
     assert view.children == 48 and view.statuses == {"queued": 48}
-    assert view.plan["axes"] == GRID and view.params["paths"] == 2000
+    assert list(view.axes.items()) == list(GRID.items()) and view.params["paths"] == 2000
     assert "seed" not in view.params and "sigma" not in view.params
     kids = sweeps.children(engine, sweep_id)
     assert len(kids) == 48
@@ -172,12 +172,12 @@ def test_extending_a_sweep_runs_only_the_points_not_yet_computed(engine: Engine)
     first_plan = sweeps.get(engine, sweep_id).plan
     added = intake.extend_sweep(engine, sweep_id, {"sigma": "0.1,0.2,0.3"})
     with pytest.raises(InvalidParams, match="was changed meanwhile"):  # a page open on the old plan
-        sweeps.add(engine, sweep_id, [], [], plan={**first_plan, "axes": {}}, was=first_plan)
+        sweeps.add(engine, sweep_id, [], [], plan={**first_plan, "axes": []}, was=first_plan)
     assert len(added) == 2
     params = [queries.get_job(engine, a).params for a in added]
     assert sorted((p["sigma"], p["T"]) for p in params) == [(0.3, 1.0), (0.3, 2.0)]
     view = sweeps.get(engine, sweep_id)
-    assert view.children == 6 and view.plan["axes"]["sigma"] == "0.1,0.2,0.3"
+    assert view.children == 6 and view.axes["sigma"] == "0.1,0.2,0.3"
     assert intake.extend_sweep(engine, sweep_id, {"sigma": "0.1:0.3:0.1"}) == []
     more = intake.extend_sweep(engine, sweep_id, {"K": "100,110"})  # a new axis
     assert len(more) == 6  # K=100 is every earlier job's K: only K=110 is new
