@@ -207,6 +207,8 @@ def conditions(query: Query, postgres: bool) -> list[ColumnElement[bool]]:
     if query.sweeps is not None:
         of = select(sweeps_t.c.id).where(sweeps_t.c.public_id.in_(sorted(query.sweeps)))
         where.append(jobs.c.sweep_id.in_(of) if query.sweeps else false())
+    if query.grouped:
+        where.append(or_(jobs.c.sweep_id.is_(None), sweep_head(jobs)))
     for tag in query.tags:
         where.append(_has_tag(tag, postgres))
     for word in query.words:
@@ -225,6 +227,20 @@ def conditions(query: Query, postgres: bool) -> list[ColumnElement[bool]]:
                 )
             )
     return where
+
+
+def sweep_head(job: Any) -> ColumnElement[bool]:
+    """Whether `job` (a sweep's job) is the one its sweep's row stands on: the first job of its
+    first point. One probe of `ix_jobs_sweep_point`, made only for jobs of point 0."""
+    earlier = jobs.alias("earlier")
+    return and_(
+        job.c.sweep_point == 0,
+        ~exists().where(
+            earlier.c.sweep_id == job.c.sweep_id,
+            earlier.c.sweep_point == 0,
+            earlier.c.id < job.c.id,
+        ),
+    )
 
 
 def _stamp(ts: datetime, postgres: bool) -> datetime:

@@ -28,7 +28,7 @@ import enum
 import math
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal, TypeVar
 
@@ -127,6 +127,9 @@ class Query:
     created_from: datetime | None = None  # inclusive
     created_to: datetime | None = None  # exclusive
     fields: tuple[FieldTest, ...] = ()
+    # A sweep as one row: of its jobs, only its first point's first job is listed, and the
+    # page shows it as the sweep. Not a filter: no job is left out but behind its sweep's row.
+    grouped: bool = False
 
     def __and__(self, other: Query) -> Query:
         """Both queries at once, as when the filters above the search box narrow it further."""
@@ -152,11 +155,18 @@ class Query:
             created_from=later(self.created_from, other.created_from),
             created_to=earlier(self.created_to, other.created_to),
             fields=_unique(self.fields + other.fields),
+            grouped=self.grouped or other.grouped,
         )
 
     @property
     def empty(self) -> bool:
-        return self == Query()
+        return replace(self, grouped=False) == Query()
+
+    @property
+    def groups_sweeps(self) -> bool:
+        """Whether the jobs this query lists may stand behind their sweep's row: not when it
+        names a sweep, outcomes or field values, which are asked of each job."""
+        return self.sweeps is None and self.statuses is None and not self.fields
 
 
 T = TypeVar("T")

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from jobstore.engine import db_now, reading
 from jobstore.enqueue import CHUNK, NewJob, insert_jobs
+from jobstore.history import sweep_head
 from jobstore.ledger import notify
 from jobstore.models import Job, JobResult, Status, Sweep, table_of
 from jobstore.queries import first_line
@@ -353,6 +354,69 @@ def ended_since(engine: Engine, owner: str, since: datetime, *, limit: int = 5) 
     return [
         Ended(r.public_id, r.name, as_utc(r.at), get(engine, r.public_id).statuses) for r in rows
     ]
+
+
+@dataclass(frozen=True)
+class Row:
+    """A sweep as one row of the history: its points, how many have ended, and when its jobs
+    ran, from the first start to the last end (None while one is still open)."""
+
+    public_id: str
+    name: str
+    children: int
+    ended: int
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+def rows_of(engine: Engine, job_ids: Collection[str]) -> dict[str, Row]:
+    """The sweeps whose history row stands on one of the jobs `job_ids`, by that job's id.
+    Three statements, however many sweeps: the heads, their points by status, their spans."""
+    if not job_ids:
+        return {}
+    with reading(engine) as conn:
+        heads = conn.execute(
+            select(jobs.c.public_id, jobs.c.sweep_id, sweeps_t.c.public_id.label("sweep"))
+            .add_columns(sweeps_t.c.name)
+            .select_from(jobs.join(sweeps_t, sweeps_t.c.id == jobs.c.sweep_id))
+            .where(jobs.c.public_id.in_(sorted(job_ids)), sweep_head(jobs))
+        ).all()
+        if not heads:
+            return {}
+        latest = (
+            select(func.max(jobs.c.id))
+            .where(jobs.c.sweep_id.in_([h.sweep_id for h in heads]))
+            .group_by(jobs.c.sweep_id, jobs.c.sweep_point)
+        )
+        counts = conn.execute(
+            select(jobs.c.sweep_id, jobs.c.status, func.count().label("n"))
+            .where(jobs.c.id.in_(latest))
+            .group_by(jobs.c.sweep_id, jobs.c.status)
+        ).all()
+        spans = {
+            r.sweep_id: (as_utc(r.first), as_utc(r.last))
+            for r in conn.execute(
+                select(
+                    jobs.c.sweep_id,
+                    func.min(jobs.c.started_at).label("first"),
+                    func.max(jobs.c.finished_at).label("last"),
+                )
+                .where(jobs.c.sweep_id.in_([h.sweep_id for h in heads]))
+                .group_by(jobs.c.sweep_id)
+            )
+        }
+    children: Counter[int] = Counter()
+    ended: Counter[int] = Counter()
+    for c in counts:
+        children[c.sweep_id] += c.n
+        if Status(c.status).terminal:
+            ended[c.sweep_id] += c.n
+    out = {}
+    for h in heads:
+        n, done = children[h.sweep_id], ended[h.sweep_id]
+        first, last = spans.get(h.sweep_id, (None, None))
+        out[h.public_id] = Row(h.sweep, h.name, n, done, first, last if done == n else None)
+    return out
 
 
 def names(engine: Engine, public_ids: Collection[str]) -> dict[str, str]:

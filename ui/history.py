@@ -167,6 +167,8 @@ def controls(me: str, queues: Sequence[str] = ()) -> View:
         except InvalidQuery as exc:
             error = exc
     query = widgets & searched
+    if query.groups_sweeps:
+        query = query & Query(grouped=True)
     return View(
         query=query,
         sort=sort if sort in SORTS else "created",  # type: ignore[arg-type]
@@ -325,7 +327,16 @@ def table(engine: Engine, page: HistoryPage, view: View) -> list[str]:
         )
         for source, key in wanted
     ]
-    return tables.selectable_job_table(page.rows, key="history", selection_key=digest, extra=extra)
+    rows = sweeps.rows_of(engine, [r.id for r in page.rows]) if view.query.grouped else {}
+    ticked = tables.selectable_job_table(
+        page.rows, key="history", selection_key=digest, extra=extra, sweeps=rows
+    )
+    # A ticked sweep is every job of it: what is done to the row is done to each of them.
+    return [
+        job
+        for row in ticked
+        for job in (sweeps.children(engine, rows[row].public_id) if row in rows else [row])
+    ]
 
 
 def selection_bar(

@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from compute import registry
+from jobstore.sweeps import Row as SweepRow
 from jobstore.views import JobSummary
 from ui import badges, palette
 from ui import format as fmt
@@ -40,6 +41,7 @@ HISTORY_COLUMNS: list[Column] = ["job", "status", "kind", "owner", "created", "d
 ROW_PX, HEADER_PX = 35, 38  # a dataframe's rows, and its header with the frame
 # The link is relative, so that it also works under a server.baseUrlPath.
 LINK_PREFIX = "job?id="
+SWEEP_LINK_PREFIX = "sweep?id="
 
 
 def job_link(public_id: str, name: str = "") -> str:
@@ -64,7 +66,7 @@ def _config() -> dict[str, Any]:
         "id": st.column_config.TextColumn(
             "ID", width="small", help="What `runlab show` and the links take"
         ),
-        "status": st.column_config.TextColumn("Status", width="small"),
+        "status": st.column_config.TextColumn("Status", width=95),
         "kind": st.column_config.TextColumn("Kind", width=130),
         "owner": st.column_config.TextColumn("Owner", width="small"),
         "queue": st.column_config.TextColumn("Queue", width="small"),
@@ -170,13 +172,24 @@ def selectable_job_table(
     key: str,
     selection_key: str = "",
     extra: Sequence[ValueColumn] = (),
+    sweeps: Mapping[str, SweepRow] | None = None,
 ) -> list[str]:
     """The history's table, with a tick box per row, a column per `extra` field, and a
     failed job's error when the page holds one; as tall as its rows, so the page scrolls and
-    the table never does. The ids of the ticked rows."""
+    the table never does. A job in `sweeps` is drawn as its sweep: its name links to the sweep's
+    page and its status is the sweep's progress. The ids of the jobs of the ticked rows."""
     now = datetime.now(UTC)
     zone = fmt.browser_zone()
     rows = [_row(job, now, zone) for job in jobs]
+    for row, job in zip(rows, jobs, strict=True):
+        sweep = (sweeps or {}).get(job.id)
+        if sweep is not None:
+            row["job"] = f"{SWEEP_LINK_PREFIX}{sweep.public_id}#" + quote(
+                f"{sweep.name} · sweep of {sweep.children:,}", safe=""
+            )
+            row["status"] = f"{sweep.ended:,}/{sweep.children:,} ended"
+            row["id"] = sweep.public_id
+            row["duration"] = fmt.elapsed(sweep.started_at, sweep.finished_at, now)
     columns: list[str] = list(HISTORY_COLUMNS)
     config: dict[str, Any] = {c: cfg for c, cfg in _config().items() if c in HISTORY_COLUMNS}
     if any(job.error_line for job in jobs):

@@ -230,3 +230,29 @@ def test_deleting_a_sweeps_jobs_removes_the_sweep_with_the_last_of_them(engine: 
     with pytest.raises(SweepNotFound):
         sweeps.get(engine, sweep_id)
     assert check(engine) == []
+
+
+def test_the_grouped_history_lists_a_sweep_once_on_its_first_job(engine: Engine) -> None:
+    before = intake.submit(engine, KIND, BASE, name="alone before")
+    sweep_id = intake.submit_sweep(engine, KIND, BASE, {"sigma": "0.1,0.2,0.3"}, name="grid")
+    after = intake.submit(engine, KIND, BASE, name="alone after")
+    first, *rest = sweeps.children(engine, sweep_id)
+    # Its first point failed and was re-run: still one row, on the first job.
+    leases = transitions.claim(engine, "r", limit=2)
+    [lease] = [x for x in leases if x.public_id == first]
+    transitions.fail(engine, lease, "ValueError", "boom", "Traceback")
+    [again] = intake.rerun_failed(engine, sweep_id)
+    rest.append(again)
+    grouped = search.Query(grouped=True)
+    listed = [r.id for r in history.history(engine, grouped, limit=50).rows]
+    assert listed == [after, first, before]
+    every = [r.id for r in history.history(engine, search.Query(), limit=50).rows]
+    assert sorted(every) == sorted([before, after, first, *rest])
+    rows = sweeps.rows_of(engine, listed)
+    assert list(rows) == [first]
+    assert (rows[first].public_id, rows[first].name, rows[first].children) == (sweep_id, "grid", 3)
+    assert rows[first].ended == 0  # the failed point counts as its re-run, queued
+    # A search that asks of each job's outcome or fields lists the jobs themselves.
+    assert not search.Query(statuses=frozenset({"queued"})).groups_sweeps
+    assert search.Query(kinds=frozenset({KIND})).groups_sweeps
+    assert search.Query(grouped=True).empty

@@ -167,3 +167,22 @@ def test_a_sweep_that_ends_is_told_of_once_not_once_per_job(store: Engine) -> No
 
     _now, jobs = queries.finished_since(store, "ann", since)
     assert jobs == []  # its jobs are not told of one by one
+
+
+def test_the_history_shows_a_sweep_as_one_row_that_opens_it(store: Engine) -> None:
+    from tests.ui.test_jobs_page import table
+
+    alone = intake.submit(store, "option_pricing", {"paths": 1000}, name="alone")
+    sweep_id = intake.submit_sweep(
+        store, "option_pricing", {"paths": 1000}, {"sigma": "0.1,0.2,0.3"}, name="Vol grid"
+    )
+    _finish(store, {0.1: 4.0, 0.2: 2.5})  # σ = 0.3 fails; `alone`, at σ = 0.2, succeeds
+    df = table(open_page("pages/jobs.py"), "history")
+    assert len(df) == 2
+    row = df[df["id"] == sweep_id].iloc[0]
+    assert row["job"] == f"sweep?id={sweep_id}#Vol%20grid%20%C2%B7%20sweep%20of%203"
+    assert row["status"] == "3/3 ended"
+    assert alone in set(df["id"])
+    # Asked of each job's outcome, the history lists the jobs themselves.
+    df = table(open_page("pages/jobs.py", status="succeeded"), "history")
+    assert len(df) == 3 and sweep_id not in set(df["id"]) and alone in set(df["id"])
