@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_claim_order.py
 	$(BIN)/python benchmarks/bench_kinds.py
 	$(BIN)/python benchmarks/bench_result_page.py
+	$(BIN)/python benchmarks/bench_sweeps.py
 
 # A PNG of every page and job tab in docs/screenshots/, from a store seeded with real results.
 screenshots: install

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from jobstore import queues
@@ -117,6 +117,14 @@ _INSERT_JOB = (
     .values(run_after=db_now(), created_at=db_now())
     .returning(jobs.c.id, sort_by_parameter_order=True)
 )
+# Past this many jobs at once, PostgreSQL gets their ids from the sequence first and the rows
+# in one pipelined executemany: psycopg parses an INSERT … RETURNING of a thousand rows' values
+# in Python, anew for each, which cost 3 s of the 4 that 10,000 jobs took.
+RESERVE_FROM = 100
+_RESERVE_IDS = text(
+    "SELECT nextval(pg_get_serial_sequence('jobs', 'id')) FROM generate_series(1, :n)"
+)
+_INSERT_JOB_WITH_ID = insert(jobs).values(run_after=db_now(), created_at=db_now())
 _INSERT_SUBMITTED = insert(events_t).values(
     at=db_now(), attempt=0, kind="transition", to_status=Status.QUEUED
 )
@@ -158,7 +166,11 @@ def insert_jobs(
         }
         for public_id, j, point in zip(public_ids, new, where, strict=True)
     ]
-    ids = list(conn.execute(_INSERT_JOB, rows).scalars())
+    if conn.dialect.name == "postgresql" and len(rows) >= RESERVE_FROM:
+        ids = list(conn.execute(_RESERVE_IDS, {"n": len(rows)}).scalars())
+        conn.execute(_INSERT_JOB_WITH_ID, [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
+    else:
+        ids = list(conn.execute(_INSERT_JOB, rows).scalars())
     stages = [
         {"job_id": job_id, "idx": i, "name": s, "status": StageStatus.PENDING}
         for job_id, j in zip(ids, new, strict=True)

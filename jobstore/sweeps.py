@@ -273,6 +273,23 @@ def points(engine: Engine, public_id: str) -> list[Point]:
     ]
 
 
+def version(engine: Engine, public_id: str) -> tuple[Any, ...]:
+    """A stamp that changes whenever any of the sweep's jobs is added, starts, ends or is tried
+    again: its pages read the points again only then. One range of `ix_jobs_sweep_point`."""
+    with reading(engine) as conn:
+        sweep_id = _id_of(conn, public_id)
+        row = conn.execute(
+            select(
+                func.count(),
+                func.max(jobs.c.id),
+                func.sum(jobs.c.attempt),
+                func.max(jobs.c.started_at),
+                func.max(jobs.c.finished_at),
+            ).where(jobs.c.sweep_id == sweep_id)
+        ).one()
+    return tuple(str(v) for v in row)
+
+
 def children(engine: Engine, public_id: str) -> list[str]:
     """The public ids of every job of a sweep, re-runs included, by point and then age."""
     with reading(engine) as conn:

@@ -1,8 +1,10 @@
 """/sweep?id=<public_id>: a sweep as one piece of work, live while its jobs run.
 
-The live part re-reads every point's latest job and result, about every two seconds, and
-stops once every point has ended. The chosen result field, which end of it is best and the
-heatmap's axes live in the URL, so a shared link opens the same view.
+Two live parts, the progress with the table and the analysis (best point, charts), redraw
+about every two seconds while a job of the sweep is open, and stop once every point has ended;
+the points are read again only when one of its jobs has moved (`ui.sweep_view.table_of`).
+A choice in the analysis redraws only it. The chosen result field, which end of it is best and
+the heatmap's axes live in the URL, so a shared link opens the same view.
 """
 
 from __future__ import annotations
@@ -202,28 +204,35 @@ if OUTCOME_KEY in st.session_state:
 
 @st.fragment(run_every=view.refresh_every(sweep))
 def live(was_done: bool) -> None:
-    """The progress, the table, the best point and the charts, on every tick."""
+    """The progress and the table of points, on every tick."""
     try:
         now = sweep_store.get(engine, public_id)
-        points = sweep_store.points(engine, public_id)
+        table = view.table_of(engine, public_id, kind)
     except SweepNotFound:
         st.rerun()
     if view.refresh_every(now) is None and not was_done:
         st.rerun()  # every point ended: the whole page, with no timer
-    view.progress(view.progress_of(points))
-    fields = view.result_fields(kind, points)
-    df = view.frame(points, names, fields)
-
+    view.progress(view.progress_of(table.points))
     st.subheader("Points")
-    view.table(df, kind, key="sweep.table")
-    if not fields:
+    view.table(table.frame, kind, key="sweep.table")
+    if not table.fields:
         st.caption("The result fields appear as the jobs succeed.")
-        return
 
+
+@st.fragment(run_every=view.refresh_every(sweep))
+def analysis() -> None:
+    """The best point and the charts: a choice here redraws only them, not the table."""
+    try:
+        table = view.table_of(engine, public_id, kind)
+    except SweepNotFound:
+        return  # the live part says so
+    if not table.fields:
+        return
+    df = table.frame
     st.subheader("Best point")
     pick, way = st.columns([3, 2], vertical_alignment="bottom")
     field = pick.selectbox(
-        "Result field", fields, format_func=label, key="field", bind="query-params"
+        "Result field", table.fields, format_func=label, key="field", bind="query-params"
     )
     highest = (
         way.segmented_control(
@@ -235,7 +244,7 @@ def live(was_done: bool) -> None:
         )
         == "highest"
     )
-    view.show_best(view.best(points, field, highest=highest), field, names, kind)
+    view.show_best(view.best(table.points, field, highest=highest), field, names, kind)
 
     if len(names) >= 2:
         st.subheader(f"{label(field)} over two swept parameters")
@@ -258,8 +267,15 @@ def live(was_done: bool) -> None:
         if (fig := view.heatmap_figure(df, x, y, field, kind)) is not None:
             job_view.show(fig, key="sweep.heatmap")
     st.subheader("Parallel coordinates")
-    if (fig := view.parallel_figure(df, names, field, kind)) is not None:
+    if (fig := view.parallel_figure(df, names, field, kind, highest=highest)) is not None:
         job_view.show(fig, key="sweep.parallel")
+        done = int(df[view.RESULT + field].notna().sum())
+        if done > view.MAX_LINES:
+            st.caption(
+                f"The {view.MAX_LINES:,} best of {done:,} points by {label(field).lower()}; the "
+                "table and the heatmap hold them all."
+            )
 
 
 live(view.refresh_every(sweep) is None)
+analysis()

@@ -16,11 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
+from sqlalchemy import Engine
 
 from compute import registry
 from compute.registry import FieldInfo, Kind
+from jobstore import sweeps
 from jobstore.models import Status
 from jobstore.sweeps import Point, SweepView
 from runlab.format import label, rough_duration, significant
@@ -33,7 +36,34 @@ BIG = 1_000  # a sweep with more points than this refreshes less often
 BIG_LIVE_SECONDS = 10.0
 PARAM, RESULT = "param.", "result."
 RECENT = 50  # the ended jobs whose run times set the pace of the rest
+MAX_LINES = 1_000  # of the parallel coordinates
 CSV_COLUMNS = ["point", "id", "name", "status", "started_at", "finished_at"]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A sweep's points, their numeric result fields and their table. Shared between the
+    sessions that show the same sweep at the same moment: never change it."""
+
+    points: list[Point]
+    fields: list[str]
+    frame: pd.DataFrame
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _table(url: str, public_id: str, stamp: tuple[Any, ...], kind: str, _engine: Engine) -> Table:
+    points = sweeps.points(_engine, public_id)
+    fields = result_fields(registry.find(kind), points)
+    names = list(sweeps.get(_engine, public_id).axes)
+    return Table(points, fields, frame(points, names, fields))
+
+
+def table_of(engine: Engine, public_id: str, kind: Kind | None) -> Table:
+    """The sweep's points and table, read and built again only when one of its jobs has moved
+    (`sweeps.version`): a page of 10,000 points redraws without reading them all on every
+    tick or click."""
+    stamp = sweeps.version(engine, public_id)
+    return _table(str(engine.url), public_id, stamp, kind.name if kind else "", engine)
 
 
 def refresh_every(sweep: SweepView) -> float | None:
@@ -236,39 +266,108 @@ def _value_text(value: Any) -> str:
 # --- charts ------------------------------------------------------------------------------------
 
 
-def _numeric(series: pd.Series) -> tuple[list[float], dict[str, Any]]:
-    """A column as numbers for an axis; a choice's values become their places in order,
-    with the values as the axis's tick labels."""
+def _axis(series: pd.Series) -> tuple[list[float], list[tuple[float, str]]]:
+    """A column on a 0-to-1 axis, with the labels to mark on it: a number's lowest and highest
+    values, or each of a choice's values in the order they come."""
     if pd.api.types.is_numeric_dtype(series):
-        return [float(v) for v in series], {}
+        values = [float(v) for v in series]
+        low, high = min(values), max(values)
+        span = (high - low) or 1.0
+        marks = [(0.0, _value_text(low)), (1.0, _value_text(high))] if high > low else []
+        return [(v - low) / span for v in values], marks or [(0.5, _value_text(low))]
     order = list(dict.fromkeys(str(v) for v in series))
-    codes = {v: i for i, v in enumerate(order)}
-    return [float(codes[str(v)]) for v in series], {
-        "tickvals": list(range(len(order))),
-        "ticktext": order,
-    }
+    place = {v: i / max(1, len(order) - 1) for i, v in enumerate(order)}
+    return [place[str(v)] for v in series], [(place[v], v) for v in order]
+
+
+BANDS = 8  # colours of the lines, from the lowest values of the field to the highest
 
 
 def parallel_figure(
-    df: pd.DataFrame, names: Sequence[str], field: str, kind: Kind | None
+    df: pd.DataFrame, names: Sequence[str], field: str, kind: Kind | None, *, highest: bool
 ) -> go.Figure | None:
-    """One line per succeeded point across the swept parameters to `field`, coloured by it."""
+    """Parallel coordinates: one line per succeeded point through the swept parameters to
+    `field`, coloured by it; of more than MAX_LINES, the MAX_LINES best, which more lines than
+    the chart has pixels would hide.
+
+    Drawn as SVG lines, in BANDS colours: Plotly's own parallel coordinates draw with WebGL,
+    which takes a browser without a GPU seconds on every redraw.
+    """
     done = df.dropna(subset=[RESULT + field])
     if done.empty:
         return None
-    dims = []
-    for n in names:
-        values, ticks = _numeric(done[PARAM + n])
-        dims.append({"label": param_label(kind, n), "values": values, **ticks})
-    colour = [float(v) for v in done[RESULT + field]]
-    dims.append({"label": label(field), "values": colour})
-    fig = go.Figure(
-        go.Parcoords(
-            line={"color": colour, "colorscale": "Viridis", "showscale": True},
-            dimensions=dims,
+    if len(done) > MAX_LINES:
+        pick = done.nlargest if highest else done.nsmallest
+        done = pick(MAX_LINES, RESULT + field)
+    titles = [param_label(kind, n) for n in names] + [label(field)]
+    axes = [_axis(done[PARAM + n]) for n in names] + [_axis(done[RESULT + field])]
+    scores = [float(v) for v in done[RESULT + field]]
+    low, high = min(scores), max(scores)
+    colours = px.colors.sample_colorscale("Viridis", [i / (BANDS - 1) for i in range(BANDS)])
+    fig = go.Figure()
+    for band, colour in enumerate(colours):
+        xs: list[float | None] = []
+        ys: list[float | None] = []
+        for row, score in enumerate(scores):
+            at = 0 if high == low else min(BANDS - 1, int((score - low) / (high - low) * BANDS))
+            if at == band:
+                xs += [*range(len(axes)), None]
+                ys += [values[row] for values, _marks in axes] + [None]
+        if xs:
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    line={"color": colour, "width": 1},
+                    opacity=0.6,
+                    hoverinfo="skip",
+                    showlegend=False,
+                )
+            )
+    # The colour scale, on an invisible point.
+    fig.add_trace(
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="markers",
+            marker={
+                "color": [low, high],
+                "colorscale": "Viridis",
+                "cmin": low,
+                "cmax": high,
+                "showscale": True,
+                "colorbar": {"title": {"text": label(field)}},
+            },
+            hoverinfo="skip",
+            showlegend=False,
         )
     )
-    fig.update_layout(height=380, margin={"l": 60, "r": 60, "t": 50, "b": 30})
+    for i, (_values, marks) in enumerate(axes):
+        fig.add_vline(x=i, line_color="#888", line_width=1)
+        for y, text in marks:
+            fig.add_annotation(
+                x=i,
+                y=y,
+                text=text,
+                showarrow=False,
+                xanchor="left",
+                xshift=4,
+                yanchor="top" if y < 0.5 else "bottom" if y > 0.5 else "middle",
+                font_size=11,
+            )
+    fig.update_layout(
+        height=380,
+        margin={"l": 30, "r": 30, "t": 20, "b": 40},
+        xaxis={
+            "tickvals": list(range(len(axes))),
+            "ticktext": titles,
+            "showgrid": False,
+            "zeroline": False,
+            "range": [-0.1, len(axes) - 0.6],
+        },
+        yaxis={"visible": False, "range": [-0.12, 1.12]},
+    )
     return fig
 
 

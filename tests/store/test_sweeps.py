@@ -10,7 +10,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from compute import intake, registry
 from jobstore import enqueue, history, queries, retention, search, sweeps, transitions
 from jobstore.doctor import check
-from jobstore.models import Job, Sweep
+from jobstore.models import Job, JobEvent, JobStage, Sweep
 from runlab.errors import Forbidden, InvalidParams, SweepNotFound
 from runlab.identity import Actor
 
@@ -256,3 +256,26 @@ def test_the_grouped_history_lists_a_sweep_once_on_its_first_job(engine: Engine)
     assert not search.Query(statuses=frozenset({"queued"})).groups_sweeps
     assert search.Query(kinds=frozenset({KIND})).groups_sweeps
     assert search.Query(grouped=True).empty
+
+
+def test_a_large_sweep_stores_every_child_with_its_stages_and_event(engine: Engine) -> None:
+    """Past `enqueue.RESERVE_FROM` jobs, PostgreSQL takes their ids from the sequence first."""
+    n = enqueue.RESERVE_FROM + 50
+    sweep_id = intake.submit_sweep(engine, KIND, BASE, {"paths": f"1000:{999 + n}:1"})
+    ids = sweeps.children(engine, sweep_id)
+    assert len(ids) == n
+    for public_id in (ids[0], ids[-1]):
+        job = queries.get_job(engine, public_id, log_lines=0)
+        assert [s.name for s in job.stages] == ["plan", "simulate", "summarise"]
+    with engine.connect() as conn:
+        of = select(Job.id).where(Job.public_id.in_(ids))
+        stages = conn.execute(
+            select(func.count()).select_from(JobStage).where(JobStage.job_id.in_(of))
+        ).scalar_one()
+        events = conn.execute(
+            select(func.count()).select_from(JobEvent).where(JobEvent.job_id.in_(of))
+        ).scalar_one()
+    assert (stages, events) == (3 * n, n)
+    # The sequence moved past them: the next job gets a fresh id.
+    alone = intake.submit(engine, KIND, BASE)
+    assert queries.get_job(engine, alone, log_lines=0).status.value == "queued"
