@@ -4,9 +4,11 @@ For each store (a SQLite file; a schema in PostgreSQL):
 
 seed:     1,000,000 jobs of mixed kinds, statuses, owners, tags and parameters, with results,
           stages, events and metric points, written through the store's bulk path
-          (`jobstore.bulk.copy_jobs`). Target: under 5 minutes.
-queries:  each read the history page and its neighbours make, timed REPEAT times after a
-          warm-up, as p50 and p95 in milliseconds. Target: every p95 <= 50 ms.
+          (`tests.bulk.copy_jobs`); 10 % of them in sweeps of 100 points. Target: under
+          5 minutes.
+queries:  each read the history page and its neighbours make, as the page makes it (a sweep as
+          one row where the search allows), timed REPEAT times after a warm-up, as p50 and p95
+          in milliseconds. Target: every p95 <= 50 ms.
 plans:    the query plans of the three slowest, as the README shows them.
 browser:  `runlab web` on the seeded store, and Chromium timed until the history table on /jobs
           shows its rows, REPEAT_PAGE times each way:
@@ -32,7 +34,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,10 +46,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from compute import registry  # noqa: E402
-from jobstore import compare, queries  # noqa: E402
+from jobstore import compare, queries, sweeps  # noqa: E402
 from jobstore.engine import make_engine, migrate, reading  # noqa: E402
 from jobstore.history import Cursor, Sort, history  # noqa: E402
-from jobstore.models import Job, Status  # noqa: E402
+from jobstore.models import Job, Status, Sweep  # noqa: E402
 from jobstore.search import Query, parse  # noqa: E402
 from tests import bulk, plans  # noqa: E402
 
@@ -68,6 +70,7 @@ WORDS = [
     *("coarse", "fine", "check", "review", "final", "draft"),
 ]
 FAILURE = "the solver did not converge"  # what a seeded failed job says
+SWEEP_EVERY, SWEEP_SIZE = 1_000, 100  # the first 100 jobs of every 1,000: 10 % in sweeps
 SEARCHES = {
     "search: kind:option_pricing sigma>=0.3 price>12 status:succeeded": (
         "kind:option_pricing sigma>=0.3 price>12 status:succeeded"
@@ -128,7 +131,9 @@ def records(
     kinds = ["option_pricing", "bootstrap", "optimize", "portfolio_risk", "monte_carlo_pi"]
     span = timedelta(days=365).total_seconds()
     for i in range(start, n if stop is None else stop):
-        kind = rng.choice(kinds)
+        block, at = divmod(i, SWEEP_EVERY)
+        swept = at < SWEEP_SIZE
+        kind = "option_pricing" if swept else rng.choice(kinds)
         params, result = _params(kind, rng)
         # Oldest first, so that ids and creation times agree as they do in a live store.
         created = NOW - timedelta(seconds=span * (1 - i / n) + 60)
@@ -148,9 +153,18 @@ def records(
             finished = started + timedelta(seconds=rng.lognormvariate(4, 1.2))
         name = f"{kind.replace('_', ' ')} {' '.join(rng.sample(WORDS, 2))} {i}"
         times = (created, started, finished)
-        yield bulk.simulated(
+        job = bulk.simulated(
             rng, OWNERS, TAGS, kind, name, params, status, times, result, error=FAILURE
         )
+        if swept:
+            job = replace(
+                job,
+                owner=OWNERS[block % len(OWNERS)],
+                name=f"vol sweep {block} · sigma={params['sigma']}",
+                sweep=f"bench-sweep-{block}",
+                sweep_point=at,
+            )
+        yield job
 
 
 def _make(span: tuple[int, int, int]) -> list[bulk.PastJob]:
@@ -251,12 +265,14 @@ def timed(name: str, fn: Callable[[], Any], repeat: int = REPEAT) -> Timing:
 
 
 def _deep_cursor(engine: Engine, sort: Sort, depth: int) -> Cursor:
-    """The cursor of the row `depth` rows down, found the way a user would: page by page,
-    but with big pages."""
+    """The cursor of the row `depth` rows down the page's history (a sweep as one row), found
+    the way a user would: page by page, but with big pages."""
     after = None
     seen = 0
     while seen < depth:
-        page = history(engine, sort=sort, after=after, limit=min(500, depth - seen))
+        page = history(
+            engine, Query(grouped=True), sort=sort, after=after, limit=min(500, depth - seen)
+        )
         seen += len(page.rows)
         assert page.next is not None
         after = page.next
@@ -270,6 +286,15 @@ def measurements(engine: Engine) -> list[tuple[str, Callable[[], Any]]]:
 
     def q(text_: str) -> Query:
         return parse(text_, kinds=kinds, param_keys=keys, me="analyst03")
+
+    def shown(query: Query | None = None, **how: Any) -> Any:
+        """The history as the page reads it: a sweep as one row, where the search allows."""
+        query = query or Query()
+        return history(engine, query & Query(grouped=query.groups_sweeps), **how)
+
+    def first_page_with_sweeps() -> Any:
+        page = shown()
+        return sweeps.rows_of(engine, [r.id for r in page.rows])
 
     deep = _deep_cursor(engine, "created", 900_000 if _count(engine) > 950_000 else 10_000)
     deep_name = _deep_cursor(engine, "name", 500_000 if _count(engine) > 950_000 else 5_000)
@@ -290,33 +315,38 @@ def measurements(engine: Engine) -> list[tuple[str, Callable[[], Any]]]:
                 .limit(10)
             )
         ]
+        swept = conn.execute(
+            select(Sweep.public_id).order_by(Sweep.id.desc()).limit(1)
+        ).scalar_one()
     week = datetime.now(UTC) - timedelta(days=7)
     out: list[tuple[str, Callable[[], Any]]] = [
-        ("first page", lambda: history(engine)),
-        ("deep page (row 900,000)", lambda: history(engine, after=deep)),
-        ("first page by name", lambda: history(engine, sort="name")),
-        ("deep page by name (row 500,000)", lambda: history(engine, sort="name", after=deep_name)),
-        ("first page by duration", lambda: history(engine, sort="duration")),
-        ("oldest first", lambda: history(engine, descending=False)),
-        ("filter: status failed", lambda: history(engine, q("status:failed"))),
-        ("filter: status queued", lambda: history(engine, q("status:queued"))),
-        ("filter: kind bootstrap", lambda: history(engine, q("kind:bootstrap"))),
+        ("first page", lambda: shown()),
+        ("deep page (row 900,000)", lambda: shown(after=deep)),
+        ("first page by name", lambda: shown(sort="name")),
+        ("deep page by name (row 500,000)", lambda: shown(sort="name", after=deep_name)),
+        ("first page by duration", lambda: shown(sort="duration")),
+        ("oldest first", lambda: shown(descending=False)),
+        ("filter: status failed", lambda: shown(q("status:failed"))),
+        ("filter: status queued", lambda: shown(q("status:queued"))),
+        ("filter: kind bootstrap", lambda: shown(q("kind:bootstrap"))),
         (
             "filter: 2 kinds, 2 statuses",
-            lambda: history(engine, q("kind:optimize,bootstrap status:failed,cancelled")),
+            lambda: shown(q("kind:optimize,bootstrap status:failed,cancelled")),
         ),
-        ("filter: owner (my jobs)", lambda: history(engine, q("owner:me"))),
-        ("filter: tag audit", lambda: history(engine, q("tag:audit"))),
-        ("filter: name has 'calibrate'", lambda: history(engine, q("calibrate"))),
-        ("filter: created in the last 7 days", lambda: history(engine, Query(created_from=week))),
+        ("filter: owner (my jobs)", lambda: shown(q("owner:me"))),
+        ("filter: tag audit", lambda: shown(q("tag:audit"))),
+        ("filter: name has 'calibrate'", lambda: shown(q("calibrate"))),
+        ("filter: created in the last 7 days", lambda: shown(Query(created_from=week))),
         (
             "filter: created 200-190 days ago",
-            lambda: history(engine, q("created>=200d created<190d")),
+            lambda: shown(q("created>=200d created<190d")),
         ),
     ]
     for name, text_ in SEARCHES.items():
         out.append((name, lambda t=text_: history(engine, q(t))))
     out += [
+        ("the first page's sweep rows", first_page_with_sweeps),
+        ("a sweep's jobs (sweep:<id>)", lambda: shown(q(f"sweep:{swept}"))),
         ("queue position (10,001st)", lambda: queries.queue_position(engine, queued)),
         ("compare 10 jobs", lambda: compare.compare(engine, some)),
     ]

@@ -208,7 +208,7 @@ def conditions(query: Query, postgres: bool) -> list[ColumnElement[bool]]:
         of = select(sweeps_t.c.id).where(sweeps_t.c.public_id.in_(sorted(query.sweeps)))
         where.append(jobs.c.sweep_id.in_(of) if query.sweeps else false())
     if query.grouped:
-        where.append(or_(jobs.c.sweep_id.is_(None), sweep_head(jobs)))
+        where.append(sweep_head(jobs))
     for tag in query.tags:
         where.append(_has_tag(tag, postgres))
     for word in query.words:
@@ -230,11 +230,16 @@ def conditions(query: Query, postgres: bool) -> list[ColumnElement[bool]]:
 
 
 def sweep_head(job: Any) -> ColumnElement[bool]:
-    """Whether `job` (a sweep's job) is the one its sweep's row stands on: the first job of its
-    first point. One probe of `ix_jobs_sweep_point`, made only for jobs of point 0."""
+    """Whether `job` stands on a row of its own: a job of no sweep, or the first job of its
+    sweep's first point. One probe of `ix_jobs_sweep_point` (which finds nothing for a job of
+    no sweep, whose sweep_id is NULL).
+
+    Written without OR: given `sweep_id IS NULL OR …`, SQLite read every job of no sweep through
+    that index and sorted them, 3 s a page at a million jobs, instead of walking the sort's
+    own index."""
     earlier = jobs.alias("earlier")
     return and_(
-        job.c.sweep_point == 0,
+        func.coalesce(job.c.sweep_point, 0) == 0,
         ~exists().where(
             earlier.c.sweep_id == job.c.sweep_id,
             earlier.c.sweep_point == 0,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import streamlit as st
 from sqlalchemy import Engine
 
-from compute import intake, registry, sweeps
+from compute import intake, registry
 from jobstore import sweeps as sweep_store
 from jobstore import transitions
 from runlab.errors import Forbidden, InvalidParams, SweepNotFound
@@ -44,13 +44,6 @@ except SweepNotFound:
 
 kind = registry.find(sweep.kind)
 names = view.swept(sweep)
-plan = sweeps.plan(
-    sweep.kind,
-    sweep.axes,
-    method=sweep.plan.get("method"),
-    count=sweep.plan.get("count") or 0,
-    seed=sweep.plan.get("seed"),
-)
 
 
 def _cancel(engine: Engine, public_id: str) -> None:
@@ -124,7 +117,7 @@ with title:
     zone = fmt.browser_zone()
     facts = [
         f"Sweep of {md_escape(kind.title if kind else sweep.kind)}",
-        md_escape(plan.describe()),
+        md_escape(view.describe(sweep, kind)),
         f"id `{sweep.public_id}`",
         f"submitted {fmt.timestamp(sweep.created_at, zone)} ({fmt.ago(sweep.created_at)})",
     ]
@@ -162,7 +155,7 @@ action.button(
     "parameters and seed.",
     key="sweep.rerun_failed",
 )
-if not sweep.plan.get("method"):
+if not sweep.plan.get("method") and kind is not None and who.may_act_on(sweep.owner):
     with action.popover("Extend", icon=":material/add:", width="stretch"):
         st.caption("Widen any swept parameter's values. Only the points not computed before run.")
         errors = st.session_state.get("sweep.extend_errors", {})

@@ -27,11 +27,13 @@ from jobstore.models import (
     Job,
     StageStatus,
     Status,
+    Sweep,
     table_of,
 )
 from jobstore.views import as_utc
 
 jobs = table_of(Job)
+sweeps_t = table_of(Sweep)
 COPY_CACHE_KIB = 512 * 1024
 
 
@@ -55,6 +57,10 @@ class PastJob:
     error_type: str | None = None
     error_message: str | None = None
     priority: int = 0
+    # A child of a sweep: the sweep's public id (made with the first of its jobs that is
+    # copied) and the point this job computes.
+    sweep: str | None = None
+    sweep_point: int | None = None
 
     def check(self) -> None:
         """The shapes the state machine guarantees; a record that breaks one is refused."""
@@ -71,6 +77,8 @@ class PastJob:
         times = [t for t in (self.created_at, self.started_at, self.finished_at) if t]
         if times != sorted(times):
             raise ValueError("created, started and finished times must be in that order")
+        if (self.sweep is None) != (self.sweep_point is None):
+            raise ValueError("a sweep's job names both its sweep and its point")
 
 
 def simulated(
@@ -142,14 +150,50 @@ def _copy_chunk(conn: Connection, batch: Sequence[PastJob]) -> list[str]:
     public_ids = [new_public_id() for _ in batch]
     stamp = _pg_stamp if postgres else _sqlite_stamp
     rows: dict[str, list[tuple[Any, ...]]] = {name: [] for name in COLUMNS}
+    sweep_ids = _sweeps(conn, batch)
     for i, (r, public_id) in enumerate(zip(batch, public_ids, strict=True)):
-        _rows(first + i, public_id, r, rows, stamp)
+        _rows(first + i, public_id, r, rows, stamp, sweep_ids.get(r.sweep or ""))
     raw = conn.connection.driver_connection
     assert raw is not None
     for name, table_rows in rows.items():
         if table_rows:
             _write(raw, name, table_rows, postgres)
     return public_ids
+
+
+def _sweeps(conn: Connection, batch: Sequence[PastJob]) -> dict[str, int]:
+    """The row id of each sweep the batch's jobs name; a sweep not stored yet is stored as its
+    first job here describes it: its kind, owner, name (up to " · ") and time."""
+    firsts: dict[str, PastJob] = {}
+    for r in batch:
+        if r.sweep is not None:
+            firsts.setdefault(r.sweep, r)
+    if not firsts:
+        return {}
+    known = select(sweeps_t.c.public_id, sweeps_t.c.id).where(
+        sweeps_t.c.public_id.in_(list(firsts))
+    )
+    have = dict(conn.execute(known).all())
+    new = [
+        {
+            "public_id": key,
+            "kind": r.kind,
+            "name": r.name.split(" · ")[0],
+            "owner": r.owner,
+            "plan": {"axes": [], "method": None, "count": 0, "seed": None},
+            "params": {},
+            "idempotency_key": None,
+            "queue": "default",
+            "priority": r.priority,
+            "created_at": r.created_at,
+        }
+        for key, r in firsts.items()
+        if key not in have
+    ]
+    if new:
+        conn.execute(sweeps_t.insert(), new)
+        have = dict(conn.execute(known).all())
+    return have
 
 
 def _reserve_ids(conn: Connection, n: int, postgres: bool) -> int:
@@ -179,7 +223,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "id", "public_id", "kind", "name", "owner", "tags", "params", "priority", "queue",
         "status", "attempt", "max_attempts", "run_after", "created_at", "started_at",
         "finished_at", "progress", "error_type", "error_message", "cancel_requested",
-        "stop_requested",
+        "stop_requested", "sweep_id", "sweep_point",
     ),
     "job_stages": (
         "job_id", "idx", "name", "status", "progress", "started_at", "finished_at",
@@ -213,6 +257,7 @@ def _rows(
     r: PastJob,
     out: dict[str, list[tuple[Any, ...]]],
     stamp: Any,
+    sweep_id: int | None = None,
 ) -> None:
     created, started, finished = stamp(r.created_at), stamp(r.started_at), stamp(r.finished_at)
     attempt = 1 if started else 0
@@ -240,6 +285,8 @@ def _rows(
             r.error_message,
             r.status is Status.CANCELLED,
             False,
+            sweep_id,
+            r.sweep_point,
         )
     )
     done = r.status is Status.SUCCEEDED

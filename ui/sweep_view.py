@@ -22,10 +22,12 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from compute import registry
+from compute import sweeps as plans
 from compute.registry import FieldInfo, Kind
 from jobstore import sweeps
 from jobstore.models import Status
 from jobstore.sweeps import Point, SweepView
+from runlab.errors import InvalidParams
 from runlab.format import label, rough_duration, significant
 from ui import badges, report, tables
 from ui import format as fmt
@@ -71,6 +73,23 @@ def refresh_every(sweep: SweepView) -> float | None:
     if sweep.children and sweep.ended == sweep.children:
         return None
     return LIVE_SECONDS if sweep.children <= BIG else BIG_LIVE_SECONDS
+
+
+def describe(sweep: SweepView, kind: Kind | None) -> str:
+    """The plan in a few words ("48 jobs: 6 sigma × 8 T"), or its number of jobs where the plan
+    cannot be made again here (its kind is not installed, or its parameters have changed)."""
+    if kind is not None:
+        try:
+            return plans.plan(
+                sweep.kind,
+                sweep.axes,
+                method=sweep.plan.get("method"),
+                count=sweep.plan.get("count") or 0,
+                seed=sweep.plan.get("seed"),
+            ).describe()
+        except InvalidParams:
+            pass
+    return f"{sweep.children:,} job" + ("" if sweep.children == 1 else "s")
 
 
 def swept(sweep: SweepView) -> list[str]:

@@ -186,3 +186,23 @@ def test_the_history_shows_a_sweep_as_one_row_that_opens_it(store: Engine) -> No
     # Asked of each job's outcome, the history lists the jobs themselves.
     df = table(open_page("pages/jobs.py", status="succeeded"), "history")
     assert len(df) == 3 and sweep_id not in set(df["id"]) and alone in set(df["id"])
+
+
+def test_a_plan_that_cannot_be_made_again_still_opens_its_page(store: Engine) -> None:
+    """A kind whose parameters changed since: the page says the number of jobs instead."""
+    from sqlalchemy import update
+
+    from jobstore.models import Sweep, table_of
+
+    sweep_id = intake.submit_sweep(
+        store, "option_pricing", {"paths": 1000}, {"sigma": "0.1,0.2"}, name="Old grid"
+    )
+    t = table_of(Sweep)
+    with store.begin() as conn:
+        conn.execute(
+            update(t)
+            .where(t.c.public_id == sweep_id)
+            .values(plan={"axes": [["volatility", "0.1,0.2"]], "method": None, "count": 0})
+        )
+    at = open_page("pages/sweep.py", id=sweep_id)
+    assert any(t.startswith("Sweep of Option pricing · 2 jobs ·") for t in shown(at))
