@@ -5,6 +5,7 @@ Each swept parameter is written as text, the same in the CLI's `-p name=TEXT` an
 - `0.5,1,2`: a list of values (a choice parameter's options are given this way);
 - `0.1:0.5:0.05`: a range with a step, both ends included when the step lands on them;
 - `log:0.01:1:5`: five points from 0.01 to 1, evenly spaced on a log scale;
+- `lin:0.1:0.5:9`: nine points from 0.1 to 0.5, evenly spaced, both ends included;
 - `0.1:0.5`: the bounds of a sampled parameter, when the plan samples (see below).
 
 A grid plan makes one parameter set per combination of its axes. A sampled plan draws `count`
@@ -213,6 +214,8 @@ def _axis(info: registry.FieldInfo, text: str, *, sampled: bool) -> Axis | Bound
     parts = text.split(":")
     if parts[0].strip().lower() == "log":
         return _log_range(info, parts[1:], sampled=sampled)
+    if parts[0].strip().lower() == "lin":
+        return _lin_range(info, parts[1:])
     if len(parts) == 1:
         return Axis(info.name, tuple(dict.fromkeys(_number(info, p) for p in text.split(","))))
     if len(parts) == 2:
@@ -239,6 +242,19 @@ def _range(info: registry.FieldInfo, start: float, stop: float, step: float) -> 
     return tuple(round(start + i * step, 12) for i in range(n))
 
 
+def _lin_range(info: registry.FieldInfo, parts: list[str]) -> Axis:
+    if len(parts) != 3:
+        raise ValueError("an evenly spaced range is lin:low:high:count, such as lin:0.1:0.5:9")
+    low, high = (_number(info, p) for p in parts[:2])
+    n = _count(parts[2], "an evenly spaced range")
+    if n > MAX_JOBS:
+        raise ValueError(f"{n:,} values, more than the {MAX_JOBS:,} a sweep may have")
+    points = np.linspace(low, high, n)
+    if info.type == "int":
+        return Axis(info.name, tuple(dict.fromkeys(round(float(p)) for p in points)))
+    return Axis(info.name, tuple(dict.fromkeys(float(f"{float(p):.12g}") for p in points)))
+
+
 def _log_range(info: registry.FieldInfo, parts: list[str], *, sampled: bool) -> Axis | Bounds:
     if sampled and len(parts) == 2:
         low, high = (_number(info, p) for p in parts)
@@ -248,7 +264,7 @@ def _log_range(info: registry.FieldInfo, parts: list[str], *, sampled: bool) -> 
     if len(parts) != 3:
         raise ValueError("a log range is log:low:high:count, such as log:0.01:1:5")
     low, high = (_number(info, p) for p in parts[:2])
-    count = _count(parts[2])
+    count = _count(parts[2], "a log range")
     if low <= 0 or high <= 0:
         raise ValueError("a log range needs both ends above 0")
     if count > MAX_JOBS:
@@ -280,13 +296,13 @@ def _number(info: registry.FieldInfo, text: str) -> Any:
     return value
 
 
-def _count(text: str) -> int:
+def _count(text: str, what: str) -> int:
     try:
         n = int(text.strip())
     except ValueError:
         raise ValueError(f"the number of points must be a whole number; got {text!r}") from None
     if n < 2:
-        raise ValueError("a log range needs at least 2 points")
+        raise ValueError(f"{what} needs at least 2 points")
     return n
 
 
