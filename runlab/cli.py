@@ -350,8 +350,8 @@ def submit(
     multiple=True,
     metavar="KEY=VALUE",
     help="A parameter. A number or choice is swept when given as a list (0.5,1,2), a range "
-    "with a step (0.1:0.5:0.05) or a log range (log:0.01:1:5); with --random or --lhs, as "
-    "its bounds (0.1:0.5, or log:0.01:1).",
+    "with a step (0.1:0.5:0.05), evenly spaced points (lin:0.1:0.5:9) or a log range "
+    "(log:0.01:1:5); with --random or --lhs, as its bounds (0.1:0.5, or log:0.01:1).",
 )
 @click.option("--random", "random_points", type=int, default=None, help="Draw N random points.")
 @click.option("--lhs", "lhs_points", type=int, default=None, help="Draw N Latin-hypercube points.")

@@ -282,9 +282,9 @@ SAMPLING: dict[str, str] = {
     "lhs": "Latin hypercube",
 }
 AXIS_HELP = (
-    "A list (0.5,1,2), a range with a step, both ends included (0.1:0.5:0.05), or a log range "
-    "of n points (log:0.01:1:5). With random or Latin-hypercube points, low:high or "
-    "log:low:high gives the bounds to draw from."
+    "A list (0.5,1,2), a range with a step, both ends included (0.1:0.5:0.05), n evenly spaced "
+    "points (lin:0.1:0.5:9) or a log range of n points (log:0.01:1:5). With random or "
+    "Latin-hypercube points, low:high or log:low:high gives the bounds to draw from."
 )
 
 
