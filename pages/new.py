@@ -115,13 +115,7 @@ elif form is not None and form.sweep is not None:
                 method=form.sweep.method,
                 count=form.sweep.count,
                 seed=form.sweep.seed,
-                name=form.name,
-                owner=who.name,
-                tags=form.tags,
-                tables=form.tables,
-                queue=form.queue,
-                queues=settings.queue_names,
-                priority=form.priority,
+                **form.options(who.name, settings.queue_names),
             )
         except InvalidParams as exc:
             form.show_errors(exc.errors)
@@ -130,16 +124,7 @@ elif form is not None and form.sweep is not None:
 elif form is not None:
     try:
         public_id = intake.submit(
-            engine,
-            kind.name,
-            form.params,
-            name=form.name,
-            owner=who.name,
-            tags=form.tags,
-            tables=form.tables,
-            queue=form.queue,
-            queues=settings.queue_names,
-            priority=form.priority,
+            engine, kind.name, form.params, **form.options(who.name, settings.queue_names)
         )
     except InvalidParams as exc:
         form.show_errors(exc.errors)

@@ -17,7 +17,7 @@ from jobstore import sweeps as sweep_store
 from jobstore import transitions
 from runlab.errors import Forbidden, InvalidParams, SweepNotFound
 from runlab.format import label
-from ui import confirm, job_view, resources, sidebar
+from ui import confirm, job_view, notices, resources, sidebar
 from ui import format as fmt
 from ui import sweep_view as view
 from ui.text import md_escape, one_line
@@ -33,13 +33,7 @@ public_id = st.query_params.get("id", "")
 try:
     sweep = sweep_store.get(engine, public_id)
 except SweepNotFound:
-    st.title("No such sweep")
-    st.info(
-        "There is no sweep with this id. The link may be mistyped or incomplete, or its jobs "
-        "have been purged.",
-        icon=":material/search_off:",
-    )
-    st.page_link("pages/jobs.py", label="See all jobs", icon=":material/list:")
+    notices.no_such_sweep()
     st.stop()
 
 kind = registry.find(sweep.kind)

@@ -63,6 +63,19 @@ class JobForm:
     priority: int = 0
     sweep: SweepInput | None = None  # a sweep: one job per point of its plan
 
+    def options(self, owner: str, queues: Sequence[str]) -> dict[str, Any]:
+        """What the form says besides the parameters, as `intake.submit` and `submit_sweep`
+        take it."""
+        return {
+            "name": self.name,
+            "owner": owner,
+            "tags": self.tags,
+            "tables": self.tables,
+            "queue": self.queue,
+            "queues": queues,
+            "priority": self.priority,
+        }
+
     def show_errors(self, errors: Mapping[str, str]) -> None:
         """Each message under its field; messages for fields without one go on top."""
         stray = []

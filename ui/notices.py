@@ -19,6 +19,16 @@ def no_jobs() -> None:
     st.page_link("pages/new.py", label="New job", icon=":material/add_circle:")
 
 
+def no_such_sweep() -> None:
+    st.title("No such sweep")
+    st.info(
+        "There is no sweep with this id. The link may be mistyped or incomplete, or its jobs "
+        "have been purged.",
+        icon=":material/search_off:",
+    )
+    st.page_link("pages/jobs.py", label="See all jobs", icon=":material/list:")
+
+
 def no_such_job() -> None:
     """What an unknown or malformed link shows instead of a traceback."""
     st.title("No such job")
