@@ -206,3 +206,26 @@ def test_a_plan_that_cannot_be_made_again_still_opens_its_page(store: Engine) ->
         )
     at = open_page("pages/sweep.py", id=sweep_id)
     assert any(t.startswith("Sweep of Option pricing · 2 jobs ·") for t in shown(at))
+
+
+def test_random_points_from_the_form_keep_their_seed(store: Engine) -> None:
+    at = open_page("pages/new.py", kind="option_pricing")
+    at.multiselect(key=KEY).set_value(["sigma"]).run()
+    at.segmented_control(key=f"{KEY}_method").set_value("random").run()
+    at.text_input(key=f"{KEY}.sigma").set_value("0.1:0.5")
+    at.number_input(key=f"{KEY}_count").set_value(12)
+    at.text_input(key=f"{KEY}_seed").set_value("7").run()
+    assert [i.value.replace("\\", "") for i in at.info] == ["12 jobs: 12 random points of sigma"]
+    at.text_input(key="new.option_pricing.paths").set_value("1000")
+    next(b for b in at.button if b.label == "Submit 12 jobs").click()
+    at.run()
+    [sweep_id] = _sweep_ids(store)
+    stored = sweeps.get(store, sweep_id)
+    assert (stored.plan["method"], stored.plan["count"], stored.plan["seed"]) == ("random", 12, 7)
+    sigmas = [p.params["sigma"] for p in sweeps.points(store, sweep_id)]
+    assert len(sigmas) == 12 and all(0.1 <= s <= 0.5 for s in sigmas)
+    # The same seed draws the same points.
+    again = intake.check_sweep(
+        "option_pricing", {"paths": 1000}, {"sigma": "0.1:0.5"}, method="random", count=12, seed=7
+    )
+    assert [c.params["sigma"] for c in again.children] == sigmas
