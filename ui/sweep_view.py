@@ -2,8 +2,8 @@
 the best point by a result field, the charts of a result against the swept parameters, and
 the CSV of every point.
 
-Everything here reads the points that `jobstore.sweeps.points` returns, one statement per
-refresh however many points the sweep has.
+Everything here reads the points that `jobstore.sweeps.points` returns in one statement, made
+again only when one of the sweep's jobs has moved (`table_of`).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def table_of(engine: Engine, public_id: str, kind: Kind | None) -> Table:
 
 
 def refresh_every(sweep: SweepView) -> float | None:
-    """The live part's timer: none once every point has ended."""
+    """The live parts' timer: none once every point has ended; slower for a big sweep."""
     if sweep.children and sweep.ended == sweep.children:
         return None
     return LIVE_SECONDS if sweep.children <= BIG else BIG_LIVE_SECONDS

@@ -229,3 +229,21 @@ def test_random_points_from_the_form_keep_their_seed(store: Engine) -> None:
         "option_pricing", {"paths": 1000}, {"sigma": "0.1:0.5"}, method="random", count=12, seed=7
     )
     assert [c.params["sigma"] for c in again.children] == sigmas
+
+
+def test_the_expected_end_shares_the_points_left_among_the_jobs_running() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def point(i: int, status: Status, seconds: float | None = None) -> sweeps.Point:
+        ended = None if seconds is None else start + timedelta(seconds=seconds)
+        began = start if status is not Status.QUEUED else None
+        return sweeps.Point(i, f"j{i}", f"p{i}", status, False, {}, None, began, ended, None)
+
+    done = [point(0, Status.SUCCEEDED, 10.0), point(1, Status.FAILED, 20.0)]
+    running = [point(2, Status.RUNNING), point(3, Status.RUNNING)]
+    queued = [point(i, Status.QUEUED) for i in range(4, 10)]
+    p = sweep_view.progress_of(done + running + queued)
+    assert (p.total, p.ended) == (10, 2)
+    # 8 points left, 15 s each on average, two at a time.
+    assert p.remaining_seconds == 8 * 15.0 / 2
+    assert sweep_view.progress_of(running + queued).remaining_seconds is None
