@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict, Unpack
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from compute import datasets, registry, sweeps
+from compute import datasets, pipelines, registry, sweeps
 from jobstore import enqueue as store
+from jobstore import pipelines as pipeline_store
 from jobstore import sweeps as sweep_store
 from jobstore.enqueue import MAX_NAME_LENGTH, NewJob
 from jobstore.models import Status
+from jobstore.pipelines import NewPipeline, NewStep
 from jobstore.sweeps import NewSweep
 from runlab.errors import InvalidParams
 from runlab.settings import QUEUE_NAME, QUEUE_NAME_RULE
@@ -345,6 +347,52 @@ def extend_sweep(
     points = list(range(first, first + len(new)))
     stored = {**sweep.plan, "axes": [[k, v] for k, v in texts.items()]}
     return sweep_store.add(engine, sweep_id, new, points, plan=stored, was=sweep.plan)
+
+
+def check_pipeline(
+    doc: Mapping[str, Any], *, owner: str = "", idempotency_key: str | None = None
+) -> NewPipeline:
+    """A pipeline spec checked (compute/pipelines.py) and ready to store, or InvalidParams
+    naming each bad step and field."""
+    spec = pipelines.check(doc)
+    steps = [spec.steps[name] for name in spec.order]
+    return NewPipeline(
+        store.new_public_id(),
+        spec.name,
+        owner,
+        dict(doc),
+        [
+            NewStep(
+                s.name,
+                s.kind,
+                dict(s.needs),
+                {
+                    "params": s.params,
+                    "sweep": s.sweep,
+                    "method": s.method,
+                    "count": s.count,
+                    "seed": s.seed,
+                    "inputs": list(s.inputs),
+                },
+            )
+            for s in steps
+        ],
+        idempotency_key,
+    )
+
+
+def submit_pipeline(
+    engine: Engine,
+    doc: Mapping[str, Any],
+    *,
+    owner: str = "",
+    idempotency_key: str | None = None,
+) -> str:
+    """Check a pipeline and store it with every step waiting, in one transaction; its public id
+    once committed. Under a used idempotency key, the pipeline stored then."""
+    return pipeline_store.create(
+        engine, check_pipeline(doc, owner=owner, idempotency_key=idempotency_key)
+    )
 
 
 def rerun(engine: Engine, public_id: str, *, owner: str = "") -> str:

@@ -297,26 +297,48 @@ def _check_values(step: Step, errors: dict[str, str]) -> None:
     stand_in = count(1)
     texts = {k: REF.sub(lambda _m: str(next(stand_in)), t) for k, t in step.sweep.items()}
     try:
-        if texts:
-            plan = sweeps.plan(step.kind, texts, method=step.method, count=step.count, seed=0)
+        # A text's shape is checked even where its numbers are results: "lin:${a}:5" is
+        # wrong whatever ${a} holds.
+        plan = (
+            sweeps.plan(step.kind, texts, method=step.method, count=step.count, seed=0)
+            if texts
+            else None
+        )
+    except InvalidParams as exc:
+        _say(where, exc.errors, set(), texts, params, errors)
+        return
+    try:
+        if plan is not None:
             for _point in sweeps.checked(step.kind, params, plan):
                 pass
         else:
             registry.validated(step.kind, params)
     except InvalidParams as exc:
-        for key, message in exc.errors.items():
-            if key in referenced or key in built:
-                continue
-            if key in texts:
-                errors[f"{where}.sweep.{key}"] = message
-            elif key in params:
-                errors[f"{where}.params.{key}"] = message
-            elif key == "count":
-                errors[f"{where}.sample.count"] = message
-            else:
-                errors[f"{where}.{'sweep' if key == 'sweep' else 'params'}"] = (
-                    message if key == "sweep" else f"{key}: {message}"
-                )
+        _say(where, exc.errors, referenced | built, texts, params, errors)
+
+
+def _say(
+    where: str,
+    found: Mapping[str, str],
+    skipped: set[str],
+    texts: Mapping[str, str],
+    params: Mapping[str, Any],
+    errors: dict[str, str],
+) -> None:
+    """The kind's or the plan's messages, each at the step's field it concerns."""
+    for key, message in found.items():
+        if key in skipped:
+            continue
+        if key in texts:
+            errors[f"{where}.sweep.{key}"] = message
+        elif key in params:
+            errors[f"{where}.params.{key}"] = message
+        elif key == "count":
+            errors[f"{where}.sample.count"] = message
+        elif key == "sweep":
+            errors[f"{where}.sweep"] = message
+        else:
+            errors[f"{where}.params"] = f"{key}: {message}"
 
 
 def referenced_in(step: Step) -> bool:

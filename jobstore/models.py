@@ -94,6 +94,46 @@ class Sweep(Base):
     created_at: Mapped[datetime] = mapped_column(Stamp)
 
 
+class Pipeline(Base):
+    """A graph of steps (migration 0013): `spec` is the pipeline as submitted and checked
+    (compute/pipelines.py); its steps are rows of `pipeline_steps`."""
+
+    __tablename__ = "pipelines"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str] = mapped_column(String(100))
+    spec: Mapped[dict[str, Any]] = mapped_column(Json)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(Stamp)
+
+
+class PipelineStep(Base):
+    """One step of a pipeline: `waiting` until what it `needs` has ended, then the job or sweep
+    it became. `needs` maps each step it waits for to that step's failure policy."""
+
+    __tablename__ = "pipeline_steps"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id"))
+    name: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    needs: Mapped[dict[str, Any]] = mapped_column(Json)
+    spec: Mapped[dict[str, Any]] = mapped_column(Json)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id", ondelete="SET NULL"))
+    reason: Mapped[str | None] = mapped_column(Text)  # why it failed or was cancelled
+    started_at: Mapped[datetime | None] = mapped_column(Stamp)
+    ended_at: Mapped[datetime | None] = mapped_column(Stamp)
+
+    __table_args__ = (
+        UniqueConstraint("pipeline_id", "name", name="uq_pipeline_steps_pipeline_name"),
+        Index("ix_pipeline_steps_status", "status", "pipeline_id"),
+    )
+
+
 class Job(Base):
     __tablename__ = "jobs"
 

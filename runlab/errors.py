@@ -35,6 +35,11 @@ class JobNotFound(RunlabError):
         super().__init__(f"no such {what}: {job_id}")
 
 
+class PipelineNotFound(JobNotFound):
+    def __init__(self, public_id: str) -> None:
+        super().__init__(public_id, "pipeline")
+
+
 class SweepNotFound(JobNotFound):
     def __init__(self, sweep_id: str) -> None:
         super().__init__(sweep_id, "sweep")
