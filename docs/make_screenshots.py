@@ -22,7 +22,7 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from compute import registry  # noqa: E402
+from compute import intake, registry  # noqa: E402
 from compute.results import clean_result  # noqa: E402
 from jobstore import reports, transitions  # noqa: E402
 from jobstore.engine import make_engine, migrate  # noqa: E402
@@ -47,6 +47,23 @@ def finished(engine: Any, kind: str, params: dict[str, Any], name: str) -> str:
     return public_id
 
 
+def swept(engine: Any) -> str:
+    """A 5 × 3 option-pricing sweep, every point's result made by the kind's own driver."""
+    sweep_id = intake.submit_sweep(
+        engine,
+        "option_pricing",
+        {"paths": 100_000, "seed": 5},
+        {"sigma": "0.1:0.5:0.1", "T": "0.5,1,2"},
+        name="Volatility × maturity",
+    )
+    k = registry.get("option_pricing")
+    while leases := transitions.claim(engine, seed.RUNNER, limit=20, versions={"runlab": "0"}):
+        for lease in leases:
+            result = clean_result(k.run(FakeContext(), k.parse(lease.params)))
+            transitions.succeed(engine, lease, result)
+    return sweep_id
+
+
 def seeded(url: str) -> dict[str, Any]:
     """The store's jobs, by what each screenshot shows."""
     registry.load(())
@@ -58,6 +75,7 @@ def seeded(url: str) -> dict[str, Any]:
         finished(engine, "option_pricing", {"sigma": s, "paths": 200_000}, f"Call, σ = {s}")
         for s in SIGMAS
     ]
+    jobs["sweep"] = swept(engine)
     jobs["portfolio"] = finished(
         engine, "portfolio_risk", {"scenarios": 50_000, "seed": 2}, "Three-asset book"
     )
@@ -111,6 +129,7 @@ def pages(jobs: dict[str, Any]) -> list[tuple[str, str]]:
         ("compare", "/compare?ids=" + ",".join(jobs["options"])),
         ("compare-pick", "/compare"),
         ("runners", "/runners"),
+        ("sweep", f"/sweep?id={jobs['sweep']}"),
         ("job-running", f"/job?id={jobs['running']}&tab=Progress"),
         ("job-stopped", f"/job?id={jobs['stopped']}"),
         ("job-failed", f"/job?id={jobs['failed']}"),
