@@ -194,7 +194,7 @@ def live(was_done: bool) -> None:
     """The progress and the table of points, on every tick."""
     try:
         now = sweep_store.get(engine, public_id)
-        table = view.table_of(engine, public_id, kind)
+        table = view.table_of(engine, public_id, kind, names)
     except SweepNotFound:
         st.rerun()
     if view.refresh_every(now) is None and not was_done:
@@ -210,7 +210,7 @@ def live(was_done: bool) -> None:
 def analysis() -> None:
     """The best point and the charts: a choice here redraws only them, not the table."""
     try:
-        table = view.table_of(engine, public_id, kind)
+        table = view.table_of(engine, public_id, kind, names)
     except SweepNotFound:
         return  # the live part says so
     if not table.fields:

@@ -53,19 +53,26 @@ class Table:
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _table(url: str, public_id: str, stamp: tuple[Any, ...], kind: str, _engine: Engine) -> Table:
+def _table(
+    url: str,
+    public_id: str,
+    stamp: tuple[Any, ...],
+    kind: str,
+    names: tuple[str, ...],
+    _engine: Engine,
+) -> Table:
     points = sweeps.points(_engine, public_id)
     fields = result_fields(registry.find(kind), points)
-    names = list(sweeps.get(_engine, public_id).axes)
     return Table(points, fields, frame(points, names, fields))
 
 
-def table_of(engine: Engine, public_id: str, kind: Kind | None) -> Table:
+def table_of(engine: Engine, public_id: str, kind: Kind | None, names: Sequence[str]) -> Table:
     """The sweep's points and table, read and built again only when one of its jobs has moved
     (`sweeps.version`): a page of 10,000 points redraws without reading them all on every
     tick or click."""
     stamp = sweeps.version(engine, public_id)
-    return _table(str(engine.url), public_id, stamp, kind.name if kind else "", engine)
+    kind_name = kind.name if kind else ""
+    return _table(str(engine.url), public_id, stamp, kind_name, tuple(names), engine)
 
 
 def refresh_every(sweep: SweepView) -> float | None:
