@@ -350,12 +350,30 @@ def extend_sweep(
 
 
 def check_pipeline(
-    doc: Mapping[str, Any], *, owner: str = "", idempotency_key: str | None = None
+    doc: Mapping[str, Any],
+    *,
+    owner: str = "",
+    idempotency_key: str | None = None,
+    tables: Mapping[tuple[str, str], pd.DataFrame] | None = None,
 ) -> NewPipeline:
     """A pipeline spec checked (compute/pipelines.py) and ready to store, or InvalidParams
-    naming each bad step and field."""
+    naming each bad step and field.
+
+    `tables` holds each uploaded file's table by (step, field): a step whose parameters read
+    no result is checked against its data here, as a job's form checks it, so that a column
+    missing from the file is said now and not when the step starts.
+    """
     spec = pipelines.check(doc)
     steps = [spec.steps[name] for name in spec.order]
+    for s in steps:
+        given = {key: df for (step, key), df in (tables or {}).items() if step == s.name}
+        if not given or s.is_sweep or any(pipelines.refs_in(v) for v in s.params.values()):
+            continue
+        try:
+            check(s.kind, s.params, tables=given)
+        except InvalidParams as exc:
+            where = f"steps.{s.name}.params"
+            raise InvalidParams({f"{where}.{k}": v for k, v in exc.errors.items()}) from None
     return NewPipeline(
         store.new_public_id(),
         spec.name,
@@ -387,11 +405,13 @@ def submit_pipeline(
     *,
     owner: str = "",
     idempotency_key: str | None = None,
+    tables: Mapping[tuple[str, str], pd.DataFrame] | None = None,
 ) -> str:
     """Check a pipeline and store it with every step waiting, in one transaction; its public id
     once committed. Under a used idempotency key, the pipeline stored then."""
     return pipeline_store.create(
-        engine, check_pipeline(doc, owner=owner, idempotency_key=idempotency_key)
+        engine,
+        check_pipeline(doc, owner=owner, idempotency_key=idempotency_key, tables=tables),
     )
 
 

@@ -198,6 +198,12 @@ def _step(name: str, body: Mapping[str, Any], errors: dict[str, str]) -> Step | 
     needs = _policies(name, body, errors)
     fields = {f.name: f for f in registry.describe(registry.get(kind).params)}
     for key, value in params.items():
+        info = fields.get(key)
+        if info is not None and info.type == "upload" and isinstance(value, str):
+            errors[f"{where}.params.{key}"] = (
+                f"the file {value!r} was not given with the spec: submit it beside the spec"
+            )
+            continue
         try:
             refs = refs_in(value)
         except ValueError as exc:
@@ -339,6 +345,38 @@ def _say(
             errors[f"{where}.sweep"] = message
         else:
             errors[f"{where}.params"] = f"{key}: {message}"
+
+
+def uploads(doc: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """Each upload parameter the spec gives as a file's name: (step, field, name). The file is
+    read beside the spec by the CLI, or uploaded with it on the page, and `with_files` puts its
+    reference in its place before the spec is checked."""
+    out: list[tuple[str, str, str]] = []
+    raw = doc.get("steps")
+    if not isinstance(raw, Mapping):
+        return out
+    for step, body in raw.items():
+        if not isinstance(body, Mapping) or not isinstance(body.get("params"), Mapping):
+            continue
+        kind = registry.find(str(body.get("kind")))
+        if kind is None:
+            continue
+        fields = {f.name: f for f in registry.describe(kind.params)}
+        for key, value in body["params"].items():
+            info = fields.get(key)
+            if info is not None and info.type == "upload" and isinstance(value, str):
+                out.append((str(step), str(key), value))
+    return out
+
+
+def with_files(
+    doc: Mapping[str, Any], refs: Mapping[tuple[str, str], Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The spec with each (step, field) of `refs` holding that upload's reference."""
+    steps = {name: dict(body) for name, body in doc["steps"].items()}
+    for (step, key), ref in refs.items():
+        steps[step]["params"] = {**steps[step]["params"], key: dict(ref)}
+    return {**doc, "steps": steps}
 
 
 def referenced_in(step: Step) -> bool:

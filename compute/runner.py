@@ -2,8 +2,8 @@
 
 Threads: the claim loop (the caller's); `concurrency` job threads, each running one driver at a
 time; one heartbeat thread that renews the runner's row and every lease it holds, and reaps; a
-flush thread for reports left pending; the results writer (group commit); and on PostgreSQL a
-LISTEN thread.
+flush thread for reports left pending; the results writer (group commit); the pipelines thread,
+which moves pipelines' steps on (`compute.advance`); and on PostgreSQL a LISTEN thread.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import sqlalchemy.exc
 from distributed.comm.core import CommClosedError
 from sqlalchemy import Engine
 
-from compute import registry, same_code
+from compute import advance, registry, same_code
 from compute.context import CHECKPOINTS, JobContext
 from compute.results import clean_result
 from jobstore import ledger, queues, registration, reports, retention, transitions
@@ -55,6 +55,8 @@ PG_FALLBACK_POLL = 2.0  # seconds: LISTEN wakes us; this only covers a missed no
 PURGE_PERIOD = 3600.0  # seconds between two scheduled purges, when RUNLAB_PURGE_AFTER is set
 WORKERS_TTL = 1.0  # seconds a count of the Dask workers is trusted by the claim loop
 WORKERS_TIMEOUT = 2.0  # seconds the scheduler has to say how many workers it has
+PIPELINE_SECONDS = 0.5  # the pipelines thread's period when no job of this runner ends
+PIPELINE_SPACING = 0.1  # and its least spacing when many do: one indexed probe each
 
 
 @dataclass
@@ -153,6 +155,7 @@ class Runner:
         self._handing_back = threading.Event()  # grace is over: drivers still running stop
         self._closed = threading.Event()  # shut down: the heartbeat ends
         self._wake = threading.Event()
+        self._job_ended = threading.Event()  # a step waiting for it may start now
         self._lock = threading.Lock()
         self._running: dict[int, _Running] = {}
         self._queue: queue.SimpleQueue[Lease] = queue.SimpleQueue()  # claimed, for the pool
@@ -202,6 +205,7 @@ class Runner:
             threading.Thread(target=self._listen_loop, name="listen", daemon=True).start()
         if self.settings.purge_policy is not None:
             threading.Thread(target=self._purge_loop, name="purge", daemon=True).start()
+        threading.Thread(target=self._pipeline_loop, name="pipelines", daemon=True).start()
         idle = PG_FALLBACK_POLL if is_postgres(self.engine) else self.settings.poll_seconds
         try:
             while not self._stop.is_set():
@@ -402,6 +406,7 @@ class Runner:
             if r is not None:
                 r.done.set()
             self._wake.set()
+            self._job_ended.set()
 
     def _drop_checkpoints(self, lease: Lease, ctx: JobContext | None) -> None:
         """A finished job needs its checkpoints no more. A first attempt that saved none has
@@ -644,6 +649,27 @@ class Runner:
             else:
                 log.info("scheduled purge of %s: removed %s", policy.describe(), report.summary())
             self._stop.wait(PURGE_PERIOD)
+
+    def _pipeline_loop(self) -> None:
+        """Move pipelines on: at once when a job of this runner ends, else every half second,
+        for the jobs other runners end and the steps other pipelines' clients cancel. A failed
+        pass is logged and tried again; it never stops the runner."""
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                moved = advance.advance(self.engine, queues=self.settings.queue_names)
+            except Exception:
+                failures += 1
+                if failures == 1 or failures % 100 == 0:
+                    log.warning("could not move pipelines on (%d tries)", failures, exc_info=True)
+            else:
+                failures = 0
+                if moved:
+                    log.info("pipelines: %d step(s) moved on", moved)
+                    self._wake.set()  # a step that started has jobs to claim
+            self._stop.wait(PIPELINE_SPACING)
+            self._job_ended.wait(PIPELINE_SECONDS * min(10, 2**failures))
+            self._job_ended.clear()
 
     def _until_stored(self, what: str, write: Callable[[], T]) -> T:
         """Retry an attempt's final write through a store outage, for as long as its lease lasts.

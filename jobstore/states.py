@@ -1,19 +1,22 @@
-"""The state machine: the one place a statement that writes a job's `status` is made.
+"""The state machines: the one place a statement that writes a job's or a pipeline step's
+`status` is made.
 
 `move` builds every such statement (the claim, the group succeed and each single fenced
 verb alike) and refuses a pair missing from `ALLOWED`, so no caller can write a move the
 machine does not have. A job is born `queued` by `jobstore.enqueue`; every change after that
-goes through `move`.
+goes through `move`. A pipeline step is born `waiting` by `jobstore.pipelines.create`, and
+`move_step` builds every change after that, from `STEP_ALLOWED`.
 """
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from sqlalchemy import Connection, Row, Update, update
 
 from jobstore.ledger import event_row, insert_events
-from jobstore.models import Job, Status, table_of
+from jobstore.models import Job, PipelineStep, Status, table_of
 from runlab.errors import LostJob
 
 jobs = table_of(Job)
@@ -104,3 +107,43 @@ def moved_events(
         )
         for job_id, attempt, runner in moved
     ]
+
+
+# --- pipeline steps ------------------------------------------------------------------------------
+
+steps_t = table_of(PipelineStep)
+
+
+class StepStatus(enum.StrEnum):
+    WAITING = "waiting"  # for the steps it needs to end
+    STARTED = "started"  # its job or sweep is in the store
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # itself, or a step it needs with the policy `fail`
+    CANCELLED = "cancelled"
+
+    @property
+    def ended(self) -> bool:
+        return self in (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED)
+
+
+# The only moves a pipeline step can make. A step never runs anything itself: it starts when
+# its job or sweep is stored, in the same transaction, and ends as that job or sweep ends, or
+# without starting when a step it needs fails or the pipeline is cancelled.
+STEP_ALLOWED: frozenset[tuple[StepStatus, StepStatus]] = frozenset(
+    {
+        (StepStatus.WAITING, StepStatus.STARTED),
+        (StepStatus.WAITING, StepStatus.FAILED),
+        (StepStatus.WAITING, StepStatus.CANCELLED),
+        (StepStatus.STARTED, StepStatus.SUCCEEDED),
+        (StepStatus.STARTED, StepStatus.FAILED),
+        (StepStatus.STARTED, StepStatus.CANCELLED),
+    }
+)
+
+
+def move_step(src: StepStatus, dst: StepStatus, *where: Any, **values: Any) -> Update:
+    """`UPDATE pipeline_steps SET status = dst … WHERE status = src AND …where`: the one
+    statement that writes a step's `status`, for an allowed pair only."""
+    if (src, dst) not in STEP_ALLOWED:
+        raise NotAllowed(f"no step transition from {src} to {dst}")
+    return update(steps_t).where(steps_t.c.status == src, *where).values(status=dst, **values)

@@ -108,27 +108,9 @@ def create(engine: Engine, sweep: NewSweep, children: Sequence[NewJob]) -> str:
         existing = _by_idempotency_key(engine, sweep)
         if existing is not None:
             return existing
-    public_id = sweep.public_id
     try:
         with engine.begin() as conn:
-            sweep_id = conn.execute(
-                insert(sweeps_t).values(created_at=db_now()).returning(sweeps_t.c.id),
-                {
-                    "public_id": public_id,
-                    "kind": sweep.kind,
-                    "name": sweep.name,
-                    "owner": sweep.owner,
-                    "plan": sweep.plan,
-                    "params": sweep.params,
-                    "idempotency_key": sweep.idempotency_key,
-                    "queue": sweep.queue,
-                    "priority": sweep.priority,
-                },
-            ).scalar_one()
-            for start in range(0, len(children), CHUNK):
-                chunk = children[start : start + CHUNK]
-                insert_jobs(conn, chunk, sweep_id, range(start, start + len(chunk)))
-            notify(conn)
+            insert_sweep(conn, sweep, children)
     except IntegrityError:
         if sweep.idempotency_key is None:
             raise
@@ -136,7 +118,30 @@ def create(engine: Engine, sweep: NewSweep, children: Sequence[NewJob]) -> str:
         if existing is None:
             raise
         return existing
-    return public_id
+    return sweep.public_id
+
+
+def insert_sweep(conn: Connection, sweep: NewSweep, children: Sequence[NewJob]) -> int:
+    """The sweep's row and its children, in the caller's transaction; the sweep's row id."""
+    sweep_id: int = conn.execute(
+        insert(sweeps_t).values(created_at=db_now()).returning(sweeps_t.c.id),
+        {
+            "public_id": sweep.public_id,
+            "kind": sweep.kind,
+            "name": sweep.name,
+            "owner": sweep.owner,
+            "plan": sweep.plan,
+            "params": sweep.params,
+            "idempotency_key": sweep.idempotency_key,
+            "queue": sweep.queue,
+            "priority": sweep.priority,
+        },
+    ).scalar_one()
+    for start in range(0, len(children), CHUNK):
+        chunk = children[start : start + CHUNK]
+        insert_jobs(conn, chunk, sweep_id, range(start, start + len(chunk)))
+    notify(conn)
+    return sweep_id
 
 
 def get(engine: Engine, public_id: str) -> SweepView:
@@ -151,7 +156,7 @@ def get(engine: Engine, public_id: str) -> SweepView:
                 str(status): int(n)
                 for status, n in conn.execute(
                     select(jobs.c.status, func.count())
-                    .where(jobs.c.id.in_(_latest_ids(row.id)))
+                    .where(jobs.c.id.in_(latest_ids(row.id)))
                     .group_by(jobs.c.status)
                 )
             }
@@ -200,7 +205,7 @@ def latest(engine: Engine, public_id: str) -> list[Child]:
                 jobs.c.max_attempts,
                 jobs.c.timeout_seconds,
             )
-            .where(jobs.c.id.in_(_latest_ids(sweep_id)))
+            .where(jobs.c.id.in_(latest_ids(sweep_id)))
             .order_by(jobs.c.sweep_point)
         ).all()
     return [
@@ -253,7 +258,7 @@ def points(engine: Engine, public_id: str) -> list[Point]:
                 results.c.summary,
             )
             .select_from(jobs.outerjoin(results, results.c.job_id == jobs.c.id))
-            .where(jobs.c.id.in_(_latest_ids(sweep_id)))
+            .where(jobs.c.id.in_(latest_ids(sweep_id)))
             .order_by(jobs.c.sweep_point)
         ).all()
     return [
@@ -449,7 +454,8 @@ def names(engine: Engine, public_ids: Collection[str]) -> dict[str, str]:
     return {r.public_id: r.name for r in rows}
 
 
-def _latest_ids(sweep_id: int) -> Any:
+def latest_ids(sweep_id: int) -> Any:
+    """The id of each point's latest job, as a subquery."""
     return (
         select(func.max(jobs.c.id))
         .where(jobs.c.sweep_id == sweep_id)
