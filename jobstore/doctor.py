@@ -6,19 +6,34 @@ Fault tests end with it, and `runlab doctor` runs it on a live store. It only re
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 
 from jobstore.engine import db_now, reading
-from jobstore.models import TERMINAL, Job, JobEvent, JobResult, Runner, Status, Sweep, table_of
+from jobstore.models import (
+    TERMINAL,
+    Job,
+    JobEvent,
+    JobResult,
+    Pipeline,
+    PipelineStep,
+    Runner,
+    Status,
+    Sweep,
+    table_of,
+)
+from jobstore.states import StepStatus
 
 jobs = table_of(Job)
 events = table_of(JobEvent)
 results = table_of(JobResult)
 runners = table_of(Runner)
 sweeps = table_of(Sweep)
+pipelines_t = table_of(Pipeline)
+steps_t = table_of(PipelineStep)
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,30 @@ def check(
         ).scalars()
         for sweep_id in empty_sweeps:
             out.append(Violation(sweep_id, "a sweep is its jobs", "a sweep without any job"))
+        step_rows = conn.execute(
+            select(
+                steps_t,
+                pipelines_t.c.public_id.label("pipeline"),
+                jobs.c.kind.label("job_kind"),
+                sweeps.c.kind.label("sweep_kind"),
+            )
+            .select_from(
+                steps_t.join(pipelines_t, pipelines_t.c.id == steps_t.c.pipeline_id)
+                .outerjoin(jobs, jobs.c.id == steps_t.c.job_id)
+                .outerjoin(sweeps, sweeps.c.id == steps_t.c.sweep_id)
+            )
+            .order_by(steps_t.c.id)
+        ).all()
+        empty_pipelines = conn.execute(
+            select(pipelines_t.c.public_id).where(
+                ~select(steps_t.c.id).where(steps_t.c.pipeline_id == pipelines_t.c.id).exists()
+            )
+        ).scalars()
+        for pipeline_id in empty_pipelines:
+            out.append(
+                Violation(pipeline_id, "a pipeline is its steps", "a pipeline without steps")
+            )
+    out += _steps(step_rows)
     known = {s.value for s in Status}
     for j in job_rows:
 
@@ -145,4 +184,45 @@ def check(
         if not trail or trail[-1].to_status != status:
             last = trail[-1].to_status if trail else None
             bad("events match the status", f"status {status}, last transition to {last}")
+    return out
+
+
+def _steps(rows: Sequence[Any]) -> list[Violation]:
+    """A step's own state, and the order of its start after what it needs."""
+    out: list[Violation] = []
+    by_pipeline: dict[str, dict[str, Any]] = defaultdict(dict)
+    for r in rows:
+        by_pipeline[r.pipeline][r.name] = r
+    known = {s.value for s in StepStatus}
+    for pipeline, steps in by_pipeline.items():
+        for r in steps.values():
+
+            def bad(rule: str, detail: str, at: str = f"{pipeline} step {r.name}") -> None:
+                out.append(Violation(at, rule, detail))
+
+            if r.status not in known:
+                bad("a step is in one known state", f"status is {r.status!r}")
+                continue
+            status = StepStatus(r.status)
+            if status.ended != (r.ended_at is not None):
+                bad("a step is in one known state", f"{status} with ended time {r.ended_at}")
+            made = (r.job_id is not None) + (r.sweep_id is not None)
+            if status is StepStatus.WAITING and (made or r.started_at is not None):
+                bad("a step starts once", "waiting, with a start or a job")
+            if made > 1:
+                bad("a step starts once", "both a job and a sweep")
+            if status is StepStatus.STARTED and not made:
+                bad("a step starts once", "started, with neither a job nor a sweep")
+            if made and r.kind != (r.job_kind or r.sweep_kind):
+                bad("a step starts once", f"a {r.kind} step made a {r.job_kind or r.sweep_kind}")
+            if r.started_at is None:
+                continue
+            for dep, policy in dict(r.needs).items():
+                d = steps.get(dep)
+                if d is None:
+                    bad("a step starts after what it needs", f"needs {dep!r}, not in its pipeline")
+                elif d.ended_at is None or d.ended_at > r.started_at:
+                    bad("a step starts after what it needs", f"started before {dep} ended")
+                elif policy == "fail" and d.status != StepStatus.SUCCEEDED:
+                    bad("a step starts after what it needs", f"started after {dep} {d.status}")
     return out

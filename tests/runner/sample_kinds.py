@@ -176,3 +176,29 @@ def where(ctx: JobContext, p: Tasks) -> dict[str, Any]:
         futures = [ctx.client.submit(worker_address, i, pure=False) for i in range(p.tasks)]
         futures += ctx.client.map(worker_address, range(p.tasks, 2 * p.tasks), pure=False)
         return {"workers": [address for _, address in ctx.as_completed(futures)]}
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    value: float = Field(1.0, ge=-1e6, le=1e6)
+    seconds: float = Field(0.0, ge=0, le=60)
+    fail: bool = False
+
+
+@register(
+    "test_step",
+    title="Step",
+    description="A pipeline step: holds a Dask worker for `seconds`, then gives back its value "
+    "plus one, or fails.",
+    params=Step,
+    stages=["work"],
+    headline=("value",),
+)
+def step(ctx: JobContext, p: Step) -> dict[str, Any]:
+    with ctx.stage("work"):
+        if p.seconds:
+            for _ in ctx.as_completed([ctx.client.submit(sleep_for, p.seconds, pure=False)]):
+                pass
+        if p.fail:
+            raise ValueError("made to fail")
+    return {"value": p.value + 1}

@@ -9,13 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from compute import advance, intake, registry
-from jobstore import pipelines, queries
+from jobstore import doctor, pipelines, queries
 from jobstore import sweeps as sweep_store
 from jobstore import transitions as T
-from jobstore.models import Job, Status
+from jobstore.engine import db_now
+from jobstore.models import Job, PipelineStep, Status, table_of
 from jobstore.pipelines import StepStatus
 from runlab.errors import Forbidden
 from runlab.identity import Actor
@@ -191,3 +192,26 @@ def test_cancel_ends_every_step_that_has_not_ended(engine: Engine) -> None:
     assert queries.get_job(engine, view.steps[0].job or "").status is Status.CANCELLED
     assert view.steps[1].reason == "the pipeline was cancelled by ana"
     assert pipelines.open_pipelines(engine) == []
+
+
+def test_the_doctor_finds_a_run_pipeline_sound_and_names_a_step_started_too_soon(
+    engine: Engine,
+) -> None:
+    public_id = intake.submit_pipeline(engine, tomllib.loads(SPEC), owner="ana")
+    advance.advance(engine)
+    run_queued(engine, lambda _p: _result(0.3, 0.1))
+    advance.advance(engine)
+    assert doctor.check(engine) == []
+    steps = table_of(PipelineStep)
+    with engine.begin() as conn:  # as if the collect step had started while price still runs
+        conn.execute(
+            update(steps)
+            .where(steps.c.name == "prices")
+            .values(status=StepStatus.STARTED, started_at=db_now())
+        )
+    found = doctor.check(engine)
+    assert [(v.job, v.rule) for v in found] == [
+        (f"{public_id} step prices", "a step starts once"),
+        (f"{public_id} step prices", "a step starts after what it needs"),
+    ]
+    assert "started before price ended" in str(found[1])

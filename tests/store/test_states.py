@@ -58,8 +58,9 @@ def test_an_allowed_move_is_fenced_by_its_source_state(engine: Engine) -> None:
     assert status == Status.CANCELLED
 
 
-def _writes_status(call: ast.Call) -> bool:
-    """`….values(status=…)` or `….values({"status": …})` on a chain that starts `update(jobs)`."""
+def _writes_status(call: ast.Call, table: str = "jobs") -> bool:
+    """`….values(status=…)` or `….values({"status": …})` on a chain that starts
+    `update(<table>)`."""
     if not (isinstance(call.func, ast.Attribute) and call.func.attr == "values"):
         return False
     keys = {k.arg for k in call.keywords}
@@ -76,7 +77,7 @@ def _writes_status(call: ast.Call) -> bool:
         and isinstance(node.func, ast.Name)
         and node.func.id == "update"
         and isinstance(node.args[0], ast.Name)
-        and node.args[0].id == "jobs"
+        and node.args[0].id == table
     )
 
 
@@ -94,3 +95,18 @@ def _line_of_move() -> int:
     tree = ast.parse((STORE / "states.py").read_text())
     move = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "move")
     return next(n.lineno for n in ast.walk(move) if isinstance(n, ast.Call) and _writes_status(n))
+
+
+def test_only_the_step_machine_builds_a_statement_that_writes_a_step_status() -> None:
+    writers = {
+        f"{path.name}:{node.lineno}"
+        for path in STORE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and _writes_status(node, "steps_t")
+    }
+    tree = ast.parse((STORE / "states.py").read_text())
+    move = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "move_step")
+    line = next(
+        n.lineno for n in ast.walk(move) if isinstance(n, ast.Call) and _writes_status(n, "steps_t")
+    )
+    assert writers == {f"states.py:{line}"}
