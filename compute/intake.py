@@ -363,7 +363,22 @@ def check_pipeline(
     no result is checked against its data here, as a job's form checks it, so that a column
     missing from the file is said now and not when the step starts.
     """
-    spec = pipelines.check(doc)
+    name = doc.get("name", "")
+    errors = store.envelope_errors(
+        name=name if isinstance(name, str) else "",
+        tags=(),
+        owner=owner,
+        priority=0,
+        max_attempts=1,
+        timeout_seconds=None,
+        idempotency_key=idempotency_key,
+    )
+    try:
+        spec = pipelines.check(doc)
+    except InvalidParams as exc:
+        raise InvalidParams({**errors, **exc.errors}) from None
+    if errors:
+        raise InvalidParams(errors)
     steps = [spec.steps[name] for name in spec.order]
     for s in steps:
         given = {key: df for (step, key), df in (tables or {}).items() if step == s.name}

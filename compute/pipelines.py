@@ -373,7 +373,10 @@ def with_files(
     doc: Mapping[str, Any], refs: Mapping[tuple[str, str], Mapping[str, Any]]
 ) -> dict[str, Any]:
     """The spec with each (step, field) of `refs` holding that upload's reference."""
-    steps = {name: dict(body) for name, body in doc["steps"].items()}
+    steps = {
+        name: dict(body) if isinstance(body, Mapping) else body
+        for name, body in doc["steps"].items()
+    }
     for (step, key), ref in refs.items():
         steps[step]["params"] = {**steps[step]["params"], key: dict(ref)}
     return {**doc, "steps": steps}

@@ -11,29 +11,44 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+import tomllib
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from compute import datasets, intake, param_text, registry
+from compute import pipelines as pipeline_specs
 from compute import sweeps as sweep_plans
 from jobstore import history, queries, search, sweeps, transitions
+from jobstore import pipelines as pipeline_store
 from jobstore.engine import make_engine, migrate, revision
 from jobstore.enqueue import MAX_OWNER_LENGTH, enqueue
 from jobstore.models import Status
+from jobstore.pipelines import NewPipeline, PipelineView, StepStatus, StepView
 from jobstore.views import Cost, JobDetail
 from runlab import format as fmt
 from runlab.artifacts import ArtifactStore, artifact_store
-from runlab.errors import InvalidParams, InvalidUpload, JobNotFound, RunlabError, SweepNotFound
+from runlab.errors import (
+    InvalidParams,
+    InvalidUpload,
+    JobNotFound,
+    PipelineNotFound,
+    RunlabError,
+    SweepNotFound,
+)
 from runlab.identity import Actor, operator
 from runlab.settings import Settings, load_settings
 from runlab.status import OUTCOMES, partial_note
 from runlab.text import bad_character
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +142,9 @@ def kinds(state: _State, as_json: bool) -> None:
                 "kind": k.name,
                 "title": k.title,
                 "description": k.description,
+                # The result fields it puts first: what a pipeline step may read of a step
+                # of this kind, as ${step.result.field} (not of a collect step's rows).
+                "headline": list(k.headline),
                 "params": [
                     {
                         "name": f.name,
@@ -153,6 +171,8 @@ def kinds(state: _State, as_json: bool) -> None:
             click.echo(f"  {p['name']:<20} {p['rule']}; {_default_text(p)}")
             if p["description"]:
                 click.echo(f"  {'':<20} {p['description']}")
+        if entry["headline"] and entry["kind"] != pipeline_specs.COLLECT:
+            click.echo(f"  result fields a pipeline step may read: {', '.join(entry['headline'])}")
 
 
 def _default_text(p: dict[str, Any]) -> str:
@@ -211,7 +231,14 @@ def _upload(key: str, raw: str, files: dict[str, datasets.Checked] | None) -> di
         raise InvalidParams({key: f"give a file as {key}=@path/to/file.csv"})
     if files is None:
         raise InvalidParams({key: "this command cannot take uploads"})
-    path = Path(raw[1:]).expanduser()
+    files[key] = _read_upload(Path(raw[1:]).expanduser(), key)
+    return files[key].ref.model_dump()
+
+
+def _read_upload(path: Path, key: str) -> datasets.Checked:
+    """The file at `path`, read and checked but not kept; every failure is InvalidParams at
+    `key`. A file that says it is over the limit is refused unread, and any other is read one
+    byte past the limit at most, whatever size it reports."""
     try:
         with path.open("rb") as stream:
             size = os.fstat(stream.fileno()).st_size
@@ -221,8 +248,7 @@ def _upload(key: str, raw: str, files: dict[str, datasets.Checked] | None) -> di
             data = datasets.read_limited(stream, key)
     except OSError as exc:
         raise InvalidParams({key: f"cannot read {path}: {exc.strerror or exc}"}) from None
-    files[key] = datasets.check_upload(path.name, data, key)
-    return files[key].ref.model_dump()
+    return datasets.check_upload(path.name, data, key)
 
 
 def _keep(artifacts: ArtifactStore, files: dict[str, datasets.Checked]) -> None:
@@ -548,15 +574,11 @@ def info(state: _State) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @pass_state
 def show(state: _State, job_id: str, as_json: bool) -> None:
-    """Show one job, or one sweep."""
+    """Show one job, sweep or pipeline."""
     try:
         job = queries.get_job(state.engine, job_id)
     except JobNotFound:
-        try:
-            view = sweeps.get(state.engine, job_id)
-        except SweepNotFound:
-            raise JobNotFound(job_id) from None
-        _show_sweep(view, as_json)
+        _show_group(state.engine, job_id, as_json)
         return
     if as_json:
         click.echo(json.dumps(job.to_json(), indent=2))
@@ -584,6 +606,21 @@ def show(state: _State, job_id: str, as_json: bool) -> None:
             click.echo(f"  stage   {sc.name:<20} {_cost_text(sc.cost)}")
     for a in job.actions:
         click.echo(f"by        {a.actor}: {a.what} at {a.at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+def _show_group(engine: Engine, public_id: str, as_json: bool) -> None:
+    """Show the sweep or the pipeline `public_id` names; JobNotFound, as for a job, when it
+    names neither, since `show` takes any of the three."""
+    try:
+        _show_sweep(sweeps.get(engine, public_id), as_json)
+        return
+    except SweepNotFound:
+        pass
+    try:
+        view = pipeline_store.get(engine, public_id)
+    except PipelineNotFound:
+        raise JobNotFound(public_id) from None
+    _show_pipeline(view, as_json)
 
 
 def _show_sweep(view: sweeps.SweepView, as_json: bool) -> None:
@@ -726,18 +763,12 @@ def extend(state: _State, sweep_id: str, params: tuple[str, ...]) -> None:
 @click.argument("job_id")
 @pass_state
 def cancel(state: _State, job_id: str) -> None:
-    """Cancel a queued job at once, or ask a running one to stop; for a sweep, every child."""
+    """Cancel a queued job at once, or ask a running one to stop; for a sweep, every child; for
+    a pipeline, every step (as `runlab pipeline cancel`)."""
     try:
         outcome = transitions.request_cancel(state.engine, job_id, actor=state.actor)
     except JobNotFound:
-        try:
-            done = transitions.cancel_sweep(state.engine, job_id, actor=state.actor)
-        except SweepNotFound:
-            raise JobNotFound(job_id) from None
-        click.echo(
-            f"{job_id}: {done.cancelled:,} waiting job(s) cancelled, "
-            f"{done.asked:,} running job(s) asked to stop"
-        )
+        _cancel_group(state, job_id)
         return
     messages = {
         transitions.CancelOutcome.CANCELLED: f"{job_id}: cancelled",
@@ -745,6 +776,25 @@ def cancel(state: _State, job_id: str) -> None:
         transitions.CancelOutcome.ALREADY_FINISHED: f"{job_id}: already finished; nothing changed",
     }
     click.echo(messages[outcome])
+
+
+def _cancel_group(state: _State, public_id: str) -> None:
+    """Cancel the sweep or the pipeline `public_id` names; JobNotFound, as for a job, when it
+    names neither, since `cancel` takes any of the three."""
+    try:
+        done = transitions.cancel_sweep(state.engine, public_id, actor=state.actor)
+    except SweepNotFound:
+        pass
+    else:
+        click.echo(
+            f"{public_id}: {done.cancelled:,} waiting job(s) cancelled, "
+            f"{done.asked:,} running job(s) asked to stop"
+        )
+        return
+    try:
+        _cancel_pipeline(state, public_id)
+    except PipelineNotFound:
+        raise JobNotFound(public_id) from None
 
 
 @cli.command()
@@ -768,6 +818,294 @@ def stop(state: _State, job_id: str) -> None:
     }
     click.echo(f"error: {job_id}: {messages[outcome]}", err=True)
     sys.exit(1)
+
+
+# --- pipelines ----------------------------------------------------------------------------------
+
+
+@cli.group(short_help="Submit, show and cancel pipelines: steps that read earlier results.")
+def pipeline() -> None:
+    """Pipelines: steps, each a job or a sweep, where a step starts once the steps it waits for
+    have ended, and may read their results.
+
+    A spec is a TOML file, such as:
+
+    \b
+        name = "Price across the volatility's interval"
+        [steps.vol]
+        kind = "bootstrap"
+        params = { data = "returns.csv", column = "r", statistic = "std" }
+        [steps.price]
+        kind = "option_pricing"
+        params = { S = 100, K = 100, T = 1 }
+        sweep = { sigma = "lin:${vol.result.ci_low}:${vol.result.ci_high}:9" }
+        [steps.prices]
+        kind = "collect"
+        inputs = ["price"]
+        on_failure = { price = "continue" }
+
+    \b
+    - params: the kind's parameters, as `runlab kinds` lists them. A value
+      "${step.result.field}" is a number from that step's result, read when this
+      step starts: one of the result fields `runlab kinds` lists for its kind
+      (bootstrap: estimate, ci_low, ci_high).
+    - An upload (bootstrap's data) is a file's path from the spec's folder.
+    - sweep makes the step a sweep, each text as `runlab sweep -p` takes it, and
+      it may hold references; sample = { method = "lhs", count = 20, seed = 1 }
+      draws points within the texts' bounds instead of making a grid.
+    - A collect step gathers the results of its inputs into one table and chart.
+    - after = ["vol"] waits for a step without reading it. on_failure gives, per
+      step waited for, "fail" (the default: this step fails too) or "continue"
+      (this step goes on without it).
+
+    The README's Pipelines section says more, with a worked example in
+    examples/volatility_to_price/.
+    """
+
+
+MAX_SPEC_BYTES = 1024 * 1024  # a spec of the most steps a pipeline may have is a few kB
+
+
+@pipeline.command("submit")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--idempotency-key",
+    default=None,
+    help="Submitting the same key with the same spec and files makes one pipeline; with "
+    "another spec it exits 2.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the pipeline as `pipeline show --json` does."
+)
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Wait for every step to end, with their status on stderr; exit 1 unless every step "
+    "succeeded.",
+)
+@pass_state
+def pipeline_submit(
+    state: _State, file: Path, idempotency_key: str | None, as_json: bool, wait: bool
+) -> None:
+    """Submit the pipeline the spec FILE describes; print its id (the last line of stdout).
+
+    Every step is checked before anything is stored, and each error names its step and field,
+    such as steps.price.params.sigma. The files the spec names are read from its folder,
+    checked as `runlab submit` checks an upload, and kept only once the whole pipeline has
+    passed. Its steps are listed on stderr with what each waits for. Every step starts
+    waiting: a runner starts it once the steps it waits for have ended.
+    """
+    checked, files = _checked_pipeline(
+        file, owner=state.actor.name, idempotency_key=idempotency_key
+    )
+    if files:  # the whole pipeline passes before a file is kept, so a bad one leaves none
+        _keep(artifact_store(state.settings), files)
+    click.echo(_steps_text(checked), err=True)
+    public_id = pipeline_store.create(state.engine, checked)
+    view = (
+        _wait_pipeline(state.engine, public_id, state.settings)
+        if wait
+        else pipeline_store.get(state.engine, public_id)
+    )
+    click.echo(json.dumps(view.to_json(), indent=2) if as_json else public_id)
+    if wait and any(s.status is not StepStatus.SUCCEEDED for s in view.steps):
+        sys.exit(1)
+
+
+def _checked_pipeline(
+    path: Path, *, owner: str, idempotency_key: str | None
+) -> tuple[NewPipeline, dict[str, datasets.Checked]]:
+    """The pipeline the spec at `path` describes, checked with the files it names, which are
+    read but not kept; or InvalidParams with every error found, a file's at its parameter
+    (`steps.<step>.params.<field>`), so that one run of the command says all there is to fix."""
+    doc = _read_spec(path)
+    errors: dict[str, str] = {}
+    files: dict[str, datasets.Checked] = {}
+    refs: dict[tuple[str, str], dict[str, Any]] = {}
+    tables: dict[tuple[str, str], pd.DataFrame] = {}
+    for step, field, name in pipeline_specs.uploads(doc):
+        key = f"steps.{step}.params.{field}"
+        if why := bad_character(name) or ("give the file's path" if not name.strip() else None):
+            errors[key] = why
+            continue
+        try:
+            files[key] = _read_upload(path.parent / Path(name).expanduser(), key)
+        except InvalidParams as exc:
+            errors.update(exc.errors)
+            continue
+        refs[(step, field)] = files[key].ref.model_dump()
+        tables[(step, field)] = files[key].table
+    if refs:
+        doc = pipeline_specs.with_files(doc, refs)
+    try:
+        checked = intake.check_pipeline(
+            doc, owner=owner, idempotency_key=idempotency_key, tables=tables
+        )
+    except InvalidParams as exc:
+        raise InvalidParams({**exc.errors, **errors}) from None
+    if errors:
+        raise InvalidParams(errors)
+    return checked, files
+
+
+def _read_spec(path: Path) -> dict[str, Any]:
+    """The spec's TOML as a dict, or InvalidParams under `file`, where `compute.pipelines.parse`
+    puts a TOML error too; a spec is read whole, so its size is bounded first."""
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
+        raise InvalidParams({"file": f"cannot read {path}: {exc.strerror or exc}"}) from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise InvalidParams(
+            {"file": f"{path} is over {fmt.file_size(MAX_SPEC_BYTES)}, too large for a spec"}
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidParams({"file": f"{path} is not UTF-8 text"}) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidParams({"file": f"not valid TOML: {exc}"}) from None
+
+
+def _kind_text(kind: str, spec: Mapping[str, Any]) -> str:
+    return f"{kind} sweep" if spec.get("sweep") else kind
+
+
+def _needs_text(needs: Mapping[str, str], order: Sequence[str], verb: str) -> str:
+    """`waits for vol, price (goes on if it fails)`: the steps it needs in the pipeline's
+    `order` (PostgreSQL's JSONB keeps no order of its own), each with its policy when that is
+    not the default."""
+    if not needs:
+        return ""
+    named = ", ".join(
+        f"{dep} (goes on if it fails)" if needs[dep] == "continue" else dep
+        for dep in sorted(needs, key=lambda d: order.index(d) if d in order else len(order))
+    )
+    return f"{verb} {named}"
+
+
+def _steps_text(new: NewPipeline) -> str:
+    """The steps in the order they were stored, each with its kind and what it waits for."""
+    kinds = {s.name: _kind_text(s.kind, s.spec) for s in new.steps}
+    width = max(len(s.name) for s in new.steps)
+    kind_width = max(map(len, kinds.values()))
+    order = [s.name for s in new.steps]
+    lines = [f"{new.name}: {len(new.steps)} step(s), in the order they can run"]
+    for s in new.steps:
+        needs = _needs_text(s.needs, order, "waits for")
+        lines.append(f"  {s.name:<{width}}  {kinds[s.name]:<{kind_width}}  {needs}".rstrip())
+    return "\n".join(lines)
+
+
+def _step_word(s: StepView) -> str:
+    """`price started 40%`: a started step with its progress, any other with its status."""
+    if s.status is StepStatus.STARTED:
+        return f"{s.name} {s.status} {s.progress:.0%}"
+    return f"{s.name} {s.status}"
+
+
+def _ended_text(view: PipelineView) -> str:
+    ended = sum(s.status.ended for s in view.steps)
+    return f"{ended:,} of {len(view.steps):,} steps ended"
+
+
+def _wait_pipeline(engine: Engine, public_id: str, settings: Settings) -> PipelineView:
+    """Poll the pipeline until every step has ended, with a one-line status on stderr; say
+    once, after a few seconds, if no runner is alive for this store, since runners start the
+    steps. Each step that failed or was cancelled is said with its reason at the end."""
+    shown = ""
+    started = time.monotonic()
+    warned = False
+    while True:
+        view = pipeline_store.get(engine, public_id)
+        line = f"{_ended_text(view)}: {', '.join(map(_step_word, view.steps))}"
+        if not warned and time.monotonic() - started >= NO_RUNNER_AFTER:
+            warned = True
+            if not _alive_runners(engine, settings):
+                click.echo(
+                    f"\rwarning: no runner is alive for the store {_store_text(settings)}; "
+                    "the steps wait until one starts: `runlab runner`, or `make run`",
+                    err=True,
+                )
+                shown = ""
+        if line != shown:
+            click.echo(f"\r{line:<72}", err=True, nl=False)
+            shown = line
+        if all(s.status.ended for s in view.steps):
+            click.echo("", err=True)
+            for s in view.steps:
+                if s.status in (StepStatus.FAILED, StepStatus.CANCELLED) and s.reason:
+                    click.echo(f"{s.name} {s.status}: {s.reason}", err=True)
+            return view
+        time.sleep(0.5)
+
+
+@pipeline.command("show")
+@click.argument("pipeline_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_state
+def pipeline_show(state: _State, pipeline_id: str, as_json: bool) -> None:
+    """Show a pipeline: each step's status, progress, job or sweep, what it waits for, and
+    why a step failed or was cancelled. `runlab show` shows a pipeline as well."""
+    _show_pipeline(pipeline_store.get(state.engine, pipeline_id), as_json)
+
+
+def _show_pipeline(view: PipelineView, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(view.to_json(), indent=2))
+        return
+    click.echo(f"{view.name}  (pipeline, {view.public_id})")
+    counts = Counter(s.status for s in view.steps)
+    said = ", ".join(f"{counts[status]:,} {status}" for status in StepStatus if counts[status])
+    click.echo(f"status    {_ended_text(view)}: {said}")
+    if view.owner:
+        click.echo(f"owner     {view.owner}")
+    click.echo(f"created   {view.created_at:%Y-%m-%d %H:%M:%S} UTC")
+    kinds = {s.name: _kind_text(s.kind, s.spec) for s in view.steps}
+    width = max(len(s.name) for s in view.steps)
+    kind_width = max(map(len, kinds.values()))
+    order = [s.name for s in view.steps]
+    for s in view.steps:
+        verb = "waits for" if s.status is StepStatus.WAITING else "after"
+        parts = [_ran_as(s), _needs_text(s.needs, order, verb)]
+        rest = "; ".join(p for p in parts if p)
+        click.echo(
+            f"  step    {s.name:<{width}}  {kinds[s.name]:<{kind_width}}  {s.status:<9} "
+            f"{s.progress:>4.0%}  {rest}".rstrip()
+        )
+        if s.status in (StepStatus.FAILED, StepStatus.CANCELLED) and s.reason:
+            click.echo(f"          {s.name} {s.status}: {s.reason}")
+
+
+def _ran_as(s: StepView) -> str:
+    """The job or sweep the step became, with a sweep's points by status; empty before."""
+    if s.job is not None:
+        return f"job {s.job}"
+    if s.sweep is None:
+        return ""
+    points = ", ".join(f"{n:,} {status}" for status, n in sorted(s.points.items()))
+    return f"sweep {s.sweep}" + (f" ({points})" if points else "")
+
+
+@pipeline.command("cancel")
+@click.argument("pipeline_id")
+@pass_state
+def pipeline_cancel(state: _State, pipeline_id: str) -> None:
+    """Cancel a pipeline: its waiting steps at once, and the job or sweep of each started
+    step as `runlab cancel` cancels it; that step ends cancelled with it. `runlab cancel`
+    cancels a pipeline as well."""
+    _cancel_pipeline(state, pipeline_id)
+
+
+def _cancel_pipeline(state: _State, public_id: str) -> None:
+    done = pipeline_store.cancel(state.engine, public_id, actor=state.actor)
+    click.echo(
+        f"{public_id}: {done.cancelled:,} waiting step(s) cancelled, "
+        f"{done.asked:,} started step(s) asked to stop"
+    )
 
 
 @cli.command()
