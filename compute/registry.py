@@ -37,6 +37,7 @@ BUILTIN = (
     "compute.kinds.optimize",
     "compute.kinds.portfolio_risk",
     "compute.kinds.bootstrap",
+    "compute.kinds.collect",
 )
 
 Driver = Callable[["JobContext", Any], dict[str, Any]]
@@ -72,6 +73,9 @@ class Kind:
     summarise: Callable[[Mapping[str, Any], Mapping[str, Any]], Headline] | None = None
     # Where its jobs go unless the submitter names another queue.
     queue: str = "default"
+    # Offered on the New-job form. False for a kind whose parameters a program makes (a
+    # pipeline's collect step): the form has no fields to fill them in.
+    listed: bool = True
 
     def summary(self, result: Mapping[str, Any], params: Mapping[str, Any]) -> Headline | None:
         """The headline of a result; None when the kind has none or cannot read this one (a
@@ -129,12 +133,14 @@ def register(
     headline: Iterable[str] = (),
     summarise: Callable[[Mapping[str, Any], Mapping[str, Any]], Headline] | None = None,
     queue: str = "default",
+    listed: bool = True,
 ) -> Callable[[Driver], Driver]:
     """Decorate a driver `run(ctx, params) -> result` to make it a kind.
 
     `weights` gives each stage's share of the overall progress, so that a job whose work is
     all in one stage does not sit at a third while that stage runs. A `stoppable` kind ends its
-    `ctx.as_completed` loop early on "stop and keep", and marks its result `partial`.
+    `ctx.as_completed` loop early on "stop and keep", and marks its result `partial`. A kind
+    that is not `listed` stays off the New-job form, for parameters that only a program makes.
     """
     stage_fn = stages if callable(stages) else (lambda _p, fixed=tuple(stages): list(fixed))
     weight_fn = (
@@ -162,6 +168,7 @@ def register(
             tuple(headline),
             summarise,
             queue,
+            listed,
         )
         return run
 

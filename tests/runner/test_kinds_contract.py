@@ -56,7 +56,10 @@ def _from_tests(kind: Kind) -> bool:
     )
 
 
-KINDS = [k for k in registry.all_kinds() if not _from_tests(k)]
+# The kinds people submit, each of which splits its work into Dask tasks. `collect`, which a
+# pipeline makes and which runs no task, is run end to end by the pipeline tests instead
+# (tests/runner/test_pipeline_example.py and test_pipeline_properties.py).
+KINDS = [k for k in registry.all_kinds() if not _from_tests(k) and k.listed]
 STOPPABLE = [k.name for k in registry.all_kinds() if k.stoppable]
 POOL_LEASE = "4"  # seconds: how long the jobs of a killed runner wait before another takes them
 CANCEL_SECONDS = 5.0  # a cancel ends a running job within this, whatever the kind
