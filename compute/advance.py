@@ -80,9 +80,9 @@ def ended(step: StepState) -> tuple[StepStatus, str | None] | None:
         if status is Status.SUCCEEDED:
             return StepStatus.SUCCEEDED, None
         if status is Status.FAILED:
-            return StepStatus.FAILED, f"job {step.job} failed"
+            return StepStatus.FAILED, "its job failed"
         if status is Status.CANCELLED:
-            return StepStatus.CANCELLED, f"job {step.job} was cancelled"
+            return StepStatus.CANCELLED, "its job was cancelled"
         return None
     counts = step.points
     if any(counts.get(s, 0) for s in OPEN):
@@ -91,12 +91,9 @@ def ended(step: StepState) -> tuple[StepStatus, str | None] | None:
     failed = counts.get(Status.FAILED.value, 0)
     cancelled = counts.get(Status.CANCELLED.value, 0)
     if failed:
-        return StepStatus.FAILED, f"{failed} of {total} points of sweep {step.sweep} failed"
+        return StepStatus.FAILED, f"{failed} of {total} points of its sweep failed"
     if cancelled:
-        return (
-            StepStatus.CANCELLED,
-            f"{cancelled} of {total} points of sweep {step.sweep} were cancelled",
-        )
+        return StepStatus.CANCELLED, f"{cancelled} of {total} points of its sweep were cancelled"
     return StepStatus.SUCCEEDED, None
 
 

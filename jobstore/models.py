@@ -108,6 +108,8 @@ class Pipeline(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(Stamp)
 
+    __table_args__ = (Index("ix_pipelines_owner_id", "owner", "id"),)
+
 
 class PipelineStep(Base):
     """One step of a pipeline: `waiting` until what it `needs` has ended, then the job or sweep
@@ -131,6 +133,8 @@ class PipelineStep(Base):
     __table_args__ = (
         UniqueConstraint("pipeline_id", "name", name="uq_pipeline_steps_pipeline_name"),
         Index("ix_pipeline_steps_status", "status", "pipeline_id"),
+        Index("ix_pipeline_steps_job_id", "job_id"),
+        Index("ix_pipeline_steps_sweep_id", "sweep_id"),
     )
 
 

@@ -14,10 +14,11 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from compute import intake
+from jobstore import pipelines as pipeline_store
 from jobstore import queries, transitions
 from jobstore.models import Status
 from runlab.errors import Forbidden, JobNotFound
-from ui import eta, forms, job_view, notices, resources, sidebar
+from ui import eta, forms, job_view, notices, pipeline_view, resources, sidebar
 
 OUTCOME_KEY = "job.cancel_outcome"
 CANCEL_TEXT = {
@@ -70,6 +71,7 @@ def _stop(engine: Engine, public_id: str, stoppable: list[str]) -> None:
 title, action = st.columns([4, 1], vertical_alignment="center")
 with title:
     job_view.header(job, kind)
+    pipeline_view.step_link(pipeline_store.of_job(engine, job.id))
 mine = who.may_act_on(job.owner)  # the store refuses the rest; no button offers it
 if not job.status.terminal and mine:
     job_view.cancel_button(action, engine, job, _cancel)  # a long run asks first
@@ -92,7 +94,7 @@ elif job.status.terminal and action.button(
         "pages/job.py",
         query_params={"id": intake.rerun(engine, job.id, owner=who.name)},
     )
-if kind is not None and action.button(
+if kind is not None and kind.listed and action.button(
     "Clone",
     icon=":material/content_copy:",
     help="Open the form filled in with this job's parameters.",

@@ -1,4 +1,5 @@
-"""/jobs: what runs now, what waits, and the whole history, searched, sorted and paged.
+"""/jobs: what runs now, what waits, the latest pipelines, and the whole history, searched,
+sorted and paged.
 
 Every control of the history is in the URL, so a link opens the same view for a colleague.
 """
@@ -7,8 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from jobstore import pipelines as pipeline_store
 from jobstore import queries
-from ui import history, notices, resources, sidebar, tables
+from ui import history, notices, pipeline_view, resources, sidebar, tables
 
 REFRESH_SECONDS = 2.0
 
@@ -44,9 +46,17 @@ def live() -> None:
 
 live()
 
+# Above the history, but drawn once its filters are known: "My jobs" and the owner apply.
+pipelines = st.container()
 st.subheader("History")
 history.notice()
 view = history.controls(who.name, settings.queue_names)
+shown, owners = pipeline_view.owners_shown(view.query)
+if shown and view.error is None:
+    with pipelines:
+        pipeline_view.recent_table(
+            pipeline_store.recent(engine, owner=owners, limit=pipeline_view.RECENT)
+        )
 if view.error is not None:
     history.search_error(view.error)
     st.stop()

@@ -2,7 +2,8 @@
 sweep's page when parameters are swept.
 
 `?clone=<job id>` opens the form filled in with that job's parameters; presets save and load
-the form's values by name.
+the form's values by name. `?what=pipeline` takes a pipeline's spec file instead, with the files
+it reads, and opens the new pipeline's page.
 """
 
 from __future__ import annotations
@@ -12,15 +13,39 @@ import streamlit as st
 from compute import intake, registry
 from jobstore import estimates, presets, queries
 from runlab.errors import InvalidParams, JobNotFound
-from ui import forms, resources, sidebar
+from ui import forms, pipeline_view, resources, sidebar
 from ui.text import md_escape
 
 who = sidebar.page("New job")
 settings = resources.settings()
 engine = resources.engine(settings)
 
-st.title("New job")
-kinds = {k.name: k for k in registry.all_kinds()}
+heading = st.empty()
+if pipeline_view.what_to_submit() == "pipeline":
+    heading.title("New pipeline")
+    draft = pipeline_view.spec_form()
+    if draft is not None:
+        pipeline_view.preview(draft)
+        if st.button(
+            "Submit pipeline",
+            type="primary",
+            icon=":material/send:",
+            disabled=draft.checked is None,
+            key="new.pipeline.submit",
+        ):
+            try:
+                pipeline_id = pipeline_view.submit(
+                    engine, resources.artifacts(settings), draft, owner=who.name
+                )
+            except InvalidParams as exc:
+                st.error(pipeline_view.errors_text(exc.errors), icon=":material/error:")
+            else:
+                st.switch_page("pages/pipeline.py", query_params={"id": pipeline_id})
+    st.stop()
+
+heading.title("New job")
+# Only the kinds a person fills in: a pipeline makes a collect step's parameters itself.
+kinds = {k.name: k for k in registry.all_kinds() if k.listed}
 names = list(kinds)
 DEFAULT_KIND = "monte_carlo_pi"  # the quickest to try, and it needs no file
 
@@ -38,6 +63,14 @@ if clone_id and st.session_state.get(forms.CLONED) != clone_id:
             st.session_state["new.kind"] = source.kind
             forms.fill(kinds[source.kind], source.params)
             st.session_state["new.clone_note"] = f"Cloned from {source.name} ({clone_id})."
+        elif registry.find(source.kind) is not None:
+            st.error(
+                md_escape(
+                    f"Job {clone_id} is of kind {source.kind}, which has no form to clone "
+                    "into: a program makes its parameters, as a pipeline does a collect step's."
+                ),
+                icon=":material/error:",
+            )
         else:
             st.error(
                 md_escape(f"Job {clone_id} is of kind {source.kind}, which is not installed here."),

@@ -13,11 +13,12 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from compute import intake, registry
+from jobstore import pipelines as pipeline_store
 from jobstore import sweeps as sweep_store
 from jobstore import transitions
 from runlab.errors import Forbidden, InvalidParams, SweepNotFound
 from runlab.format import label
-from ui import confirm, job_view, notices, resources, sidebar
+from ui import confirm, job_view, notices, pipeline_view, resources, sidebar
 from ui import format as fmt
 from ui import sweep_view as view
 from ui.text import md_escape, one_line
@@ -121,10 +122,11 @@ with title:
     st.caption(
         "Swept: "
         + "; ".join(
-            f"{md_escape(view.param_label(kind, n))} = {md_escape(t)}"
+            f"{md_escape(view.param_label(kind, n))} = {md_escape(view.axis_text(t))}"
             for n, t in sweep.axes.items()
         )
     )
+    pipeline_view.step_link(pipeline_store.of_sweep(engine, sweep.public_id))
 left = sweep.children - sweep.ended
 if left and who.may_act_on(sweep.owner):
     action.button(

@@ -29,6 +29,15 @@ def no_such_sweep() -> None:
     st.page_link("pages/jobs.py", label="See all jobs", icon=":material/list:")
 
 
+def no_such_pipeline() -> None:
+    st.title("No such pipeline")
+    st.info(
+        "There is no pipeline with this id. The link may be mistyped or incomplete.",
+        icon=":material/search_off:",
+    )
+    st.page_link("pages/jobs.py", label="See all jobs and pipelines", icon=":material/list:")
+
+
 def no_such_job() -> None:
     """What an unknown or malformed link shows instead of a traceback."""
     st.title("No such job")

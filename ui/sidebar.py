@@ -36,6 +36,7 @@ LINKS: tuple[tuple[str, str, str], ...] = (
 SCRIPTS = {label: path for path, label, _icon in LINKS} | {
     "Job": "pages/job.py",
     "Sweep": "pages/sweep.py",
+    "Pipeline": "pages/pipeline.py",
 }
 
 

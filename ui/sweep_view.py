@@ -9,6 +9,7 @@ again only when one of the sweep's jobs has moved (`table_of`).
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -97,6 +98,15 @@ def describe(sweep: SweepView, kind: Kind | None) -> str:
         except InvalidParams:
             pass
     return f"{sweep.children:,} job" + ("" if sweep.children == 1 else "s")
+
+
+LONG_NUMBER = re.compile(r"\d+\.\d{7,}(?:[eE][-+]?\d+)?")
+
+
+def axis_text(text: str) -> str:
+    """A swept parameter's text as shown: a pipeline writes a number read from a result to its
+    last digit, which is shown here to six significant digits; the sweep keeps them all."""
+    return LONG_NUMBER.sub(lambda m: f"{float(m[0]):.6g}", text)
 
 
 def swept(sweep: SweepView) -> list[str]:

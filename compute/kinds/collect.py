@@ -45,7 +45,7 @@ NAME_CHARS = 64  # a parameter's or a result field's name
 KIND_CHARS = 100
 CHOICE_CHARS = 100  # a swept choice's text, such as "barrier_up_out_call"
 TABLE_ROWS = 200  # the headline's table; the result keeps every row
-DIGITS = 6
+DIGITS = 4
 
 StepName = Annotated[str, StringConstraints(min_length=1, max_length=STEP_CHARS)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_CHARS)]
@@ -326,8 +326,13 @@ def figure(
     else:
         swept = {str(i.get("step")): list(i.get("swept") or []) for i in inputs}
         _bars(fig, by_step, swept, y)
-        x_title = "step"
-    fig.update_layout(xaxis_title=x_title, yaxis_title=y, height=360, legend_title_text="step")
+        x_title = "Step"
+    fig.update_layout(
+        xaxis_title=x_title,
+        yaxis_title=fmt.label(y) if y else "",
+        height=360,
+        legend_title_text="Step",
+    )
     return fig
 
 
@@ -410,11 +415,11 @@ def headline_of(result: Mapping[str, Any], params: Mapping[str, Any]) -> Headlin
     if isinstance(y, str) and with_y:
         figures += [
             Figure(
-                f"{y} range",
+                f"{fmt.label(y)} range",
                 f"{_number(result['min'])} – {_number(result['max'])}",
                 f"Over the {with_y:,} result{'s' if with_y != 1 else ''} that give {y}.",
             ),
-            Figure(f"{y} mean", _number(result["mean"])),
+            Figure(f"{fmt.label(y)} mean", _number(result["mean"])),
         ]
     notes = []
     if count == 0:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
+from compute import intake, registry
 from jobstore import queries
 from tests.ui.conftest import open_page
 from ui.text import md_escape
@@ -187,6 +188,22 @@ def test_kind_in_the_url_opens_its_form(store: Engine) -> None:
     at.selectbox(key="new.kind").select("monte_carlo_pi").run()
     assert f"{PI}.samples" in {n.key for n in at.text_input}
     assert at.query_params["kind"] in ("monte_carlo_pi", ["monte_carlo_pi"])
+
+
+def test_only_listed_kinds_are_offered_and_a_collect_job_has_no_form_to_clone_into(
+    store: Engine,
+) -> None:
+    collect = registry.get("collect")
+    assert collect.example is not None
+    source = intake.submit(store, "collect", collect.example())
+
+    at = open_page("pages/new.py", kind="collect", clone=source)
+    offered = at.selectbox(key="new.kind").options
+    assert collect.title not in offered
+    assert sorted(offered) == sorted(k.title for k in registry.all_kinds() if k.listed)
+    assert at.selectbox(key="new.kind").value == "monte_carlo_pi"
+    [error] = at.error
+    assert "no form to clone into" in error.value and md_escape(source) in error.value
 
 
 OPT = "new.option_pricing"

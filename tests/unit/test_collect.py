@@ -307,7 +307,7 @@ def test_the_chart_has_a_trace_per_step_with_every_y_sorted_along_x(good: dict[s
     reference = traces["reference"]
     assert (list(reference.x), list(reference.y)) == ([0.1, 0.3], [9.5, 9.5])
     assert fig.layout.xaxis.title.text == "Volatility σ (per year)"
-    assert fig.layout.yaxis.title.text == "price"
+    assert fig.layout.yaxis.title.text == "Price"
 
 
 def test_without_an_x_the_chart_is_bars_of_y_per_row_labelled_by_step_and_point(
@@ -326,7 +326,7 @@ def test_without_an_x_the_chart_is_bars_of_y_per_row_labelled_by_step_and_point(
         "price: sigma=0.2, option_type=european_call",
     ]
     assert sorted(fig.data[1].y) == [6.8050, 10.4506, 14.2313]
-    assert fig.layout.xaxis.title.text == "step"
+    assert fig.layout.xaxis.title.text == "Step"
 
 
 def test_a_kind_not_installed_here_titles_the_axis_with_the_parameter_name(
@@ -367,8 +367,8 @@ def test_the_headline_gives_the_count_range_mean_missing_steps_and_a_table(
 
     assert [f.pair for f in headline.figures] == [
         ("Results", "4"),
-        ("price range", "6.80500 – 14.2313"),
-        ("price mean", "10.2467"),
+        ("Price range", "6.805 – 14.23"),
+        ("Price mean", "10.25"),
     ]
     assert headline.notes == ["Did not succeed: vol (failed)."]
     [table] = headline.tables
@@ -376,11 +376,11 @@ def test_the_headline_gives_the_count_range_mean_missing_steps_and_a_table(
     assert table.rows[0] == [
         "price",
         "sigma=0.3, option_type=european_call",
-        "14.2313",
-        "0.0100000",
+        "14.23",
+        "0.01000",
         "",
     ]
-    assert table.rows[3] == ["reference", "", "9.50000", "0", ""]
+    assert table.rows[3] == ["reference", "", "9.500", "0", ""]
 
 
 def test_the_table_is_cut_with_a_note_the_result_keeps_every_row() -> None:
@@ -424,6 +424,6 @@ def test_a_result_without_y_is_counted_and_tabled_but_not_in_the_range_or_chart(
     assert (result["count"], result["min"], result["max"]) == (4, 6.8050, 10.4506)
     assert headline.figures[1].help == "Over the 3 results that give price."
     assert headline.notes[0] == "1 result gives no price: it is in the table only."
-    assert headline.tables[0].rows[0][2:4] == ["", "0.0200000"]
+    assert headline.tables[0].rows[0][2:4] == ["", "0.02000"]
     price = next(t for t in kind.figure(result, {}).data if t.name == "price")
     assert list(price.x) == [0.1, 0.2]
