@@ -1,6 +1,10 @@
-"""A sweep as an analyst runs one: a 6 × 8 option-pricing grid typed into /new, watched on its
-/sweep page to the end, sorted, its best point and heatmap read, extended by one more σ, and
-its failed points re-run."""
+"""A sweep and a pipeline as an analyst runs them, on one `runlab up`.
+
+The sweep: a 6 × 8 option-pricing grid typed into /new, watched on its /sweep page to the end,
+sorted, its best point and heatmap read, extended by one more σ, and its failed points re-run.
+The pipeline: the worked example's spec and returns uploaded on /new, watched on its /pipeline
+page to the end, its prices read from the collect step's chart.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,11 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from compute import intake, registry
-from jobstore import sweeps
+from jobstore import pipelines, queries, sweeps
 from jobstore.models import Status
 from tests.e2e.conftest import START_TIMEOUT, RunlabUp
 from tests.polling import wait_for
+from tests.processes import ROOT
 from ui import sweep_view
 
 if TYPE_CHECKING:
@@ -196,3 +201,55 @@ def test_a_grid_sweep_from_the_form_runs_sorts_extends_and_reruns_its_failures(
     assert after[0].public_id == before[0].public_id  # the point that succeeded is left alone
     assert after[1].public_id != before[1].public_id
     assert after[1].params == before[1].params
+
+
+EXAMPLE = ROOT / "examples" / "volatility_to_price"
+PIPELINE_TIMEOUT = 180.0
+
+
+@pytest.mark.timeout(START_TIMEOUT + PIPELINE_TIMEOUT + 120)
+def test_the_worked_pipeline_from_its_spec_file_runs_to_its_chart(
+    runlab_app: RunlabUp, new_page: Callable[[], Page]
+) -> None:
+    from playwright.sync_api import expect
+
+    page = new_page()
+    page.goto(f"{runlab_app.url}/new?what=pipeline")
+    page.locator("input[type=file]").first.set_input_files(str(EXAMPLE / "pipeline.toml"))
+    expect(page.get_by_text("returns.csv").first).to_be_visible(timeout=30_000)
+    page.locator("input[type=file]").nth(1).set_input_files(str(EXAMPLE / "returns.csv"))
+    submit = page.get_by_role("button", name="Submit pipeline")
+    expect(submit).to_be_enabled(timeout=30_000)
+    submit.click()
+    page.wait_for_url(re.compile(r"/pipeline\?(.*&)?id="), timeout=30_000)
+    public_id = parse_qs(urlparse(page.url).query)["id"][0]
+
+    expect(page.get_by_text("3 of 3 steps ended")).to_be_visible(timeout=PIPELINE_TIMEOUT * 1000)
+    engine = runlab_app.engine
+    vol, price, prices = pipelines.get(engine, public_id).steps
+    assert [s.status for s in (vol, price, prices)] == [pipelines.StepStatus.SUCCEEDED] * 3
+    assert vol.job and price.sweep and prices.job
+
+    # The σ of the pricing step span the bootstrap's interval, as its stored result says.
+    interval = queries.get_job(engine, vol.job).result or {}
+    sigmas = sorted(p.params["sigma"] for p in sweeps.points(engine, price.sweep))
+    assert len(sigmas) == 9
+    assert sigmas[0] == pytest.approx(interval["ci_low"])
+    assert sigmas[-1] == pytest.approx(interval["ci_high"])
+
+    # The collect step's chart, drawn on the pipeline page, holds every price.
+    stored = sorted(
+        r["values"]["price"] for r in queries.get_job(engine, prices.job).params["rows"]
+    )
+    expect(page.get_by_text("Collected by prices")).to_be_visible(timeout=15_000)
+    drawn = wait_for(
+        lambda: page.evaluate(
+            """() => [...document.querySelectorAll('.js-plotly-plot')]
+                .flatMap(p => p.data || [])
+                .filter(t => t.name === 'price')
+                .flatMap(t => [...t.y])"""
+        ),
+        timeout=15,
+        what="the collect step's chart",
+    )
+    assert sorted(drawn) == pytest.approx(stored)
