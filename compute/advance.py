@@ -22,13 +22,14 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from compute import intake, pipelines, registry
 from jobstore import pipelines as store
 from jobstore import sweeps as sweep_store
 from jobstore.models import Status
 from jobstore.pipelines import OpenPipeline, StepState, StepStatus
-from runlab.errors import InvalidParams
+from runlab.errors import InvalidParams, JobNotFound
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,24 @@ def advance(engine: Engine, *, queues: Collection[str] | None = None) -> int:
     step's job may name (the settings' `queue_names`)."""
     moved = 0
     for _round in range(MAX_ROUNDS):
-        n = sum(_advance(engine, p, queues) for p in store.open_pipelines(engine))
+        n = 0
+        for p in store.open_pipelines(engine):
+            try:
+                n += _advance(engine, p, queues)
+            except SQLAlchemyError:
+                raise  # the store's trouble: the caller tries again later
+            except Exception:
+                # A defect, not the store: said once, and the other pipelines move on.
+                if p.id not in _told:
+                    _told.add(p.id)
+                    log.exception("pipeline %s could not move on", p.public_id)
         moved += n
         if not n:
             break
     return moved
+
+
+_told: set[int] = set()  # the pipelines whose failure to move on was logged
 
 
 def _advance(engine: Engine, p: OpenPipeline, queues: Collection[str] | None) -> int:
@@ -67,6 +81,11 @@ def _advance(engine: Engine, p: OpenPipeline, queues: Collection[str] | None) ->
             moved += _start(engine, p, step, queues)
         except InvalidParams as exc:
             why = "; ".join(f"{k}: {v}" for k, v in exc.errors.items())
+            moved += store.end(engine, step.id, StepStatus.WAITING, StepStatus.FAILED, why)
+        except (JobNotFound, KeyError, TypeError, ValueError, AttributeError) as exc:
+            # A stored spec this code cannot read, or an input deleted meanwhile: a clear end
+            # for the step, not a retry every half second.
+            why = f"it could not start: {type(exc).__name__}: {exc}"
             moved += store.end(engine, step.id, StepStatus.WAITING, StepStatus.FAILED, why)
     return moved
 

@@ -327,21 +327,27 @@ def open_pipelines(engine: Engine, *, limit: int = 100) -> list[OpenPipeline]:
     out: dict[int, OpenPipeline] = {
         i: OpenPipeline(i, heads[i].public_id, heads[i].name, heads[i].owner, {}) for i in ids
     }
+    unreadable: set[int] = set()
     for r in rows:
-        out[r.pipeline_id].steps[r.name] = StepState(
-            r.id,
-            r.name,
-            r.kind,
-            StepStatus(r.status),
-            dict(r.needs),
-            dict(r.spec),
-            r.reason,
-            r.job_public_id,
-            r.sweep_public_id,
-            None if r.job_status is None else Status(r.job_status),
-            counts.get(r.sweep_id, {}) if r.sweep_id is not None else {},
-        )
-    return list(out.values())
+        try:
+            out[r.pipeline_id].steps[r.name] = StepState(
+                r.id,
+                r.name,
+                r.kind,
+                StepStatus(r.status),
+                dict(r.needs),
+                dict(r.spec),
+                r.reason,
+                r.job_public_id,
+                r.sweep_public_id,
+                None if r.job_status is None else Status(r.job_status),
+                counts.get(r.sweep_id, {}) if r.sweep_id is not None else {},
+            )
+        except (ValueError, TypeError):
+            # A status or JSON this code does not know: that pipeline is left as it is, for
+            # `runlab doctor` to name, and the others move on.
+            unreadable.add(r.pipeline_id)
+    return [p for i, p in out.items() if i not in unreadable]
 
 
 def results_of(engine: Engine, job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -213,3 +213,31 @@ def test_the_doctor_finds_a_run_pipeline_sound_and_names_a_step_started_too_soon
         (f"{public_id} step prices", "a step starts after what it needs"),
     ]
     assert "started before price ended" in str(found[1])
+
+
+def test_bad_data_in_the_store_fails_its_step_once_and_other_pipelines_move_on(
+    engine: Engine,
+) -> None:
+    broken = intake.submit_pipeline(engine, tomllib.loads(SPEC), owner="ana")
+    unknown = intake.submit_pipeline(engine, tomllib.loads(SPEC), owner="ana")
+    sound = intake.submit_pipeline(engine, tomllib.loads(SPEC), owner="ana")
+    steps = table_of(PipelineStep)
+    ids = {p.public_id: p.id for p in pipelines.open_pipelines(engine)}
+    with engine.begin() as conn:
+        conn.execute(  # a spec whose parameters are no longer a table
+            update(steps)
+            .where(steps.c.pipeline_id == ids[broken], steps.c.name == "vol")
+            .values(spec={"params": [1, 2]})
+        )
+        conn.execute(  # a status this code does not know
+            update(steps)
+            .where(steps.c.pipeline_id == ids[unknown], steps.c.name == "prices")
+            .values(status="paused")
+        )
+    advance.advance(engine)
+    vol = pipelines.get(engine, broken).steps[0]
+    assert vol.status is StepStatus.FAILED
+    assert vol.reason is not None and vol.reason.startswith("it could not start: ")
+    assert statuses(engine, sound)["vol"] is StepStatus.STARTED
+    assert [p.public_id for p in pipelines.open_pipelines(engine)] == [sound]
+    assert any(v.rule == "a step is in one known state" for v in doctor.check(engine))
