@@ -2,8 +2,9 @@
 
 Each kind's result is made by its own driver, run in this process on the tests' stand-in
 context, and stored through the same verbs a runner uses; one job is left running and one
-queued. A real `runlab web` serves the store, and Debian's Chromium draws each page into
-docs/screenshots/.
+queued. The worked pipeline (examples/volatility_to_price) is submitted with its returns file
+and moved on as a runner moves it to its end, each step's job run by its kind's driver. A real
+`runlab web` serves the store, and Debian's Chromium draws each page into docs/screenshots/.
 
 Run: .venv/bin/python docs/make_screenshots.py [--out docs/screenshots]
 """
@@ -14,6 +15,7 @@ import math
 import random
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +24,13 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from compute import intake, registry  # noqa: E402
+from compute import advance, datasets, intake, registry  # noqa: E402
+from compute import pipelines as pipeline_specs  # noqa: E402
 from compute.results import clean_result  # noqa: E402
+from jobstore import pipelines as pipeline_store  # noqa: E402
 from jobstore import reports, transitions  # noqa: E402
 from jobstore.engine import make_engine, migrate  # noqa: E402
+from runlab.artifacts import ArtifactStore  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.pi_report import sampling  # noqa: E402
 from tests.processes import served  # noqa: E402
@@ -34,6 +39,15 @@ from tests.unit.fake_context import FakeContext  # noqa: E402
 from ui.job_view import TABS  # noqa: E402
 
 SIGMAS = (0.1, 0.2, 0.3, 0.4, 0.5)
+EXAMPLE = ROOT / "examples" / "volatility_to_price" / "pipeline.toml"
+
+
+class Context(FakeContext):
+    """The stand-in context, with JobContext's cancellation check (never cancelled here), which
+    the collect kind's driver calls."""
+
+    def check_cancelled(self) -> None:
+        return None
 
 
 def finished(engine: Any, kind: str, params: dict[str, Any], name: str) -> str:
@@ -64,13 +78,47 @@ def swept(engine: Any) -> str:
     return sweep_id
 
 
-def seeded(url: str) -> dict[str, Any]:
+def piped(engine: Any, artifacts: ArtifactStore) -> str:
+    """The worked pipeline, its returns file read beside the spec as `runlab pipeline submit`
+    reads it, moved on to its end: each step's job run by its kind's own driver."""
+    doc = tomllib.loads(EXAMPLE.read_text())
+    refs: dict[tuple[str, str], dict[str, Any]] = {}
+    tables: dict[tuple[str, str], Any] = {}
+    files: dict[str, bytes] = {}
+    for step, field, name in pipeline_specs.uploads(doc):
+        data = (EXAMPLE.parent / name).read_bytes()
+        checked = datasets.check_upload(name, data, f"steps.{step}.params.{field}")
+        refs[(step, field)] = checked.ref.model_dump()
+        tables[(step, field)] = checked.table
+        files[checked.ref.sha256] = data
+    pipeline_id = intake.submit_pipeline(
+        engine, pipeline_specs.with_files(doc, refs), tables=tables
+    )
+    for data in files.values():  # kept once the whole pipeline has passed, as the CLI keeps it
+        artifacts.put_upload(data)
+    while not all(s.status.ended for s in pipeline_store.get(engine, pipeline_id).steps):
+        moved = advance.advance(engine)
+        ran = 0
+        while leases := transitions.claim(engine, seed.RUNNER, limit=20, versions={"runlab": "0"}):
+            for lease in leases:
+                k = registry.get(lease.kind)
+                result = clean_result(k.run(Context(files=files), k.parse(lease.params)))
+                transitions.succeed(engine, lease, result)
+                ran += 1
+        if not moved and not ran:
+            raise RuntimeError(f"pipeline {pipeline_id} stopped before its steps ended")
+    return pipeline_id
+
+
+def seeded(url: str, artifacts: str) -> dict[str, Any]:
     """The store's jobs, by what each screenshot shows."""
     registry.load(())
     engine = make_engine(url)
     migrate(engine)
     seed.runner(engine)
     jobs: dict[str, Any] = {}
+    # Seeded first: the latest jobs, on the home page and /jobs, are the ones seeded below.
+    jobs["pipeline"] = piped(engine, ArtifactStore(artifacts))
     jobs["options"] = [
         finished(engine, "option_pricing", {"sigma": s, "paths": 200_000}, f"Call, σ = {s}")
         for s in SIGMAS
@@ -130,6 +178,7 @@ def pages(jobs: dict[str, Any]) -> list[tuple[str, str]]:
         ("compare-pick", "/compare"),
         ("runners", "/runners"),
         ("sweep", f"/sweep?id={jobs['sweep']}"),
+        ("pipeline", f"/pipeline?id={jobs['pipeline']}"),
         ("job-running", f"/job?id={jobs['running']}&tab=Progress"),
         ("job-stopped", f"/job?id={jobs['stopped']}"),
         ("job-failed", f"/job?id={jobs['failed']}"),
@@ -167,8 +216,8 @@ def main(out: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'runlab.db'}"
-        jobs = seeded(url)
         artifacts = f"{tmp}/artifacts"
+        jobs = seeded(url, artifacts)
         with served(url, Path(tmp), RUNLAB_ARTIFACTS=artifacts) as base, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             # Tall: Streamlit scrolls inside its own container, which a full-page shot of the
