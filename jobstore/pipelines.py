@@ -161,22 +161,7 @@ def get(engine: Engine, public_id: str) -> PipelineView:
         row = conn.execute(select(pipelines_t).where(pipelines_t.c.public_id == public_id)).first()
         if row is None:
             raise PipelineNotFound(public_id)
-        steps = conn.execute(
-            select(
-                steps_t,
-                jobs.c.public_id.label("job_public_id"),
-                jobs.c.status.label("job_status"),
-                jobs.c.progress.label("job_progress"),
-                sweeps_t.c.public_id.label("sweep_public_id"),
-            )
-            .select_from(
-                steps_t.outerjoin(jobs, jobs.c.id == steps_t.c.job_id).outerjoin(
-                    sweeps_t, sweeps_t.c.id == steps_t.c.sweep_id
-                )
-            )
-            .where(steps_t.c.pipeline_id == row.id)
-            .order_by(steps_t.c.id)
-        ).all()
+        steps = conn.execute(_steps_of().where(steps_t.c.pipeline_id == row.id)).all()
         points = {s.sweep_id: _points(conn, s.sweep_id) for s in steps if s.sweep_id is not None}
     return PipelineView(
         row.public_id,
@@ -202,6 +187,26 @@ def get(engine: Engine, public_id: str) -> PipelineView:
             )
             for s in steps
         ],
+    )
+
+
+def _steps_of() -> Any:
+    """Steps with their job's public id, status and progress and their sweep's public id, in
+    the order they were stored; the caller says whose."""
+    return (
+        select(
+            steps_t,
+            jobs.c.public_id.label("job_public_id"),
+            jobs.c.status.label("job_status"),
+            jobs.c.progress.label("job_progress"),
+            sweeps_t.c.public_id.label("sweep_public_id"),
+        )
+        .select_from(
+            steps_t.outerjoin(jobs, jobs.c.id == steps_t.c.job_id).outerjoin(
+                sweeps_t, sweeps_t.c.id == steps_t.c.sweep_id
+            )
+        )
+        .order_by(steps_t.c.id)
     )
 
 
@@ -305,21 +310,7 @@ def open_pipelines(engine: Engine, *, limit: int = 100) -> list[OpenPipeline]:
                 ).where(pipelines_t.c.id.in_(ids))
             )
         }
-        rows = conn.execute(
-            select(
-                steps_t,
-                jobs.c.public_id.label("job_public_id"),
-                jobs.c.status.label("job_status"),
-                sweeps_t.c.public_id.label("sweep_public_id"),
-            )
-            .select_from(
-                steps_t.outerjoin(jobs, jobs.c.id == steps_t.c.job_id).outerjoin(
-                    sweeps_t, sweeps_t.c.id == steps_t.c.sweep_id
-                )
-            )
-            .where(steps_t.c.pipeline_id.in_(ids))
-            .order_by(steps_t.c.id)
-        ).all()
+        rows = conn.execute(_steps_of().where(steps_t.c.pipeline_id.in_(ids))).all()
         started_sweeps = [
             r.sweep_id for r in rows if r.status == StepStatus.STARTED and r.sweep_id is not None
         ]

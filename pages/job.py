@@ -94,10 +94,14 @@ elif job.status.terminal and action.button(
         "pages/job.py",
         query_params={"id": intake.rerun(engine, job.id, owner=who.name)},
     )
-if kind is not None and kind.listed and action.button(
-    "Clone",
-    icon=":material/content_copy:",
-    help="Open the form filled in with this job's parameters.",
+if (
+    kind is not None
+    and kind.listed
+    and action.button(
+        "Clone",
+        icon=":material/content_copy:",
+        help="Open the form filled in with this job's parameters.",
+    )
 ):
     st.session_state.pop(forms.CLONED, None)  # filled again, even if cloned before
     st.switch_page("pages/new.py", query_params={"kind": kind.name, "clone": job.id})

@@ -512,17 +512,20 @@ SPEC_KEY, FILES_KEY = "new.pipeline.spec", "new.pipeline.files"
 READ = "new.pipeline.read"  # each uploaded data file read once: its id → Checked, or why not
 SPEC_MAX_MB = 1
 EXAMPLE = """\
-name = "Prices across the volatility"
+name = "Call price across the volatility's 95% interval"
 
+# The yearly returns' standard deviation, with its 95% bootstrap interval.
 [steps.vol]
-kind = "option_pricing"
-params = { paths = 100000 }
+kind = "bootstrap"
+params = { data = "returns.csv", column = "return", statistic = "std", seed = 7 }
 
+# Nine prices, σ from the interval's low end to its high end.
 [steps.price]
 kind = "option_pricing"
-params = { paths = 100000 }
-sweep = { sigma = "lin:${vol.result.delta}:${vol.result.price}:5" }
+params = { S = 100, K = 100, r = 0.03, T = 1, seed = 11 }
+sweep = { sigma = "lin:${vol.result.ci_low}:${vol.result.ci_high}:9" }
 
+# One table and chart of every price against σ.
 [steps.prices]
 kind = "collect"
 inputs = ["price"]

@@ -180,7 +180,7 @@ def test_random_pipelines_end_by_their_policies(
         wait_for(lambda: nothing_open(engine, view), timeout=ENDS, what="every job to end")
 
 
-@settings(HYPOTHESIS, max_examples=2)
+@settings(HYPOTHESIS, max_examples=1)
 @given(drawn=graphs(slow_root=True))
 def test_random_pipelines_end_after_a_runner_is_killed(
     engine: Engine, start_runner: Callable[..., RunnerProcess], drawn: Drawn
