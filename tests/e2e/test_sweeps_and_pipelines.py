@@ -216,7 +216,7 @@ def test_the_worked_pipeline_from_its_spec_file_runs_to_its_chart(
     page = new_page()
     page.goto(f"{runlab_app.url}/new?what=pipeline")
     page.locator("input[type=file]").first.set_input_files(str(EXAMPLE / "pipeline.toml"))
-    expect(page.get_by_text("returns.csv").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("This spec reads returns.csv")).to_be_visible(timeout=30_000)
     page.locator("input[type=file]").nth(1).set_input_files(str(EXAMPLE / "returns.csv"))
     submit = page.get_by_role("button", name="Submit pipeline")
     expect(submit).to_be_enabled(timeout=30_000)

@@ -2,8 +2,9 @@
 failures, a cancel or a runner killed with SIGKILL mid-pipeline, every step ends, none starts
 before what it needs has ended, and each ends as its edges' policies say.
 
-Each step is `test_step` (tests/runner/sample_kinds.py), whose result is its value plus one, or
-a `collect` of the steps it needs. A step may read an earlier step's result as its value.
+Each step is `test_step` (tests/runner/sample_kinds.py), whose result is its value plus one, a
+sweep of it over two values, or a `collect` of the steps it needs. A step may read an earlier
+single step's result as its value.
 """
 
 from __future__ import annotations
@@ -54,10 +55,14 @@ def graphs(draw: st.DrawFn, *, slow_root: bool = False) -> Drawn:
             d: draw(st.sampled_from(["fail", "continue"]), label=f"{name}←{d}") for d in needs
         }
         go_on = {d: p for d, p in policy.items() if p == "continue"}
-        if needs and draw(st.integers(0, 3), label=f"{name} collects") == 0:
+        if needs and draw(st.integers(0, 2), label=f"{name} collects") == 0:
             steps[name] = {"kind": "collect", "inputs": needs, "on_failure": go_on}
             continue
-        readable = [d for d in needs if policy[d] == "fail" and steps[d]["kind"] == "test_step"]
+        readable = [
+            d
+            for d in needs
+            if policy[d] == "fail" and steps[d]["kind"] == "test_step" and "sweep" not in steps[d]
+        ]
         read = draw(st.sampled_from([None, *readable]), label=f"{name} reads")
         fail = draw(st.integers(0, 3), label=f"{name} fails") == 0
         value: Any = f"${{{read}.result.value}}" if read else float(i)
@@ -68,6 +73,10 @@ def graphs(draw: st.DrawFn, *, slow_root: bool = False) -> Drawn:
             "after": [d for d in needs if d != read],
             "on_failure": go_on,
         }
+        if not read and not slow_root and draw(st.integers(0, 3), label=f"{name} sweeps") == 0:
+            # Two points, whose jobs both fail or both succeed, as the step's own flag says.
+            del steps[name]["params"]["value"]
+            steps[name]["sweep"] = {"value": f"{i},{i + 0.5}"}
         if fail:
             fails.add(name)
         if read:
@@ -129,7 +138,12 @@ def check_values(engine: Engine, drawn: Drawn, view: PipelineView) -> None:
     for step in view.steps:
         if step.kind == "collect" and step.job is not None:
             rows = queries.get_job(engine, step.job).params["rows"]
-            done = [i for i in step.spec["inputs"] if by_name[i].status is StepStatus.SUCCEEDED]
+            done = [
+                i
+                for i in step.spec["inputs"]
+                for _point in range(2 if by_name[i].sweep else 1)
+                if by_name[i].status is StepStatus.SUCCEEDED
+            ]
             assert sorted(r["step"] for r in rows) == sorted(done)
 
 
