@@ -144,11 +144,8 @@ def _start(engine: Engine, p: OpenPipeline, step: StepState, queues: Collection[
         params = collected(engine, p, [str(i) for i in spec.get("inputs", [])])
         return store.start(engine, step.id, job=intake.check(step.kind, params, **options))
     values = _read(engine, p, step)
-    params = {
-        k: _resolved(v, values, f"params.{k}", exact=True)
-        for k, v in spec.get("params", {}).items()
-    }
-    axes = {k: str(_resolved(t, values, f"sweep.{k}")) for k, t in spec.get("sweep", {}).items()}
+    params = {k: _resolved(v, values, exact=True) for k, v in spec.get("params", {}).items()}
+    axes = {k: str(_resolved(t, values)) for k, t in spec.get("sweep", {}).items()}
     if axes:
         checked = intake.check_sweep(
             step.kind,
@@ -190,9 +187,7 @@ def _read(engine: Engine, p: OpenPipeline, step: StepState) -> dict[pipelines.Re
     return out
 
 
-def _resolved(
-    value: Any, values: Mapping[pipelines.Ref, float], at: str, *, exact: bool = False
-) -> Any:
+def _resolved(value: Any, values: Mapping[pipelines.Ref, float], *, exact: bool = False) -> Any:
     """`value` with each reference replaced by the number read: a parameter that is one
     reference becomes the number itself, a sweep's text gets the number written out."""
     refs = pipelines.refs_in(value)
