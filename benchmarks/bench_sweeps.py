@@ -23,29 +23,26 @@ Exits 1 when a target is missed.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.stores import store  # noqa: E402
 from compute import intake, registry  # noqa: E402
 from jobstore import sweeps  # noqa: E402
 from jobstore import transitions as T  # noqa: E402
-from jobstore.engine import make_engine, migrate  # noqa: E402
 from tests.processes import served  # noqa: E402
 
-PG_ADMIN = os.environ.get("RUNLAB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PG_SCHEMA = "bench_sweeps"
 AXES = {"sigma": "log:0.05:1:100", "T": "log:0.1:10:100"}  # 100 × 100
 REPEAT = 10
@@ -54,33 +51,6 @@ TARGET_STORE_S = 5.0
 TARGET_PAGE_S = 1.0
 IDLE = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
 BARE_PAGE = 'import streamlit as st\nst.title("Bare")\n'
-
-
-@contextlib.contextmanager
-def store(backend: str, folder: Path) -> Iterator[tuple[Engine, str]]:
-    if backend == "sqlite":
-        url = f"sqlite:///{folder / 'sweeps.db'}"
-        engine = make_engine(url)
-        migrate(engine)
-        try:
-            yield engine, url
-        finally:
-            engine.dispose()
-        return
-    admin = create_engine(PG_ADMIN)
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{PG_SCHEMA}" CASCADE'))
-        conn.execute(text(f'CREATE SCHEMA "{PG_SCHEMA}"'))
-    url = f"{PG_ADMIN}?options=-csearch_path%3D{PG_SCHEMA}"
-    engine = make_engine(url)
-    migrate(engine)
-    try:
-        yield engine, url
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{PG_SCHEMA}" CASCADE'))
-        admin.dispose()
 
 
 def finish_all(engine: Engine) -> None:
@@ -201,7 +171,7 @@ def bare_page(folder: Path) -> list[float]:
 
 def run(backend: str, folder: Path, bare: list[float]) -> dict[str, Any]:
     print(f"\n== {backend} ==")
-    with store(backend, folder) as (engine, url):
+    with store(backend, folder, PG_SCHEMA) as (engine, url):
         t0 = time.perf_counter()
         sweep_id = intake.submit_sweep(
             engine, "option_pricing", {"paths": 1000, "seed": 1}, AXES, name="Bench grid"
