@@ -31,7 +31,7 @@ from jobstore.states import StepStatus as StepStatus  # where pages and the CLI 
 from jobstore.states import move_step
 from jobstore.sweeps import NewSweep
 from jobstore.views import as_utc
-from runlab.errors import Forbidden, InvalidParams, PipelineNotFound
+from runlab.errors import Forbidden, InvalidParams, PipelineNotFound, PipelineUnreadable
 from runlab.identity import SYSTEM, Actor
 
 pipelines_t = table_of(Pipeline)
@@ -162,6 +162,11 @@ def get(engine: Engine, public_id: str) -> PipelineView:
         if row is None:
             raise PipelineNotFound(public_id)
         steps = conn.execute(_steps_of().where(steps_t.c.pipeline_id == row.id)).all()
+        known = {s.value for s in StepStatus}
+        if bad := next((s for s in steps if s.status not in known), None):
+            raise PipelineUnreadable(
+                public_id, f"step {bad.name} has the status {bad.status!r}, which it does not know"
+            )
         points = {s.sweep_id: _points(conn, s.sweep_id) for s in steps if s.sweep_id is not None}
     return PipelineView(
         row.public_id,

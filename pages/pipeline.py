@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from jobstore import pipelines as pipeline_store
 from jobstore import queries
-from runlab.errors import Forbidden, PipelineNotFound
+from runlab.errors import Forbidden, PipelineNotFound, PipelineUnreadable
 from ui import confirm, notices, resources, sidebar
 from ui import format as fmt
 from ui import pipeline_view as view
@@ -31,6 +31,10 @@ try:
     pipeline = pipeline_store.get(engine, public_id)
 except PipelineNotFound:
     notices.no_such_pipeline()
+    st.stop()
+except PipelineUnreadable as exc:
+    st.title("Pipeline")
+    st.error(md_escape(str(exc)), icon=":material/error:")
     st.stop()
 
 
@@ -108,7 +112,7 @@ def live(was_done: bool) -> None:
     """The state, the graph, the steps and what a collect step gathered, on every tick."""
     try:
         now = pipeline_store.get(engine, public_id)
-    except PipelineNotFound:
+    except (PipelineNotFound, PipelineUnreadable):
         st.rerun()
     if view.refresh_every(now) is None and not was_done:
         st.rerun()  # every step ended: the whole page, with no timer and no Cancel

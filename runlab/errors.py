@@ -40,6 +40,17 @@ class PipelineNotFound(JobNotFound):
         super().__init__(public_id, "pipeline")
 
 
+class PipelineUnreadable(RunlabError):
+    """A pipeline whose stored steps this version cannot read (a status it does not know):
+    said plainly, where the runners leave it alone and `runlab doctor` names it."""
+
+    exit_code = 1
+
+    def __init__(self, public_id: str, why: str) -> None:
+        self.public_id = public_id
+        super().__init__(f"pipeline {public_id} cannot be read: {why}; `runlab doctor` names it")
+
+
 class SweepNotFound(JobNotFound):
     def __init__(self, sweep_id: str) -> None:
         super().__init__(sweep_id, "sweep")

@@ -18,7 +18,7 @@ from compute import advance, intake
 from compute.kinds.collect import CollectParams, collected
 from jobstore import pipelines, queries
 from jobstore import transitions as T
-from jobstore.models import Pipeline
+from jobstore.models import Pipeline, PipelineStep
 from jobstore.pipelines import StepStatus
 from tests.ui.conftest import markdown_texts, open_page
 from tests.ui.seed import RUNNER
@@ -326,3 +326,15 @@ def test_a_spec_that_reads_a_file_asks_for_it_and_keeps_it_once_submitted(
         "sha256": digest,
     }
     assert [p.name for p in (root / "uploads").iterdir()] == [digest]
+
+
+def test_a_step_status_this_version_does_not_know_is_said_not_raised(store: Engine) -> None:
+    public_id = intake.submit_pipeline(store, tomllib.loads(SPEC), owner="ana")
+    steps = PipelineStep.__table__
+    with store.begin() as conn:
+        conn.execute(steps.update().where(steps.c.name == "prices").values(status="paused"))
+    at = open_page("pages/pipeline.py", id=public_id)
+    assert not at.exception
+    [error] = at.error
+    assert "step prices has the status 'paused'" in error.value
+    assert "runlab doctor" in error.value
