@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_kinds.py
 	$(BIN)/python benchmarks/bench_result_page.py
 	$(BIN)/python benchmarks/bench_sweeps.py
+	$(BIN)/python benchmarks/bench_idle.py
 
 # A PNG of every page and job tab in docs/screenshots/, from a store seeded with real results.
 screenshots: install
