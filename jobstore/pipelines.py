@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from jobstore import sweeps as sweep_store
@@ -167,7 +167,11 @@ def get(engine: Engine, public_id: str) -> PipelineView:
             raise PipelineUnreadable(
                 public_id, f"step {bad.name} has the status {bad.status!r}, which it does not know"
             )
-        points = {s.sweep_id: _points(conn, s.sweep_id) for s in steps if s.sweep_id is not None}
+        points = {
+            s.sweep_id: sweep_store.point_counts(conn, s.sweep_id)
+            for s in steps
+            if s.sweep_id is not None
+        }
     return PipelineView(
         row.public_id,
         row.name,
@@ -213,18 +217,6 @@ def _steps_of() -> Any:
         )
         .order_by(steps_t.c.id)
     )
-
-
-def _points(conn: Connection, sweep_id: int) -> dict[str, int]:
-    """A sweep's points by the status of each one's latest job."""
-    return {
-        str(status): int(n)
-        for status, n in conn.execute(
-            select(jobs.c.status, func.count())
-            .where(jobs.c.id.in_(sweep_store.latest_ids(sweep_id)))
-            .group_by(jobs.c.status)
-        )
-    }
 
 
 def _progress(job_progress: float | None, points: Mapping[str, int] | None) -> float:
@@ -319,7 +311,7 @@ def open_pipelines(engine: Engine, *, limit: int = 100) -> list[OpenPipeline]:
         started_sweeps = [
             r.sweep_id for r in rows if r.status == StepStatus.STARTED and r.sweep_id is not None
         ]
-        counts = {sweep_id: _points(conn, sweep_id) for sweep_id in started_sweeps}
+        counts = {sweep_id: sweep_store.point_counts(conn, sweep_id) for sweep_id in started_sweeps}
     out: dict[int, OpenPipeline] = {
         i: OpenPipeline(i, heads[i].public_id, heads[i].name, heads[i].owner, {}) for i in ids
     }

@@ -151,16 +151,7 @@ def get(engine: Engine, public_id: str) -> SweepView:
         row = conn.execute(select(sweeps_t).where(sweeps_t.c.public_id == public_id)).first()
         if row is None:
             raise SweepNotFound(public_id)
-        counts = Counter(
-            {
-                str(status): int(n)
-                for status, n in conn.execute(
-                    select(jobs.c.status, func.count())
-                    .where(jobs.c.id.in_(latest_ids(row.id)))
-                    .group_by(jobs.c.status)
-                )
-            }
-        )
+        counts = Counter(point_counts(conn, row.id))
     return SweepView(
         row.public_id,
         row.kind,
@@ -205,7 +196,7 @@ def latest(engine: Engine, public_id: str) -> list[Child]:
                 jobs.c.max_attempts,
                 jobs.c.timeout_seconds,
             )
-            .where(jobs.c.id.in_(latest_ids(sweep_id)))
+            .where(jobs.c.id.in_(_latest_ids(sweep_id)))
             .order_by(jobs.c.sweep_point)
         ).all()
     return [
@@ -258,7 +249,7 @@ def points(engine: Engine, public_id: str) -> list[Point]:
                 results.c.summary,
             )
             .select_from(jobs.outerjoin(results, results.c.job_id == jobs.c.id))
-            .where(jobs.c.id.in_(latest_ids(sweep_id)))
+            .where(jobs.c.id.in_(_latest_ids(sweep_id)))
             .order_by(jobs.c.sweep_point)
         ).all()
     return [
@@ -454,7 +445,20 @@ def names(engine: Engine, public_ids: Collection[str]) -> dict[str, str]:
     return {r.public_id: r.name for r in rows}
 
 
-def latest_ids(sweep_id: int) -> Any:
+def point_counts(conn: Connection, sweep_id: int) -> dict[str, int]:
+    """A sweep's points by the status of each one's latest job: a point whose failed job was
+    re-run counts once, as its re-run."""
+    return {
+        str(status): int(n)
+        for status, n in conn.execute(
+            select(jobs.c.status, func.count())
+            .where(jobs.c.id.in_(_latest_ids(sweep_id)))
+            .group_by(jobs.c.status)
+        )
+    }
+
+
+def _latest_ids(sweep_id: int) -> Any:
     """The id of each point's latest job, as a subquery."""
     return (
         select(func.max(jobs.c.id))
