@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_result_page.py
 	$(BIN)/python benchmarks/bench_sweeps.py
 	$(BIN)/python benchmarks/bench_idle.py
+	$(BIN)/python benchmarks/bench_ui.py --reuse
 
 # A PNG of every page and job tab in docs/screenshots/, from a store seeded with real results.
 screenshots: install

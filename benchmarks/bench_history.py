@@ -391,8 +391,14 @@ def plan(engine: Engine, fn: Callable[[], Any]) -> str:
 
 
 @contextlib.contextmanager
-def serving(command: Callable[[int], list[str]], env: dict[str, str], cwd: Path) -> Iterator[str]:
-    """A web server started by `command(port)` on a free port; its URL once it answers."""
+def serving(
+    command: Callable[[int], list[str]],
+    env: dict[str, str],
+    cwd: Path,
+    log_file: Path = ROOT / "data" / "bench_history_web.log",
+) -> Iterator[str]:
+    """A web server started by `command(port)` on a free port, its output in `log_file`; its
+    URL once it answers."""
     import socket
     import subprocess
     import urllib.request
@@ -400,7 +406,8 @@ def serving(command: Callable[[int], list[str]], env: dict[str, str], cwd: Path)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    log = (ROOT / "data" / "bench_history_web.log").open("wb")
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log = log_file.open("wb")
     proc = subprocess.Popen(
         command(port),
         cwd=cwd,
@@ -525,9 +532,9 @@ def clicks(base: str) -> list[tuple[float, float]]:
     return out
 
 
-def page_seconds(url: str) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
-    """/jobs served by `runlab web` (no runner to compete) on the seeded store: reached in the
-    app, and in a new tab."""
+@contextlib.contextmanager
+def web(url: str) -> Iterator[str]:
+    """`runlab web` (no runner to compete) on the seeded store: its URL once it answers."""
     env = {
         "RUNLAB_DATABASE_URL": url,
         "RUNLAB_SCHEDULER": "",
@@ -538,6 +545,12 @@ def page_seconds(url: str) -> tuple[list[tuple[float, float]], list[tuple[float,
         return [sys.executable, "-m", "runlab.cli", "web", "--port", str(port)]
 
     with serving(command, env, ROOT) as base:
+        yield base
+
+
+def page_seconds(url: str) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """/jobs on the seeded store: reached in the app, and in a new tab."""
+    with web(url) as base:
         return clicks(base), visits(base, "/jobs", HISTORY_TABLE)
 
 

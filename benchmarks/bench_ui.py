@@ -1,0 +1,405 @@
+"""The app as an analyst's browser sees it: live progress on a job's page, a job's page in a new
+tab, and the history at a million jobs from the sidebar.
+
+Each part serves its store with `runlab web` (no runner to compete) to headless Chromium.
+
+progress: a π job running in a fresh store, its page open. UPDATES times: a new progress value
+          is written through the runner's own write (`jobstore.reports.report`, which
+          `JobContext.flush` calls), and the clock runs until the page's overall progress bar
+          shows it. The page notes the wall clock (`Date.now()`, the same clock as this
+          script's `time.time()`) at the first animation frame after the bar's `aria-valuenow`
+          changed. A random pause of up to one refresh period and a half separates the writes,
+          so that they fall anywhere in the page's refresh cycle. p50, p95 and max.
+          Target: p95 <= 1.5 s.
+new tab:  a succeeded π job's page (`/job?id=…`, its Result tab: a headline and a chart) and
+          a bare Streamlit page (a script of `st.write("x")`, run by `streamlit run` with the
+          app's own settings, on another port), each opened in a new tab LOADS times, in turn,
+          in one browser profile after a first visit of each (Streamlit's scripts come from
+          the cache, as for any returning visitor). Timed on the browser's clock from the
+          navigation's start to the first animation frame after the content is in the page:
+          for the job, its headline and its chart (the page is drawn when both are); for the
+          bare page, its text. Two pages of the app are timed in the same turns, to tell the
+          costs apart: a failed job's page (the same page without a chart) and /runners (the
+          app's lightest page). Target: median /job ÷ median bare page <= 1.3.
+/jobs:    the million-job store of `bench_history.py` (the same seed, its file or schema), and
+          its timing: from a click on the sidebar's Jobs link until the history's rows are
+          painted, 10 times after one not counted. Target: median <= 1 s.
+
+Run: .venv/bin/python benchmarks/bench_ui.py [--backend sqlite|postgres|both] [--updates 50]
+     [--loads 10] [--jobs 1000000] [--reuse]
+`--reuse` keeps bench_history's seeded store (data/bench_history.db, schema bench_history) and
+uses it when it already holds the jobs; without it the store is seeded afresh (a few minutes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import bench_history  # noqa: E402
+from benchmarks.stores import store  # noqa: E402
+from jobstore import reports  # noqa: E402
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.processes import served  # noqa: E402
+from tests.ui import seed  # noqa: E402
+from ui.job_view import LIVE_SECONDS  # noqa: E402
+
+UPDATES = 50
+LOADS = 10
+WARM_UPDATES = 3  # writes before the timed ones: the page's first ticks and the server's caches
+FIRST_PROGRESS = 20  # percent, then one more per write
+TARGET_PROGRESS_P95 = 1.5
+TARGET_RATIO = 1.3
+TARGET_JOBS_S = bench_history.TARGET_PAGE_S
+LEASE_SECONDS = 600.0  # the benchmark's writes renew it; no runner reaps the job meanwhile
+BARE_PAGE = 'import streamlit as st\nst.write("x")\n'
+
+# On the job page: the value of the overall bar (the one whose label says "Overall"), and the
+# wall clock of the first frame that showed each new value.
+WATCH_PROGRESS = """() => {
+  const seen = {};
+  window.__progress = seen;
+  let pending = false;
+  function overall() {
+    for (const box of document.querySelectorAll("[data-testid='stProgress']")) {
+      if (box.innerText.includes('Overall')) {
+        const bar = box.querySelector("[role='progressbar']");
+        if (bar) return bar.getAttribute('aria-valuenow');
+      }
+    }
+    return null;
+  }
+  function look() {
+    pending = false;
+    const v = overall();
+    if (v !== null && !(v in seen)) seen[v] = Date.now();
+  }
+  new MutationObserver(() => {
+    if (!pending) { pending = true; requestAnimationFrame(look); }
+  }).observe(document.body, {subtree: true, childList: true, attributes: true,
+                             characterData: true});
+  look();
+}"""
+
+# In a new tab: for each mark, the browser's clock (ms from the navigation's start) at the
+# first frame after an element matching its selector, and holding its text, is in the page.
+OBSERVE = """(marks) => {
+  const drawn = {};
+  window.__drawn = drawn;
+  let pending = false;
+  function look() {
+    pending = false;
+    for (const [name, [selector, text]] of Object.entries(marks)) {
+      if (name in drawn) continue;
+      for (const el of document.querySelectorAll(selector)) {
+        if (!text || el.textContent.includes(text)) { drawn[name] = performance.now(); break; }
+      }
+    }
+  }
+  new MutationObserver(() => {
+    if (!pending) { pending = true; requestAnimationFrame(look); }
+  }).observe(document, {subtree: true, childList: true});
+}"""
+JOB_MARKS = {
+    "headline": ("[data-testid='stMetricLabel']", "Estimate of π"),
+    "chart": (".js-plotly-plot .main-svg", ""),
+}
+BARE_MARKS = {"text": ("[data-testid='stMarkdownContainer'] p", "x")}
+# Two pages of the app for reference: a failed job's, whose error stands where a result's
+# headline and chart would; and the lightest page, /runners with no runner, to its heading.
+FAILED_MARKS = {"error": ("[data-testid='stAlertContainer']", "did not converge")}
+RUNNERS_MARKS = {"heading": ("h1", "Runners")}
+
+
+def q(values: list[float], share: float) -> float:
+    """The `share` quantile, the nearest rank below, as bench_history's p95."""
+    ordered = sorted(values)
+    return ordered[int(share * (len(ordered) - 1))]
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """One headless Chromium and one browser profile in it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_context(viewport={"width": 1280, "height": 1000})
+        finally:
+            browser.close()
+
+
+# --- progress reaching the browser ----------------------------------------------------------------
+
+
+def fraction(percent: int) -> float:
+    """A progress the bar shows as `percent`: Streamlit truncates to a whole percent, and
+    0.29 * 100 is 28.999…"""
+    return (percent + 0.5) / 100
+
+
+def progress_seconds(url: str, folder: Path, updates: int) -> tuple[list[float], float]:
+    """Seconds from each progress write to the frame that shows it, and the clock check: how
+    far the page's `Date.now()` was from this script's `time.time()` (0 when they agree)."""
+    from sqlalchemy import Engine
+
+    from jobstore.engine import make_engine
+
+    engine: Engine = make_engine(url)
+    seed.runner(engine)
+    public_id, lease = seed.running(engine, "Live progress", progress=fraction(FIRST_PROGRESS))
+    rng = random.Random(18)
+    out: list[float] = []
+    with served(url, folder) as base, chromium() as ctx:
+        page = ctx.new_page()
+        page.goto(f"{base}/job?id={public_id}")
+        page.locator("[data-testid='stProgress']", has_text="Overall").wait_for(timeout=60_000)
+        page.evaluate(WATCH_PROGRESS)
+        before = time.time()
+        theirs = page.evaluate("() => Date.now()") / 1000
+        after = time.time()
+        skew = 0.0 if before - 0.002 <= theirs <= after + 0.002 else theirs - (before + after) / 2
+        percent = FIRST_PROGRESS
+        page.wait_for_function(f"() => window.__progress['{percent}'] !== undefined")
+        for i in range(WARM_UPDATES + updates):
+            time.sleep(rng.uniform(0.1, 0.1 + 1.5 * LIVE_SECONDS))
+            percent += 1
+            written = time.time()
+            reports.report(
+                engine,
+                lease,
+                reports.Report(progress=fraction(percent)),
+                lease_seconds=LEASE_SECONDS,
+            )
+            page.wait_for_function(
+                f"() => window.__progress['{percent}'] !== undefined", timeout=30_000
+            )
+            shown = page.evaluate(f"() => window.__progress['{percent}']") / 1000
+            if i >= WARM_UPDATES:
+                out.append(shown - written)
+    engine.dispose()
+    return out, skew
+
+
+# --- a new tab ------------------------------------------------------------------------------------
+
+
+def finished_jobs(url: str) -> tuple[str, str]:
+    """A π job that succeeded, with its result and a series for its chart; and one that
+    failed, whose page has no chart."""
+    from jobstore.engine import make_engine
+
+    engine = make_engine(url)
+    seed.runner(engine)
+    succeeded = seed.succeeded(engine, "Finished π")
+    failed = seed.failed(engine, "Failed π", message="the solver did not converge")
+    engine.dispose()
+    return succeeded, failed
+
+
+@contextmanager
+def bare_server(folder: Path) -> Iterator[str]:
+    """`streamlit run` of a page that writes one word, with the app's own settings."""
+    site = folder / "bare"
+    (site / ".streamlit").mkdir(parents=True)
+    shutil.copy(ROOT / ".streamlit" / "config.toml", site / ".streamlit" / "config.toml")
+    (site / "bare.py").write_text(BARE_PAGE)
+
+    def command(port: int) -> list[str]:
+        return [
+            *(sys.executable, "-m", "streamlit", "run", "bare.py"),
+            *("--server.port", str(port), "--server.headless", "true"),
+        ]
+
+    with bench_history.serving(command, {}, site, folder / "bare.log") as base:
+        yield base
+
+
+def visit(ctx: Any, address: str, marks: dict[str, tuple[str, str]]) -> dict[str, float]:
+    """A new tab's visit to `address`: seconds from the navigation's start to each mark."""
+    page = ctx.new_page()
+    page.add_init_script(f"({OBSERVE})({json.dumps(marks)})")
+    page.goto(address, wait_until="commit")
+    names = " && ".join(f"window.__drawn['{n}'] !== undefined" for n in marks)
+    page.wait_for_function(f"() => window.__drawn && {names}", timeout=60_000)
+    drawn: dict[str, float] = page.evaluate("() => window.__drawn")
+    page.close()
+    return {n: drawn[n] / 1000 for n in marks}
+
+
+@dataclass
+class Tabs:
+    """Seconds to each mark of each page, per load."""
+
+    loads: dict[str, list[dict[str, float]]]
+
+    def marks(self, page: str, mark: str) -> list[float]:
+        return [load[mark] for load in self.loads[page]]
+
+    @property
+    def job(self) -> list[float]:
+        """The job's page is drawn when both its headline and its chart are."""
+        return [max(load.values()) for load in self.loads["job"]]
+
+    def ratio(self, figures: list[float]) -> float:
+        return statistics.median(figures) / statistics.median(self.marks("bare", "text"))
+
+
+def new_tabs(url: str, folder: Path, loads: int) -> Tabs:
+    """Each page opened in a new tab, in turn, `loads` times after one visit not counted."""
+    succeeded, failed = finished_jobs(url)
+    out = Tabs({})
+    with served(url, folder) as base, bare_server(folder) as bare, chromium() as ctx:
+        pages = {
+            "job": (f"{base}/job?id={succeeded}", JOB_MARKS),
+            "bare": (f"{bare}/", BARE_MARKS),
+            "failed": (f"{base}/job?id={failed}", FAILED_MARKS),
+            "runners": (f"{base}/runners", RUNNERS_MARKS),
+        }
+        for i in range(loads + 1):  # the first of each warms the servers and the cache
+            for name, (address, marks) in pages.items():
+                drawn = visit(ctx, address, marks)
+                if i:
+                    out.loads.setdefault(name, []).append(drawn)
+    return out
+
+
+# --- /jobs at a million jobs ----------------------------------------------------------------------
+
+
+def history_seconds(backend: str, n: int, reuse: bool) -> list[float]:
+    """bench_history's store of `n` jobs (seeded unless reused and full), then seconds from a
+    click on the sidebar's Jobs link until the rows are painted."""
+    engine, url = bench_history.open_store(backend, reuse)
+    seconds = bench_history.seed(engine, n)
+    if seconds is not None:
+        print(f"  seeded {n:,} jobs in {seconds:.1f} s")
+    engine.dispose()
+    with bench_history.web(url) as base:
+        return [painted for painted, _ in bench_history.clicks(base)]
+
+
+# --- the report -----------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def spread(values: list[float]) -> str:
+    return (
+        f"p50 {statistics.median(values):.2f} s, p95 {q(values, 0.95):.2f} s, "
+        f"max {max(values):.2f} s"
+    )
+
+
+def typical(values: list[float]) -> str:
+    return f"median {statistics.median(values):.2f} s, worst {max(values):.2f} s"
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+@dataclass
+class Figures:
+    backend: str
+    progress: list[float]
+    tabs: Tabs
+    jobs: int
+    history: list[float]
+
+    def summary(self) -> str:
+        p95 = q(self.progress, 0.95)
+        ratio = self.tabs.ratio(self.tabs.job)
+        headline = self.tabs.ratio(self.tabs.marks("job", "headline"))
+        jobs = statistics.median(self.history)
+        return (
+            f"{self.backend}: progress in the browser p95 {p95:.2f} s (target ≤ "
+            f"{TARGET_PROGRESS_P95} s: {verdict(p95 <= TARGET_PROGRESS_P95)}); /job in a new "
+            f"tab {ratio:.2f}× a bare page, its headline alone {headline:.2f}× (target ≤ "
+            f"{TARGET_RATIO}×: {verdict(ratio <= TARGET_RATIO)}); /jobs at {self.jobs:,} jobs "
+            f"from the sidebar median {jobs:.2f} s (≤ {TARGET_JOBS_S:.0f} s: "
+            f"{verdict(jobs <= TARGET_JOBS_S)})"
+        )
+
+
+def run(backend: str, folder: Path, updates: int, loads: int, n: int, reuse: bool) -> Figures:
+    print(f"\n== {backend} ==")
+    print(f"load average before: {load()}")
+    with store(backend, folder, "bench_ui") as (_, url):
+        print(
+            f"progress: {updates} writes to a running job's store, each until its open page's "
+            f"overall bar shows it (the page refreshes every {LIVE_SECONDS} s):"
+        )
+        progress, skew = progress_seconds(url, folder, updates)
+        print(f"  {spread(progress)} (target p95 ≤ {TARGET_PROGRESS_P95} s)")
+        print("  each: " + " ".join(f"{s:.2f}" for s in progress))
+        if skew:
+            print(f"  the page's clock was {skew * 1000:+.1f} ms from this script's")
+    with store(backend, folder, "bench_ui_tabs") as (_, url):
+        print(
+            f"new tab: {loads} loads of each page in turn, on the browser's clock from the "
+            "navigation's start:"
+        )
+        tabs = new_tabs(url, folder, loads)
+        rows = [
+            ("bare page (st.write), its text", tabs.marks("bare", "text")),
+            ("/job of a succeeded π job, its headline", tabs.marks("job", "headline")),
+            ("… its chart", tabs.marks("job", "chart")),
+            ("… both: the page drawn", tabs.job),
+            ("/job of a failed job (no chart), its error", tabs.marks("failed", "error")),
+            ("/runners (no runner), its heading", tabs.marks("runners", "heading")),
+        ]
+        for what, figures in rows:
+            print(f"  {what:<46} {typical(figures)}  ({tabs.ratio(figures):.2f}× bare)")
+        print(f"  /job ÷ bare, medians: {tabs.ratio(tabs.job):.2f} (target ≤ {TARGET_RATIO})")
+    print(f"/jobs at {n:,} jobs, from the sidebar's Jobs link until the rows are painted:")
+    history = history_seconds(backend, n, reuse)
+    print(f"  {typical(history)} of {len(history)} (target median ≤ {TARGET_JOBS_S:.0f} s)")
+    print(f"load average after: {load()}")
+    return Figures(backend, progress, tabs, n, history)
+
+
+@click.command()
+@click.option(
+    "--backend",
+    type=click.Choice(["sqlite", "postgres", "both"]),
+    default="sqlite",
+    show_default=True,
+)
+@click.option("--updates", default=UPDATES, show_default=True, help="Timed progress writes.")
+@click.option("--loads", default=LOADS, show_default=True, help="Timed new tabs of each page.")
+@click.option("--jobs", "n", default=1_000_000, show_default=True, help="Jobs in the history.")
+@click.option("--reuse", is_flag=True, help="Keep bench_history's store; reuse it if full.")
+def main(backend: str, updates: int, loads: int, n: int, reuse: bool) -> None:
+    print(
+        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}"
+    )
+    backends = ["sqlite", "postgres"] if backend == "both" else [backend]
+    with tempfile.TemporaryDirectory(prefix="bench-ui-") as tmp:
+        results = [run(b, Path(tmp), updates, loads, n, reuse) for b in backends]
+    print("\nsummary: " + "; ".join(f.summary() for f in results))
+
+
+if __name__ == "__main__":
+    main()
