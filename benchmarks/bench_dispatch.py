@@ -18,6 +18,15 @@ queues:     the latency and the throughput (with the first runner count) on one 
             priority and owner drawn at random. Target: the medians within 80 % of one
             queue's (jobs/s at least 0.8 times as many, the p50 at most 1/0.8 times as long).
 
+peers:      in the same run, `../shared/peers/dispatch_peers.py` with the peers' interpreter
+            (`--peers`, by default /tmp/peers/bin/python when it exists): huey on SQLite and
+            procrastinate on PostgreSQL, each measured the same way (a warm worker, jobs 0.1-0.2
+            s apart for the latency, a batch of zero-work jobs for the rate and the worker's CPU
+            per job). A table sets them beside Runlab's, and a last `summary:` line says of each
+            target whether it is met: SQLite p50 below huey's; PostgreSQL p50 at most
+            procrastinate's; runner CPU per job at most huey's on SQLite and at most a third of
+            procrastinate's on PostgreSQL; no lock error and no lost job.
+
 Each measurement gets a fresh store. Prints a table beside the spec's targets; exits 1 if a
 job was lost, failed, or claimed more than once, or the store breaks an invariant.
 Run: .venv/bin/python benchmarks/bench_dispatch.py [--backend sqlite|postgres|both]
@@ -30,6 +39,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -69,6 +79,8 @@ OWNERS = [f"analyst{i:02d}" for i in range(20)]
 PG_DEFAULT = os.environ.get(
     "RUNLAB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+PEERS_PYTHON = Path("/tmp/peers/bin/python")
+PEERS_SCRIPT = ROOT.parent / "shared" / "peers" / "dispatch_peers.py"
 LOCKED = "database is locked"
 TROUBLE = ("the store did not answer", "could not write progress", "could not mark job")
 
@@ -338,6 +350,7 @@ class Figures:
     trouble_lines: int = 0
     failed: int = 0
     locked_failures: int = 0
+    lost: int = 0  # jobs that did not succeed exactly once, over every run
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -347,9 +360,10 @@ def verify(fig: Figures, label: str, engine: Engine, out: Outcome, expected: int
     fig.failed += out.statuses.get(Status.FAILED, 0)
     fig.locked_failures += out.locked_failures
     ok = out.statuses.get(Status.SUCCEEDED, 0)
+    twice = sum(1 for n in out.claims.values() if n > 1)
+    fig.lost += max(0, expected - ok) + twice
     if ok != expected:
         fig.problems.append(f"{label}: {ok} of {expected} succeeded ({dict(out.statuses)})")
-    twice = sum(1 for n in out.claims.values() if n > 1)
     never = sum(1 for n in out.claims.values() if n == 0)
     if twice or never:
         fig.problems.append(f"{label}: {twice} job(s) claimed more than once, {never} never")
@@ -586,6 +600,131 @@ def report(figures: Sequence[Figures], runner_counts: Sequence[int]) -> None:
             print(f"PROBLEM {p}")
 
 
+# --- the peers, side by side --------------------------------------------------------------------
+
+PEER_OF = {"sqlite": "huey", "postgres": "procrastinate"}
+_PEER_LINE = re.compile(
+    r"^(?P<name>huey|procrastinate) (?P<version>\S+) .*?submit->started p50 (?P<p50>[\d.]+) ms, "
+    r"p95 (?P<p95>[\d.]+) ms.*?= (?P<rate>[\d.]+) jobs/s.*?CPU (?P<cpu>[\d.]+) ms/job"
+)
+
+
+@dataclass
+class Peer:
+    name: str
+    version: str
+    p50: float
+    p95: float
+    rate: float
+    cpu_ms: float
+
+
+def run_peers(python: Path, script: Path, backends: Sequence[str]) -> tuple[dict[str, Peer], str]:
+    """The peers' script, run to its end; its figures by the Runlab store each stands beside,
+    and its output as printed."""
+    names = [PEER_OF[b] for b in backends]
+    which = "both" if len(names) == 2 else names[0]
+    done = subprocess.run(
+        [str(python), str(script), which], capture_output=True, text=True, timeout=1800
+    )
+    text_out = done.stdout + done.stderr
+    found: dict[str, Peer] = {}
+    for line in done.stdout.splitlines():
+        m = _PEER_LINE.match(line.strip())
+        if m:
+            peer = Peer(
+                m["name"],
+                m["version"],
+                float(m["p50"]),
+                float(m["p95"]),
+                float(m["rate"]),
+                float(m["cpu"]),
+            )
+            found[next(b for b, n in PEER_OF.items() if n == peer.name)] = peer
+    return found, text_out
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def side_by_side(figures: Sequence[Figures], peers: dict[str, Peer]) -> None:
+    """Runlab's figures beside its peers', and the summary line of the targets against them."""
+    head = ["", *(c for f in figures for c in (f"Runlab, {f.backend}", _peer_head(f, peers)))]
+    rows: list[list[str]] = [
+        ["submit → running p50", *_pairs(figures, peers, lambda f: f.latency_p50, "p50", "ms")],
+        ["submit → running p95", *_pairs(figures, peers, lambda f: f.latency_p95, "p95", "ms")],
+        ["zero-work jobs/s, 1 worker", *_pairs(figures, peers, lambda f: f.rates.get(1), "rate")],
+        [
+            "worker CPU per job",
+            *_pairs(figures, peers, lambda f: f.cpu_ms.get(1), "cpu_ms", "ms", digits=2),
+        ],
+        [
+            "lock errors, lost jobs",
+            *(c for f in figures for c in (f"{f.locked_lines + f.locked_failures}, {f.lost}", "")),
+        ],
+    ]
+    widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
+    print("| " + " | ".join(c.ljust(w) for c, w in zip(head, widths, strict=True)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
+    parts: list[str] = []
+    for f in figures:
+        peer = peers.get(f.backend)
+        cpu = f.cpu_ms.get(1, float("nan"))
+        if peer is None:
+            parts.append(f"{f.backend}: no peer figures")
+            continue
+        if f.backend == "sqlite":
+            parts.append(
+                f"sqlite p50 {f.latency_p50:.1f} ms < huey {peer.p50:.1f} ms: "
+                f"{_mark(f.latency_p50 < peer.p50)}"
+            )
+            parts.append(
+                f"sqlite CPU {cpu:.2f} ≤ huey {peer.cpu_ms:.2f} ms/job: {_mark(cpu <= peer.cpu_ms)}"
+            )
+        else:
+            parts.append(
+                f"postgres p50 {f.latency_p50:.1f} ms ≤ procrastinate {peer.p50:.1f} ms: "
+                f"{_mark(f.latency_p50 <= peer.p50)}"
+            )
+            parts.append(
+                f"postgres CPU {cpu:.2f} ≤ procrastinate/3 {peer.cpu_ms / 3:.2f} ms/job: "
+                f"{_mark(cpu <= peer.cpu_ms / 3)}"
+            )
+    errors = sum(f.locked_lines + f.locked_failures for f in figures)
+    lost = sum(f.lost for f in figures)
+    parts.append(f"lock errors {errors}, lost jobs {lost}: {_mark(errors == 0 and lost == 0)}")
+    print(f"summary ({datetime.now():%Y-%m-%d %H:%M}): " + "; ".join(parts))
+
+
+def _peer_head(f: Figures, peers: dict[str, Peer]) -> str:
+    peer = peers.get(f.backend)
+    return f"{peer.name} {peer.version}" if peer else f"{PEER_OF[f.backend]} (not run)"
+
+
+def _pairs(
+    figures: Sequence[Figures],
+    peers: dict[str, Peer],
+    ours: Callable[[Figures], float | None],
+    theirs: str,
+    unit: str = "",
+    *,
+    digits: int = 1,
+) -> list[str]:
+    def show(v: float | None) -> str:
+        if v is None or v != v:
+            return "–"
+        return f"{v:,.{digits}f} {unit}".strip() if unit else f"{v:,.0f}"
+
+    out: list[str] = []
+    for f in figures:
+        peer = peers.get(f.backend)
+        out += [show(ours(f)), show(getattr(peer, theirs) if peer else None)]
+    return out
+
+
 @click.command()
 @click.option(
     "--backend",
@@ -613,6 +752,15 @@ def report(figures: Sequence[Figures], runner_counts: Sequence[int]) -> None:
     help="Runs of one queue and of 8 queues with mixed priorities and 20 owners, in turn; "
     "0 for none.",
 )
+@click.option(
+    "--peers",
+    "peers_python",
+    default=str(PEERS_PYTHON) if PEERS_PYTHON.exists() else "",
+    show_default=True,
+    help="The interpreter of the peers' venv (huey, procrastinate): their figures are measured "
+    "in the same run and set beside Runlab's. Empty for none.",
+)
+@click.option("--peers-script", default=str(PEERS_SCRIPT), show_default=True)
 def main(
     backend: str | None,
     database_url: str,
@@ -623,6 +771,8 @@ def main(
     timeout: float,
     keep: bool,
     queues_repeats: int,
+    peers_python: str,
+    peers_script: str,
 ) -> None:
     if make_url(database_url).get_backend_name() != "postgresql":
         raise click.BadParameter("must be a PostgreSQL URL", param_hint="--database-url")
@@ -709,6 +859,11 @@ def main(
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     report(figures, counts)
+    if peers_python:
+        print(f"peers: {peers_python} {peers_script}", flush=True)
+        peers, printed = run_peers(Path(peers_python), Path(peers_script), backends)
+        print(printed.rstrip())
+        side_by_side(figures, peers)
     if any(f.problems for f in figures):
         sys.exit(1)
 

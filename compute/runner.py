@@ -3,7 +3,8 @@
 Threads: the claim loop (the caller's); `concurrency` job threads, each running one driver at a
 time; one heartbeat thread that renews the runner's row and every lease it holds, and reaps; a
 flush thread for reports left pending; the results writer (group commit); the pipelines thread,
-which moves pipelines' steps on (`compute.advance`); and on PostgreSQL a LISTEN thread.
+which moves pipelines' steps on (`compute.advance`); and a thread that wakes the claim loop when
+work is queued: LISTEN on PostgreSQL, a local socket on SQLite (`jobstore.wake`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from sqlalchemy import Engine
 from compute import advance, registry, same_code
 from compute.context import CHECKPOINTS, JobContext
 from compute.results import clean_result
-from jobstore import ledger, queues, registration, reports, retention, transitions
+from jobstore import ledger, queues, registration, reports, retention, transitions, wake
 from jobstore.engine import is_postgres
 from jobstore.models import Status
 from jobstore.reports import Lease
@@ -57,6 +58,10 @@ WORKERS_TTL = 1.0  # seconds a count of the Dask workers is trusted by the claim
 WORKERS_TIMEOUT = 2.0  # seconds the scheduler has to say how many workers it has
 PIPELINE_SECONDS = 0.5  # the pipelines thread's period when no job of this runner ends
 PIPELINE_SPACING = 0.1  # and its least spacing when many do: one indexed probe each
+# Seconds a busy runner waits at most, once a slot is free, for half its slots to be free
+# before it claims: short jobs' slots are then claimed in a few transactions, not one by one.
+# A runner with half its slots or more free, an idle one among them, claims at once.
+CLAIM_LINGER = 0.005
 
 
 @dataclass
@@ -155,6 +160,7 @@ class Runner:
         self._handing_back = threading.Event()  # grace is over: drivers still running stop
         self._closed = threading.Event()  # shut down: the heartbeat ends
         self._wake = threading.Event()
+        self._listener: wake.Listener | None = None  # SQLite's wake-up socket
         self._job_ended = threading.Event()  # a step waiting for it may start now
         self._lock = threading.Lock()
         self._running: dict[int, _Running] = {}
@@ -203,6 +209,15 @@ class Runner:
             threading.Thread(target=self._job_thread, name=f"job-{i}", daemon=True).start()
         if is_postgres(self.engine):
             threading.Thread(target=self._listen_loop, name="listen", daemon=True).start()
+        else:
+            self._listener = wake.Listener.open(self.engine, self.id)
+            if self._listener is not None:
+                threading.Thread(
+                    target=self._listener.serve,
+                    args=(self._stop, self._wake.set),
+                    name="wake",
+                    daemon=True,
+                ).start()
         if self.settings.purge_policy is not None:
             threading.Thread(target=self._purge_loop, name="purge", daemon=True).start()
         threading.Thread(target=self._pipeline_loop, name="pipelines", daemon=True).start()
@@ -234,6 +249,8 @@ class Runner:
 
         Heartbeats go on meanwhile, so no lease lapses while its job is finishing.
         """
+        if self._listener is not None:
+            self._listener.close()  # claims no more: senders need not wake it
         grace = self.settings.grace_seconds
         deadline = time.monotonic() + grace
         if self._held():
@@ -286,8 +303,15 @@ class Runner:
     # --- claiming -------------------------------------------------------------------------------
 
     def _claim_some(self) -> int:
-        with self._lock:
-            free = self.concurrency - len(self._running)
+        free = self._free_slots()
+        if 0 < free < self.concurrency / 2:
+            until = time.monotonic() + CLAIM_LINGER
+            while free < self.concurrency / 2 and (left := until - time.monotonic()) > 0:
+                self._wake.wait(left)  # set as each job ends
+                self._wake.clear()
+                free = self._free_slots()
+            if self._stop.is_set():
+                return 0
         if (
             free <= 0
             or not self._cluster_ready()
@@ -317,6 +341,10 @@ class Runner:
                 self._running[lease.job_id] = _Running(lease, None)
             self._queue.put(lease)
         return len(leases)
+
+    def _free_slots(self) -> int:
+        with self._lock:
+            return self.concurrency - len(self._running)
 
     def _job_thread(self) -> None:
         """One of the pool's threads: runs the claimed jobs handed to it, one at a time.

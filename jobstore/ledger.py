@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Connection, Engine, insert, text
 
+from jobstore import wake
 from jobstore.engine import db_now, is_postgres
 from jobstore.models import JobEvent, Status, table_of
 
@@ -21,7 +22,8 @@ log = logging.getLogger(__name__)
 
 events_t = table_of(JobEvent)
 
-# On PostgreSQL a new or requeued job wakes the runners listening here at once.
+# On PostgreSQL a new or requeued job wakes the runners listening here at once; on SQLite,
+# their sockets (`jobstore.wake`).
 NOTIFY_CHANNEL = "runlab_jobs"
 
 _INSERT_EVENT = insert(events_t).values(at=db_now())
@@ -63,9 +65,12 @@ def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 
 def notify(conn: Connection) -> None:
-    """Tell listening runners that a job is due; sent when the transaction commits."""
+    """Tell idle runners that a job is due; sent when the transaction commits, and not at all
+    if it rolls back. PostgreSQL: NOTIFY. SQLite: a byte to each runner's socket."""
     if is_postgres(conn):
         conn.execute(text("SELECT pg_notify(:ch, '')"), {"ch": NOTIFY_CHANNEL})
+    else:
+        wake.after_commit(conn)
 
 
 def listen(

@@ -176,7 +176,11 @@ class Settings(BaseSettings):
         description="period of a runner's heartbeat; at most an hour (3600)",
     )
     poll_seconds: float = Field(
-        default=0.2, gt=0, le=MINUTE, description="idle runner's poll period on SQLite; at most 60"
+        default=2.0,
+        gt=0,
+        le=MINUTE,
+        description="idle runner's fallback poll on SQLite, where a local socket wakes it for "
+        "new work; at most 60",
     )
     progress_write_seconds: float = Field(
         default=0.25, gt=0, le=MINUTE, description="throttle of a job's writes; at most 60"
