@@ -1,58 +1,64 @@
-"""Throughput of every analysis kind's kernel on Dask, on 1 and on 2 workers.
+"""Every kind's whole path against its own kernel on a plain process pool, on each store.
 
-For each kind: its own chunk plan and chunk function, sent to a `LocalCluster` of one
-single-threaded process per worker, timed from the first submit to the last result. One cluster
-per worker count serves every kind; its workers import the kinds and SciPy before any timing, so
-the figures are throughput, not start-up. Option pricing is also compared with a plain
-vectorised NumPy pricer in this process, which computes the same price and standard error
-(without the delta) on one core.
+plain:  the kind's driver, unchanged, with a context whose chunks go to a warm
+        `multiprocessing` pool of one process per core (benchmarks/whole_path.py): the same
+        kernel with its reused buffers, the same chunks, seeds and reduction; no Dask, no store.
+runlab: the same parameters submitted to the store; a warm runner claims the job and runs it
+        on its LocalCluster of one worker per core, and the job reaches `succeeded`, timed by
+        the store's own clock from its created time to its finished time.
 
-Every figure is checked before it is printed: the numbers must agree with a closed form or an
-independent reference (a broken kernel must not print a fast figure), and 1 and 2 workers must
-return bit-identical chunks.
+For each workload the two alternate, run for run (plain, Runlab, plain, …), so that noise on a
+shared machine falls on both alike; each pair gives a ratio plain ÷ Runlab (1.0: Runlab costs
+nothing on top). Prints each run, the median with min and max, the per-core rates, the load
+average before and after, and a last summary line of every median ratio against its target:
+0.85, and 0.9 for π.
 
-Run: .venv/bin/python benchmarks/bench_kinds.py [--quick] [--paths 200000000] ...
+Every result is checked before a figure is printed: Runlab's must equal the plain run's in
+every headline field (same seeds, same chunks), and both must agree with a closed form or an
+independent reference, so that a broken kernel cannot print a fast figure.
+
+Run: .venv/bin/python benchmarks/bench_kinds.py [--backend sqlite|postgres|both] [--repeat 5]
+     [--only option_pricing] [--scale 0.1]
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
+import platform
+import statistics
 import sys
-import time
-import warnings
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
 import click
 import numpy as np
-from distributed import Client, LocalCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from compute.datasets import Upload
-from compute.kinds import bootstrap, optimize, portfolio_risk
-from compute.kinds.monte_carlo_pi import PiParams, chunk_sizes, count_inside
-from compute.kinds.option_pricing import OptionParams, plan, simulate, summarise
+from benchmarks import whole_path
+from benchmarks.stores import store
+from benchmarks.whole_path import Pair, spread
+from compute import registry
+from compute.kinds import portfolio_risk
+from compute.kinds.option_pricing import OptionParams
+from runlab.artifacts import ArtifactStore
 
-WORKERS = (1, 2)
-QUICK = 0.01  # --quick scales every size by this
+TARGET = 0.85
+TARGET_PI = 0.9
 SIGMAS = 6.0  # how many standard errors a figure may stray from its reference
 BOOT_ROWS = 10_000
 BOOT_REFERENCE = 2_000  # plain-NumPy resamples that the median's bootstrap is checked against
 UNIT = NormalDist()
 
-# The scheduler's HTTP server moves to a free port when another cluster holds the default one.
-warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
-
 
 class Insane(click.ClickException):
-    """A kernel's numbers disagree with their reference: its timing means nothing."""
+    """A result disagrees with its reference: its timing means nothing."""
 
 
 def check(ok: bool, what: str) -> None:
@@ -60,80 +66,21 @@ def check(ok: bool, what: str) -> None:
         raise Insane(f"sanity check failed: {what}")
 
 
-@dataclass
-class Row:
-    """One line of the final table: a workload's rate on each worker count."""
+@dataclass(frozen=True)
+class Workload:
+    """One job to time: its kind, parameters (an upload field holds the file's bytes), the
+    work it does for the per-core rate, and a check of its result against a reference."""
 
     kind: str
     what: str
-    unit: str  # e.g. "paths/s"
-    prefix: str  # "M" or "k"
-    rates: dict[int, float] = field(default_factory=dict)
-
-    @property
-    def scale(self) -> float:
-        return {"M": 1e6, "k": 1e3}[self.prefix]
-
-    def shown(self, workers: int) -> str:
-        v = self.rates[workers] / self.scale
-        return f"{v:.3g}" if v < 10 else f"{v:,.1f}" if v < 100 else f"{v:,.0f}"
+    params: dict[str, Any]
+    unit: str
+    work: Callable[[dict[str, Any]], float]
+    verdict: Callable[[dict[str, Any]], str]
+    target: float = TARGET
 
 
-# --- running chunks ------------------------------------------------------------------------------
-
-
-def _warm() -> None:
-    """Imports a first chunk would otherwise pay for on each worker."""
-    import scipy.optimize  # noqa: F401
-
-    import compute.kinds.bootstrap
-    import compute.kinds.monte_carlo_pi
-    import compute.kinds.optimize
-    import compute.kinds.option_pricing
-    import compute.kinds.portfolio_risk  # noqa: F401
-
-
-def timed(
-    client: Client, fn: Callable[..., Any], jobs: Sequence[tuple[Any, ...]]
-) -> tuple[Any, float]:
-    """Every job's result, in plan order, and the seconds from the first submit to the last."""
-    started = time.perf_counter()
-    futures = [client.submit(fn, *args, pure=False) for args in jobs]
-    out = client.gather(futures)
-    return out, time.perf_counter() - started
-
-
-def run_row(
-    row: Row,
-    clients: dict[int, Client],
-    fn: Callable[..., Any],
-    jobs: Callable[[Client], Sequence[tuple[Any, ...]]],
-    work: Callable[[list[Any]], float],
-    verdict: Callable[[list[Any]], str],
-) -> list[Any]:
-    """Run the same plan on each cluster, check the chunks, print a line per worker count.
-
-    `work` counts the units done (paths, evaluations, ...); `verdict` checks the chunks against
-    their reference, raising `Insane` if they disagree, and says what was found.
-    """
-    first: list[Any] | None = None
-    for workers, client in clients.items():
-        chunks, secs = timed(client, fn, jobs(client))
-        if first is None:
-            first = chunks
-            detail = verdict(chunks)
-        check(chunks == first, f"{row.kind} {row.what}: {workers} workers gave other numbers")
-        row.rates[workers] = work(chunks) / secs
-        print(
-            f"{row.kind}, {row.what}, {plural(workers)}: {secs:.2f} s "
-            f"({row.shown(workers)} {row.prefix} {row.unit}), {detail}",
-            flush=True,
-        )
-    assert first is not None
-    return first
-
-
-# --- option_pricing ------------------------------------------------------------------------------
+# --- references ----------------------------------------------------------------------------------
 
 
 def black_scholes_call(p: OptionParams) -> tuple[float, float]:
@@ -153,145 +100,6 @@ def geometric_asian_call(p: OptionParams, dates: int) -> float:
     d1 = d2 + math.sqrt(var)
     forward = p.S * math.exp(mu + 0.5 * var)
     return math.exp(-p.r * p.T) * (forward * UNIT.cdf(d1) - p.K * UNIT.cdf(d2))
-
-
-def plain_european_call(p: OptionParams, block: int = 1 << 20) -> tuple[float, float, float]:
-    """Antithetic European call in plain NumPy blocks: (price, standard error, seconds)."""
-    started = time.perf_counter()
-    rng = np.random.default_rng(p.seed)
-    drift = (p.r - 0.5 * p.sigma**2) * p.T
-    vol = p.sigma * math.sqrt(p.T)
-    disc = math.exp(-p.r * p.T)
-    n = s1 = s2 = 0.0
-    left = p.paths // 2
-    while left > 0:
-        m = min(block, left)
-        z = rng.standard_normal(m)
-        up = np.maximum(p.S * np.exp(drift + vol * z) - p.K, 0.0)
-        down = np.maximum(p.S * np.exp(drift - vol * z) - p.K, 0.0)
-        y = disc * 0.5 * (up + down)
-        n += m
-        s1 += float(y.sum())
-        s2 += float(np.dot(y, y))
-        left -= m
-    price = s1 / n
-    se = math.sqrt((s2 / n - price * price) / n)
-    return price, se, time.perf_counter() - started
-
-
-def option_jobs(p: OptionParams) -> Callable[[Client], list[tuple[Any, ...]]]:
-    sizes = plan(p)
-    seeds = np.random.SeedSequence(p.seed).spawn(len(sizes))
-    params = p.model_dump()
-    return lambda _client: [(params, n, s) for n, s in zip(sizes, seeds, strict=True)]
-
-
-def bench_option_pricing(clients: dict[int, Client], paths: int, asian_paths: int) -> list[Row]:
-    euro = OptionParams(option_type="european_call", paths=paths, seed=1)
-    bs, bs_delta = black_scholes_call(euro)
-    price, se, plain_s = plain_european_call(euro)
-    check(abs(price - bs) <= SIGMAS * se, f"plain NumPy price {price} against Black-Scholes {bs}")
-    plain_rate = paths / plain_s
-    print(
-        f"plain NumPy, 1 process, European call: {plain_s:.2f} s "
-        f"({plain_rate / 1e6:.1f} M paths/s), price {price:.5f} ± {se:.5f}",
-        flush=True,
-    )
-
-    def european(chunks: list[list[float]]) -> str:
-        got = summarise(chunks)
-        check(
-            abs(got["price"] - bs) <= SIGMAS * got["standard_error"],
-            f"European price {got['price']} ± {got['standard_error']} against Black-Scholes {bs}",
-        )
-        # A pair's finite-difference delta is below e^{-rT} S_T / S, whose spread is about 1.
-        slack = SIGMAS * 1.5 / math.sqrt(euro.paths // 2) + 1e-4
-        check(abs(got["delta"] - bs_delta) <= slack, f"delta {got['delta']} against {bs_delta}")
-        return (
-            f"price {got['price']:.5f} ± {got['standard_error']:.5f} (Black-Scholes {bs:.5f}), "
-            f"delta {got['delta']:.4f} ({bs_delta:.4f})"
-        )
-
-    row = Row("option_pricing", f"European call, {sci(paths)} paths", "paths/s", "M")
-    run_row(row, clients, simulate, option_jobs(euro), lambda _: paths, european)
-    print(f"2 workers / plain NumPy: {row.rates[2] / plain_rate:.2f}  (target >= 0.60)", flush=True)
-
-    dates = 252
-    asian = OptionParams(option_type="asian_call", paths=asian_paths, steps=dates, seed=1)
-    low = geometric_asian_call(asian, dates)
-
-    def arithmetic(chunks: list[list[float]]) -> str:
-        got = summarise(chunks)
-        slack = SIGMAS * got["standard_error"]
-        check(
-            low - slack <= got["price"] <= bs + slack,
-            f"Asian price {got['price']} outside [geometric {low}, European {bs}]",
-        )
-        return (
-            f"{asian_paths * dates / 1e6:,.0f} M path-steps, price {got['price']:.5f} "
-            f"± {got['standard_error']:.5f} (geometric {low:.5f} <= it <= European {bs:.5f})"
-        )
-
-    asian_row = Row(
-        "option_pricing", f"Asian call, {dates} dates, {sci(asian_paths)} paths", "paths/s", "k"
-    )
-    run_row(asian_row, clients, simulate, option_jobs(asian), lambda _: asian_paths, arithmetic)
-    for workers in WORKERS:
-        steps = asian_row.rates[workers] * dates / 1e6
-        print(f"  Asian call, {plural(workers)}: {steps:,.0f} M path-steps/s")
-    return [row, asian_row]
-
-
-# --- monte_carlo_pi ------------------------------------------------------------------------------
-
-
-def bench_pi(clients: dict[int, Client], samples: int) -> list[Row]:
-    p = PiParams(samples=samples, seed=1)
-    assert p.chunks is not None
-    sizes = chunk_sizes(p.samples, p.chunks)
-    seeds = np.random.SeedSequence(p.seed).spawn(p.chunks)
-    jobs = list(zip(sizes, seeds, strict=True))
-
-    def verdict(chunks: list[int]) -> str:
-        q = sum(chunks) / samples
-        est, se = 4.0 * q, 4.0 * math.sqrt(q * (1.0 - q) / samples)
-        check(abs(est - math.pi) <= SIGMAS * se, f"π estimate {est} ± {se}")
-        return f"{len(sizes)} chunks, π ≈ {est:.7f} ± {se:.1g} ({(est - math.pi) / se:+.1f} SE)"
-
-    row = Row("monte_carlo_pi", f"{sci(samples)} samples", "samples/s", "M")
-    run_row(row, clients, count_inside, lambda _: jobs, lambda _: samples, verdict)
-    return [row]
-
-
-# --- optimize ------------------------------------------------------------------------------------
-
-
-def bench_optimize(clients: dict[int, Client], starts: int) -> list[Row]:
-    p = optimize.OptimizeParams(
-        objective="rosenbrock", dimension=5, method="Nelder-Mead", starts=starts, seed=1
-    )
-    params = p.model_dump()
-    jobs = [(params, s) for s in optimize.plan(p)]
-
-    def verdict(chunks: list[dict[str, Any]]) -> str:
-        got = optimize.summarise(p, dict(enumerate(chunks)))
-        best, x = got["best_f"], got["best_x"]
-        check(best is not None and best < 1e-6, f"Rosenbrock best f {best}, not below 1e-6")
-        check(all(abs(v - 1.0) < 1e-3 for v in x), f"Rosenbrock best x {x}, not (1, ..., 1)")
-        return (
-            f"{got['evaluations']:,} evaluations, best f {best:.1e}, "
-            f"{got['converged_starts']} of {starts} starts converged"
-        )
-
-    def evaluations(chunks: list[dict[str, Any]]) -> float:
-        return sum(c["evaluations"] for c in chunks)
-
-    row = Row("optimize", f"5-D Rosenbrock, Nelder-Mead, {starts} starts", "evaluations/s", "k")
-    run_row(row, clients, optimize.solve, lambda _: jobs, evaluations, verdict)
-    return [row]
-
-
-# --- portfolio_risk ------------------------------------------------------------------------------
 
 
 def tail_reference(
@@ -324,96 +132,6 @@ def tail_reference(
     return mean + s * q, var_se, mean + s * m1, es_se
 
 
-def bench_portfolio(clients: dict[int, Client], scenarios: int, t_scenarios: int) -> list[Row]:
-    return [
-        portfolio_row(clients, "normal", scenarios),
-        portfolio_row(clients, "student_t", t_scenarios),
-    ]
-
-
-def portfolio_row(clients: dict[int, Client], distribution: str, n: int) -> Row:
-    p = portfolio_risk.PortfolioParams(scenarios=n, distribution=distribution, seed=1)
-    sizes = portfolio_risk.plan(p)
-    seeds = np.random.SeedSequence(p.seed).spawn(len(sizes))
-    params = p.model_dump()
-    jobs = [(params, k, s) for k, s in zip(sizes, seeds, strict=True)]
-
-    def verdict(chunks: list[dict[str, Any]]) -> str:
-        got = portfolio_risk.summarise(p, dict(enumerate(chunks)), len(sizes))
-        check(got["scenarios"] == n, f"{got['scenarios']} of {n} scenarios came back")
-        said = []
-        for level in p.levels:
-            key = portfolio_risk.level_key(level)
-            var, var_se, es, es_se = tail_reference(p, level)
-            grid = 1e-3 * abs(var)  # the loss grid's bins are far finer than this
-            check(
-                abs(got["var"][key] - var) <= SIGMAS * var_se + grid,
-                f"{distribution} VaR {level}: {got['var'][key]} against {var} ± {var_se}",
-            )
-            check(
-                abs(got["cvar"][key] - es) <= SIGMAS * es_se + grid,
-                f"{distribution} ES {level}: {got['cvar'][key]} against {es} ± {es_se}",
-            )
-            said.append(
-                f"VaR {level:.0%} {got['var'][key]:,.0f} (exact {var:,.0f}), "
-                f"ES {got['cvar'][key]:,.0f} ({es:,.0f})"
-            )
-        return f"{len(sizes)} chunks, " + "; ".join(said)
-
-    row = Row("portfolio_risk", f"{distribution}, {sci(n)} scenarios", "scenarios/s", "M")
-    run_row(row, clients, portfolio_risk.simulate, lambda _: jobs, lambda _: n, verdict)
-    return row
-
-
-# --- bootstrap -----------------------------------------------------------------------------------
-
-
-def bench_bootstrap(clients: dict[int, Client], resamples: int) -> list[Row]:
-    x = np.random.default_rng(2026).lognormal(0.0, 0.5, BOOT_ROWS)
-    return [bootstrap_row(clients, x, statistic, resamples) for statistic in ("mean", "median")]
-
-
-def bootstrap_row(clients: dict[int, Client], x: np.ndarray, statistic: str, resamples: int) -> Row:
-    csv = ("x\n" + "\n".join(repr(float(v)) for v in x) + "\n").encode()
-    upload = Upload(name="bench.csv", size=len(csv), sha256=hashlib.sha256(csv).hexdigest())
-    p = bootstrap.BootstrapParams(
-        data=upload,
-        column="x",
-        statistic=statistic,
-        resamples=resamples,
-        method="percentile",
-        seed=1,
-    )
-    sizes = bootstrap.plan(p, len(x))
-    seeds = np.random.SeedSequence(p.seed).spawn(len(sizes))
-    data = bootstrap.prepare(statistic, x)
-    r_mean, r_sd, r_n = reference_bootstrap(statistic, x)
-
-    def jobs(client: Client) -> list[tuple[Any, ...]]:
-        shared = client.scatter(data, broadcast=False)  # as the kind's driver does
-        return [(shared, statistic, k, s) for k, s in zip(sizes, seeds, strict=True)]
-
-    def verdict(chunks: list[list[float | None]]) -> str:
-        values = np.array([v for c in chunks for v in c], dtype=np.float64)
-        check(len(values) == resamples, f"{len(values)} of {resamples} resamples came back")
-        check(bool(np.isfinite(values).all()), f"undefined {statistic} resamples")
-        mean, sd = float(values.mean()), float(values.std(ddof=1))
-        kurtosis = float(np.mean((values - mean) ** 4)) / sd**4
-        mean_se = r_sd * math.sqrt(1.0 / resamples + 1.0 / r_n)
-        sd_se = r_sd * math.sqrt((kurtosis - 1.0) / 4.0 * (1.0 / resamples + 1.0 / r_n))
-        check(abs(mean - r_mean) <= SIGMAS * mean_se, f"{statistic}: centre {mean} vs {r_mean}")
-        check(abs(sd - r_sd) <= SIGMAS * sd_se, f"{statistic}: standard error {sd} vs {r_sd}")
-        what = "exact" if math.isinf(r_n) else f"{r_n:,.0f} plain-NumPy resamples"
-        return (
-            f"{len(sizes)} chunks, standard error {sd:.6f} and centre {mean:.6f} "
-            f"({what}: {r_sd:.6f}, {r_mean:.6f})"
-        )
-
-    row = Row("bootstrap", f"{statistic} of {len(x):,} rows", "resamples/s", "k")
-    run_row(row, clients, bootstrap.resample, jobs, lambda _: resamples, verdict)
-    return row
-
-
 def reference_bootstrap(statistic: str, x: np.ndarray) -> tuple[float, float, float]:
     """(centre, spread, resamples behind them) of the statistic's bootstrap distribution: exact
     for the mean (x̄ and the population deviation over √n); for the median, from plain-NumPy
@@ -430,23 +148,6 @@ def reference_bootstrap(statistic: str, x: np.ndarray) -> tuple[float, float, fl
     return float(ref.mean()), float(ref.std(ddof=1)), float(len(ref))
 
 
-# --- the table -----------------------------------------------------------------------------------
-
-
-def table(rows: list[Row]) -> str:
-    lines = ["| kind | unit | 1 worker | 2 workers | speed-up |", "|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(
-            f"| `{r.kind}`, {r.what} | {r.prefix} {r.unit} | {r.shown(1)} | {r.shown(2)} | "
-            f"{r.rates[2] / r.rates[1]:.2f}× |"
-        )
-    return "\n".join(lines)
-
-
-def plural(workers: int) -> str:
-    return f"{workers} worker" + ("" if workers == 1 else "s")
-
-
 def sci(n: int) -> str:
     """2×10⁸ for 200000000; plain digits when n is no round multiple of a power of ten."""
     k = len(str(n)) - 1
@@ -457,59 +158,314 @@ def sci(n: int) -> str:
     return power if m == 1 else f"{m}×{power}"
 
 
-def load() -> str:
-    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
+# --- the workloads -------------------------------------------------------------------------------
+
+
+def pi_job(samples: int) -> Workload:
+    def verdict(r: dict[str, Any]) -> str:
+        est, se = r["estimate"], r["standard_error"]
+        check(abs(est - math.pi) <= SIGMAS * se, f"π estimate {est} ± {se}")
+        return f"π ≈ {est:.7f} ± {se:.1g} ({(est - math.pi) / se:+.1f} SE)"
+
+    return Workload(
+        "monte_carlo_pi",
+        f"{sci(samples)} samples",
+        {"samples": samples, "seed": 1},
+        "samples",
+        lambda _: samples,
+        verdict,
+        TARGET_PI,
+    )
+
+
+def option_jobs(paths: int, path_paths: int, barrier_paths: int) -> list[Workload]:
+    euro = OptionParams(option_type="european_call", paths=paths, seed=1)
+    bs, bs_delta = black_scholes_call(euro)
+    dates = 252
+    asian = OptionParams(option_type="asian_call", paths=path_paths, steps=dates, seed=1)
+    low = geometric_asian_call(asian, dates)
+
+    def european(r: dict[str, Any]) -> str:
+        check(
+            abs(r["price"] - bs) <= SIGMAS * r["standard_error"],
+            f"European price {r['price']} ± {r['standard_error']} against Black-Scholes {bs}",
+        )
+        # A pair's finite-difference delta is below e^{-rT} S_T / S, whose spread is about 1.
+        slack = SIGMAS * 1.5 / math.sqrt(paths // 2) + 1e-4
+        check(abs(r["delta"] - bs_delta) <= slack, f"delta {r['delta']} against {bs_delta}")
+        return (
+            f"price {r['price']:.5f} ± {r['standard_error']:.5f} (Black-Scholes {bs:.5f}), "
+            f"delta {r['delta']:.4f} ({bs_delta:.4f})"
+        )
+
+    def arithmetic(r: dict[str, Any]) -> str:
+        slack = SIGMAS * r["standard_error"]
+        check(
+            low - slack <= r["price"] <= bs + slack,
+            f"Asian price {r['price']} outside [geometric {low}, European {bs}]",
+        )
+        return f"price {r['price']:.5f} (geometric {low:.5f} <= it <= European {bs:.5f})"
+
+    def barrier(r: dict[str, Any]) -> str:
+        # Knocked out above the barrier, it is worth less than the European call, and more
+        # than nothing.
+        slack = SIGMAS * r["standard_error"]
+        check(0 < r["price"] <= bs + slack, f"barrier price {r['price']} outside (0, {bs}]")
+        return f"price {r['price']:.5f} ± {r['standard_error']:.5f} (below European {bs:.5f})"
+
+    def path_steps(r: dict[str, Any]) -> float:
+        return r["paths"] * dates
+
+    return [
+        Workload(
+            "option_pricing",
+            f"European call, {sci(paths)} paths",
+            {"option_type": "european_call", "paths": paths, "seed": 1},
+            "paths",
+            lambda r: r["paths"],
+            european,
+        ),
+        Workload(
+            "option_pricing",
+            f"Asian call, {dates} dates, {sci(path_paths)} paths",
+            {"option_type": "asian_call", "paths": path_paths, "steps": dates, "seed": 1},
+            "path-steps",
+            path_steps,
+            arithmetic,
+        ),
+        Workload(
+            "option_pricing",
+            f"up-and-out call, barrier 150, {dates} dates, {sci(barrier_paths)} paths",
+            {
+                "option_type": "barrier_up_out_call",
+                "paths": barrier_paths,
+                "steps": dates,
+                "barrier": 150.0,
+                "seed": 1,
+            },
+            "path-steps",
+            path_steps,
+            barrier,
+        ),
+    ]
+
+
+def portfolio_job(distribution: str, n: int) -> Workload:
+    params: dict[str, Any] = {"scenarios": n, "distribution": distribution, "seed": 1}
+    p = portfolio_risk.PortfolioParams.model_validate(params)
+
+    def verdict(r: dict[str, Any]) -> str:
+        check(r["scenarios"] == n, f"{r['scenarios']} of {n} scenarios came back")
+        said = []
+        for level in p.levels:
+            key = portfolio_risk.level_key(level)
+            var, var_se, es, es_se = tail_reference(p, level)
+            grid = 1e-3 * abs(var)  # the loss grid's bins are far finer than this
+            check(
+                abs(r["var"][key] - var) <= SIGMAS * var_se + grid,
+                f"{distribution} VaR {level}: {r['var'][key]} against {var} ± {var_se}",
+            )
+            check(
+                abs(r["cvar"][key] - es) <= SIGMAS * es_se + grid,
+                f"{distribution} ES {level}: {r['cvar'][key]} against {es} ± {es_se}",
+            )
+            said.append(f"VaR {level:.0%} {r['var'][key]:,.0f} (exact {var:,.0f})")
+        return "; ".join(said)
+
+    name = {"normal": "normal", "student_t": "Student-t"}[distribution]
+    return Workload(
+        "portfolio_risk",
+        f"{name}, {sci(n)} scenarios",
+        params,
+        "scenarios",
+        lambda r: r["scenarios"],
+        verdict,
+    )
+
+
+def bootstrap_job(resamples: int) -> Workload:
+    x = np.random.default_rng(2026).lognormal(0.0, 0.5, BOOT_ROWS)
+    csv = ("x\n" + "\n".join(repr(float(v)) for v in x) + "\n").encode()
+    _, r_sd, r_n = reference_bootstrap("median", x)
+
+    def verdict(r: dict[str, Any]) -> str:
+        check(r["resamples"] == resamples, f"{r['resamples']} of {resamples} resamples")
+        check(r["estimate"] == float(np.median(x)), f"median {r['estimate']}")
+        sd = r["standard_error"]
+        # The spread of a bootstrap's standard deviation: about sd / √(2 m) for m resamples.
+        sd_se = r_sd * math.sqrt(1.0 / (2 * resamples) + 1.0 / (2 * r_n))
+        check(abs(sd - r_sd) <= SIGMAS * sd_se + 0.02 * r_sd, f"standard error {sd} vs {r_sd}")
+        check(r["ci_low"] < r["estimate"] < r["ci_high"], "the interval misses the estimate")
+        return (
+            f"median {r['estimate']:.5f}, 95 % interval [{r['ci_low']:.5f}, {r['ci_high']:.5f}], "
+            f"standard error {sd:.6f} ({r_n:,.0f} plain-NumPy resamples: {r_sd:.6f})"
+        )
+
+    return Workload(
+        "bootstrap",
+        f"median of {BOOT_ROWS:,} rows, BCa, {resamples:,} resamples",
+        {"data": csv, "column": "x", "statistic": "median", "resamples": resamples, "seed": 1},
+        "resamples",
+        lambda r: r["resamples"],
+        verdict,
+    )
+
+
+def optimize_job(starts: int) -> Workload:
+    def verdict(r: dict[str, Any]) -> str:
+        best, x = r["best_f"], r["best_x"]
+        check(best is not None and best < 1e-6, f"Rosenbrock best f {best}, not below 1e-6")
+        check(all(abs(v - 1.0) < 1e-3 for v in x), f"Rosenbrock best x {x}, not (1, ..., 1)")
+        return (
+            f"{r['evaluations']:,} evaluations, best f {best:.1e}, "
+            f"{r['converged_starts']} of {starts} starts converged"
+        )
+
+    return Workload(
+        "optimize",
+        f"5-D Rosenbrock, Nelder-Mead, {starts} starts",
+        {
+            "objective": "rosenbrock",
+            "dimension": 5,
+            "method": "Nelder-Mead",
+            "starts": starts,
+            "seed": 1,
+        },
+        "evaluations",
+        lambda r: r["evaluations"],
+        verdict,
+    )
+
+
+# --- running -------------------------------------------------------------------------------------
+
+
+def same(kind: str, a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Runlab's result holds the plain run's numbers, field by headline field (to the last few
+    bits: chunks that finish in another order may round a sum the other way)."""
+    for name in registry.get(kind).headline:
+        x, y = a.get(name), b.get(name)
+        ok = x == y or (
+            isinstance(x, float) and isinstance(y, float) and math.isclose(x, y, rel_tol=1e-12)
+        )
+        check(ok, f"{kind} {name}: plain {x}, Runlab {y}")
+
+
+def run(
+    w: Workload,
+    engine: Any,
+    artifacts: ArtifactStore,
+    repeat: int,
+    pool: ProcessPoolExecutor,
+) -> list[Pair]:
+    cores = os.cpu_count() or 1
+    print(f"\n-- {w.kind}, {w.what}", flush=True)
+    pairs: list[Pair] = []
+    work = 0.0
+    for i in range(repeat):
+        t_plain, got = whole_path.plain(w.kind, w.params, pool)
+        t_runlab, stored = whole_path.through_runlab(engine, artifacts, w.kind, w.params)
+        if i == 0:
+            detail = w.verdict(got)
+            work = w.work(got)
+            print(f"  checked: {detail}", flush=True)
+        same(w.kind, got, stored)
+        pairs.append(Pair(t_plain, t_runlab))
+        print(
+            f"  run {i + 1}: plain {t_plain:.2f} s, Runlab {t_runlab:.2f} s: "
+            f"ratio {t_plain / t_runlab:.3f}",
+            flush=True,
+        )
+    plain_s, runlab_s = [p.plain for p in pairs], [p.runlab for p in pairs]
+    print(f"  plain pool, {cores} processes: {spread(plain_s)}; Runlab: {spread(runlab_s)}")
+    scale, prefix = (1e6, "M") if work / statistics.median(plain_s) >= 1e7 else (1e3, "k")
+    print(
+        f"  per core: plain {work / statistics.median(plain_s) / cores / scale:,.3g} "
+        f"{prefix} {w.unit}/s, Runlab {work / statistics.median(runlab_s) / cores / scale:,.3g} "
+        f"{prefix} {w.unit}/s"
+    )
+    print(f"  ratio plain ÷ Runlab: {spread([p.ratio for p in pairs], unit='', digits=3)}")
+    return pairs
+
+
+def workloads(scale: float) -> list[Workload]:
+    def n(x: float, least: int) -> int:
+        return max(least, round(x * scale))
+
+    # Each about 3-5 s of the plain pool on two cores.
+    return [
+        pi_job(n(1e9, 1_000_000)),
+        *option_jobs(n(2e8, 10_000), n(2e6, 1_000), n(5e5, 1_000)),
+        portfolio_job("normal", n(1e8, 10_000)),
+        portfolio_job("student_t", n(4e7, 10_000)),
+        bootstrap_job(n(2e4, 1_000)),
+        optimize_job(n(256, 4)),
+    ]
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help=f"Scale every size by {QUICK} for a quick check.")
-@click.option("--paths", default=200_000_000, show_default=True, help="European call paths.")
-@click.option("--asian-paths", default=4_000_000, show_default=True, help="Asian call paths.")
-@click.option("--samples", default=1_000_000_000, show_default=True, help="π samples.")
-@click.option("--starts", default=64, show_default=True, help="Optimisation starts.")
-@click.option("--scenarios", default=100_000_000, show_default=True, help="Normal scenarios.")
-@click.option("--t-scenarios", default=40_000_000, show_default=True, help="Student-t scenarios.")
-@click.option("--resamples", default=100_000, show_default=True, help="Bootstrap resamples.")
-def main(
-    quick: bool,
-    paths: int,
-    asian_paths: int,
-    samples: int,
-    starts: int,
-    scenarios: int,
-    t_scenarios: int,
-    resamples: int,
-) -> None:
-    started = time.perf_counter()
-    if quick:
-        paths, asian_paths, samples = (round(v * QUICK) for v in (paths, asian_paths, samples))
-        scenarios, t_scenarios = (max(1_000, round(v * QUICK)) for v in (scenarios, t_scenarios))
-        resamples, starts = max(100, round(resamples * QUICK)), min(starts, 8)
+@click.option(
+    "--backend",
+    type=click.Choice(["sqlite", "postgres", "both"]),
+    default="both",
+    show_default=True,
+)
+@click.option("--repeat", default=5, show_default=True, help="Alternated runs of each.")
+@click.option("--scale", default=1.0, show_default=True, help="Scale every workload's size.")
+@click.option("--only", default="", help="Only the workloads of this kind.")
+def main(backend: str, repeat: int, scale: float, only: str) -> None:
+    cores = os.cpu_count() or 1
     print(
-        f"machine: {os.cpu_count()} cores; NumPy {np.__version__}; load average {load()}",
-        flush=True,
+        f"machine: {platform.node()} {platform.machine()}, {cores} cores, Python "
+        f"{platform.python_version()}, NumPy {np.__version__}"
     )
-    rows: list[Row] = []
-    with ExitStack() as stack:
-        clients: dict[int, Client] = {}
-        for workers in WORKERS:
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-                )
-            )
-            clients[workers] = stack.enter_context(Client(cluster, set_as_default=False))
-            clients[workers].run(_warm)
-        print(f"clusters of 1 and 2 workers up after {time.perf_counter() - started:.1f} s")
-        rows += bench_option_pricing(clients, paths, asian_paths)
-        rows += bench_pi(clients, samples)
-        rows += bench_optimize(clients, starts)
-        rows += bench_portfolio(clients, scenarios, t_scenarios)
-        rows += bench_bootstrap(clients, resamples)
-    print()
-    print(table(rows))
-    print()
-    print(f"run time {time.perf_counter() - started:.0f} s; load average now {load()}")
+    chosen = [w for w in workloads(scale) if not only or w.kind == only]
+    backends = ["sqlite", "postgres"] if backend == "both" else [backend]
+    ratios: dict[tuple[str, str], tuple[float, float, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-kinds-") as tmp, whole_path.pool(cores) as pool:
+        for b in backends:
+            print(f"\n== {b}: {repeat} alternated runs of each; load average {whole_path.load()}")
+            folder = Path(tmp) / b
+            folder.mkdir()
+            artifacts = ArtifactStore(str(folder / "artifacts"))
+            with (
+                store(b, folder, "bench_kinds") as (engine, url),
+                whole_path.runner(url, folder / "artifacts"),
+            ):
+                # Warm: the runner's cluster up, its workers' imports done.
+                for w in chosen:
+                    whole_path.through_runlab(engine, artifacts, w.kind, small(w))
+                for w in chosen:
+                    pairs = run(w, engine, artifacts, repeat, pool)
+                    r = [p.ratio for p in pairs]
+                    ratios[b, f"{w.kind}: {w.what}"] = (statistics.median(r), min(r), w.target)
+            print(f"load average after: {whole_path.load()}")
+    print("\n| store | workload | plain ÷ Runlab, median (min) | target |\n|---|---|---|---|")
+    for (b, what), (med, low, target) in ratios.items():
+        print(f"| {b} | {what} | {med:.3f} ({low:.3f}) | ≥ {target} |")
+    missed = [k for k, (med, _, target) in ratios.items() if med < target]
+    print(
+        f"\nsummary: every kind, plain pool ÷ Runlab, median of {repeat} alternated runs: "
+        + "; ".join(
+            f"{b} {what.split(':')[0]} {med:.3f}" for (b, what), (med, _, _) in ratios.items()
+        )
+        + f"; lowest {min(m for m, _, _ in ratios.values()):.3f}"
+        + f"; targets ≥ {TARGET}, π ≥ {TARGET_PI}: "
+        + ("met" if not missed else "MISSED by " + ", ".join(f"{b} {w}" for b, w in missed))
+    )
+
+
+def small(w: Workload) -> dict[str, Any]:
+    """The workload at a small size: what warms a runner's workers for it."""
+    out = dict(w.params)
+    for name, least in (("samples", 1_000_000), ("paths", 10_000), ("scenarios", 10_000)):
+        if name in out:
+            out[name] = least
+    if "resamples" in out:
+        out["resamples"] = 1_000
+    if "starts" in out:
+        out["starts"] = 2
+    return out
 
 
 if __name__ == "__main__":

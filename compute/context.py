@@ -58,6 +58,8 @@ class _Reporting(Protocol):
 
     def as_completed(self, futures: Iterable[Any]) -> Iterator[tuple[Any, Any]]: ...
 
+    def everywhere(self, future: Any) -> None: ...
+
 
 class ChunkLoop:
     """The one driver loop of the chunked kinds, for any context that reports like JobContext."""
@@ -115,6 +117,7 @@ class ChunkLoop:
         if todo and load is not None:
             key = f"{LOAD}-{funcname(load[0])}-{uuid.uuid4().hex}"
             lead = (self.client.submit(load[0], *load[1], key=key, pure=False),)
+            self.everywhere(lead[0])
         futures = {
             self.client.submit(kernel, *lead, *chunks[i], seeds[i], pure=False): i for i in todo
         }
@@ -133,6 +136,10 @@ class ChunkLoop:
             self.log("info", f"stopped early: kept {len(done)} of {total} {name}s")
             self.covered = len(done) / total
         return dict(sorted(done.items()))
+
+    def everywhere(self, future: Any) -> None:
+        """Have a loaded value on every worker before the chunks that read it are submitted.
+        Without a cluster there is nothing to spread."""
 
 
 class JobContext(ChunkLoop):
@@ -366,6 +373,21 @@ class JobContext(ChunkLoop):
             pending = [f for f in futures if not f.done()]
             if pending and self.client is not None:
                 self.client.cancel(pending)
+
+    def everywhere(self, future: Future) -> None:
+        """Copy a loaded value to every worker once it is made (checking for a cancel while it
+        is). Dask runs a task where its inputs are: left on the one worker that loaded it, the
+        chunks would queue there while the other workers idle, until work stealing moved a few;
+        a bootstrap of 4 chunks on 2 workers ran 3 on one. A load that failed is not copied:
+        the chunks fail with its error."""
+        while True:
+            try:
+                distributed.wait([future], timeout=WAIT_STEP)
+                break
+            except TimeoutError:
+                self.check_cancelled()
+        if future.status == "finished":
+            self.client.replicate([future])
 
     def _wait_for_one(self, done: distributed.as_completed) -> bool:
         """Block until a future is ready (True), or none is left or a stop was asked (False);

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -77,6 +77,17 @@ def _downsample(n: int, m: int) -> list[int]:
     if n <= m:
         return list(range(n))
     return sorted({round(k * (n - 1) / (m - 1)) for k in range(m)})
+
+
+def solve_starts(
+    params: Mapping[str, Any],
+    seeds: Sequence[np.random.SeedSequence],
+    _task_seed: np.random.SeedSequence | None = None,
+) -> list[dict[str, Any]]:
+    """Several starts in one task, each from its own seed, so that a task is long enough for
+    Dask's per-task cost to vanish beside it. The chunk loop's own seed for the task goes
+    unused: a start's outcome depends on its own seed alone, however the starts are grouped."""
+    return [solve(params, seed) for seed in seeds]
 
 
 def solve(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Minimise a standard test function from many random starts, one Dask task per start.
+"""Minimise a standard test function from many random starts, a few starts per Dask task.
 
 Each start is drawn uniformly in the objective's usual search box from its own seed, so every
 start's outcome is a function of the parameters, the seed and its index only: the best point
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from compute.context import JobContext
 from compute.headline import Figure, Headline, Table
-from compute.kernels.optimize import BOXES, path_points, solve, value
+from compute.kernels.optimize import BOXES, path_points, solve, solve_starts, value
 from compute.registry import register
 from compute.seeds import Seed, spawn
 from runlab import format as fmt
@@ -31,6 +31,15 @@ MAX_ITERATIONS = 1_000_000
 # starts × max_iterations × dimension: tens of minutes of one core for the local methods, so a
 # typo cannot queue a month of work.
 BUDGET = 10**9
+# Starts per Dask task, at most: a local method's start takes about 5-250 ms here, so 8 of them
+# make a task of a tenth of a second or more; one differential evolution is already that long.
+STARTS_PER_TASK: dict[str, int] = {
+    "Nelder-Mead": 8,
+    "Powell": 8,
+    "L-BFGS-B": 8,
+    "differential_evolution": 1,
+}
+MIN_TASKS = 8  # starts are grouped only when there are enough to keep this many tasks
 MATCH = 1e-3  # how close a himmelblau start must end to a known minimum to be labelled with it
 
 HIMMELBLAU_MINIMA: dict[str, tuple[float, float]] = {
@@ -148,10 +157,17 @@ def label(x: list[float | None]) -> str | None:
 
 
 def plan(p: OptimizeParams) -> list[np.random.SeedSequence]:
-    """One seed per start, one Dask task per start: a function of the parameters only, and the
-    very streams the driver's `map_chunks` gives its starts."""
+    """One seed per start: a function of the parameters only, whatever the tasks."""
     assert p.seed is not None  # filled by the model
     return spawn(p.seed, p.starts)
+
+
+def groups(p: OptimizeParams) -> list[range]:
+    """The starts of each Dask task, in order: a function of the parameters only, never of the
+    cluster. Tiny tasks spend as long in Dask and in checkpoints as in SciPy; few starts stay
+    one per task, so that they still spread over the workers."""
+    per = max(1, min(STARTS_PER_TASK[p.method], p.starts // MIN_TASKS))
+    return [range(a, min(a + per, p.starts)) for a in range(0, p.starts, per)]
 
 
 def valid_outcome(o: Any, p: OptimizeParams) -> bool:
@@ -308,11 +324,15 @@ def figure(result: Mapping[str, Any], series: Mapping[str, tuple[list[float], li
 # --- the driver ---------------------------------------------------------------------------------
 
 
-def resumable(saved: Mapping[str, Any], p: OptimizeParams) -> dict[int, dict[str, Any]]:
-    """Start index → outcome, from checkpoints that have the shape these parameters give."""
-    return {
-        i: saved[f"start-{i}"] for i in range(p.starts) if valid_outcome(saved.get(f"start-{i}"), p)
-    }
+def resumable(saved: Mapping[str, Any], p: OptimizeParams) -> dict[int, list[dict[str, Any]]]:
+    """Task index → its starts' outcomes, from checkpoints that have the shape these
+    parameters give."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for j, g in enumerate(groups(p)):
+        c = saved.get(f"starts-{j}")
+        if isinstance(c, list) and len(c) == len(g) and all(valid_outcome(o, p) for o in c):
+            out[j] = c
+    return out
 
 
 def run_starts(
@@ -392,27 +412,31 @@ def run(ctx: JobContext, p: OptimizeParams) -> dict[str, Any]:
     evaluations = 0
     best = math.inf
 
-    def add(_i: int, outcome: dict[str, Any]) -> None:
+    def add(_j: int, outcomes: list[dict[str, Any]]) -> None:
         nonlocal evaluations, best
-        evaluations += outcome["evaluations"]
-        if outcome["f"] is not None:
-            best = min(best, outcome["f"])
+        for outcome in outcomes:
+            evaluations += outcome["evaluations"]
+            if outcome["f"] is not None:
+                best = min(best, outcome["f"])
 
     def show() -> None:
         if math.isfinite(best):
             ctx.metric("best_f", evaluations, best)
 
+    seeds = plan(p)
+    tasks = groups(p)
     with ctx.stage("optimise"):
         done = ctx.map_chunks(
-            solve,
-            [(params,)] * p.starts,
+            solve_starts,
+            [(params, seeds[g.start : g.stop]) for g in tasks],
             seed=p.seed,
             resume=lambda saved: resumable(saved, p),
             add=add,
             show=show,
-            name="start",
+            name="starts",
         )
     with ctx.stage("summarise"):
-        result = summarise(p, done)
+        outcomes = {i: o for j, got in done.items() for i, o in zip(tasks[j], got, strict=True)}
+        result = summarise(p, outcomes)
         ctx.log("info", f"best f {result['best_f']} after {result['evaluations']:,} evaluations")
     return result

@@ -20,6 +20,7 @@ from compute.kernels.optimize import gradient, solve, value
 from compute.kinds.optimize import (
     OptimizeParams,
     figure,
+    groups,
     plan,
     run,
     run_starts,
@@ -203,14 +204,14 @@ def test_the_driver_gives_the_pure_result_in_any_order_and_after_a_resume() -> N
     ctx = FakeContext()
     assert json.dumps(run(ctx, p)) == json.dumps(pure)  # type: ignore[arg-type]
     assert ctx.stages == ["plan", "optimise", "summarise"]
-    assert sorted(ctx.saved) == [f"start-{i}" for i in range(5)]
+    assert sorted(ctx.saved) == [f"starts-{i}" for i in range(5)]
     steps = [m[1] for m in ctx.metrics]
     assert {m[0] for m in ctx.metrics} == {"best_f"} and len(steps) == 5
     assert steps == sorted(steps) and steps[-1] == pure["evaluations"]
     assert ctx.metrics[-1][2] == pure["best_f"]
 
-    kept = {k: ctx.saved[k] for k in ("start-1", "start-3")}
-    broken = {"start-0": {"x": [1.0]}, "start-2": "junk"}
+    kept = {k: ctx.saved[k] for k in ("starts-1", "starts-3")}
+    broken = {"starts-0": [{"x": [1.0]}], "starts-2": "junk"}
     resumed = FakeContext({**kept, **broken})
     assert json.dumps(run(resumed, p)) == json.dumps(pure)  # type: ignore[arg-type]
     assert resumed.client.submitted == 3
@@ -288,3 +289,25 @@ values = st.one_of(
 )
 def test_any_input_is_either_accepted_or_refused_field_by_field(params: dict[str, Any]) -> None:
     accepted_or_refused(KIND, params)
+
+
+def test_many_starts_share_a_task_and_give_the_result_of_one_start_per_task() -> None:
+    params = {"objective": "rastrigin", "dimension": 3, "starts": 40, "seed": 6}
+    p = OptimizeParams.model_validate(params)
+    tasks = groups(p)
+    assert [len(g) for g in tasks] == [5] * 8
+    assert [i for g in tasks for i in g] == list(range(40))
+    ctx = FakeContext()
+    assert json.dumps(run(ctx, p)) == json.dumps(optimise(**params))  # type: ignore[arg-type]
+    assert ctx.client.submitted == 8
+    assert sorted(ctx.saved) == sorted(f"starts-{j}" for j in range(8))
+    # A saved task whose starts do not match this plan is done again, not trusted.
+    short = {"starts-0": ctx.saved["starts-0"][:4], "starts-1": ctx.saved["starts-1"]}
+    resumed = FakeContext(short)
+    assert json.dumps(run(resumed, p)) == json.dumps(optimise(**params))  # type: ignore[arg-type]
+    assert resumed.client.submitted == 7
+
+
+def test_differential_evolution_keeps_one_start_per_task() -> None:
+    p = OptimizeParams(method="differential_evolution", starts=64, seed=1)
+    assert len(groups(p)) == 64
