@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
@@ -38,13 +39,25 @@ MAX_COLLECTED = 20_000  # the rows a collect step takes; more is a sweep to read
 OPEN = (Status.QUEUED.value, Status.RUNNING.value)
 
 
-def advance(engine: Engine, *, queues: Collection[str] | None = None) -> int:
-    """Make every move that is due now; the number of steps moved. `queues` are the queues a
-    step's job may name (the settings' `queue_names`)."""
+@dataclass(frozen=True)
+class Pass:
+    """What one call of `advance` did: the steps it moved, and the pipelines it found open."""
+
+    moved: int
+    open: int
+
+
+def advance(engine: Engine, *, queues: Collection[str] | None = None) -> Pass:
+    """Make every move that is due now. `queues` are the queues a step's job may name (the
+    settings' `queue_names`)."""
     moved = 0
-    for _round in range(MAX_ROUNDS):
+    seen = 0
+    for round_ in range(MAX_ROUNDS):
         n = 0
-        for p in store.open_pipelines(engine):
+        pipelines = store.open_pipelines(engine)
+        if round_ == 0:
+            seen = len(pipelines)
+        for p in pipelines:
             try:
                 n += _advance(engine, p, queues)
             except SQLAlchemyError:
@@ -57,7 +70,7 @@ def advance(engine: Engine, *, queues: Collection[str] | None = None) -> int:
         moved += n
         if not n:
             break
-    return moved
+    return Pass(moved, seen)
 
 
 _told: set[int] = set()  # the pipelines whose failure to move on was logged

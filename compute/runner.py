@@ -57,6 +57,8 @@ PURGE_PERIOD = 3600.0  # seconds between two scheduled purges, when RUNLAB_PURGE
 WORKERS_TTL = 1.0  # seconds a count of the Dask workers is trusted by the claim loop
 WORKERS_TIMEOUT = 2.0  # seconds the scheduler has to say how many workers it has
 PIPELINE_SECONDS = 0.5  # the pipelines thread's period when no job of this runner ends
+# Its period while no pipeline is open: a new one wakes it as new work wakes the claim loop.
+PIPELINE_IDLE_SECONDS = 5.0
 PIPELINE_SPACING = 0.1  # and its least spacing when many do: one indexed probe each
 # Seconds a busy runner waits at most, once a slot is free, for half its slots to be free
 # before it claims: short jobs' slots are then claimed in a few transactions, not one by one.
@@ -214,7 +216,7 @@ class Runner:
             if self._listener is not None:
                 threading.Thread(
                     target=self._listener.serve,
-                    args=(self._stop, self._wake.set),
+                    args=(self._stop, self._new_work),
                     name="wake",
                     daemon=True,
                 ).start()
@@ -239,6 +241,11 @@ class Runner:
             self._hurry.set()
         self._stop.set()
         self._wake.set()
+
+    def _new_work(self) -> None:
+        """Something was queued: a job to claim, or a pipeline whose first steps may start."""
+        self._wake.set()
+        self._job_ended.set()
 
     def _held(self) -> list[_Running]:
         with self._lock:
@@ -357,7 +364,7 @@ class Runner:
 
     def _listen_loop(self) -> None:
         """Wake the claim loop as soon as a job is submitted (PostgreSQL NOTIFY)."""
-        ledger.listen(self.engine, self._stop, self._wake.set, retry_after=PG_FALLBACK_POLL)
+        ledger.listen(self.engine, self._stop, self._new_work, retry_after=PG_FALLBACK_POLL)
 
     # --- one job --------------------------------------------------------------------------------
 
@@ -679,24 +686,29 @@ class Runner:
             self._stop.wait(PURGE_PERIOD)
 
     def _pipeline_loop(self) -> None:
-        """Move pipelines on: at once when a job of this runner ends, else every half second,
-        for the jobs other runners end and the steps other pipelines' clients cancel. A failed
-        pass is logged and tried again; it never stops the runner."""
+        """Move pipelines on: at once when a job of this runner ends or a pipeline is stored
+        (its commit wakes the runners as new jobs do), else every half second while one is
+        open, for the jobs other runners end and the steps other pipelines' clients cancel, and
+        every few seconds while none is. A failed pass is logged and tried again; it never
+        stops the runner."""
         failures = 0
+        idle = False
         while not self._stop.is_set():
             try:
-                moved = advance.advance(self.engine, queues=self.settings.queue_names)
+                done = advance.advance(self.engine, queues=self.settings.queue_names)
             except Exception:
                 failures += 1
                 if failures == 1 or failures % 100 == 0:
                     log.warning("could not move pipelines on (%d tries)", failures, exc_info=True)
             else:
                 failures = 0
-                if moved:
-                    log.info("pipelines: %d step(s) moved on", moved)
+                idle = not done.open
+                if done.moved:
+                    log.info("pipelines: %d step(s) moved on", done.moved)
                     self._wake.set()  # a step that started has jobs to claim
             self._stop.wait(PIPELINE_SPACING)
-            self._job_ended.wait(PIPELINE_SECONDS * min(10, 2**failures))
+            period = PIPELINE_IDLE_SECONDS if idle else PIPELINE_SECONDS * min(10, 2**failures)
+            self._job_ended.wait(period)
             self._job_ended.clear()
 
     def _until_stored(self, what: str, write: Callable[[], T]) -> T:

@@ -26,6 +26,7 @@ from jobstore import sweeps as sweep_store
 from jobstore import transitions
 from jobstore.engine import db_now, reading
 from jobstore.enqueue import NewJob, insert_jobs
+from jobstore.ledger import notify
 from jobstore.models import Job, JobResult, Pipeline, PipelineStep, Status, Sweep, table_of
 from jobstore.states import StepStatus as StepStatus  # where pages and the CLI find it
 from jobstore.states import move_step
@@ -146,6 +147,7 @@ def create(engine: Engine, new: NewPipeline) -> str:
                     for s in new.steps
                 ],
             )
+            notify(conn)  # the runners' pipelines threads start its first steps at once
     except IntegrityError:
         if new.idempotency_key is None:
             raise
