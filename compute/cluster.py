@@ -9,11 +9,74 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
+from typing import Any
 
+import dask.config
+import distributed.scheduler as scheduler_module
 from distributed import Client, LocalCluster, Worker
 from distributed.core import Status
 
 log = logging.getLogger(__name__)
+
+# Dask's defaults that Runlab changes, for what an idle runner costs: with Dask's own, a runner
+# and its LocalCluster of two workers used 8 % of a core doing nothing, most of it these timers
+# firing in the runner's event loop and in every worker (benchmarks/bench_idle.py). They are
+# defaults: a value set in Dask's own configuration (a YAML file, a DASK_… variable) wins.
+DASK_DEFAULTS = {
+    # The check that the event loop answers: 50 times a second in every process by default.
+    # Once a second still finds a loop blocked past its 3 s limit.
+    "distributed.admin.tick.interval": "1s",
+    # The dashboard's CPU, memory and network plots: every 2 s instead of twice a second.
+    "distributed.admin.system-monitor.interval": "2s",
+    # Dask's statistical profiler samples each worker 100 times a second, busy or idle, for the
+    # dashboard's Profile page. Off; DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=true brings it
+    # back.
+    "distributed.worker.profile.enabled": False,
+    # How often a nanny and its worker compare the worker's memory with its limits.
+    "distributed.worker.memory.monitor-interval": "1s",
+    # The client's refresh of the scheduler's details, which the runner does not read: it asks
+    # for the workers itself.
+    "distributed.client.scheduler-info-interval": "10s",
+}
+
+
+# How often a worker reports to its scheduler. Dask asks every worker of a cluster of up to ten
+# for a heartbeat twice a second, and has no setting for it; the reports feed the dashboard and
+# the scheduler's view of memory, and a worker that dies is noticed by its closed connection,
+# not by a missing heartbeat. Every 2 s they cost a LocalCluster's scheduler and workers half as
+# much idle CPU as all Dask's other timers together. Larger clusters keep Dask's own pace.
+HEARTBEAT_SECONDS = 2.0
+
+
+def quiet_dask() -> None:
+    """Runlab's Dask defaults, for each key that Dask's own configuration leaves unset, and
+    the slower heartbeat of a scheduler started in this process."""
+    own = dask.config.collect()  # YAML files and DASK_ variables, without Dask's defaults
+    missing = object()
+    dask.config.set({k: v for k, v in DASK_DEFAULTS.items() if _get(own, k, missing) is missing})
+    if not getattr(scheduler_module.heartbeat_interval, "runlab", False):
+        dasks_own = scheduler_module.heartbeat_interval
+
+        def heartbeat_interval(n: int) -> float:
+            return max(HEARTBEAT_SECONDS, dasks_own(n))
+
+        heartbeat_interval.runlab = True  # type: ignore[attr-defined]
+        # The scheduler calls this module's function by name for every heartbeat's reply.
+        scheduler_module.heartbeat_interval = heartbeat_interval
+
+
+def _get(config: dict[str, Any], dotted: str, default: object) -> object:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict):
+            return default
+        # Dask reads "monitor_interval" and "monitor-interval" alike.
+        node = node.get(part, node.get(part.replace("-", "_"), default))
+        if node is default:
+            return default
+    return node
+
+
 # A nanny in one of these states will not start its worker again.
 _GONE = (Status.closed, Status.closing, Status.failed)
 
@@ -93,6 +156,7 @@ def connect(
         log.info("connecting to Dask scheduler %s", scheduler)
         return Cluster(Client(scheduler, timeout="30s"), None, scheduler)
     workers = n_workers or os.cpu_count() or 1
+    quiet_dask()  # each nanny passes the configuration on to its worker
     local = LocalCluster(
         n_workers=workers,
         threads_per_worker=1,
