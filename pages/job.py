@@ -128,8 +128,10 @@ def live(was_terminal: bool) -> None:
     job_view.overall(now)
     eta.eta(engine, now, settings)
     link = st.empty()  # above the tabs, filled once they have said what they show
-    view = job_view.tabs(now, kind)
+    later = job_view.Later()  # the Result's chart, sent after the headline and the link
+    view = job_view.tabs(now, kind, later)
     job_view.share(link, now, view)
+    later.draw()
 
 
 live(job.status.terminal)

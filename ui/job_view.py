@@ -9,6 +9,7 @@ through `md_escape`, never as Markdown of its own.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,6 +58,12 @@ DOWNLOAD_MAX_POINTS = 1_000_000
 CONFIRM_CANCEL_AFTER = 60.0
 CANCEL_ASKED = "job.cancel_asked"  # (id, seconds run) of the cancel waiting for a yes
 Cancel = Callable[[Engine, str], None]  # the page's own cancel: engine, public id
+# A tab's first Plotly chart makes the browser load and compile Plotly's bundle, most of a
+# second that blocks its drawing; sent with the headline, it held the headline back too. The
+# Result tab's chart is sent last, and in a session that has not had one yet, this long after
+# the rest of the page, time for the browser to draw the headline first (benchmarks/bench_ui.py).
+FIRST_CHART_AFTER = 0.3
+CHARTED = "job.charted"  # this session's browser tab has drawn a chart of the job page
 
 
 def refresh_every(status: Status) -> float | None:
@@ -130,10 +137,27 @@ def default_tab(status: Status) -> str:
     return "Result" if status.terminal else "Progress"
 
 
-def tabs(job: JobDetail, kind: Kind | None) -> ViewState:
+class Later:
+    """Parts of the page drawn once the rest has been sent, each into the place kept for it."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[DeltaGenerator, Callable[[], None]]] = []
+
+    def add(self, draw: Callable[[], None]) -> None:
+        self.parts.append((st.container(), draw))
+
+    def draw(self) -> None:
+        for slot, draw in self.parts:
+            with slot:
+                draw()
+        self.parts.clear()
+
+
+def tabs(job: JobDetail, kind: Kind | None, later: Later | None = None) -> ViewState:
     """The tabs, bound to ?tab=…; only the open one is drawn, on each tick of the live part.
 
-    Returns what the URL now holds, for the link to this view.
+    Returns what the URL now holds, for the link to this view. With `later`, the Result
+    tab's chart and JSON are left to it, for the caller to draw after the rest of the page.
     """
     default = default_tab(job.status)
     _follow_the_outcome(job)
@@ -146,7 +170,7 @@ def tabs(job: JobDetail, kind: Kind | None) -> ViewState:
         args=(job.id,),
     )
     draw: dict[str, Callable[[], ViewState | None]] = {
-        "Result": lambda: outcome(job, kind),
+        "Result": lambda: outcome(job, kind, later),
         "Progress": lambda: progress(job),
         "Timeline": lambda: timeline(job),
         "Parameters": lambda: parameters(job),
@@ -181,9 +205,9 @@ def _picked(job_id: str) -> None:
     st.session_state.setdefault(PICKED, {})[job_id] = st.session_state.get(TAB_KEY)
 
 
-def outcome(job: JobDetail, kind: Kind | None) -> None:
+def outcome(job: JobDetail, kind: Kind | None, later: Later | None = None) -> None:
     if job.status is Status.SUCCEEDED:
-        result(job, kind)
+        result(job, kind, later)
     elif job.status is Status.FAILED:
         failure(job)
     elif job.status is Status.CANCELLED:
@@ -291,6 +315,7 @@ def timeline(job: JobDetail) -> None:
 def show(fig: go.Figure, *, key: str) -> None:
     """Draw a figure; a stable key lets a live chart update in place instead of flashing."""
     st.plotly_chart(fig, key=key, config=charts.PLOTLY_CONFIG, width="stretch")
+    st.session_state[CHARTED] = True
 
 
 def logs(job: JobDetail) -> None:
@@ -307,8 +332,12 @@ def logs(job: JobDetail) -> None:
     st.code("\n".join(lines), language="text", wrap_lines=True)
 
 
-def result(job: JobDetail, kind: Kind | None) -> None:
-    """The kind's headline (or the key numbers), its chart, then the whole result, folded."""
+def result(job: JobDetail, kind: Kind | None, later: Later | None = None) -> None:
+    """The kind's headline (or the key numbers), its chart, then the whole result, folded.
+
+    With `later`, the chart and the folded result are left to it: the headline is the answer,
+    and a tab's first chart would hold it back (`FIRST_CHART_AFTER`).
+    """
     summary = job.result or {}
     if job.partial:
         st.warning(partial_note(job.progress), icon=":material/content_cut:")
@@ -326,12 +355,21 @@ def result(job: JobDetail, kind: Kind | None) -> None:
             with st.container(horizontal=True, gap="large"):
                 for k, v in numbers:
                     st.metric(md_escape(fmt.label(k)), fmt.number(v), width="content")
-    fig = charts.result_figure(kind, summary, job.series) or charts.series_figure(job.series)
-    if fig is not None:
-        show(fig, key=f"result-{job.id}")
-    # Folded, with long lists cut to their size: the whole result is in the download.
-    with st.expander("Result as JSON", expanded=False, icon=":material/data_object:"):
-        st.json(fmt.browser_json(fmt.folded(summary)), expanded=2)
+
+    def chart_and_json() -> None:
+        fig = charts.result_figure(kind, summary, job.series) or charts.series_figure(job.series)
+        if fig is not None:
+            if later is not None and not st.session_state.get(CHARTED):
+                time.sleep(FIRST_CHART_AFTER)
+            show(fig, key=f"result-{job.id}")
+        # Folded, with long lists cut to their size: the whole result is in the download.
+        with st.expander("Result as JSON", expanded=False, icon=":material/data_object:"):
+            st.json(fmt.browser_json(fmt.folded(summary)), expanded=2)
+
+    if later is None:
+        chart_and_json()
+    else:
+        later.add(chart_and_json)
 
 
 def show_headline(headline: Headline) -> None:
