@@ -213,13 +213,11 @@ def load() -> str:
 def pool(cores: int) -> concurrent.futures.ProcessPoolExecutor:
     """A pool of one process per core, each warm before it takes a chunk.
 
-    Its processes start with the environment Dask's nanny gives a worker (one BLAS and OpenMP
-    thread each, `distributed.nanny.pre-spawn-environ`): two processes of two BLAS threads on
-    two cores would only get in each other's way, and make the plain side slower than it can be.
+    Its processes start with one BLAS and OpenMP thread each, as Dask's nanny starts a worker:
+    two processes of two BLAS threads each on two cores would only get in each other's way.
+    They keep glibc's own memory thresholds, as Runlab's workers do (compute/cluster.py).
     """
-    import dask.config
-
-    environ = {k: str(v) for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items()}
+    environ = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     saved = {k: os.environ.get(k) for k in environ}
     os.environ.update(environ)
     try:

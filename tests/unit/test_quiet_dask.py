@@ -10,7 +10,7 @@ import dask.config
 import distributed.scheduler as scheduler_module
 import pytest
 
-from compute.cluster import DASK_DEFAULTS, HEARTBEAT_SECONDS, quiet_dask
+from compute.cluster import DASK_DEFAULTS, HEARTBEAT_SECONDS, TRIM, quiet_dask
 
 
 @pytest.fixture(autouse=True)
@@ -55,3 +55,24 @@ def test_a_small_cluster_s_workers_report_every_two_seconds_and_a_large_one_as_d
     assert ours(1000) == dasks_own(1000) > HEARTBEAT_SECONDS
     assert ours.__closure__ is not None
     assert dasks_own in [c.cell_contents for c in ours.__closure__]
+
+
+def test_workers_keep_glibc_s_own_memory_thresholds_unless_dask_is_told_otherwise() -> None:
+    environ = "distributed.nanny.pre-spawn-environ"
+    assert TRIM in dask.config.get(environ)  # Dask's default, which this removes
+    quiet_dask()
+    assert TRIM not in dask.config.get(environ)
+    assert dask.config.get(environ)["OPENBLAS_NUM_THREADS"] == 1
+
+
+def test_a_trim_threshold_set_in_dask_s_own_configuration_stays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        dask.config,
+        "collect",
+        lambda: {"distributed": {"nanny": {"pre-spawn-environ": {TRIM: 1 << 20}}}},
+    )
+    dask.config.set({f"distributed.nanny.pre-spawn-environ.{TRIM}": 1 << 20})
+    quiet_dask()
+    assert dask.config.get("distributed.nanny.pre-spawn-environ")[TRIM] == 1 << 20
