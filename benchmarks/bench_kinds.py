@@ -7,11 +7,11 @@ runlab: the same parameters submitted to the store; a warm runner claims the job
         on its LocalCluster of one worker per core, and the job reaches `succeeded`, timed by
         the store's own clock from its created time to its finished time.
 
-For each workload the two alternate, run for run (plain, Runlab, plain, …), so that noise on a
-shared machine falls on both alike; each pair gives a ratio plain ÷ Runlab (1.0: Runlab costs
-nothing on top). Prints each run, the median with min and max, the per-core rates, the load
-average before and after, and a last summary line of every median ratio against its target:
-0.85, and 0.9 for π.
+For each workload the two alternate, run for run (plain, Runlab; Runlab, plain; …), so that noise
+on a shared machine, and whatever one run leaves for the next, falls on both alike; each pair gives
+a ratio plain ÷ Runlab (1.0: Runlab costs nothing on top). Prints each run, the median with min and
+max, the per-core rates, the load average before and after, and a last summary line of every median
+ratio against its target: 0.85, and 0.9 for π.
 
 Every result is checked before a figure is printed: Runlab's must equal the plain run's in
 every headline field (same seeds, same chunks), and both must agree with a closed form or an
@@ -371,8 +371,11 @@ def run(
     pairs: list[Pair] = []
     work = 0.0
     for i in range(repeat):
-        t_plain, got = whole_path.plain(w.kind, w.params, pool)
-        t_runlab, stored = whole_path.through_runlab(engine, artifacts, w.kind, w.params)
+        (t_plain, got), (t_runlab, stored) = whole_path.both(
+            i,
+            lambda: whole_path.plain(w.kind, w.params, pool),
+            lambda: whole_path.through_runlab(engine, artifacts, w.kind, w.params),
+        )
         if i == 0:
             detail = w.verdict(got)
             work = w.work(got)

@@ -7,9 +7,9 @@ runlab: submit to the store, a warm runner claims it and runs it on its LocalClu
         worker per core, and the job reaches `succeeded`: timed by the store's own clock, from
         the job's created time to its finished time.
 
-The two alternate, run for run (plain, Runlab, plain, …), so that noise on a shared machine falls
-on both alike; each run's pair gives a ratio plain ÷ Runlab (1.0: Runlab costs nothing on top).
-Prints each run, the median with min and max, the per-core rates, the load average before and
+The two alternate, run for run (plain, Runlab; Runlab, plain; …), so that noise on a shared machine
+falls on both alike; each run's pair gives a ratio plain ÷ Runlab (1.0: Runlab costs nothing on
+top). Prints each run, the median with min and max, the per-core rates, the load average before and
 after, and a last summary line with every store's median ratio against the target of 0.9.
 
 Run: .venv/bin/python benchmarks/bench_pi.py [--backend sqlite|postgres|both] [--repeat 5]
@@ -56,8 +56,11 @@ def run(backend: str, folder: Path, n: int, repeat: int, pool: ProcessPoolExecut
         # Warm: workers started, NumPy imported.
         whole_path.through_runlab(engine, keep, "monte_carlo_pi", {"samples": 1_000_000})
         for i in range(repeat):
-            t_plain, mine = whole_path.plain("monte_carlo_pi", params, pool)
-            t_runlab, stored = whole_path.through_runlab(engine, keep, "monte_carlo_pi", params)
+            (t_plain, mine), (t_runlab, stored) = whole_path.both(
+                i,
+                lambda: whole_path.plain("monte_carlo_pi", params, pool),
+                lambda: whole_path.through_runlab(engine, keep, "monte_carlo_pi", params),
+            )
             if stored["inside"] != mine["inside"]:
                 raise SystemExit(
                     f"run {i + 1}: Runlab counted {stored['inside']}, plain {mine['inside']}"

@@ -198,6 +198,20 @@ class Pair:
         return self.plain / self.runlab
 
 
+def both(
+    i: int,
+    plain_side: Callable[[], tuple[float, Any]],
+    runlab_side: Callable[[], tuple[float, Any]],
+) -> tuple[tuple[float, Any], tuple[float, Any]]:
+    """Run `i` of an alternated series: plain first on even runs, Runlab first on odd ones, so
+    that whatever the first of a pair leaves behind (warm caches, a busy disk) falls on both."""
+    if i % 2 == 0:
+        first = plain_side()
+        return first, runlab_side()
+    second = runlab_side()
+    return plain_side(), second
+
+
 def spread(values: list[float], unit: str = " s", digits: int = 2) -> str:
     return (
         f"{statistics.median(values):.{digits}f}{unit} "
