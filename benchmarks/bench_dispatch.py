@@ -10,6 +10,13 @@ throughput: 1, 2 and 4 runners, all registered first; then the jobs are queued i
             transaction through the store's bulk path (`intake.submit_many`), and
             the rate is jobs ÷ (last `finished_at` - first `started_at`). Every job must end
             `succeeded` with exactly one claim event.
+cpu:        the runner CPU per job is the CPU time (user and system, /proc) of each runner
+            process and of every process under it (its LocalCluster's Dask worker, which a
+            zero-work job never uses), from just before the jobs are queued until the last
+            ends, divided by the jobs. SQLite's own work is inside it, since SQLite runs in the
+            runner; PostgreSQL's server processes are not, as procrastinate's are not. This is
+            how the peers' script counts a peer: its worker process and every child of it, over
+            the window of its batch.
 locks:      lines saying "database is locked" in the runners' logs, and jobs that failed.
 queues:     the latency and the throughput (with the first runner count) on one queue and over
             8 named queues in turn, `--queues-repeats` times each (four of the eight with a
@@ -176,12 +183,15 @@ class Runners:
             r.proc.wait()
 
     def cpu_seconds(self) -> float:
-        """CPU time the runner processes (their own threads, not their Dask workers) have used."""
+        """CPU time the runner processes and every process under them (their Dask workers, and
+        the LocalCluster's nannies) have used: a whole process tree, as the peers' script counts
+        each peer's worker with its children."""
         total = 0.0
         for r in self.procs:
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                fields = Path(f"/proc/{r.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            for pid in [r.proc.pid, *_descendants(r.proc.pid)]:
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
         return total
 
     def log_counts(self) -> tuple[int, int]:
@@ -192,6 +202,17 @@ class Runners:
                 locked += LOCKED in line.lower()
                 trouble += any(t in line for t in TROUBLE)
         return locked, trouble
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes under `pid`, children first, read from /proc (Linux)."""
+    out: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError):
+                for child in (task / "children").read_text().split():
+                    out += [int(child), *_descendants(int(child))]
+    return out
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ from compute.seeds import spawn
 from jobstore import reports
 from jobstore.models import StageStatus
 from jobstore.reports import Lease, Report, StageUpdate
+from jobstore.views import Cost
 from runlab.artifacts import ArtifactStore, UploadSource
 from runlab.errors import JobCancelled, JobTimedOut, LostJob, NoWorkers, UploadMissing
 
@@ -40,6 +41,7 @@ CHECKPOINTS = "checkpoints"  # the folder of a job's artifacts that holds its ch
 CHECKPOINT_BACKOFF = 30.0
 
 T = TypeVar("T")
+NO_TASKS = Cost()  # what an attempt that submitted no task cost
 
 
 class _Reporting(Protocol):
@@ -59,6 +61,25 @@ class _Reporting(Protocol):
     def as_completed(self, futures: Iterable[Any]) -> Iterator[tuple[Any, Any]]: ...
 
     def everywhere(self, future: Any) -> None: ...
+
+
+class Flag:
+    """What a threading.Event is to the driver and the runner here, set and read but never
+    waited on; a plain attribute is enough under the GIL, and costs a job far less to make."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def clear(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
 
 
 class ChunkLoop:
@@ -174,18 +195,21 @@ class JobContext(ChunkLoop):
         self._engine = engine
         self._artifacts = artifacts
         self.lease = lease
-        self._ledger = CostLedger()
-        self.client: Any = (
-            None
-            if client is None
-            else MeteredClient(client, self._ledger, self._current_stage, resources)
-        )
+        # The metered client and its ledger are made when the driver first asks for the client
+        # (`client`): a driver that submits no task costs no ledger, token or subscription.
+        self._dask = client
+        self._resources = resources
+        self._metered: MeteredClient | None = None
+        self._ledger: CostLedger | None = None
         self._stage_names = list(stage_names)
-        weights = list(stage_weights or [1.0] * len(stage_names))
-        total = sum(weights) or 1.0
         # Where each declared stage starts on the overall bar, and its share of it.
-        self._shares = [w / total for w in weights]
-        self._starts = [sum(self._shares[:i]) for i in range(len(self._shares))]
+        if stage_weights is None and len(stage_names) == 1:
+            self._shares, self._starts = [1.0], [0.0]  # most kinds: one stage, the whole bar
+        else:
+            weights = list(stage_weights or [1.0] * len(stage_names))
+            total = sum(weights) or 1.0
+            self._shares = [w / total for w in weights]
+            self._starts = [sum(self._shares[:i]) for i in range(len(self._shares))]
         self._interval = write_interval
         self._lease_seconds = lease_seconds
         self._clock = clock
@@ -198,14 +222,14 @@ class JobContext(ChunkLoop):
         self._stage: tuple[int, str] | None = None
         self._progress = 0.0
         self._deadline = None if lease.timeout_seconds is None else clock() + lease.timeout_seconds
-        self.cancel_requested = threading.Event()
+        self.cancel_requested = Flag()
         # "Stop and keep": the driver ends its chunk loop early and keeps what finished.
-        self.stop_requested = threading.Event()
+        self.stop_requested = Flag()
         self.stoppable = stoppable  # only kinds that mark a partial result honour a stop
-        self.lost = threading.Event()
+        self.lost = Flag()
         # Set by the runner once its cluster has had no worker for too long: the driver stops
         # and the attempt is handed back.
-        self.no_workers = threading.Event()
+        self.no_workers = Flag()
         self.no_workers_reason = ""
         self._last_asked = clock()
         self._db_trouble = False
@@ -213,6 +237,20 @@ class JobContext(ChunkLoop):
         self._checkpoints_after = -math.inf  # no checkpoint is tried before then
         # Whether this attempt tried to save one: a first attempt that did not left none.
         self.wrote_checkpoints = False
+
+    @property
+    def client(self) -> Any:
+        """The Dask client behind a meter (None without a cluster), made at first use."""
+        if self._metered is None and self._dask is not None:
+            ledger = CostLedger()
+            metered = MeteredClient(self._dask, ledger, self._current_stage, self._resources)
+            with self._lock:  # the flush thread reads the ledger under it
+                self._ledger, self._metered = ledger, metered
+        return self._metered
+
+    @client.setter
+    def client(self, value: Any) -> None:
+        self._metered = value
 
     @property
     def job_id(self) -> str:
@@ -489,6 +527,10 @@ class JobContext(ChunkLoop):
     def _collect_cost(self, *, final: bool = False) -> None:
         """Move what the tasks cost since the last write into the pending report (with
         `_lock` held). The values are cumulative, so the newest always wins a merge."""
+        if self._ledger is None:  # no task submitted: nothing measured, zero once it ends
+            if final:
+                self._pending.cost = NO_TASKS
+            return
         total, stages = self._ledger.take(final=final)
         if total is not None:
             self._pending.cost = total

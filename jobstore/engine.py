@@ -17,6 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, DateTime, Engine, Float, Integer, create_engine, event, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -26,15 +27,21 @@ from runlab.errors import InvalidParams, StoreBusy
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_SECONDS = 30.0  # unless the URL says otherwise: sqlite:///runlab.db?timeout=5
 SQLITE_BUSY_MAX = 3600.0
+RECYCLE_SECONDS = 300  # a connection's life in a pool without pre-ping (see `make_engine`)
 READONLY = "runlab_readonly"
 _MIGRATE_LOCK = threading.Lock()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, pre_ping: bool = True) -> Engine:
     """An engine for `url`; a SQLite file's folder is made if missing.
 
     A SQLite URL's `timeout` (seconds, as pysqlite spells it) is how long a writer waits for
     another process's write lock before the store answers "busy".
+
+    On PostgreSQL, `pre_ping` checks each pooled connection with a round trip as it is taken,
+    so that a page never meets a connection the server closed (it restarted, say). Without it
+    (a runner's engine: `for_runner`), such a connection fails its first statement instead, and
+    SQLAlchemy then drops every connection the pool held before the failure.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -49,11 +56,30 @@ def make_engine(url: str) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     return create_engine(
         parsed,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
+        # Without the ping, connections are renewed every few minutes all the same, before a
+        # firewall or a server's idle timeout closes them unseen.
+        pool_recycle=-1 if pre_ping else RECYCLE_SECONDS,
         pool_size=10,
         max_overflow=20,
         json_serializer=jsonb.dumps,
     )
+
+
+def for_runner(engine: Engine) -> Engine:
+    """The engine a runner writes through: on PostgreSQL, the same store without the pool's
+    pre-ping, a round trip before every transaction, which a runner makes hundreds of a
+    second; it meets a closed connection as a failed write instead, which it retries anyway
+    (`compute.runner`). SQLite's engine is returned as it is."""
+    if not is_postgres(engine):
+        return engine
+    return make_engine(engine.url.render_as_string(hide_password=False), pre_ping=False)
+
+
+def stale_connection(exc: BaseException) -> bool:
+    """Whether a store error came from a pooled connection the server had closed: the pool
+    has since dropped every connection as old, so a second try gets a fresh one."""
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 def sqlite_busy_seconds(url: str) -> float:

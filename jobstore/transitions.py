@@ -23,6 +23,7 @@ from sqlalchemy import (
     Engine,
     and_,
     bindparam,
+    func,
     insert,
     select,
     true,
@@ -36,6 +37,7 @@ from jobstore.ledger import event_row, insert_events, notify
 from jobstore.models import Job, JobResult, JobStage, StageStatus, Status, Sweep, table_of
 from jobstore.reports import NO_COST, Lease, Report, write_batch, write_batches
 from jobstore.states import move, moved_events, transition
+from jobstore.views import Cost
 from runlab.errors import Forbidden, JobNotFound, LostJob, SweepNotFound
 from runlab.identity import SYSTEM, Actor
 
@@ -243,6 +245,15 @@ def succeed(
         raise LostJob(lease.job_id, lease.attempt)
 
 
+def _costed(batch: Report | None) -> Report | None:
+    """The final batch without its cost when the attempt ran no task: `_SUCCEED_JOBS` has
+    already made a cost not yet written zero, so most short jobs write no cost row at all."""
+    if batch is None or batch.cost is None or batch.cost != NO_TASKS:
+        return batch
+    return replace(batch, cost=None)
+
+
+NO_TASKS = Cost()
 _SUCCEED_JOBS = move(
     Status.RUNNING,
     Status.SUCCEEDED,
@@ -251,6 +262,11 @@ _SUCCEED_JOBS = move(
     lease_until=None,
     progress=1.0,
     stage=None,
+    # An attempt that ran no task costs zero, not "not measured"; one that did has its cost
+    # written by its final batch, after this, in the same transaction.
+    cpu_seconds=func.coalesce(jobs.c.cpu_seconds, 0.0),
+    task_seconds=func.coalesce(jobs.c.task_seconds, 0.0),
+    tasks=func.coalesce(jobs.c.tasks, 0),
 ).returning(jobs.c.id)
 _FINISH_STAGES = (
     update(stages_t)
@@ -294,7 +310,7 @@ def succeed_many(engine: Engine, done: Sequence[Success], *, wake: bool = False)
                 [(d.lease.job_id, d.lease.attempt, d.lease.runner_id) for d in ok],
             ),
         )
-        write_batches(conn, [(d.lease, d.batch) for d in ok])
+        write_batches(conn, [(d.lease, _costed(d.batch)) for d in ok])
         partial = [
             {"b_id": d.lease.job_id, "b_covered": min(1.0, max(0.0, d.covered))}
             for d in ok

@@ -66,3 +66,39 @@ def test_a_store_outage_reaches_every_waiting_job(ids: list[int]) -> None:
     commit.LINGER = 0.5  # type: ignore[misc]
     assert set(store_together(commit, ids).values()) == {"OperationalError"}
     assert len(store.groups) == 1  # no retry one by one: the store is simply out
+
+
+def test_a_result_handed_over_is_ended_on_the_writer_and_each_group_is_followed_once() -> None:
+    store = Store()
+    events: list[tuple[str, object]] = []
+    lock = threading.Lock()
+
+    def after() -> None:
+        with lock:
+            events.append(("after", threading.current_thread().name))
+        done.set()
+
+    done = threading.Event()
+    commit = GroupCommit(store.write, after=after)
+    commit.LINGER = 0.5  # type: ignore[misc]
+
+    def then(i: int):  # type: ignore[no-untyped-def]
+        def ended(fut) -> None:  # type: ignore[no-untyped-def]
+            outcome = type(fut.exception()).__name__ if fut.exception() else fut.result()
+            with lock:
+                events.append((f"job {i}", (outcome, threading.current_thread().name)))
+
+        return ended
+
+    for i in (1, 2, 3, 4):
+        commit.submit(success(i), then(i))  # returns at once: nothing waits for the store
+    assert done.wait(10)
+    jobs = dict(e for e in events if e[0].startswith("job"))
+    assert jobs == {
+        "job 1": (True, "results"),
+        "job 2": ("ValueError", "results"),
+        "job 3": (False, "results"),
+        "job 4": (True, "results"),
+    }
+    assert events[-1] == ("after", "results")  # after every job of the group
+    assert [e for e in events if e[0] == "after"] == [("after", "results")]
