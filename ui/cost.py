@@ -27,9 +27,10 @@ PEAK_HELP = (
 
 def cost(job: JobDetail) -> None:
     """The job's CPU time, task time, tasks and peak memory; then the same per stage."""
-    if job.cost is None:
+    if job.cost is None or job.cost.total.tasks == 0:
+        # A job that ran no Dask task costs zero; zeros in four metrics would say less.
         st.caption(
-            "Nothing was measured for this job: it ran no attempt that reported a cost."
+            "Nothing was measured for this job: it ran no Dask task that reported a cost."
             if job.status.terminal
             else "Nothing measured yet: the cost appears as the job's first tasks finish."
         )
