@@ -26,8 +26,8 @@ DASK_DEFAULTS = {
     # The check that the event loop answers: 50 times a second in every process by default.
     # Once a second still finds a loop blocked past its 3 s limit.
     "distributed.admin.tick.interval": "1s",
-    # The dashboard's CPU, memory and network plots: every 2 s instead of twice a second.
-    "distributed.admin.system-monitor.interval": "2s",
+    # The dashboard's CPU, memory and network plots: every 5 s instead of twice a second.
+    "distributed.admin.system-monitor.interval": "5s",
     # Dask's statistical profiler samples each worker 100 times a second, busy or idle, for the
     # dashboard's Profile page. Off; DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=true brings it
     # back.
