@@ -72,6 +72,7 @@ def quiet_dask() -> None:
             return max(HEARTBEAT_SECONDS, dasks_own(n))
 
         heartbeat_interval.runlab = True  # type: ignore[attr-defined]
+        heartbeat_interval.dasks_own = dasks_own  # type: ignore[attr-defined]
         # The scheduler calls this module's function by name for every heartbeat's reply.
         scheduler_module.heartbeat_interval = heartbeat_interval
 

@@ -15,10 +15,13 @@ from compute.cluster import DASK_DEFAULTS, HEARTBEAT_SECONDS, TRIM, quiet_dask
 
 @pytest.fixture(autouse=True)
 def _restore(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Dask's configuration and its scheduler module as they were, after each test. Dask's
-    functions hold the configuration's dict itself, so it is restored in place."""
+    """Each test starts from Dask's own configuration and heartbeat, whatever a runner started
+    earlier in this process set, and leaves them as it found them. Dask's functions hold the
+    configuration's dict itself, so it is restored in place."""
     saved = copy.deepcopy(dask.config.config)
-    monkeypatch.setattr(scheduler_module, "heartbeat_interval", scheduler_module.heartbeat_interval)
+    found = scheduler_module.heartbeat_interval
+    monkeypatch.setattr(scheduler_module, "heartbeat_interval", getattr(found, "dasks_own", found))
+    dask.config.refresh()
     yield
     dask.config.config.clear()
     dask.config.config.update(saved)
