@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.dispatch_kind import KIND  # noqa: E402
 from benchmarks.stores import store  # noqa: E402
+from benchmarks.whole_path import load  # noqa: E402
 from compute import intake, registry  # noqa: E402
 from jobstore import queries, transitions  # noqa: E402
 from jobstore.engine import reading  # noqa: E402
@@ -67,11 +68,6 @@ jobs_t = transitions.jobs
 
 
 # --- processes ----------------------------------------------------------------------------------
-
-
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"{one:.2f} (1 min), {five:.2f} (5 min)"
 
 
 def wait_until(probe: Callable[[], bool], *, timeout: float, what: str, every: float) -> None:

@@ -59,10 +59,9 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench_history  # noqa: E402
+from benchmarks import bench_history, whole_path  # noqa: E402
 from benchmarks.stores import store  # noqa: E402
 from jobstore import reports  # noqa: E402
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.processes import served  # noqa: E402
 from tests.ui import seed  # noqa: E402
 from ui.job_view import LIVE_SECONDS  # noqa: E402
@@ -140,19 +139,6 @@ def q(values: list[float], share: float) -> float:
     return ordered[int(share * (len(ordered) - 1))]
 
 
-@contextmanager
-def chromium() -> Iterator[Any]:
-    """One headless Chromium and one browser profile in it."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_context(viewport={"width": 1280, "height": 1000})
-        finally:
-            browser.close()
-
-
 # --- progress reaching the browser ----------------------------------------------------------------
 
 
@@ -174,7 +160,7 @@ def progress_seconds(url: str, folder: Path, updates: int) -> tuple[list[float],
     public_id, lease = seed.running(engine, "Live progress", progress=fraction(FIRST_PROGRESS))
     rng = random.Random(18)
     out: list[float] = []
-    with served(url, folder) as base, chromium() as ctx:
+    with served(url, folder) as base, bench_history.chromium() as ctx:
         page = ctx.new_page()
         page.goto(f"{base}/job?id={public_id}")
         page.locator("[data-testid='stProgress']", has_text="Overall").wait_for(timeout=60_000)
@@ -271,7 +257,7 @@ def new_tabs(url: str, folder: Path, loads: int) -> Tabs:
     """Each page opened in a new tab, in turn, `loads` times after one visit not counted."""
     succeeded, failed = finished_jobs(url)
     out = Tabs({})
-    with served(url, folder) as base, bare_server(folder) as bare, chromium() as ctx:
+    with served(url, folder) as base, bare_server(folder) as bare, bench_history.chromium() as ctx:
         pages = {
             "job": (f"{base}/job?id={succeeded}", JOB_MARKS),
             "bare": (f"{bare}/", BARE_MARKS),
@@ -320,10 +306,6 @@ def typical(values: list[float]) -> str:
     return f"median {statistics.median(values):.2f} s, worst {max(values):.2f} s"
 
 
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 @dataclass
 class Figures:
     backend: str
@@ -365,7 +347,7 @@ def run(
     backend: str, folder: Path, updates: int, loads: int, n: int, reuse: bool, parts: set[str]
 ) -> Figures:
     print(f"\n== {backend} ==")
-    print(f"load average before: {load()}")
+    print(f"load average before: {whole_path.load()}")
     figures = Figures(backend, [], Tabs({}), n, [])
     if "progress" in parts:
         with store(backend, folder, "bench_ui") as (_, url):
@@ -407,7 +389,7 @@ def run(
             f"  {typical(figures.history)} of {len(figures.history)} "
             f"(target median ≤ {TARGET_JOBS_S:.0f} s)"
         )
-    print(f"load average after: {load()}")
+    print(f"load average after: {whole_path.load()}")
     return figures
 
 
