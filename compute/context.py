@@ -62,6 +62,8 @@ class _Reporting(Protocol):
 
     def everywhere(self, future: Any) -> None: ...
 
+    def release(self, futures: Sequence[Any]) -> None: ...
+
 
 class Flag:
     """What a threading.Event is to the driver and the runner here, set and read but never
@@ -135,22 +137,26 @@ class ChunkLoop:
                 show()
         todo = [i for i in range(total) if i not in done]
         lead: tuple[Any, ...] = ()
-        if todo and load is not None:
-            key = f"{LOAD}-{funcname(load[0])}-{uuid.uuid4().hex}"
-            lead = (self.client.submit(load[0], *load[1], key=key, pure=False),)
-            self.everywhere(lead[0])
-        futures = {
-            self.client.submit(kernel, *lead, *chunks[i], seeds[i], pure=False): i for i in todo
-        }
-        for k, (fut, result) in enumerate(self.as_completed(futures), start=len(done) + 1):
-            i = futures[fut]
-            done[i] = result
-            self.checkpoint(f"{name}-{i}", result if save is None else save(i, result))
-            self.progress(k, total)
-            if add is not None:
-                add(i, result)
-            if show is not None:
-                show()
+        futures: dict[Any, int] = {}
+        try:
+            if todo and load is not None:
+                key = f"{LOAD}-{funcname(load[0])}-{uuid.uuid4().hex}"
+                lead = (self.client.submit(load[0], *load[1], key=key, pure=False),)
+                self.everywhere(lead[0])
+            futures = {
+                self.client.submit(kernel, *lead, *chunks[i], seeds[i], pure=False): i for i in todo
+            }
+            for k, (fut, result) in enumerate(self.as_completed(futures), start=len(done) + 1):
+                i = futures[fut]
+                done[i] = result
+                self.checkpoint(f"{name}-{i}", result if save is None else save(i, result))
+                self.progress(k, total)
+                if add is not None:
+                    add(i, result)
+                if show is not None:
+                    show()
+        finally:
+            self.release([*lead, *futures])
         if total and not done:
             raise JobCancelled(f"stopped before any {name} finished: there is nothing to keep")
         if len(done) < total:
@@ -161,6 +167,10 @@ class ChunkLoop:
     def everywhere(self, future: Any) -> None:
         """Have a loaded value on every worker before the chunks that read it are submitted.
         Without a cluster there is nothing to spread."""
+
+    def release(self, futures: Sequence[Any]) -> None:
+        """Let the cluster drop what the loop's tasks hold, now that it has their results.
+        Without a cluster there is nothing to drop."""
 
 
 class JobContext(ChunkLoop):
@@ -417,15 +427,26 @@ class JobContext(ChunkLoop):
         is). Dask runs a task where its inputs are: left on the one worker that loaded it, the
         chunks would queue there while the other workers idle, until work stealing moved a few;
         a bootstrap of 4 chunks on 2 workers ran 3 on one. A load that failed is not copied:
-        the chunks fail with its error."""
-        while True:
-            try:
-                distributed.wait([future], timeout=WAIT_STEP)
-                break
-            except TimeoutError:
-                self.check_cancelled()
+        the chunks fail with its error.
+
+        The wait is on an event, not `distributed.wait` with a timeout: each of its timeouts
+        raises an error whose traceback, caught in a cycle inside Dask's `sync`, kept this
+        frame and the chunk loop's alive, and with them its futures, until the garbage
+        collector ran: a cancelled job's finished tasks then stayed on the cluster."""
+        made = threading.Event()
+        future.add_done_callback(lambda _: made.set())
+        while not made.wait(WAIT_STEP):
+            self.check_cancelled()
         if future.status == "finished":
             self.client.replicate([future])
+
+    def release(self, futures: Sequence[Future]) -> None:
+        """Release the loop's futures as it ends, whichever way it ends, rather than when the
+        last reference goes: a reference cycle anywhere on the way out (an exception's
+        traceback holds every frame it passed) would keep their tasks, and the loaded data on
+        every worker, until the garbage collector ran."""
+        for future in futures:
+            future.release()
 
     def _wait_for_one(self, done: distributed.as_completed) -> bool:
         """Block until a future is ready (True), or none is left or a stop was asked (False);

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
+import threading
+import time
 
+import pytest
+from distributed import Client, LocalCluster
 from sqlalchemy import Engine
 
 from compute.context import JobContext
 from compute.intake import submit
 from jobstore.queries import get_job
 from jobstore.transitions import claim, succeed
+from runlab.errors import JobCancelled
+from tests.polling import wait_for
 
 PI = {"samples": 1000, "chunks": 2, "seed": 7}
 
@@ -65,3 +72,55 @@ def test_flush_due_of_a_fenced_out_attempt_marks_it_lost_and_raises_nothing(
     ctx.flush_due()
     assert ctx.lost.is_set()
     ctx.flush_due()  # and again, quietly
+
+
+GATE = threading.Event()  # holds the chunks after the first until the test ends
+
+
+def _slow_load(seconds: float) -> int:
+    time.sleep(seconds)  # longer than the driver's wait step: the driver waits more than once
+    return 1
+
+
+def _chunk(data: int, i: int, seed: object) -> int:
+    if i:
+        GATE.wait(30)
+    return data + i
+
+
+def test_a_cancelled_chunk_loop_leaves_no_task_on_the_cluster_without_the_garbage_collector(
+    engine: Engine,
+) -> None:
+    """Its futures are released as it ends, not when the last reference to them goes: an
+    exception's traceback in a reference cycle would otherwise hold them until a collection."""
+    submit(engine, "monte_carlo_pi", PI)
+    (lease,) = claim(engine, "r", lease_seconds=30)
+    GATE.clear()
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with (
+            LocalCluster(n_workers=2, processes=False, dashboard_address=":0") as cluster,
+            Client(cluster) as client,
+        ):
+            ctx = JobContext(engine, lease, client, stage_names=["sample"])
+
+            def add(i: int, value: int) -> None:
+                ctx.cancel_requested.set()  # the user cancels once the first chunk is in
+
+            with pytest.raises(JobCancelled):
+                ctx.map_chunks(
+                    _chunk, [(i,) for i in range(4)], seed=1, load=(_slow_load, (0.6,)), add=add
+                )
+
+            def left() -> int:
+                return int(
+                    client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+                )
+
+            wait_for(lambda: left() == 0, timeout=10, what="the cluster to drop the job's tasks")
+            GATE.set()
+    finally:
+        GATE.set()
+        if collecting:
+            gc.enable()
