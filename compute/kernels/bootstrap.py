@@ -84,11 +84,30 @@ def _block(data: np.ndarray, statistic: str, idx: np.ndarray, space: np.ndarray)
     return out
 
 
+Drawn = np.ndarray | list[float | None]  # a chunk as a worker sends it, or as a checkpoint kept it
+
+
 def resample(
     data: np.ndarray, statistic: str, size: int, seed: np.random.SeedSequence
 ) -> list[float | None]:
-    """One chunk: the statistic of `size` resamples drawn from `seed`'s own stream, in draw
-    order; None where the statistic is undefined (a correlation with a constant column).
+    """One chunk as the driver keeps it: `draws` as a list, None where undefined."""
+    return listed(draws(data, statistic, size, seed))
+
+
+def listed(drawn: Drawn) -> list[float | None]:
+    """A chunk's statistics as JSON takes them: None where the statistic is undefined (NaN)."""
+    if isinstance(drawn, list):
+        return drawn
+    return [v if math.isfinite(v) else None for v in drawn.tolist()]
+
+
+def draws(data: np.ndarray, statistic: str, size: int, seed: np.random.SeedSequence) -> np.ndarray:
+    """One chunk, the task a worker runs: the statistic of `size` resamples drawn from `seed`'s
+    own stream, in draw order; NaN where the statistic is undefined (a correlation with a
+    constant column).
+
+    An array, not a list: Dask sends a list item by item, and a chunk of 5,000 floats took
+    108 ms to send as a list against 0.7 ms as an array.
 
     Memory is reused: fresh multi-megabyte arrays on every block cost new pages each time,
     and ran three times slower on this machine.
@@ -107,4 +126,4 @@ def resample(
         idx = rng.integers(0, n, size=(m, n))
         out[done : done + m] = _block(data, statistic, idx, space)
         done += m
-    return [v if math.isfinite(v) else None for v in out.tolist()]
+    return out

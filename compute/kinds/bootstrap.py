@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,7 +22,7 @@ from compute import datasets
 from compute.context import JobContext
 from compute.datasets import Upload
 from compute.headline import Figure, Headline, Table
-from compute.kernels.bootstrap import prepared_upload, resample
+from compute.kernels.bootstrap import Drawn, draws, listed, prepared_upload
 from compute.registry import register
 from compute.seeds import Seed
 from runlab import format as fmt
@@ -480,9 +480,9 @@ def run(ctx: JobContext, p: BootstrapParams) -> dict[str, Any]:
     count = shown = 0
     last = -math.inf
 
-    def add(i: int, values: list[float | None]) -> None:
+    def add(i: int, drawn: Drawn) -> None:
         nonlocal count
-        so_far.extend(v for v in values if v is not None)
+        so_far.extend(v for v in listed(drawn) if v is not None)
         count += sizes[i]
 
     def show() -> None:
@@ -492,8 +492,10 @@ def run(ctx: JobContext, p: BootstrapParams) -> dict[str, Any]:
             running_interval(ctx, so_far, count, p.confidence)
 
     with ctx.stage("resample"):
+        # A chunk comes back as an array from a worker, or as the list a checkpoint kept.
+        kernel: Callable[..., Drawn] = draws
         done = ctx.map_chunks(
-            resample,
+            kernel,
             [(p.statistic, n) for n in sizes],
             seed=seed,
             load=(
@@ -501,13 +503,13 @@ def run(ctx: JobContext, p: BootstrapParams) -> dict[str, Any]:
                 (ctx.upload_source(), p.data.sha256, p.statistic, p.column, column_b),
             ),
             resume=lambda saved: resumable(saved, sizes, rows, p),
-            save=lambda i, values: {
+            save=lambda i, drawn: {
                 "n": sizes[i],
                 "rows": rows,
                 "of": len(sizes),
                 "seed": seed,
                 "statistic": p.statistic,
-                "values": values,
+                "values": listed(drawn),
             },
             add=add,
             show=show,
@@ -515,7 +517,7 @@ def run(ctx: JobContext, p: BootstrapParams) -> dict[str, Any]:
         if count != shown and len(so_far) > 1:  # the chart ends where the loop did
             running_interval(ctx, so_far, count, p.confidence)
     with ctx.stage("summarise"):
-        result = summarise(p, x, y, done, len(sizes))
+        result = summarise(p, x, y, {i: listed(c) for i, c in done.items()}, len(sizes))
         if result["undefined_resamples"]:
             ctx.log(
                 "warning",
