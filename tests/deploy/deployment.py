@@ -108,7 +108,7 @@ class Deployment:
 
     # --- the roles ---------------------------------------------------------------------------
 
-    def start_database(self) -> None:
+    def spawn_database(self) -> None:
         data = Path(tempfile.mkdtemp(prefix="pgdata-"))  # outside pytest's root-only folders
         self._pgdata = data
         shutil.chown(data, "postgres", "postgres")
@@ -126,6 +126,9 @@ class Deployment:
              "-c", "max_connections=200"],
             env={"PATH": os.environ.get("PATH", "")}, log="postgres", user="postgres",
         )  # fmt: skip
+
+    def database_answers(self) -> None:
+        """Once the server takes connections: its `runlab` database made."""
         admin = create_engine(
             f"postgresql+psycopg://postgres@{self.db.address}:5432/postgres",
             isolation_level="AUTOCOMMIT",
@@ -145,13 +148,16 @@ class Deployment:
         finally:
             admin.dispose()
 
-    def start_s3(self) -> None:
+    def spawn_s3(self) -> None:
         self.net.spawn(
             self.s3,
             [str(BIN / "moto_server"), "-H", self.s3.address, "-p", str(S3_PORT)],
             env=self.env(self.s3),
             log="s3",
         )
+
+    def s3_answers(self) -> None:
+        """Once the server answers: the artifacts bucket made."""
         wait_for(
             lambda: answers(f"{self.s3_endpoint}/moto-api/"),
             timeout=START_SECONDS,
@@ -223,12 +229,16 @@ class Deployment:
             )
 
     def start(self) -> None:
-        """Every role, in the order a team brings them up."""
-        self.start_database()
-        self.start_s3()
+        """Every role, in the order a team brings them up. The database, the bucket, the
+        scheduler and the workers depend on none of each other: they start together, and the
+        roles after them once all four answer."""
+        self.spawn_database()
+        self.spawn_s3()
         self.start_scheduler()
         for w in self.workers:
             self.start_worker(w)
+        self.database_answers()
+        self.s3_answers()
         self.workers_joined(len(self.workers))
         # The migration role, run once before the rest; runners and web apps would upgrade too.
         self.run_unit(self.runners[0], "runlab-migrate.service")
