@@ -24,10 +24,11 @@ new tab:  a succeeded π job's page (`/job?id=…`, its Result tab: a headline a
           page's mark is its text. For reference, timed in the same turns: the same bare
           page at a page's own address (`/page`: Streamlit's browser code first looks for its
           server under that path, a round trip and a 0.1 s retry that every page but the
-          home page pays), Streamlit's own elements of a job's page alone (`/elements`: a
-          sidebar link, a title, a caption, metrics, a progress bar and tabs, with none of
-          Runlab's code), a failed job's page (the same page without a chart) and /runners
-          (the sidebar, and charts). Target: median /job headline ÷ median bare page <= 1.3.
+          home page pays), a page of the headline's one metric (`/metric`), Streamlit's own
+          elements of a job's page alone (`/elements`: a sidebar link, a title, a caption,
+          metrics, a progress bar and tabs, with none of Runlab's code), a failed job's page
+          (the same page without a chart) and /runners (the sidebar, and charts).
+          Target: median /job headline ÷ median bare page <= 1.3.
 /jobs:    the million-job store of `bench_history.py` (the same seed, its file or schema), and
           its timing: from a click on the sidebar's Jobs link until the history's rows are
           painted, 10 times after one not counted. Target: median <= 1 s.
@@ -77,6 +78,8 @@ TARGET_RATIO = 1.3
 TARGET_JOBS_S = bench_history.TARGET_PAGE_S
 LEASE_SECONDS = 600.0  # the benchmark's writes renew it; no runner reaps the job meanwhile
 BARE_PAGE = 'import streamlit as st\nst.write("x")\n'
+# The headline's one metric, alone on a page of its own.
+METRIC_PAGE = 'import streamlit as st\nst.metric("Estimate of π", "3.14159")\n'
 # Streamlit's own elements, in the kinds and order a finished job's page sends them before its
 # headline, with none of Runlab's code: what Streamlit alone costs a page like /job. Most element
 # kinds are scripts of their own that a new tab loads and runs before it draws them.
@@ -229,7 +232,8 @@ def finished_jobs(url: str) -> tuple[str, str]:
 @contextmanager
 def bare_server(folder: Path) -> Iterator[str]:
     """`streamlit run` of a page that writes one word, with the app's own settings; the same
-    page at `/page` too, and Streamlit's own elements of a job's page at `/elements`."""
+    page at `/page` too; one metric at `/metric`; Streamlit's own elements of a job's page at
+    `/elements`."""
     site = folder / "bare"
     (site / ".streamlit").mkdir(parents=True)
     (site / "pages").mkdir()
@@ -237,6 +241,7 @@ def bare_server(folder: Path) -> Iterator[str]:
     (site / "bare.py").write_text(BARE_PAGE)
     (site / "pages" / "page.py").write_text(BARE_PAGE)
     (site / "pages" / "elements.py").write_text(ELEMENTS_PAGE)
+    (site / "pages" / "metric.py").write_text(METRIC_PAGE)
 
     def command(port: int) -> list[str]:
         return [
@@ -282,6 +287,7 @@ def new_tabs(url: str, folder: Path, loads: int) -> Tabs:
             "job": (f"{base}/job?id={succeeded}", JOB_MARKS),
             "bare": (f"{bare}/", BARE_MARKS),
             "bare_page": (f"{bare}/page", BARE_MARKS),
+            "metric": (f"{bare}/metric", JOB_MARKS_HEADLINE),
             "elements": (f"{bare}/elements", JOB_MARKS_HEADLINE),
             "failed": (f"{base}/job?id={failed}", FAILED_MARKS),
             "runners": (f"{base}/runners", RUNNERS_MARKS),
@@ -348,11 +354,13 @@ class Figures:
             chart = self.tabs.ratio(self.tabs.marks("job", "chart"))
             page = self.tabs.ratio(self.tabs.marks("bare_page", "text"))
             alone = self.tabs.ratio(self.tabs.marks("elements", "headline"))
+            metric = self.tabs.ratio(self.tabs.marks("metric", "headline"))
             said.append(
                 f"/job opened in a new tab (its headline shown) {opened:.2f}× a bare page "
                 f"(target ≤ {TARGET_RATIO}×: {verdict(opened <= TARGET_RATIO)}), its chart "
-                f"drawn at {chart:.2f}×; the bare page at a page's address {page:.2f}×, "
-                f"Streamlit's own elements of /job alone {alone:.2f}×"
+                f"drawn at {chart:.2f}×; the bare page at a page's address {page:.2f}×, one "
+                f"metric alone there {metric:.2f}×, Streamlit's own elements of /job alone "
+                f"{alone:.2f}×"
             )
         if self.history:
             jobs = statistics.median(self.history)
@@ -393,6 +401,7 @@ def run(
             rows = [
                 ("bare page (st.write), its text", tabs.marks("bare", "text")),
                 ("… the same at a page's address (/page)", tabs.marks("bare_page", "text")),
+                ("… one metric alone (/metric)", tabs.marks("metric", "headline")),
                 ("Streamlit's elements of /job alone", tabs.marks("elements", "headline")),
                 ("/job of a succeeded π job, its headline", tabs.marks("job", "headline")),
                 ("… its chart, sent after the headline", tabs.marks("job", "chart")),
