@@ -32,10 +32,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
 from jobstore import queues
-from jobstore.queues import CLAIM_ORDER
 from jobstore.engine import db_now, is_postgres, reading
 from jobstore.ledger import NOTIFY_CHANNEL, events_t, notify
 from jobstore.models import Job, JobStage, StageStatus, Status, table_of
+from jobstore.queues import CLAIM_ORDER
 from runlab.errors import InvalidParams, JobNotFound
 from runlab.text import bad_character
 
@@ -209,10 +209,7 @@ def insert_jobs(
         conn.execute(insert(stages_t), stages)
     conn.execute(
         _INSERT_SUBMITTED,
-        [
-            {"job_id": job_id, **_submitted(j)}
-            for job_id, j in zip(ids, new, strict=True)
-        ],
+        [{"job_id": job_id, **_submitted(j)} for job_id, j in zip(ids, new, strict=True)],
     )
     return public_ids
 
