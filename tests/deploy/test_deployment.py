@@ -6,9 +6,7 @@ deployment, and the last checks the store's invariants.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import multiprocessing
 import os
 import re
 import subprocess
@@ -19,13 +17,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from sqlalchemy import text
 
 from compute import intake
-from compute.kernels.monte_carlo_pi import count_inside
-from compute.kinds.monte_carlo_pi import chunk_sizes
 from jobstore import queries
 from jobstore.models import Status
 from jobstore.views import JobDetail
@@ -33,42 +28,17 @@ from runlab.versions import software_versions
 from tests.deploy.deployment import BIN, ROOT, Deployment
 from tests.deploy.hosts import Host, on
 from tests.polling import wait_for
-from tests.runner.helpers import older_runlab
+from tests.runner.helpers import counted, idle_pool, older_runlab
 
 MIXED = 40
-
-
-def _lowest_priority() -> None:
-    """Nice 19, in a session of its own: where the kernel groups processes by session
-    (autogroup), a nice value weighs only against the same session's, and each role of the
-    deployment has a session of its own, so the session's own weight is lowered too."""
-    os.setsid()
-    with contextlib.suppress(OSError):
-        Path("/proc/self/autogroup").write_text("19")
-    os.nice(19)
 
 
 @pytest.fixture(scope="module")
 def kernels() -> Iterator[ProcessPoolExecutor]:
     """Two processes that count the π jobs' expected points while the scenarios run, on what
     CPU the deployment leaves idle (nice 19): never in the way of its heartbeats and leases."""
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(2, mp_context=spawn, initializer=_lowest_priority) as pool:
+    with idle_pool() as pool:
         yield pool
-
-
-def expected_inside(
-    pool: ProcessPoolExecutor, samples: int, chunks: int, seed: int
-) -> Callable[[], int]:
-    """The π kernel's count for a plan, without Dask or the store (as
-    tests.runner.helpers.expected_inside), started at once in `pool`, chunk by chunk: call the
-    result for the count."""
-    seeds = np.random.SeedSequence(seed).spawn(chunks)
-    counts = [
-        pool.submit(count_inside, n, s)
-        for n, s in zip(chunk_sizes(samples, chunks), seeds, strict=True)
-    ]
-    return lambda: sum(c.result() for c in counts)
 
 
 def finished(deployment: Deployment, ids: list[str], timeout: float) -> list:
@@ -172,7 +142,7 @@ def test_a_runner_cut_off_loses_its_job_to_the_other_which_resumes_it_from_the_b
     deployment: Deployment, kernels: ProcessPoolExecutor
 ) -> None:
     params = {"samples": 1_500_000_000, "chunks": 30, "seed": 77}
-    expected = expected_inside(kernels, **params)
+    expected = counted(kernels, **params)
     job, under_way = a_fifth_done(deployment, params)
     cut_name = runner_host(under_way.attempts[-1].runner_id)
     cut = deployment.net.hosts[cut_name]
@@ -213,7 +183,7 @@ def test_a_runner_cut_off_from_the_scheduler_alone_hands_its_job_back(
     """Its store still answers: the runner itself sees its Dask client lose the scheduler,
     and gives the job back to the queue, uncharged, for a runner that has one."""
     params = {"samples": 1_500_000_000, "chunks": 30, "seed": 83}
-    expected = expected_inside(kernels, **params)
+    expected = counted(kernels, **params)
     job, under_way = a_fifth_done(deployment, params)
     cut = deployment.net.hosts[runner_host(under_way.attempts[-1].runner_id)]
     deployment.net.split(cut, deployment.scheduler)
@@ -240,7 +210,7 @@ def test_a_worker_host_lost_mid_job_leaves_the_job_to_succeed_bit_identical(
     deployment: Deployment, kernels: ProcessPoolExecutor
 ) -> None:
     params = {"samples": 1_500_000_000, "chunks": 30, "seed": 91}
-    expected = expected_inside(kernels, **params)
+    expected = counted(kernels, **params)
     job, _ = a_fifth_done(deployment, params)
     lost = deployment.workers[1]
     deployment.net.kill(lost)  # the host goes, with its nanny and worker
@@ -261,7 +231,7 @@ def test_a_restarted_scheduler_is_rejoined_by_the_runners_and_every_job_succeeds
 ) -> None:
     runs = [{"samples": 1_500_000_000, "chunks": 30, "seed": 100 + i} for i in range(3)]
     jobs = [submit(deployment, "monte_carlo_pi", params) for params in runs]
-    expected = [expected_inside(kernels, **params) for params in runs]
+    expected = [counted(kernels, **params) for params in runs]
     job_when(
         deployment,
         jobs[0],

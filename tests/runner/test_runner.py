@@ -2,55 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
-import numpy as np
 import psutil
 import pytest
 from sqlalchemy import Engine, func, select
 
 from compute import intake
-from compute.kinds.monte_carlo_pi import chunk_sizes, count_inside
 from jobstore import queries
 from jobstore.models import JobEvent, JobMetric, Status
 from tests.conftest import on_sqlite_only
 from tests.polling import wait_for
-from tests.runner.helpers import assert_sound, pi_under_way, watch
-
-
-def _lowest_priority() -> None:
-    """Nice 19, in a session of its own: where the kernel groups processes by session
-    (autogroup), a nice value weighs only against the same session's, and the runner has a
-    session of its own, so the session's own weight is lowered too."""
-    os.setsid()
-    with contextlib.suppress(OSError):
-        Path("/proc/self/autogroup").write_text("19")
-    os.nice(19)
-
-
-@contextlib.contextmanager
-def counted_meanwhile(samples: int, chunks: int, seed: int) -> Iterator[Callable[[], int]]:
-    """The π kernel's count for a plan, without Dask or the store, counted chunk by chunk in
-    two processes on the CPU the runner leaves idle, while the test goes on: call what this
-    yields for the count."""
-    seeds = np.random.SeedSequence(seed).spawn(chunks)
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(2, mp_context=spawn, initializer=_lowest_priority) as pool:
-        counts = [
-            pool.submit(count_inside, n, s)
-            for n, s in zip(chunk_sizes(samples, chunks), seeds, strict=True)
-        ]
-        try:
-            yield lambda: sum(c.result() for c in counts)
-        finally:
-            for c in counts:
-                c.cancel()
+from tests.runner.helpers import assert_sound, counted_meanwhile, pi_under_way, watch
 
 
 def test_driver_exception_fails_the_job_and_the_runner_goes_on(engine, start_runner):

@@ -5,61 +5,24 @@ It restarts the machine's own server, so it runs under CI=true only.
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
-import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
-import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
 
 from compute import intake
-from compute.kernels.monte_carlo_pi import count_inside
-from compute.kinds.monte_carlo_pi import chunk_sizes
 from jobstore import queries
 from jobstore.models import Status
 from tests.conftest import IN_CI, PG_ADMIN_URL
 from tests.polling import wait_for
-from tests.runner.helpers import assert_sound
+from tests.runner.helpers import assert_sound, counted_meanwhile
 
 pytestmark = [
+    pytest.mark.alone,
     pytest.mark.skipif(not IN_CI, reason="restarts the machine's PostgreSQL: CI=true only"),
     pytest.mark.parametrize("db_url", ["postgres"], indirect=True),
 ]
-
-
-def _lowest_priority() -> None:
-    """Nice 19, in a session of its own: where the kernel groups processes by session
-    (autogroup), a nice value weighs only against the same session's, and the runner has a
-    session of its own, so the session's own weight is lowered too."""
-    os.setsid()
-    with contextlib.suppress(OSError):
-        Path("/proc/self/autogroup").write_text("19")
-    os.nice(19)
-
-
-@contextlib.contextmanager
-def counted_meanwhile(samples: int, chunks: int, seed: int) -> Iterator[Callable[[], int]]:
-    """The π kernel's count for a plan (as tests.runner.helpers.expected_inside), counted
-    chunk by chunk in two processes on the CPU the runner leaves idle, while the test goes on:
-    call what this yields for the count."""
-    seeds = np.random.SeedSequence(seed).spawn(chunks)
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(2, mp_context=spawn, initializer=_lowest_priority) as pool:
-        counts = [
-            pool.submit(count_inside, n, s)
-            for n, s in zip(chunk_sizes(samples, chunks), seeds, strict=True)
-        ]
-        try:
-            yield lambda: sum(c.result() for c in counts)
-        finally:
-            for c in counts:
-                c.cancel()
 
 
 def server_cluster(port: int = 5432) -> tuple[str, str]:
