@@ -19,19 +19,20 @@ run: install
 
 # The slowest tests are listed at the end of every run, to keep the suite short.
 PYTEST_ARGS ?= --durations=25
-# Test processes at once. Most tests wait on processes of their own (runners, Dask, Chromium),
-# so two share two cores well: 19 minutes in one process, 13 in two.
+# Test processes at once. Most tests wait on processes of their own (runners, Dask), so two
+# share two cores well.
 TEST_WORKERS ?= 2
 
-# First every test but those marked `alone`, in TEST_WORKERS processes; then those, by
-# themselves, since they restart a server the others use. pytest exits 5 when it collected no
-# tests: that must fail, not pass quietly.
+# First the tests of the store, the runners, the pages and the CLI, in TEST_WORKERS processes;
+# then, in one process, the browser tests (e2e) and those marked `serial` (a server restarted
+# under the others, a deployment's leases), whose waits are on a browser's or a cluster's pace.
+# pytest exits 5 when it collected no tests: that must fail, not pass quietly.
 test: install
-	@$(BIN)/pytest -n $(TEST_WORKERS) -m "not alone" $(PYTEST_ARGS); code=$$?; \
+	@$(BIN)/pytest -n $(TEST_WORKERS) -m "not serial and not e2e" $(PYTEST_ARGS); code=$$?; \
 	if [ $$code -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; \
 	if [ $$code -ne 0 ]; then exit $$code; fi; \
-	$(BIN)/pytest -m alone $(PYTEST_ARGS); code=$$?; \
-	if [ $$code -eq 5 ]; then echo "no test marked alone was collected" >&2; exit 1; fi; \
+	$(BIN)/pytest -m "serial or e2e" $(PYTEST_ARGS); code=$$?; \
+	if [ $$code -eq 5 ]; then echo "no browser or serial test was collected" >&2; exit 1; fi; \
 	exit $$code
 
 lint: install

@@ -30,6 +30,10 @@ from tests.deploy.hosts import Host, on
 from tests.polling import wait_for
 from tests.runner.helpers import counted, idle_pool, older_runlab
 
+# Its scenarios wait on leases, heartbeats and timeouts of the deployment's own: they run after
+# the other tests, in one process (`make test`).
+pytestmark = pytest.mark.serial
+
 MIXED = 40
 
 

@@ -19,7 +19,7 @@ from tests.polling import wait_for
 from tests.runner.helpers import assert_sound, counted_meanwhile
 
 pytestmark = [
-    pytest.mark.alone,
+    pytest.mark.serial,
     pytest.mark.skipif(not IN_CI, reason="restarts the machine's PostgreSQL: CI=true only"),
     pytest.mark.parametrize("db_url", ["postgres"], indirect=True),
 ]
