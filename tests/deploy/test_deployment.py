@@ -146,11 +146,12 @@ def test_a_runner_cut_off_loses_its_job_to_the_other_which_resumes_it_from_the_b
     deployment: Deployment, kernels: ProcessPoolExecutor
 ) -> None:
     params = {"samples": 1_500_000_000, "chunks": 30, "seed": 77}
-    expected = counted(kernels, **params)
     job, under_way = a_fifth_done(deployment, params)
     cut_name = runner_host(under_way.attempts[-1].runner_id)
     cut = deployment.net.hosts[cut_name]
     deployment.net.cut(cut)
+    # Counted from here on, not before: the count's processes must not slow the cut itself.
+    expected = counted(kernels, **params)
     try:
         final = job_when(
             deployment, job, lambda j: j.status.terminal, timeout=240, what="the job to end"
@@ -187,10 +188,10 @@ def test_a_runner_cut_off_from_the_scheduler_alone_hands_its_job_back(
     """Its store still answers: the runner itself sees its Dask client lose the scheduler,
     and gives the job back to the queue, uncharged, for a runner that has one."""
     params = {"samples": 1_500_000_000, "chunks": 30, "seed": 83}
-    expected = counted(kernels, **params)
     job, under_way = a_fifth_done(deployment, params)
     cut = deployment.net.hosts[runner_host(under_way.attempts[-1].runner_id)]
     deployment.net.split(cut, deployment.scheduler)
+    expected = counted(kernels, **params)
     try:
         handed = job_when(
             deployment,
@@ -214,10 +215,10 @@ def test_a_worker_host_lost_mid_job_leaves_the_job_to_succeed_bit_identical(
     deployment: Deployment, kernels: ProcessPoolExecutor
 ) -> None:
     params = {"samples": 1_500_000_000, "chunks": 30, "seed": 91}
-    expected = counted(kernels, **params)
     job, _ = a_fifth_done(deployment, params)
     lost = deployment.workers[1]
     deployment.net.kill(lost)  # the host goes, with its nanny and worker
+    expected = counted(kernels, **params)
 
     final = job_when(deployment, job, lambda j: j.status.terminal, timeout=240, what="its end")
 
@@ -235,7 +236,6 @@ def test_a_restarted_scheduler_is_rejoined_by_the_runners_and_every_job_succeeds
 ) -> None:
     runs = [{"samples": 1_500_000_000, "chunks": 30, "seed": 100 + i} for i in range(3)]
     jobs = [submit(deployment, "monte_carlo_pi", params) for params in runs]
-    expected = [counted(kernels, **params) for params in runs]
     job_when(
         deployment,
         jobs[0],
@@ -245,6 +245,7 @@ def test_a_restarted_scheduler_is_rejoined_by_the_runners_and_every_job_succeeds
     )
     sched = deployment.scheduler
     deployment.net.kill(sched)
+    expected = [counted(kernels, **params) for params in runs]
     for runner in deployment.runners:
         wait_for(
             lambda r=runner: re.search(r"lost its (Dask )?scheduler", deployment.runner_log(r)),

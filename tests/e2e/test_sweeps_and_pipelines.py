@@ -175,14 +175,14 @@ def test_a_grid_sweep_from_the_form_runs_sorts_extends_and_reruns_its_failures(
     assert added == {0.7}
     watch_until(page, 56, SWEEP_TIMEOUT)
 
-    # A failure, forced by a timeout one point cannot meet (10⁹ paths take most of a minute on
-    # a core) and the other meets with room to spare on a loaded machine, and the re-run of
-    # only that one.
+    # A failure, forced by a timeout one point cannot meet and the other meets with room to
+    # spare on a loaded machine, and the re-run of only that one. An Asian call of 10⁸ paths of
+    # 252 dates is minutes of both cores; a European call of 10⁹ paths took under 10 s.
     failing = intake.submit_sweep(
         engine,
         "option_pricing",
-        {"seed": 5},
-        {"paths": "1000,1000000000"},
+        {"seed": 5, "option_type": "asian_call", "steps": 252},
+        {"paths": "1000,100000000"},
         name="Timed out",
         timeout_seconds=10,
         max_attempts=1,
