@@ -35,7 +35,6 @@ from jobstore import queues
 from jobstore.engine import db_now, is_postgres, reading
 from jobstore.ledger import NOTIFY_CHANNEL, events_t, notify
 from jobstore.models import Job, JobStage, StageStatus, Status, table_of
-from jobstore.queues import CLAIM_ORDER
 from runlab.errors import InvalidParams, JobNotFound
 from runlab.text import bad_character
 
@@ -265,9 +264,7 @@ def _one_statement() -> Select[Any]:
     """`_enqueue_in_one_statement`'s statement, built once so that SQLAlchemy compiles it
     once: its values are all bound parameters."""
     queue, owner = bindparam("queue", type_=String), bindparam("owner", type_=String)
-    waiting = (jobs.c.status == Status.QUEUED, jobs.c.queue == queue)
-    last = select(func.max(jobs.c.turn)).where(*waiting, jobs.c.owner == owner)
-    head = select(jobs.c.turn).where(*waiting).order_by(*CLAIM_ORDER).limit(1)
+    head, last = queues.turn_bounds(queue, owner)
     # As in `queues.next_turns`: after the owner's last waiting job, never before the head.
     turn = func.greatest(
         func.coalesce(head.scalar_subquery(), 0),

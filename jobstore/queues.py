@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    Select,
     and_,
     bindparam,
     case,
@@ -86,20 +87,21 @@ def running_counts(conn: Connection, queues: Iterable[str]) -> dict[str, int]:
     return {q: int(n) for q, n in rows}
 
 
+def turn_bounds(queue: Any, owner: Any) -> tuple[Select[Any], Select[Any]]:
+    """What a new job's turn is placed by: the turn at the head of `queue`, and the owner's
+    last waiting turn in it (each NULL if none). `queue` and `owner` are values or bound
+    parameters."""
+    waiting = (jobs.c.status == Status.QUEUED, jobs.c.queue == queue)
+    head = select(jobs.c.turn).where(*waiting).order_by(*CLAIM_ORDER).limit(1)
+    last = select(func.max(jobs.c.turn)).where(*waiting, jobs.c.owner == owner)
+    return head, last
+
+
 def next_turns(conn: Connection, queue: str, owner: str, count: int) -> list[int]:
     """The turns of an owner's `count` new jobs in `queue`: after the owner's last waiting one,
     and never before the head of the queue."""
-    last = conn.execute(
-        select(func.max(jobs.c.turn)).where(
-            jobs.c.status == Status.QUEUED, jobs.c.queue == queue, jobs.c.owner == owner
-        )
-    ).scalar()
-    head = conn.execute(
-        select(jobs.c.turn)
-        .where(jobs.c.status == Status.QUEUED, jobs.c.queue == queue)
-        .order_by(*CLAIM_ORDER)
-        .limit(1)
-    ).scalar()
+    head_q, last_q = turn_bounds(queue, owner)
+    head, last = conn.execute(select(head_q.scalar_subquery(), last_q.scalar_subquery())).one()
     first = max(head or 0, -1 if last is None else last + 1)
     return list(range(first, first + count))
 
