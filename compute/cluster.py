@@ -196,8 +196,31 @@ def spawn_without_main() -> None:
         del main.__file__
 
 
+worker_log = logging.getLogger("distributed.worker")
+HEARTBEAT_FAILED = "Failed to communicate with scheduler during heartbeat"
+
+
+class HeartbeatCutByClose(logging.Filter):
+    """Drops the error of a heartbeat that the worker's own close cut short.
+
+    A closing worker shuts its connections while a heartbeat may still be waiting for the
+    scheduler's reply, and Dask logs the closed stream as an error with its traceback: in the
+    runner's log of a clean stop, it reads as a crash. A heartbeat failing while the worker is
+    running is still logged.
+    """
+
+    def __init__(self, worker: Worker) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        closing = self.worker.status in (Status.closing, Status.closed)
+        return not (closing and record.getMessage().startswith(HEARTBEAT_FAILED))
+
+
 def dask_setup(worker: Worker) -> None:
-    """Run by Dask in each LocalCluster worker process as it starts: ignore SIGTERM and SIGINT.
+    """Run by Dask in each LocalCluster worker process as it starts: ignore SIGTERM and SIGINT,
+    and leave out of the log the heartbeat that the worker's close cuts short.
 
     The workers share the runner's process group, so systemd, `docker stop` or Ctrl-C in a
     terminal signal them with the runner. Killed at once, their nannies would start them again
@@ -208,3 +231,4 @@ def dask_setup(worker: Worker) -> None:
     """
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    worker_log.addFilter(HeartbeatCutByClose(worker))
