@@ -250,6 +250,7 @@ class Runner:
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         beat.start()
         threading.Thread(target=self._flush_loop, name="flush", daemon=True).start()
+        threading.Thread(target=self._reap_loop, name="reaper", daemon=True).start()
         for i in range(self.concurrency):
             threading.Thread(target=self._job_thread, name=f"job-{i}", daemon=True).start()
         if is_postgres(self.engine):
@@ -750,7 +751,6 @@ class Runner:
                 self._db_trouble("heartbeat")
                 continue
             self._db_ok()
-            self._reap()
             self._watch_workers(held, workers)
             for lease, ctx in held:
                 if ctx is None:
@@ -771,9 +771,16 @@ class Runner:
                 if r.ctx is not None:
                     r.ctx.flush_due()
 
+    def _reap_loop(self) -> None:
+        """Every runner is also a reaper, at its heartbeat's pace but on a thread of its own:
+        a reaper's write can wait on a row that a runner cut off mid-transaction still holds
+        locked, and the heartbeat that keeps this runner's own leases must not wait with it."""
+        while not self._closed.wait(self.settings.heartbeat_seconds):
+            self._reap()
+
     def _reap(self) -> None:
-        """Every runner is also a reaper: jobs of runners that went silent come back here. And
-        it ages the waiting jobs, so that none waits past the bound `jobstore.queues` states."""
+        """Jobs of runners that went silent come back here. And it ages the waiting jobs, so
+        that none waits past the bound `jobstore.queues` states."""
         try:
             reaped = transitions.reap(self.engine, backoff_base=self.settings.retry_backoff_seconds)
             queues.age(self.engine, self.settings.aging_seconds)

@@ -29,6 +29,17 @@ SQLITE_BUSY_SECONDS = 30.0  # unless the URL says otherwise: sqlite:///runlab.db
 SQLITE_BUSY_MAX = 3600.0
 RECYCLE_SECONDS = 300  # a connection's life in a pool without pre-ping (see `make_engine`)
 READONLY = "runlab_readonly"
+# On PostgreSQL, how long a session may sit inside a transaction between two statements before
+# the server ends it. A runner cut off from the network mid-transaction keeps its row locks until
+# the server notices it is gone, which without this takes as long as TCP's own timeouts (minutes,
+# or hours for an idle socket); meanwhile a cancel on that job waits. Runlab's transactions go
+# from one statement to the next without pausing, so only a client that is gone reaches it.
+IDLE_IN_TRANSACTION_SECONDS = 60
+# And the server's TCP keepalives on each session: a peer silent this long is probed, and given
+# up after a few probes, so that a vanished client's session does not wait on a dead socket.
+KEEPALIVE_IDLE_SECONDS = 30
+KEEPALIVE_INTERVAL_SECONDS = 10
+KEEPALIVE_PROBES = 3
 _MIGRATE_LOCK = threading.Lock()
 
 
@@ -54,7 +65,7 @@ def make_engine(url: str, *, pre_ping: bool = True) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(
+    engine = create_engine(
         parsed,
         pool_pre_ping=pre_ping,
         # Without the ping, connections are renewed every few minutes all the same, before a
@@ -64,6 +75,26 @@ def make_engine(url: str, *, pre_ping: bool = True) -> Engine:
         max_overflow=20,
         json_serializer=jsonb.dumps,
     )
+    _setup_postgres(engine)
+    return engine
+
+
+def _setup_postgres(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Session settings, not startup options: a pooler in front of the server may refuse
+        # those. SET outside a transaction, so that it holds for the session.
+        autocommit = dbapi_conn.autocommit
+        dbapi_conn.autocommit = True
+        try:
+            dbapi_conn.execute(
+                f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_SECONDS}s';"
+                f"SET tcp_keepalives_idle = {KEEPALIVE_IDLE_SECONDS};"
+                f"SET tcp_keepalives_interval = {KEEPALIVE_INTERVAL_SECONDS};"
+                f"SET tcp_keepalives_count = {KEEPALIVE_PROBES}"
+            )
+        finally:
+            dbapi_conn.autocommit = autocommit
 
 
 def for_runner(engine: Engine) -> Engine:

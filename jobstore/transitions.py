@@ -710,7 +710,20 @@ def reap(engine: Engine, *, backoff_base: float = 5.0, limit: int = 100) -> list
     if not rows:
         return out
     with engine.begin() as conn:
+        # On PostgreSQL, a row still locked by a writer is left for a later pass: its writer
+        # may be a runner cut off mid-transaction, whose session the server ends only after
+        # `engine.IDLE_IN_TRANSACTION_SECONDS`. SQLite writes no FOR UPDATE: this transaction
+        # holds the whole file's write lock.
+        free = set(
+            conn.execute(
+                select(jobs.c.id)
+                .where(jobs.c.id.in_([r.id for r in rows]), jobs.c.status == Status.RUNNING, lapsed)
+                .with_for_update(skip_locked=True)
+            ).scalars()
+        )
         for r in rows:
+            if r.id not in free:
+                continue
             why = f"lease lapsed on runner {r.runner_id} (attempt {r.attempt} of {r.max_attempts})"
             try:
                 if r.cancel_requested or r.attempt >= r.max_attempts:

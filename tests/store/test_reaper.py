@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from compute.intake import submit
-from jobstore.engine import database_time, reading
+from jobstore.engine import (
+    IDLE_IN_TRANSACTION_SECONDS,
+    KEEPALIVE_IDLE_SECONDS,
+    database_time,
+    reading,
+)
 from jobstore.models import Job, JobEvent, StageStatus, Status
 from jobstore.queries import get_job
 from jobstore.reports import Report, StageUpdate, report
 from jobstore.transitions import backoff_seconds, claim, reap, request_cancel
 from runlab.errors import LostJob
+from tests.conftest import on_postgres_only
 from tests.polling import wait_for
 
 RUNNER = "runner-r"
@@ -96,3 +104,34 @@ def test_backoff_doubles_with_jitter_and_a_cap(attempt: int) -> None:
     for _ in range(50):
         assert 0.5 * full <= backoff_seconds(attempt, 5.0) <= full
     assert backoff_seconds(30, 5.0) <= 600.0
+
+
+@on_postgres_only
+def test_a_row_locked_by_another_session_is_left_for_a_later_pass(engine: Engine) -> None:
+    """As by a runner cut off mid-transaction: the reaper takes the other lapsed jobs at once,
+    and the locked one once the lock is gone."""
+    locked_id = submit(engine, "demo_stages", {})
+    other_id = submit(engine, "demo_stages", {})
+    claim(engine, RUNNER, limit=2, lease_seconds=SHORT)
+    holder = engine.connect()
+    holder.begin()
+    holder.execute(select(Job.id).where(Job.public_id == locked_id).with_for_update()).one()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        try:
+            first = pool.submit(reap_until_some, engine, backoff_base=0).result(timeout=20)
+        finally:
+            holder.rollback()
+            holder.close()
+    assert [r.public_id for r in first] == [other_id]
+    [then] = reap_until_some(engine, backoff_base=0)
+    assert then.public_id == locked_id
+    assert get_job(engine, locked_id).status is Status.QUEUED
+
+
+@on_postgres_only
+def test_the_server_ends_a_session_left_idle_inside_a_transaction(engine: Engine) -> None:
+    with engine.connect() as conn:
+        shown = conn.execute(text("SHOW idle_in_transaction_session_timeout")).scalar_one()
+        keepalive = conn.execute(text("SHOW tcp_keepalives_idle")).scalar_one()
+    assert shown == f"{IDLE_IN_TRANSACTION_SECONDS // 60}min"
+    assert keepalive == str(KEEPALIVE_IDLE_SECONDS)
