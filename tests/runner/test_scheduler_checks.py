@@ -23,7 +23,7 @@ def running(cluster: Cluster, name: str) -> bool:
 )
 def test_a_check_runs_only_when_its_timeout_is_set(config: dict, kept: set[str]) -> None:
     with dask.config.set(config):
-        cluster = connect(n_workers=1, dashboard="")
+        cluster = connect(n_workers=1, dashboard="127.0.0.1:0")
     try:
         for name in CHECKS:
             if name in kept:
